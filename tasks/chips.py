@@ -1,0 +1,51 @@
+"""Per-target facts that ESP-IDF v5.3's Kconfig decides and esptool does not know.
+
+Flash frequencies follow components/esptool_py/Kconfig.projbuild; the build checks that every
+rendered option took effect, so a wrong entry here surfaces as a named option, not a silent drop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["CHIPS", "FLASH_MODES", "FLASH_SIZES", "TARGETS", "Chip"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Chip:
+    target: str
+    family: str  # as esp-web-tools and ESPHome name it ("ESP32-C3")
+    flash_freqs: tuple[str, ...]  # Kconfig ESPTOOLPY_FLASHFREQ_<N>M choices, fastest first
+    default_freq: str
+    has_wifi: bool
+
+
+def _chip(target: str, family: str, freqs: str, default: str, *, wifi: bool = True) -> Chip:
+    return Chip(
+        target=target,
+        family=family,
+        flash_freqs=tuple(freqs.split()),
+        default_freq=default,
+        has_wifi=wifi,
+    )
+
+
+CHIPS: dict[str, Chip] = {
+    chip.target: chip
+    for chip in (
+        _chip("esp32", "ESP32", "80m 40m 26m 20m", "40m"),
+        _chip("esp32s2", "ESP32-S2", "80m 40m 26m 20m", "80m"),
+        _chip("esp32s3", "ESP32-S3", "120m 80m 40m 20m", "80m"),
+        _chip("esp32c2", "ESP32-C2", "60m 30m 20m 15m", "60m"),
+        _chip("esp32c3", "ESP32-C3", "80m 40m 26m 20m", "80m"),
+        _chip("esp32c6", "ESP32-C6", "80m 40m 20m", "80m"),
+        # H2 and P4 have no radio for Wi-Fi; protocol_examples_common falls back to Ethernet.
+        _chip("esp32h2", "ESP32-H2", "64m 32m 16m", "64m", wifi=False),
+        _chip("esp32p4", "ESP32-P4", "80m 40m 20m", "80m", wifi=False),
+    )
+}
+
+TARGETS: tuple[str, ...] = tuple(CHIPS)
+FLASH_MODES: tuple[str, ...] = ("qio", "qout", "dio", "dout")
+# ESPTOOLPY_FLASHSIZE choices, as gen_esp32part's --flash-size takes them.
+FLASH_SIZES: tuple[str, ...] = ("1MB", "2MB", "4MB", "8MB", "16MB", "32MB", "64MB", "128MB")

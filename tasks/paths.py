@@ -1,0 +1,49 @@
+"""Every file this project reads or writes, as a pure function of the project directory.
+
+No other module spells a path under build/ or certs/.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["TEMPLATES", "Paths"]
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+@dataclass(frozen=True, slots=True)
+class Paths:
+    root: Path  # the folder holding project.yaml
+
+    @property
+    def project_yaml(self) -> Path:
+        return self.root / "project.yaml"
+
+    @property
+    def build(self) -> Path:
+        return self.root / "build"
+
+    @property
+    def dep_file(self) -> Path:
+        return self.root / ".doit.db"
+
+    @property
+    def generated(self) -> Path:
+        return self.build / "generated"
+
+    @property
+    def partitions_csv(self) -> Path:
+        return self.generated / "partitions.csv"
+
+    @property
+    def partition_table_bin(self) -> Path:
+        return self.generated / "partition-table.bin"
+
+    def sdkconfig_defaults(self, app: str) -> Path:
+        return self.generated / f"{app}.sdkconfig.defaults"
+
+    @property
+    def certs(self) -> Path:
+        return self.root / "certs"

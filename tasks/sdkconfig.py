@@ -1,0 +1,153 @@
+"""sdkconfig.defaults per app: the CONFIG_ options project.yaml implies, as Kconfig reads them.
+
+Option names are ESP-IDF v5.3.2's (esptool_py, partition_table, esp_app_format Kconfig; the OTA
+examples' Kconfig.projbuild; protocol_examples_common).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tasks.yamlsource import HexInt
+
+if TYPE_CHECKING:
+    from tasks.model import App, Project, SdkValue
+
+__all__ = ["SdkconfigPlan", "format_value", "owner_of", "plan", "url_option"]
+
+# Options this tool derives from other project.yaml keys: setting them under sdkconfig: would
+# make the rendered table, flash settings or URL disagree with what the build uses.
+_OWNERS: tuple[tuple[str, str], ...] = (
+    ("CONFIG_IDF_TARGET", "target"),
+    ("CONFIG_ESPTOOLPY_FLASHSIZE", "flash.size"),
+    ("CONFIG_ESPTOOLPY_FLASHMODE", "flash.mode"),
+    ("CONFIG_ESPTOOLPY_FLASHFREQ", "flash.freq"),
+    ("CONFIG_PARTITION_TABLE_OFFSET", "partitions.table_offset"),
+    ("CONFIG_PARTITION_TABLE_", "partitions.layout"),
+    ("CONFIG_APP_PROJECT_VER", "apps.<app>.version"),
+    ("CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL", "ota.url"),
+    ("CONFIG_EXAMPLE_FIRMWARE_UPG_URL", "ota.url"),
+    ("CONFIG_EXAMPLE_WIFI_SSID", "wifi.ssid"),
+    ("CONFIG_EXAMPLE_WIFI_PASSWORD", "wifi.password"),
+)
+
+# simple_ota_example, advanced_https_ota and pre_encrypted_ota name it ..._UPGRADE_URL;
+# native_ota_example spells it ..._UPG_URL (facts §1.2).
+_URL_OPTION = "CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL"
+_NATIVE_URL_OPTION = "CONFIG_EXAMPLE_FIRMWARE_UPG_URL"
+
+
+def owner_of(name: str) -> str | None:
+    """The project.yaml key that sets option `name`, if this tool derives it."""
+    return next((key for prefix, key in _OWNERS if name.startswith(prefix)), None)
+
+
+def url_option(app: App) -> str:
+    if app.url_option:
+        return app.url_option
+    return _NATIVE_URL_OPTION if app.idf_subpath.endswith("native_ota_example") else _URL_OPTION
+
+
+def format_value(value: SdkValue) -> str:
+    """A value as sdkconfig spells it: y / n, decimal or 0x-hex numbers, quoted strings."""
+    if isinstance(value, bool):
+        return "y" if value else "n"
+    if isinstance(value, HexInt):
+        return hex(value)
+    if isinstance(value, int):
+        return str(value)
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SdkconfigPlan:
+    """The options for one app, in groups with a comment each; later groups win."""
+
+    app: str
+    groups: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+    holds_secret: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "app": self.app,
+            "groups": [[title, [list(item) for item in items]] for title, items in self.groups],
+            "holds_secret": self.holds_secret,
+        }
+
+    def sections(self) -> list[tuple[str, list[str]]]:
+        """Each group's title and its options as defaults-file lines (what the template writes)."""
+        return [
+            (
+                title,
+                [
+                    f"# {name} is not set" if value == "n" else f"{name}={value}"
+                    for name, value in items
+                ],
+            )
+            for title, items in self.groups
+        ]
+
+
+def _core(
+    project: Project, app: App, partitions_csv: Path
+) -> Iterator[tuple[str, dict[str, SdkValue]]]:
+    flash = project.flash
+    yield "target", {"CONFIG_IDF_TARGET": project.target}
+    yield (
+        "flash",
+        {
+            f"CONFIG_ESPTOOLPY_FLASHSIZE_{flash.size_text}": True,
+            f"CONFIG_ESPTOOLPY_FLASHMODE_{flash.mode.upper()}": True,
+            f"CONFIG_ESPTOOLPY_FLASHFREQ_{flash.freq.upper()}": True,
+        },
+    )
+    yield (
+        "partition table",
+        {
+            "CONFIG_PARTITION_TABLE_CUSTOM": True,
+            "CONFIG_PARTITION_TABLE_CUSTOM_FILENAME": str(partitions_csv),
+            "CONFIG_PARTITION_TABLE_OFFSET": HexInt(project.partitions.table_offset),
+        },
+    )
+    yield (
+        "app version",
+        {
+            "CONFIG_APP_PROJECT_VER_FROM_CONFIG": True,
+            "CONFIG_APP_PROJECT_VER": app.version,
+            "CONFIG_APP_REPRODUCIBLE_BUILD": True,
+        },
+    )
+    if app.ota_client and project.ota is not None:
+        yield "OTA client", {url_option(app): project.ota.url_text}
+        if project.wifi is not None:
+            yield (
+                "Wi-Fi (protocol_examples_common)",
+                {
+                    "CONFIG_EXAMPLE_CONNECT_WIFI": True,
+                    "CONFIG_EXAMPLE_WIFI_SSID": project.wifi.ssid,
+                    "CONFIG_EXAMPLE_WIFI_PASSWORD": project.wifi.password,
+                },
+            )
+    yield "project.yaml sdkconfig", dict(project.sdkconfig)
+    yield f"project.yaml apps.{app.name}.sdkconfig", dict(app.sdkconfig)
+
+
+def plan(project: Project, app: App, *, partitions_csv: Path) -> SdkconfigPlan:
+    """The defaults file for `app`: derived options first, then project-wide, then per-app ones."""
+    groups = [(title, options) for title, options in _core(project, app, partitions_csv) if options]
+    # A later group wins; drop the earlier copy so each option appears once.
+    seen: set[str] = set()
+    kept: list[tuple[str, tuple[tuple[str, str], ...]]] = []
+    for title, options in reversed(groups):
+        items = tuple(
+            (name, format_value(value)) for name, value in options.items() if name not in seen
+        )
+        seen.update(options)
+        if items:
+            kept.append((title, items))
+    secret = bool(app.ota_client and project.wifi is not None and project.wifi.password)
+    return SdkconfigPlan(app=app.name, groups=tuple(reversed(kept)), holds_secret=secret)

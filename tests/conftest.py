@@ -1,0 +1,75 @@
+"""Shared fixtures: the shared/ reference folder, a clean environment, a project in a temp dir."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+DATA = Path(__file__).resolve().parent / "data"
+
+# Variables that would make a test depend on the machine it runs on.
+_SCRUBBED = (
+    "ESPPORT",
+    "ESPBAUD",
+    "IDF_PATH",
+    "IDF_TARGET",
+    "WIFI_PASSWORD",
+    "OTA_HOST",
+    "OTA_CA_CERT",
+    "OTA_CA_KEY",
+)
+
+
+@pytest.fixture
+def shared() -> Path:
+    """The shared/ folder next to the checkout (real ESP-IDF files and golden pairs)."""
+    if not SHARED.is_dir():
+        pytest.skip("shared/ folder absent (../shared next to the checkout)")
+    return SHARED
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _SCRUBBED:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "120")
+    # Tests never depend on this machine's LAN address.
+    monkeypatch.setenv("OTA_HOST", "127.0.0.1")
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A copy of the example project (project.yaml, dodo.py) in a temp dir, as the cwd."""
+    for name in ("project.yaml", "dodo.py"):
+        shutil.copy(REPO / name, tmp_path / name)
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite tests/golden/ from the current output (review the diff in git)",
+    )
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest) -> Callable[[Path, bytes], None]:
+    """Compare bytes with a golden file, or rewrite it under --update-golden."""
+    update = bool(request.config.getoption("--update-golden"))
+
+    def check(path: Path, actual: bytes) -> None:
+        if update:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(actual)
+        assert path.exists(), f"{path} missing; run pytest --update-golden and review it"
+        assert actual == path.read_bytes(), f"{path.name} differs from the golden file"
+
+    return check

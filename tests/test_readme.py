@@ -1,0 +1,60 @@
+"""The README is part of the product: its commands run, and its reference table is the schema's."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tasks import model
+from tests.conftest import REPO
+
+README = REPO / "README.md"
+
+
+def command(marker: str) -> str:
+    """The shell line in the fenced block right after `<!-- command:<marker> -->`."""
+    found = re.search(rf"<!-- command:{marker} -->\n```sh\n(.+)\n```", README.read_text())
+    assert found, f"README has no command:{marker} block"
+    return found.group(1)
+
+
+def test_readme__ci_runs_exactly_the_test_command() -> None:
+    ci_lines = (REPO / ".ci" / "run").read_text().splitlines()
+    assert command("test") in ci_lines
+
+
+def test_readme__main_command_sets_up_then_renders() -> None:
+    setup, _, job = command("main").rpartition(" && ")
+    assert setup.startswith("python3 -m venv .venv") and "pip install -e ." in setup
+    assert job.startswith("doit ")
+
+
+@pytest.mark.e2e
+def test_readme__main_job_runs_on_the_example(project_dir: Path) -> None:
+    job = command("main").rpartition(" && ")[2].split()
+    doit = shutil.which("doit", path=str(Path(sys.executable).parent)) or "doit"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [doit, *job[1:]], cwd=project_dir, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    generated = project_dir / "build" / "generated"
+    assert (generated / "partition-table.bin").stat().st_size == 3072
+    assert (generated / "factory.sdkconfig.defaults").exists()
+
+
+def test_readme__reference_table_is_the_schema(request: pytest.FixtureRequest) -> None:
+    text = README.read_text()
+    start, end = "<!-- reference:start -->\n", "<!-- reference:end -->"
+    before, rest = text.split(start)
+    table, after = rest.split(end)
+    if request.config.getoption("--update-golden"):
+        README.write_text(before + start + model.reference_table() + end + after)
+        return
+    assert table == model.reference_table(), "run pytest --update-golden to refresh the README"

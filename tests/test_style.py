@@ -1,0 +1,38 @@
+"""The code checks CI holds us to: ruff over everything, mypy --strict over tasks/."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_style__ruff() -> None:
+    if shutil.which("ruff") is None:
+        pytest.skip("ruff not installed (pip install -e '.[test]')")
+    result = run("ruff", "check", "tasks", "tests", "dodo.py", "bench")
+    assert result.returncode == 0, result.stdout
+
+
+def test_style__mypy_strict() -> None:
+    result = run(sys.executable, "-m", "mypy")
+    assert result.returncode == 0, result.stdout
+
+
+def test_style__no_tls_verification_is_ever_disabled() -> None:
+    offenders = [
+        f"{path.relative_to(REPO)}"
+        for folder in ("tasks", "tests", "bench")
+        for path in (REPO / folder).rglob("*.py")
+        if path.name != "test_style.py"
+        and any(word in path.read_text() for word in ("verify=False", "CERT_NONE"))
+    ]
+    assert offenders == []
