@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from doit.exceptions import InvalidDodoFile
+from doit.exceptions import InvalidDodoFile, TaskFailed
 from doit.tools import config_changed
 
 import tasks
-from tasks import hosts, model, render, sdkconfig
-from tasks.errors import ConfigErrors, warn
+from tasks import certs, hosts, model, render, sdkconfig
+from tasks.errors import ConfigError, ConfigErrors, ProjectError, warn
 from tasks.model import Project
 from tasks.paths import TEMPLATES, Paths
 
-__all__ = ["DOIT_CONFIG", "load_project", "task_render"]
+__all__ = ["DOIT_CONFIG", "load_project", "task_certs", "task_render", "task_rotate_ca"]
 
 # sqlite3 is the backend that survives two doit processes at once. Its file sits next to
 # project.yaml because doit opens it before any task runs, when build/ may not exist yet.
@@ -70,7 +70,16 @@ def load_project() -> Project:
         raise InvalidDodoFile(str(errors)) from None
 
 
-def _fingerprint(payload: dict[str, object]) -> config_changed:
+def _run(action: Callable[..., object], *args: object) -> TaskFailed | None:
+    """Call an edge action; a ProjectError is a clean task failure, anything else a bug."""
+    try:
+        action(*args)
+    except ProjectError as error:
+        return TaskFailed(str(error))
+    return None
+
+
+def _fingerprint(payload: Mapping[str, object]) -> config_changed:
     # The package version is part of every payload: an upgrade re-renders.
     return config_changed({"version": tasks.__version__, **payload})
 
@@ -105,3 +114,73 @@ def task_render() -> Iterator[dict[str, Any]]:
             "uptodate": [_fingerprint(plan.to_json())],
             "clean": True,
         }
+
+
+def _cert_plan(project: Project) -> certs.CertPlan | None:
+    if project.ota is None:
+        return None
+    try:
+        return certs.plan(
+            project=project.name,
+            host=project.ota.host,
+            key=project.ota.cert.key,
+            days=project.ota.cert.days,
+            certs_dir=Paths(project.project_dir).certs,
+            env=os.environ,
+        )
+    except ConfigError as error:
+        raise InvalidDodoFile(error.describe()) from None
+
+
+def _issue_certs(plan: certs.CertPlan, url: str, *, rotate_ca: bool = False) -> None:
+    print(f"OTA URL {url}: server cert for '{plan.host}'")
+    print(certs.issue(plan, rotate_ca=rotate_ca))
+
+
+def _rotate_ca(plan: certs.CertPlan, url: str) -> None:
+    _issue_certs(plan, url, rotate_ca=True)
+
+
+def _certs_current(plan: certs.CertPlan) -> bool:
+    return certs.pending(plan) is None
+
+
+def _remove_leaf(plan: certs.CertPlan) -> None:
+    """`doit clean certs` drops the server cert and key; the CA stays (boards trust it)."""
+    where = certs.paths(plan.certs_dir)
+    for path in (where.server_cert, where.server_key):
+        path.unlink(missing_ok=True)
+
+
+def task_certs() -> dict[str, Any]:
+    """Issue the HTTPS server cert for the OTA URL host, signed by the local CA in certs/."""
+    project = load_project()
+    plan = _cert_plan(project)
+    if plan is None or project.ota is None:
+        return {"actions": [], "doc": "project.yaml has no ota: section; nothing to issue"}
+    where = certs.paths(plan.certs_dir)
+    ci_files = [f for f in (plan.ca_cert_file, plan.ca_key_file) if f is not None]
+    return {
+        "actions": [(_run, [_issue_certs, plan, project.ota.url_text])],
+        "file_dep": ci_files,
+        "targets": [where.ca_cert, where.server_cert, where.server_key],
+        # A cert that expires within 30 days, or no longer matches its key or CA, is stale
+        # even when project.yaml did not change.
+        "uptodate": [_fingerprint(plan.to_json()), (_certs_current, [plan])],
+        "clean": [(_remove_leaf, [plan])],
+        "verbosity": 2,
+    }
+
+
+def task_rotate_ca() -> dict[str, Any]:
+    """Replace the local CA on purpose (old files kept); boards must be reflashed to trust it."""
+    project = load_project()
+    plan = _cert_plan(project)
+    if plan is None or project.ota is None:
+        return {"actions": [], "doc": "project.yaml has no ota: section; no CA to rotate"}
+    return {
+        "basename": "rotate-ca",
+        "actions": [(_run, [_rotate_ca, plan, project.ota.url_text])],
+        "uptodate": [False],
+        "verbosity": 2,
+    }

@@ -247,6 +247,16 @@ def _partition_row(value: object, path: KeyPath) -> PartitionSpec:
     )
 
 
+def _relative_path(value: object, path: KeyPath) -> str:
+    text = schema.string(value, path)
+    parts = Path(text).parts
+    if not parts or Path(text).is_absolute() or ".." in parts:
+        raise ConfigError(
+            path, f"'{text}' must be a path inside the app folder", "like server_certs/ca_cert.pem"
+        )
+    return text
+
+
 def _app_path(value: object, path: KeyPath) -> str:
     text = schema.string(value, path)
     if not text.strip() or text.strip() == "idf:":
@@ -333,6 +343,11 @@ class App:
         doc="the app's Kconfig option for the firmware URL; null = the OTA examples' own",
         check=schema.optional(schema.pattern(r"CONFIG_[A-Z0-9_]+", "a CONFIG_ option name")),
         default=None,
+    )
+    ca_cert: str = option(
+        doc="where an ota_client app embeds the server CA, relative to the app folder",
+        check=_relative_path,
+        default="server_certs/ca_cert.pem",
     )
     sdkconfig: Sdkconfig = option(
         doc="CONFIG_ options for this app only (win over the project-wide ones)",

@@ -152,6 +152,10 @@ def url(value: object, path: KeyPath) -> Url:
         )
     if not parts.hostname:
         raise ConfigError(path, f"{shown(text)} has no host", "write https://auto:8070/app.bin")
+    if not parts.hostname.isascii():
+        raise ConfigError(
+            path, f"host '{parts.hostname}' is not ASCII", "write its xn-- (punycode) form"
+        )
     if not parts.path or parts.path.endswith("/") or parts.query or parts.fragment:
         raise ConfigError(path, f"{shown(text)} must name a file", "end it with /<app>.bin")
     if len(text) > 255:

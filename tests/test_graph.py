@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import stat
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from doit.cmd_base import ModuleTaskLoader
 from doit.doit_cmd import DoitMain
 
-from tasks import graph
+from tasks import certs, graph
+from tests.conftest import REPO
 
 
 def run(project_dir: Path, *args: str) -> tuple[int, dict[str, str]]:
@@ -19,9 +22,13 @@ def run(project_dir: Path, *args: str) -> tuple[int, dict[str, str]]:
     code = DoitMain(ModuleTaskLoader(graph)).run(
         ["run", "--reporter", "json", "--output-file", str(report), *args]
     )
-    tasks = json.loads(report.read_text())["tasks"]
-    # Group tasks (a bare basename) have no action of their own; only sub-tasks do work.
-    results = {t["name"]: t["result"] for t in tasks if ":" in t["name"]}
+    tasks = {t["name"]: t["result"] for t in json.loads(report.read_text())["tasks"]}
+    # A group task (`render`) has no action of its own; its sub-tasks do the work.
+    results = {
+        name: result
+        for name, result in tasks.items()
+        if not any(other.startswith(f"{name}:") for other in tasks)
+    }
     return code, results
 
 
@@ -155,3 +162,77 @@ def test_list__every_task_has_a_doc(project_dir: Path, capsys: pytest.CaptureFix
     for line in lines:
         name, _, doc = line.partition(" ")
         assert doc.strip(), f"task {name} has no doc"
+
+
+# --- certs ---------------------------------------------------------------------------------
+
+
+def test_certs__second_run_executes_nothing(project_dir: Path) -> None:
+    code, first = run(project_dir, "certs")
+    assert code == 0 and first == {"certs": "success"}
+    code, second = run(project_dir, "certs")
+    assert code == 0 and second == {"certs": "up-to-date"}
+
+
+def test_certs__host_change_reissues_only_the_server_cert(
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(project_dir, "certs")
+    folder = project_dir / "certs"
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
+    monkeypatch.setenv("OTA_HOST", "10.9.8.7")
+    _, results = run(project_dir, "certs")
+    assert results == {"certs": "success"}
+    after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
+    assert after["ca_cert.pem"] == before["ca_cert.pem"]
+    assert after["ca_key.pem"] == before["ca_key.pem"]
+    assert after["server_cert.pem"][0] != before["server_cert.pem"][0]
+    leaf = x509.load_pem_x509_certificate(after["server_cert.pem"][0])
+    assert certs.covers_host(leaf, "10.9.8.7")
+
+
+def test_certs__a_cert_near_expiry_is_reissued(project_dir: Path) -> None:
+    run(project_dir, "certs")
+    plan = certs.plan(
+        project="ota-demo",
+        host="127.0.0.1",
+        key="ec-p256",
+        days=825,
+        certs_dir=project_dir / "certs",
+        env={},
+    )
+    (project_dir / "certs" / "server_cert.pem").unlink()
+    certs.issue(plan, now=datetime.now(UTC) - timedelta(days=820))
+    assert certs.pending(plan) is not None
+    _, results = run(project_dir, "certs")
+    assert results == {"certs": "success"}
+    assert certs.pending(plan) is None
+
+
+def test_certs__no_private_key_under_build(project_dir: Path) -> None:
+    run(project_dir, "render")
+    run(project_dir, "certs")
+    for path in (project_dir / "build").rglob("*"):
+        if path.is_file():
+            assert b"PRIVATE KEY" not in path.read_bytes(), path
+    assert "/certs/" in (REPO / ".gitignore").read_text()
+
+
+def test_certs__clean_keeps_the_ca(project_dir: Path) -> None:
+    run(project_dir, "certs")
+    assert not DoitMain(ModuleTaskLoader(graph)).run(["clean", "certs"])  # doit clean returns None
+    assert sorted(p.name for p in (project_dir / "certs").iterdir()) == [
+        "ca_cert.pem",
+        "ca_key.pem",
+    ]
+
+
+def test_certs__half_a_ci_ca_is_one_error_line(
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OTA_CA_CERT", str(project_dir / "ca.pem"))
+    code = DoitMain(ModuleTaskLoader(graph)).run(["list"])
+    assert code == 3
+    assert capsys.readouterr().err == (
+        "ERROR: OTA_CA_CERT is set but OTA_CA_KEY is not; set both or neither\n"
+    )

@@ -47,6 +47,7 @@ def test_readme__main_job_runs_on_the_example(project_dir: Path) -> None:
     generated = project_dir / "build" / "generated"
     assert (generated / "partition-table.bin").stat().st_size == 3072
     assert (generated / "factory.sdkconfig.defaults").exists()
+    assert (project_dir / "certs" / "server_cert.pem").exists()
 
 
 def test_readme__reference_table_is_the_schema(request: pytest.FixtureRequest) -> None:

@@ -28,11 +28,13 @@ def test_style__mypy_strict() -> None:
 
 
 def test_style__no_tls_verification_is_ever_disabled() -> None:
+    # Spelled in pieces so this file does not match itself.
+    banned = ("verify" + "=False", "CERT_" + "NONE", "check_hostname" + " = False")
     offenders = [
-        f"{path.relative_to(REPO)}"
+        f"{path.relative_to(REPO)}: {word}"
         for folder in ("tasks", "tests", "bench")
-        for path in (REPO / folder).rglob("*.py")
-        if path.name != "test_style.py"
-        and any(word in path.read_text() for word in ("verify=False", "CERT_NONE"))
+        for path in sorted((REPO / folder).rglob("*.py"))
+        for word in banned
+        if word in path.read_text(encoding="utf-8")
     ]
     assert offenders == []
