@@ -16,12 +16,21 @@ from doit.exceptions import InvalidDodoFile, TaskFailed
 from doit.tools import config_changed
 
 import tasks
-from tasks import certs, hosts, model, render, sdkconfig
+from tasks import build, certs, hosts, idftool, model, render, repro, sdkconfig
 from tasks.errors import ConfigError, ConfigErrors, ProjectError, warn
 from tasks.model import Project
 from tasks.paths import TEMPLATES, Paths
 
-__all__ = ["DOIT_CONFIG", "load_project", "task_certs", "task_render", "task_rotate_ca"]
+__all__ = [
+    "DOIT_CONFIG",
+    "load_project",
+    "task_build",
+    "task_certs",
+    "task_menuconfig",
+    "task_render",
+    "task_reproduce",
+    "task_rotate_ca",
+]
 
 # sqlite3 is the backend that survives two doit processes at once. Its file sits next to
 # project.yaml because doit opens it before any task runs, when build/ may not exist yet.
@@ -181,6 +190,109 @@ def task_rotate_ca() -> dict[str, Any]:
     return {
         "basename": "rotate-ca",
         "actions": [(_run, [_rotate_ca, plan, project.ota.url_text])],
+        "uptodate": [False],
+        "verbosity": 2,
+    }
+
+
+def _build_plans(project: Project) -> list[build.BuildPlan]:
+    paths = Paths(project.project_dir)
+    idf_root = idftool.idf_path(os.environ)
+    return [
+        build.plan(
+            project,
+            app,
+            sdkconfig.plan(project, app, partitions_csv=paths.partitions_csv),
+            paths=paths,
+            idf_root=idf_root,
+        )
+        for app in project.apps
+    ]
+
+
+def task_build() -> Iterator[dict[str, Any]]:
+    """Build every app with idf.py, check its options and images, and write build/manifest.json."""
+    project = load_project()
+    paths = Paths(project.project_dir)
+    summaries = []
+    for plan in _build_plans(project):
+        written = [plan.ca_dest] if plan.ca_dest is not None else []
+        sources = build.app_sources(plan.source, exclude=written) if plan.source.is_dir() else []
+        certs_dep = [plan.ca_source] if plan.ca_source is not None else []
+        summary = paths.app_summary(plan.app)
+        summaries.append(summary)
+        yield {
+            "name": plan.app,
+            "doc": f"idf.py build of {plan.source}",
+            "actions": [(_run, [build.build_app, plan])],
+            "file_dep": [
+                *sources,
+                paths.sdkconfig_defaults(plan.app),
+                paths.partitions_csv,
+                *certs_dep,
+            ],
+            "targets": [summary],
+            "uptodate": [_fingerprint(plan.to_json())],
+            "verbosity": 2,
+        }
+    yield {
+        "name": "manifest",
+        "doc": "build/manifest.json: versions, images and their sha256",
+        "actions": [
+            (
+                _run,
+                [
+                    build.write_manifest,
+                    project.name,
+                    project.project_dir,
+                    summaries,
+                    paths.manifest,
+                ],
+            )
+        ],
+        "file_dep": summaries,
+        "targets": [paths.manifest],
+        "clean": True,
+    }
+
+
+def task_reproduce() -> dict[str, Any]:
+    """Build every app twice at two paths and prove the images and ELF are byte-identical."""
+    project = load_project()
+    paths = Paths(project.project_dir)
+    plans = _build_plans(project)
+    return {
+        "actions": [(_run, [repro.reproduce, plans, paths.build / "reproduce"])],
+        "file_dep": [p.ca_source for p in plans if p.ca_source is not None]
+        + [paths.partitions_csv, *(paths.sdkconfig_defaults(p.app) for p in plans)],
+        "uptodate": [False],
+        "verbosity": 2,
+    }
+
+
+def _menuconfig(plans: dict[str, build.BuildPlan], app: str) -> TaskFailed | None:
+    if app not in plans:
+        return TaskFailed(f"--app: no app '{app}' in project.yaml; apps: {', '.join(plans)}")
+    return _run(build.menuconfig, plans[app])
+
+
+def task_menuconfig() -> dict[str, Any]:
+    """Run idf.py menuconfig for one app (--app NAME); print the project.yaml lines to keep it."""
+    project = load_project()
+    plans = {plan.app: plan for plan in _build_plans(project)}
+    paths = Paths(project.project_dir)
+    return {
+        "actions": [(_menuconfig, [plans])],
+        "params": [
+            {
+                "name": "app",
+                "long": "app",
+                "type": str,
+                "default": project.flash_app,
+                "help": "the app to configure (default: flash_app)",
+            }
+        ],
+        "file_dep": [paths.partitions_csv, *(paths.sdkconfig_defaults(app) for app in plans)],
         "uptodate": [False],
         "verbosity": 2,
     }

@@ -44,6 +44,21 @@ class Paths:
     def sdkconfig_defaults(self, app: str) -> Path:
         return self.generated / f"{app}.sdkconfig.defaults"
 
+    def app_build(self, app: str) -> Path:
+        return self.build / app
+
+    def staged(self, app: str) -> Path:
+        """Apps outside the project are copied here (not into build/<app>, which idf.py may
+        wipe) and built from the copy; ESP-IDF's own tree is never written to."""
+        return self.build / "src" / app
+
+    def app_summary(self, app: str) -> Path:
+        return self.app_build(app) / "app.json"
+
+    @property
+    def manifest(self) -> Path:
+        return self.build / "manifest.json"
+
     @property
     def certs(self) -> Path:
         return self.root / "certs"

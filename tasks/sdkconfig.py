@@ -16,7 +16,15 @@ from tasks.yamlsource import HexInt
 if TYPE_CHECKING:
     from tasks.model import App, Project, SdkValue
 
-__all__ = ["SdkconfigPlan", "format_value", "owner_of", "plan", "url_option"]
+__all__ = [
+    "SdkconfigPlan",
+    "format_value",
+    "owner_of",
+    "parse",
+    "plan",
+    "url_option",
+    "yaml_lines",
+]
 
 # Options this tool derives from other project.yaml keys: setting them under sdkconfig: would
 # make the rendered table, flash settings or URL disagree with what the build uses.
@@ -151,3 +159,35 @@ def plan(project: Project, app: App, *, partitions_csv: Path) -> SdkconfigPlan:
             kept.append((title, items))
     secret = bool(app.ota_client and project.wifi is not None and project.wifi.password)
     return SdkconfigPlan(app=app.name, groups=tuple(reversed(kept)), holds_secret=secret)
+
+
+def parse(text: str) -> dict[str, str]:
+    """An sdkconfig file as {CONFIG_NAME: value as written}; `# X is not set` reads as `n`."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("# CONFIG_") and line.endswith(" is not set"):
+            values[line[2:].removesuffix(" is not set")] = "n"
+        elif line.startswith("CONFIG_") and "=" in line:
+            name, _, value = line.partition("=")
+            values[name] = value
+    return values
+
+
+def _yaml_value(value: str) -> str:
+    if value in ("y", "n"):
+        return "true" if value == "y" else "false"
+    return value  # numbers, 0x-hex and "quoted strings" read the same in YAML
+
+
+def yaml_lines(app: str, before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """The project.yaml lines that make the change from `before` to `after` stick."""
+    changed = sorted(name for name in after if before.get(name) != after[name])
+    lines = [f"apps:\n  {app}:\n    sdkconfig:"] if changed else []
+    for name in changed:
+        owner = owner_of(name)
+        if owner:
+            lines.append(f"      # {name}: set {owner} instead")
+        else:
+            lines.append(f"      {name}: {_yaml_value(after[name])}")
+    return lines

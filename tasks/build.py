@@ -1,0 +1,447 @@
+"""Building an app with idf.py: finding ESP-IDF, the command line, staging, and the one runner.
+
+The command line and outputs follow ESP-IDF v5.3's idf.py contract (facts §5); production code
+relies on nothing a real idf.py does not document, so any faithful stand-in works too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tasks.errors import ToolError
+from tasks.idftool import IdfTool, find_idf, run_idf
+from tasks.render import write_if_changed
+
+if TYPE_CHECKING:
+    from tasks.model import App, Project
+    from tasks.partitions import Partition
+    from tasks.paths import Paths
+    from tasks.sdkconfig import SdkconfigPlan
+
+__all__ = [
+    "BuildPlan",
+    "app_sources",
+    "build_app",
+    "plan",
+    "prepare",
+    "read_flasher_args",
+    "stage",
+    "unmet_options",
+    "write_manifest",
+]
+
+# Folders inside an app project that are outputs, never sources.
+_NOT_SOURCES = {"build", "managed_components", ".git", "__pycache__"}
+
+
+def app_sources(source: Path, *, exclude: Sequence[Path] = ()) -> list[Path]:
+    """Every file of an app project, sorted, without build outputs or `exclude` (files we write)."""
+    skipped = {path.resolve() for path in exclude}
+    found: list[Path] = []
+    for folder, subfolders, files in os.walk(source):
+        subfolders[:] = sorted(
+            name for name in subfolders if name not in _NOT_SOURCES and not name.startswith("build")
+        )
+        for name in files:
+            path = Path(folder) / name
+            if (
+                name != "sdkconfig"
+                and not name.startswith("sdkconfig.old")
+                and path.resolve() not in skipped
+            ):
+                found.append(path)
+    return sorted(found)
+
+
+def stage(source: Path, destination: Path, *, keep: Sequence[Path] = ()) -> None:
+    """Mirror an app project into `destination`, rewriting only changed files (ninja stays
+    incremental); files gone from the source are removed unless listed in `keep`."""
+    wanted = {path.relative_to(source) for path in app_sources(source)}
+    for relative in wanted:
+        write_if_changed(destination / relative, (source / relative).read_bytes())
+    kept = {path.resolve() for path in keep}
+    for path in app_sources(destination):
+        if path.relative_to(destination) not in wanted and path.resolve() not in kept:
+            path.unlink()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuildPlan:
+    """Everything one app's build reads; the build task fingerprints exactly this."""
+
+    app: str
+    target: str
+    idf_version: str  # project.yaml's major.minor
+    version: str  # PROJECT_VER the image must carry
+    source: Path  # the app project as the user named it
+    project_dir: Path  # where idf.py builds it from (== source, or the staged copy)
+    build_dir: Path
+    sdkconfig: Path
+    defaults: tuple[Path, ...]  # SDKCONFIG_DEFAULTS, in order
+    ca_source: Path | None  # certs/ca_cert.pem, for ota_client apps
+    ca_dest: Path | None  # where the app embeds it
+    options: tuple[tuple[str, str, str], ...]  # (CONFIG_NAME, sdkconfig value, where from)
+    secret_options: tuple[str, ...]
+    slots: tuple[tuple[str, int, int], ...]  # (partition name, offset, size) the image must fit
+    ota_url: str | None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            name: [list(item) if isinstance(item, tuple) else str(item) for item in value]
+            if isinstance(value, tuple)
+            else (str(value) if isinstance(value, Path) else value)
+            for name, value in (
+                (field, getattr(self, field)) for field in self.__dataclass_fields__
+            )
+        }
+
+    def command(self, idf: IdfTool, action: str = "build") -> list[str]:
+        """idf.py's command line: never set-target, which would wipe the build dir."""
+        return [
+            *idf.command,
+            "-C",
+            str(self.project_dir),
+            "-B",
+            str(self.build_dir),
+            "-D",
+            f"SDKCONFIG={self.sdkconfig}",
+            "-D",
+            "SDKCONFIG_DEFAULTS=" + ";".join(str(path) for path in self.defaults),
+            "-D",
+            f"IDF_TARGET={self.target}",
+            action,
+        ]
+
+
+def defaults_digest(plan: BuildPlan) -> str:
+    """What the sdkconfig was made from; when it changes, the old sdkconfig is stale (§5.4)."""
+    digest = hashlib.sha256(plan.target.encode())
+    for path in plan.defaults:
+        digest.update(path.read_bytes() if path.exists() else b"")
+    return digest.hexdigest()
+
+
+def read_flasher_args(build_dir: Path) -> dict[str, object]:
+    """build/<app>/flasher_args.json (facts §5.5); missing means the build did not finish."""
+    path = build_dir / "flasher_args.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ToolError(f"{path} is missing; the build did not finish (run doit build)") from None
+    except json.JSONDecodeError as error:
+        raise ToolError(f"{path} is not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise ToolError(f"{path} is not a JSON object")
+    return data
+
+
+def _json_value(value: str) -> object:
+    """An sdkconfig value as config/sdkconfig.json holds it."""
+    if value in ("y", "n"):
+        return value == "y"
+    if value.startswith('"'):
+        return value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return int(value, 0)
+
+
+def unmet_options(plan: BuildPlan, config_json: Mapping[str, object]) -> list[str]:
+    """Each option project.yaml asked for that the built configuration does not have.
+
+    ESP-IDF only warns about unknown options and silently drops values whose dependencies are
+    not met or that are out of range; this names them.
+    """
+    problems: list[str] = []
+    for name, value, origin in plan.options:
+        key = name.removeprefix("CONFIG_")
+        wanted = _json_value(value)
+        secret = name in plan.secret_options
+        if key not in config_json:
+            if wanted is not False:  # an unset bool whose dependency is off is still unset
+                problems.append(f"{name} (from {origin}) is not an option of this app")
+        elif config_json[key] != wanted:
+            got = "a different value" if secret else json.dumps(config_json[key])
+            asked = "" if secret else f" not {value}"
+            problems.append(
+                f"{name} (from {origin}) is {got}{asked}: a dependency is not met or the value "
+                "is out of range"
+            )
+    return problems
+
+
+_ROLES = ("bootloader", "partition-table", "otadata", "app")
+
+
+def _state_file(plan: BuildPlan) -> Path:
+    return plan.build_dir / "ota-build-state.json"
+
+
+def prepare(plan: BuildPlan) -> None:
+    """Stage the sources, place the CA, and drop an sdkconfig made from other defaults."""
+    if plan.project_dir != plan.source:
+        stage(plan.source, plan.project_dir, keep=[plan.ca_dest] if plan.ca_dest else [])
+    if plan.ca_source is not None and plan.ca_dest is not None:
+        from tasks import certs
+
+        certs.place_ca(plan.ca_source, plan.ca_dest)
+    try:
+        state = json.loads(_state_file(plan).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        state = {}
+    digest = defaults_digest(plan)
+    if state.get("defaults") != digest:
+        # ESP-IDF applies defaults only to options missing from an existing sdkconfig (§5.4).
+        plan.sdkconfig.unlink(missing_ok=True)
+    if state.get("target") not in (None, plan.target) and plan.build_dir.is_dir():
+        # A CMake cache for another target makes idf.py stop; the build dir is ours to reset.
+        shutil.rmtree(plan.build_dir)
+    plan.build_dir.mkdir(parents=True, exist_ok=True)
+    write_if_changed(_state_file(plan), json.dumps({"defaults": digest, "target": plan.target}))
+
+
+def _check_config(plan: BuildPlan) -> None:
+    path = plan.build_dir / "config" / "sdkconfig.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError) as error:
+        raise ToolError(f"{path} cannot be read after the build ({error})") from None
+    problems = unmet_options(plan, config)
+    if problems:
+        raise ToolError(
+            f"app '{plan.app}': {len(problems)} option(s) did not take effect: "
+            + "; ".join(problems)
+        )
+
+
+def _images(plan: BuildPlan, flasher: Mapping[str, object]) -> list[dict[str, object]]:
+    images: list[dict[str, object]] = []
+    for role in _ROLES:
+        entry = flasher.get(role)
+        if not isinstance(entry, dict):
+            continue
+        path = plan.build_dir / str(entry["file"])
+        data = path.read_bytes()
+        images.append(
+            {
+                "role": role,
+                "offset": str(entry["offset"]),
+                "file": str(path),
+                "size": len(data),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "encrypted": str(entry.get("encrypted", "false")),
+            }
+        )
+    return images
+
+
+def _check_images(plan: BuildPlan, images: Sequence[Mapping[str, object]]) -> dict[str, object]:
+    """Verify bootloader and app with esptool; the app must fit its slots. Returns the app facts."""
+    from tasks import images as image_checks
+    from tasks.errors import warn
+    from tasks.partitions import Partition
+
+    by_role = {str(image["role"]): Path(str(image["file"])) for image in images}
+    if "app" not in by_role:
+        raise ToolError(f"{plan.build_dir / 'flasher_args.json'} names no app image")
+    if "bootloader" in by_role:
+        image_checks.read_bootloader(by_role["bootloader"].read_bytes(), plan.target)
+    app_path = by_role["app"]
+    app = image_checks.read_app(app_path.read_bytes(), plan.target, name=app_path.name)
+    if app.version != plan.version:
+        raise ToolError(
+            f"{app_path.name} carries version '{app.version}', project.yaml asks for "
+            f"'{plan.version}' (apps.{plan.app}.version); a CMakeLists.txt may set PROJECT_VER"
+        )
+    slots = tuple(
+        Partition(name=name, type=0, subtype=0, offset=offset, size=size)
+        for name, offset, size in plan.slots
+    )
+    note = image_checks.fit_warning(app, slots)
+    if note:
+        warn(note)
+    return app.to_json()
+
+
+def _merged(
+    plan: BuildPlan, flasher: Mapping[str, object], images: Sequence[Mapping[str, object]]
+) -> bytes:
+    """One image for factory programming (esptool merge-bin), header settings from the build."""
+    from esptool.cmds import merge_bin
+
+    settings = flasher.get("flash_settings")
+    settings = settings if isinstance(settings, dict) else {}
+    data = merge_bin(
+        [(int(str(image["offset"]), 16), str(image["file"])) for image in images],
+        plan.target,
+        output=None,
+        flash_mode=str(settings.get("flash_mode", "keep")),
+        flash_freq=str(settings.get("flash_freq", "keep")),
+        flash_size=str(settings.get("flash_size", "keep")),
+    )
+    return bytes(data or b"")
+
+
+def build_app(plan: BuildPlan) -> None:
+    """doit build:<app> — stage, idf.py build, check the configuration and the images, and
+    write build/<app>/app.json (what flash, serve and the manifest read)."""
+    idf = find_idf(os.environ, plan.idf_version)
+    prepare(plan)
+    run_idf(
+        plan.command(idf),
+        log=plan.build_dir / "build.log",
+        what=f"idf.py build of app '{plan.app}'",
+    )
+    _check_config(plan)
+    flasher = read_flasher_args(plan.build_dir)
+    images = _images(plan, flasher)
+    app = _check_images(plan, images)
+    write_if_changed(plan.build_dir / "merged.bin", _merged(plan, flasher, images))
+    ca_sha256 = (
+        hashlib.sha256(plan.ca_dest.read_bytes()).hexdigest() if plan.ca_dest is not None else None
+    )
+    summary = {
+        "app": plan.app,
+        "version": app["version"],
+        "project_name": app["project_name"],
+        "idf_version": app["idf_version"],
+        "target": plan.target,
+        "ota_url": plan.ota_url,
+        "ca_sha256": ca_sha256,
+        "app_image": app,
+        "images": images,
+        "flash_settings": flasher.get("flash_settings"),
+        "extra_esptool_args": flasher.get("extra_esptool_args"),
+        "merged": str(plan.build_dir / "merged.bin"),
+    }
+    write_if_changed(plan.build_dir / "app.json", json.dumps(summary, indent=2) + "\n")
+    print(f"app '{plan.app}': {app['name']} {app['version']} verified, {app['size']} bytes")
+
+
+def plan(
+    project: Project, app: App, options: SdkconfigPlan, *, paths: Paths, idf_root: Path | None
+) -> BuildPlan:
+    """The build of `app`: where its sources are, what it is built with, what it must fit."""
+    if app.in_idf:
+        source = (idf_root or Path("$IDF_PATH")) / app.idf_subpath
+    else:
+        source = (project.project_dir / app.path).resolve()
+    # Only the project's own folders are built in place; ESP-IDF's tree is never written to.
+    in_place = not app.in_idf and source.is_relative_to(project.project_dir.resolve())
+    project_dir = source if in_place else paths.staged(app.name)
+    own_defaults = project_dir / "sdkconfig.defaults"
+    generated = paths.sdkconfig_defaults(app.name)
+    defaults = (
+        (own_defaults, generated) if (source / "sdkconfig.defaults").exists() else (generated,)
+    )
+    client = app.ota_client and project.ota is not None
+    secret = ("CONFIG_EXAMPLE_WIFI_PASSWORD",) if options.holds_secret else ()
+    return BuildPlan(
+        app=app.name,
+        target=project.target,
+        idf_version=project.idf.version,
+        version=app.version,
+        source=source,
+        project_dir=project_dir,
+        build_dir=paths.app_build(app.name),
+        sdkconfig=paths.app_build(app.name) / "sdkconfig",
+        defaults=defaults,
+        ca_source=paths.certs / "ca_cert.pem" if client else None,
+        ca_dest=project_dir / app.ca_cert if client else None,
+        options=tuple(
+            (name, value, title) for title, items in options.groups for name, value in items
+        ),
+        secret_options=secret,
+        slots=_slots(project, app),
+        ota_url=project.ota.url_text if client and project.ota is not None else None,
+    )
+
+
+def _slots(project: Project, app: App) -> tuple[tuple[str, int, int], ...]:
+    table = project.table
+    chosen: list[Partition] = []
+    if app.name == project.flash_app:
+        # idf.py app-flash writes the "boot default": factory, else the first OTA slot.
+        boot = table.factory or (table.ota_slots[0] if table.ota_slots else None)
+        chosen += [boot] if boot else []
+    if project.ota is not None and app.name == project.ota.image:
+        chosen += table.ota_slots
+    if not chosen:  # check_sizes.py checks every app partition
+        chosen = [p for p in table.partitions if p.type == 0]
+    unique = {p.name: p for p in chosen}
+    return tuple((p.name, p.offset, p.size) for p in unique.values())
+
+
+def write_manifest(project_name: str, root: Path, summaries: Sequence[Path], out: Path) -> None:
+    """build/manifest.json: what was built, from which commit, with which images."""
+    apps: dict[str, object] = {}
+    for path in summaries:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        apps[summary["app"]] = {
+            "version": summary["version"],
+            "idf_version": summary["idf_version"],
+            "target": summary["target"],
+            **({"ota_url": summary["ota_url"]} if summary["ota_url"] else {}),
+            "ca_sha256": summary["ca_sha256"],
+            "images": [
+                {
+                    key: (_relative(Path(image[key]), root) if key == "file" else image[key])
+                    for key in ("role", "offset", "file", "size", "sha256")
+                }
+                for image in summary["images"]
+            ],
+        }
+    manifest = {"project": project_name, "git_commit": _git_commit(root), "apps": apps}
+    write_if_changed(out, json.dumps(manifest, indent=2) + "\n")
+
+
+def _relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def _git_commit(root: Path) -> str | None:
+    """HEAD of the checkout, `-dirty` when tracked files changed; None outside git."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30
+            )
+        except OSError:
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    head = git("rev-parse", "HEAD")
+    if head is None:
+        return None
+    return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def menuconfig(plan: BuildPlan) -> None:
+    """idf.py menuconfig on the app's generated sdkconfig, then the project.yaml lines that would
+    keep the changes (the sdkconfig itself is regenerated whenever project.yaml changes)."""
+    import subprocess
+
+    from tasks import sdkconfig
+
+    idf = find_idf(os.environ, plan.idf_version)
+    prepare(plan)
+    before = sdkconfig.parse(plan.sdkconfig.read_text()) if plan.sdkconfig.exists() else {}
+    code = subprocess.run(plan.command(idf, "menuconfig"), umask=0o077, check=False).returncode
+    if code != 0:
+        raise ToolError(
+            f"idf.py menuconfig for app '{plan.app}' failed (exit {code})", returncode=code
+        )
+    after = sdkconfig.parse(plan.sdkconfig.read_text()) if plan.sdkconfig.exists() else {}
+    lines = sdkconfig.yaml_lines(plan.app, before, after)
+    if not lines:
+        print(f"no option of app '{plan.app}' changed")
+        return
+    print("These changes last only until project.yaml changes; to keep them, add to project.yaml:")
+    print("\n".join(lines))

@@ -1,0 +1,367 @@
+"""`doit build`, `doit reproduce` and `doit menuconfig` against the idf.py stand-in.
+
+A fake ESP-IDF tree (two example projects) sits in tmp_path; tests/fakes/idf.py is first on
+PATH and logs every call, so a test can count idf.py processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from doit.cmd_base import ModuleTaskLoader
+from doit.doit_cmd import DoitMain
+
+from tasks import graph, idftool, images
+from tasks.errors import ToolError
+from tests.conftest import REPO
+
+FAKE_IDF = REPO / "tests" / "fakes" / "idf.py"
+TEST_CA = "-----BEGIN CERTIFICATE-----\nplaceholder from the example\n-----END CERTIFICATE-----\n"
+
+EXAMPLES = {
+    "examples/system/ota/simple_ota_example": {
+        "CMakeLists.txt": "cmake_minimum_required(VERSION 3.16)\n"
+        "include($ENV{IDF_PATH}/tools/cmake/project.cmake)\nproject(simple_ota)\n",
+        "main/CMakeLists.txt": "idf_build_get_property(project_dir PROJECT_DIR)\n"
+        'idf_component_register(SRCS "simple_ota_example.c" INCLUDE_DIRS "."\n'
+        "                       EMBED_TXTFILES ${project_dir}/server_certs/ca_cert.pem)\n",
+        "main/simple_ota_example.c": "void app_main(void) {}\n",
+        "main/Kconfig.projbuild": 'menu "Example Configuration"\n'
+        "    config EXAMPLE_FIRMWARE_UPGRADE_URL\n"
+        '        string "firmware upgrade url endpoint"\n'
+        '        default "https://192.168.0.3:8070/hello_world.bin"\n'
+        "endmenu\n",
+        "main/idf_component.yml": "dependencies:\n  protocol_examples_common:\n"
+        "    path: ${IDF_PATH}/examples/common_components/protocol_examples_common\n",
+        "server_certs/ca_cert.pem": TEST_CA,
+        "sdkconfig.defaults": (
+            "CONFIG_ESPTOOLPY_FLASHSIZE_4MB=y\nCONFIG_PARTITION_TABLE_TWO_OTA=y\n"
+        ),
+    },
+    "examples/get-started/hello_world": {
+        "CMakeLists.txt": "cmake_minimum_required(VERSION 3.16)\n"
+        "include($ENV{IDF_PATH}/tools/cmake/project.cmake)\nproject(hello_world)\n",
+        "main/CMakeLists.txt": (
+            'idf_component_register(SRCS "hello_world_main.c" INCLUDE_DIRS "")\n'
+        ),
+        "main/hello_world_main.c": "void app_main(void) {}\n",
+    },
+}
+
+
+def write_tree(root: Path, files: dict[str, dict[str, str]]) -> None:
+    for folder, contents in files.items():
+        for name, text in contents.items():
+            path = root / folder / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+
+
+@pytest.fixture
+def idf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fake ESP-IDF: example sources under IDF_PATH, the stand-in idf.py first on PATH."""
+    root = tmp_path / "esp-idf"
+    write_tree(root, EXAMPLES)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "idf.py").symlink_to(FAKE_IDF)
+    monkeypatch.setenv("IDF_PATH", str(root))
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_IDF_LOG", str(tmp_path / "idf-calls.jsonl"))
+    idftool._version_of.cache_clear()
+    yield root
+    idftool._version_of.cache_clear()
+
+
+def idf_calls(idf: Path, action: str = "build") -> list[list[str]]:
+    log = idf.parent / "idf-calls.jsonl"
+    if not log.exists():
+        return []
+    calls = [json.loads(line)["argv"] for line in log.read_text().splitlines()]
+    return [argv for argv in calls if argv and argv[-1] == action]
+
+
+def run(project_dir: Path, *args: str) -> tuple[int, dict[str, str]]:
+    code, results, _ = run_with_output(project_dir, *args)
+    return code, results
+
+
+def run_with_output(project_dir: Path, *args: str) -> tuple[int, dict[str, str], str]:
+    """doit's exit code, each task's result, and everything the tasks printed or failed with."""
+    report = project_dir / "report.json"
+    code = DoitMain(ModuleTaskLoader(graph)).run(
+        ["run", "--reporter", "json", "--output-file", str(report), *args]
+    )
+    tasks = json.loads(report.read_text())["tasks"]
+    text = "".join(t.get(key) or "" for t in tasks for key in ("out", "err", "error"))
+    return code, {t["name"]: t["result"] for t in tasks}, text
+
+
+def executed(results: dict[str, str]) -> set[str]:
+    return {name for name, result in results.items() if result == "success" and ":" in name}
+
+
+def edit(project_dir: Path, old: str, new: str) -> None:
+    path = project_dir / "project.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+@pytest.fixture
+def built(project_dir: Path, idf: Path) -> Path:
+    code, results = run(project_dir, "build")
+    assert code == 0, results
+    return project_dir
+
+
+# --- finding ESP-IDF ----------------------------------------------------------------------------
+
+
+def test_find_idf__missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with pytest.raises(ToolError) as caught:
+        idftool.find_idf({"PATH": str(tmp_path)}, "5.3")
+    assert str(caught.value).startswith(
+        "ESP-IDF not found: no idf.py on PATH and no $IDF_PATH/tools/idf.py; install ESP-IDF v5.3"
+    )
+    assert "espressif/idf:v5.3" in str(caught.value)
+
+
+def test_find_idf__version_mismatch(idf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STANDIN_IDF_VERSION", "v5.1.4")
+    with pytest.raises(ToolError) as caught:
+        idftool.find_idf(os.environ, "5.3")
+    assert str(caught.value).startswith(
+        "idf.py is ESP-IDF v5.1.4 but project.yaml asks for 5.3 (idf.version)"
+    )
+
+
+def test_find_idf__matching_patch_release(idf: Path) -> None:
+    tool = idftool.find_idf(os.environ, "5.3")
+    assert tool.version.startswith("5.3")
+
+
+def test_build__without_esp_idf_is_one_clear_failure(
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.delenv("IDF_PATH", raising=False)
+    code, results = run(project_dir, "build:hello_world")
+    assert code == 1
+    assert results["build:hello_world"] == "fail"
+
+
+# --- doit build ---------------------------------------------------------------------------------
+
+
+def test_build__builds_every_app_and_the_manifest(built: Path, idf: Path) -> None:
+    assert len(idf_calls(idf)) == 2
+    manifest = json.loads((built / "build" / "manifest.json").read_text())
+    assert manifest["project"] == "ota-demo"
+    factory, hello = manifest["apps"]["factory"], manifest["apps"]["hello_world"]
+    assert factory["version"] == "1.0.0" and hello["version"] == "1.0.1"
+    assert factory["ota_url"] == "https://127.0.0.1:8070/hello_world.bin"
+    assert "ota_url" not in hello
+    assert factory["target"] == "esp32"
+    roles = [image["role"] for image in factory["images"]]
+    assert roles == ["bootloader", "partition-table", "otadata", "app"]
+    ca = (built / "certs" / "ca_cert.pem").read_bytes()
+    import hashlib
+
+    assert factory["ca_sha256"] == hashlib.sha256(ca).hexdigest()
+    for image in factory["images"]:
+        data = (built / image["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == image["sha256"]
+        assert len(data) == image["size"]
+
+
+def test_build__second_run_starts_no_idf_py(built: Path, idf: Path) -> None:
+    before = len(idf_calls(idf))
+    code, results = run(built, "build")
+    assert code == 0
+    assert executed(results) == set()
+    assert len(idf_calls(idf)) == before
+
+
+def test_build__one_source_file_rebuilds_only_its_app(built: Path, idf: Path) -> None:
+    source = idf / "examples/get-started/hello_world/main/hello_world_main.c"
+    source.write_text("void app_main(void) { /* changed */ }\n")
+    _, results = run(built, "build")
+    assert executed(results) == {"build:hello_world", "build:manifest"}
+
+
+def test_build__wifi_change_rebuilds_but_keeps_certs(built: Path, idf: Path) -> None:
+    edit(built, "ssid: myssid", "ssid: othernet")
+    _, results = run(built, "build")
+    assert "build:factory" in executed(results)
+    assert results["certs"] == "up-to-date"
+
+
+def test_build__the_ca_is_embedded_and_esp_idf_untouched(built: Path, idf: Path) -> None:
+    ca = (built / "certs" / "ca_cert.pem").read_bytes()
+    staged = built / "build" / "src" / "factory" / "server_certs" / "ca_cert.pem"
+    assert staged.read_bytes() == ca
+    assert (
+        idf / "examples/system/ota/simple_ota_example/server_certs/ca_cert.pem"
+    ).read_text() == TEST_CA
+    app = next((built / "build" / "factory").glob("simple_ota.bin"))
+    assert ca.strip() in app.read_bytes()
+
+
+def test_build__sdkconfig_is_private(built: Path) -> None:
+    sdkconfig = built / "build" / "factory" / "sdkconfig"
+    assert stat.S_IMODE(sdkconfig.stat().st_mode) & 0o077 == 0
+
+
+def test_build__option_that_does_not_take_effect_fails_with_its_name(
+    project_dir: Path, idf: Path
+) -> None:
+    edit(project_dir, "version: 1.0.1}", "version: 1.0.1, sdkconfig: {CONFIG_NOT_AN_OPTION: true}}")
+    code, results, text = run_with_output(project_dir, "build:hello_world")
+    assert code == 1
+    assert results["build:hello_world"] == "fail"
+    assert (
+        "CONFIG_NOT_AN_OPTION (from project.yaml apps.hello_world.sdkconfig) is not an option "
+        "of this app" in text
+    )
+
+
+def test_build__url_option_is_dropped_for_an_app_without_it(project_dir: Path, idf: Path) -> None:
+    # hello_world defines no firmware URL option: ESP-IDF would drop it, we refuse.
+    edit(project_dir, "version: 1.0.1}", "version: 1.0.1, ota_client: true}")
+    code, _, text = run_with_output(project_dir, "build:hello_world")
+    assert code == 1
+    assert "CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL (from OTA client) is not an option" in text
+
+
+def test_build__changed_defaults_regenerate_the_sdkconfig(built: Path, idf: Path) -> None:
+    edit(
+        built,
+        "version: 1.0.1}",
+        "version: 1.0.1, sdkconfig: {CONFIG_LOG_DEFAULT_LEVEL_DEBUG: true}}",
+    )
+    code, _ = run(built, "build:hello_world")
+    assert code == 0
+    config = json.loads((built / "build/hello_world/config/sdkconfig.json").read_text())
+    assert config["LOG_DEFAULT_LEVEL_DEBUG"] is True
+
+
+def test_build__failure_shows_the_tail_and_the_log(
+    project_dir: Path,
+    idf: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STANDIN_FAIL", "compile")
+    code, _, text = run_with_output(project_dir, "build:hello_world")
+    assert code == 1
+    assert "idf.py build of app 'hello_world' failed (exit 2)" in text
+    assert f"full log: {project_dir / 'build' / 'hello_world' / 'build.log'}" in text
+    assert "error:" in (project_dir / "build/hello_world/build.log").read_text()
+
+
+def test_build__image_too_big_for_its_slot(
+    project_dir: Path, idf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It fits factory, so ESP-IDF's check_sizes.py only warns; the served image needs ota_0/1.
+    rows = [
+        "{name: nvs, type: data, subtype: nvs, size: 0x4000}",
+        "{name: otadata, type: data, subtype: ota, size: 0x2000}",
+        "{name: phy_init, type: data, subtype: phy, size: 0x1000}",
+        "{name: factory, type: app, subtype: factory, size: 1536K}",
+        "{name: ota_0, type: app, subtype: ota_0, size: 1M}",
+        "{name: ota_1, type: app, subtype: ota_1, size: 1M}",
+    ]
+    layout = "layout:\n" + "".join(f"    - {row}\n" for row in rows)
+    edit(project_dir, "layout: two_ota ", layout + "  # ")
+    monkeypatch.setenv("STANDIN_APP_SIZE", str(0x110000))
+    code, _, text = run_with_output(project_dir, "build:hello_world")
+    assert code == 1
+    assert (
+        "hello_world.bin binary size 0x110000 does not fit app partition 'ota_0' @ 0x190000 "
+        "size 0x100000 (overflow 0x10000); 'ota_1' @ 0x290000 size 0x100000 (overflow 0x10000)"
+    ) in text
+
+
+def test_build__an_app_bigger_than_every_partition_fails_in_esp_idf(
+    project_dir: Path, idf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STANDIN_APP_SIZE", str(0x110000))
+    code, _, text = run_with_output(project_dir, "build:hello_world")
+    assert code == 1
+    assert "idf.py build of app 'hello_world' failed (exit 2)" in text
+
+
+# --- doit reproduce -----------------------------------------------------------------------------
+
+
+def test_reproduce__passes_with_reproducible_builds(project_dir: Path, idf: Path) -> None:
+    code, _, out = run_with_output(project_dir, "reproduce")
+    assert code == 0, out
+    assert "every image and ELF is byte-identical across both builds" in out
+    assert "DIFFERENT" not in out
+
+
+def test_reproduce__fails_naming_the_image_when_time_is_stamped(
+    project_dir: Path,
+    idf: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STANDIN_STAMP_TIME", "1")
+    code, _, text = run_with_output(project_dir, "reproduce")
+    assert code == 1
+    assert "builds are not reproducible: factory app (simple_ota.bin) differs at segment 0" in text
+
+
+# --- images ------------------------------------------------------------------------------------
+
+
+def test_images__blink_fixture_verifies(shared: Path) -> None:
+    blink = shared / "fixtures" / "esp_idf_blink_esp32s2.bin"
+    if not blink.exists():
+        pytest.skip("shared/fixtures/esp_idf_blink_esp32s2.bin absent")
+    app = images.read_app(blink.read_bytes(), "esp32s2")
+    assert (app.project_name, app.version) == ("blink", "qa-test-v5.0-20220830-4-g4532e6")
+    flipped = bytearray(blink.read_bytes())
+    flipped[0x1000] ^= 0xFF
+    with pytest.raises(images.ImageError):
+        images.read_app(bytes(flipped), "esp32s2")
+
+
+def test_images__real_bootloader_verifies_and_a_flipped_byte_does_not(shared: Path) -> None:
+    data = (shared / "fixtures" / "bootloader_esp32.bin").read_bytes()
+    assert images.read_bootloader(data, "esp32").sha256.startswith("914a9797")
+    flipped = bytearray(data)
+    flipped[100] ^= 0x01
+    with pytest.raises(images.ImageError, match=r"Checksum failed\. Calculated 0x82 read 0x83"):
+        images.read_bootloader(bytes(flipped), "esp32")
+    with pytest.raises(images.ImageError, match="Mismatch chip id, expected 5, found 0"):
+        images.read_bootloader(data, "esp32c3")
+
+
+def test_images__not_an_image() -> None:
+    with pytest.raises(images.ImageError, match="invalid magic byte"):
+        images.read_app(b"\x00" * 64, "esp32")
+
+
+# --- doit menuconfig -----------------------------------------------------------------------------
+
+
+def test_menuconfig__prints_the_lines_to_keep_a_change(
+    built: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(
+        "STANDIN_MENUCONFIG_SET",
+        "CONFIG_LOG_DEFAULT_LEVEL_DEBUG=y;CONFIG_ESPTOOLPY_FLASHMODE_QIO=y",
+    )
+    capsys.readouterr()
+    code = DoitMain(ModuleTaskLoader(graph)).run(["menuconfig", "--app", "hello_world"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "apps:\n  hello_world:\n    sdkconfig:\n" in out
+    assert "      CONFIG_LOG_DEFAULT_LEVEL_DEBUG: true\n" in out
+    assert "      # CONFIG_ESPTOOLPY_FLASHMODE_QIO: set flash.mode instead" in out
