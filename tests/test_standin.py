@@ -17,7 +17,8 @@ from esptool.bin_image import LoadFirmwareImage
 from esptool.targets import CHIP_DEFS
 
 from tasks import partitions
-from tasks.standin import main, parse_kconfig
+from tasks.standin import main
+from tasks.standin_kconfig import parse_kconfig
 from tests.conftest import REPO
 
 FAKE_IDF = REPO / "tests" / "fakes" / "idf.py"
