@@ -30,6 +30,7 @@ __all__ = [
     "BuildPlan",
     "app_sources",
     "build_app",
+    "outputs_intact",
     "plan",
     "prepare",
     "read_flasher_args",
@@ -376,6 +377,15 @@ def _slots(project: Project, app: App) -> tuple[tuple[str, int, int], ...]:
         chosen = [p for p in table.partitions if p.type == 0]
     unique = {p.name: p for p in chosen}
     return tuple((p.name, p.offset, p.size) for p in unique.values())
+
+
+def outputs_intact(summary: Path) -> bool:
+    """The images app.json lists are still there with their sizes (doit's uptodate check)."""
+    try:
+        images = json.loads(summary.read_text(encoding="utf-8"))["images"]
+        return all(Path(image["file"]).stat().st_size == image["size"] for image in images)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def write_manifest(project_name: str, root: Path, summaries: Sequence[Path], out: Path) -> None:

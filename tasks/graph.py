@@ -16,7 +16,7 @@ from doit.exceptions import InvalidDodoFile, TaskFailed
 from doit.tools import config_changed
 
 import tasks
-from tasks import build, certs, hosts, idftool, model, render, repro, sdkconfig
+from tasks import board, build, certs, flash, hosts, idftool, model, render, repro, sdkconfig
 from tasks.errors import ConfigError, ConfigErrors, ProjectError, warn
 from tasks.model import Project
 from tasks.paths import TEMPLATES, Paths
@@ -24,12 +24,16 @@ from tasks.paths import TEMPLATES, Paths
 __all__ = [
     "DOIT_CONFIG",
     "load_project",
+    "task_boot",
     "task_build",
     "task_certs",
+    "task_flash",
     "task_menuconfig",
+    "task_monitor",
     "task_render",
     "task_reproduce",
     "task_rotate_ca",
+    "task_status",
 ]
 
 # sqlite3 is the backend that survives two doit processes at once. Its file sits next to
@@ -232,7 +236,8 @@ def task_build() -> Iterator[dict[str, Any]]:
                 *certs_dep,
             ],
             "targets": [summary],
-            "uptodate": [_fingerprint(plan.to_json())],
+            # A deleted or replaced image makes the build stale even when app.json survives.
+            "uptodate": [_fingerprint(plan.to_json()), (build.outputs_intact, [summary])],
             "verbosity": 2,
         }
     yield {
@@ -293,6 +298,133 @@ def task_menuconfig() -> dict[str, Any]:
             }
         ],
         "file_dep": [paths.partitions_csv, *(paths.sdkconfig_defaults(app) for app in plans)],
+        "uptodate": [False],
+        "verbosity": 2,
+    }
+
+
+_PORT = {
+    "name": "port",
+    "long": "port",
+    "short": "p",
+    "type": str,
+    "default": None,
+    "help": "serial port (default: $ESPPORT, flash.port, or the one board found)",
+}
+
+
+def _flash_plan(project: Project) -> flash.FlashPlan:
+    paths = Paths(project.project_dir)
+    return flash.FlashPlan(
+        app=project.flash_app,
+        target=project.target,
+        flash_size=project.flash.size_text,
+        table_offset=project.partitions.table_offset,
+        app_summary=paths.app_summary(project.flash_app),
+        boards_dir=paths.boards,
+        port=project.flash.port,
+        baud=project.flash.baud,
+    )
+
+
+def _board_plan(project: Project) -> board.BoardPlan:
+    return board.BoardPlan(
+        target=project.target,
+        table_offset=project.partitions.table_offset,
+        port=project.flash.port,
+        baud=project.flash.baud,
+    )
+
+
+def _flash(
+    plan: flash.FlashPlan, port: str | None, baud: int | None, erase: bool
+) -> TaskFailed | None:
+    return _run(functools.partial(flash.write, port=port, baud=baud, erase=erase), plan)
+
+
+def task_flash() -> dict[str, Any]:
+    """Write bootloader, partition table, otadata and flash_app to the board; skip what it holds."""
+    project = load_project()
+    plan = _flash_plan(project)
+    return {
+        "actions": [(_flash, [plan])],
+        "params": [
+            _PORT,
+            {
+                "name": "baud",
+                "long": "baud",
+                "short": "b",
+                "type": int,
+                "default": None,
+                "help": "baud rate (default: $ESPBAUD or flash.baud)",
+            },
+            {
+                "name": "erase",
+                "long": "erase",
+                "type": bool,
+                "default": False,
+                "help": "erase the whole chip first (like idf.py erase-flash flash)",
+            },
+        ],
+        "file_dep": [plan.app_summary],
+        "uptodate": [False],
+        "verbosity": 2,
+    }
+
+
+def _status(plan: board.BoardPlan, port: str | None) -> TaskFailed | None:
+    return _run(functools.partial(board.status, port=port), plan)
+
+
+def task_status() -> dict[str, Any]:
+    """Show the board's partition table, the slot otadata boots, and the app in each slot."""
+    return {
+        "actions": [(_status, [_board_plan(load_project())])],
+        "params": [_PORT],
+        "uptodate": [False],
+        "verbosity": 2,
+    }
+
+
+def _boot(plan: board.BoardPlan, port: str | None, slot: str) -> TaskFailed | None:
+    if not slot:
+        return TaskFailed("doit boot needs --slot NAME (factory, ota_0, ...)")
+    return _run(functools.partial(board.boot, slot=slot, port=port), plan)
+
+
+def task_boot() -> dict[str, Any]:
+    """Make the board boot another slot next (--slot factory|ota_0|...) by rewriting otadata."""
+    return {
+        "actions": [(_boot, [_board_plan(load_project())])],
+        "params": [
+            _PORT,
+            {
+                "name": "slot",
+                "long": "slot",
+                "type": str,
+                "default": "",
+                "help": "the app partition to boot (factory erases otadata)",
+            },
+        ],
+        "uptodate": [False],
+        "verbosity": 2,
+    }
+
+
+def _monitor(
+    project_dir: Path, app: str, configured: str | None, port: str | None
+) -> TaskFailed | None:
+    return _run(
+        functools.partial(board.monitor, port=port), Paths(project_dir).app_build(app), configured
+    )
+
+
+def task_monitor() -> dict[str, Any]:
+    """Open esp-idf-monitor on the board at the console baud, decoding addresses with the ELF."""
+    project = load_project()
+    return {
+        "actions": [(_monitor, [project.project_dir, project.flash_app, project.flash.port])],
+        "params": [_PORT],
         "uptodate": [False],
         "verbosity": 2,
     }

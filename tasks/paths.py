@@ -60,5 +60,10 @@ class Paths:
         return self.build / "manifest.json"
 
     @property
+    def boards(self) -> Path:
+        """One JSON record per board flashed over serial, named by its MAC."""
+        return self.build / "boards"
+
+    @property
     def certs(self) -> Path:
         return self.root / "certs"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -73,3 +74,39 @@ def golden(request: pytest.FixtureRequest) -> Callable[[Path, bytes], None]:
         assert actual == path.read_bytes(), f"{path.name} differs from the golden file"
 
     return check
+
+
+FAKE_IDF = REPO / "tests" / "fakes" / "idf.py"
+
+
+def install_fake_idf(root: Path, setenv: Callable[[str, str], None]) -> Path:
+    """A synthetic ESP-IDF under `root`, with the logging stand-in idf.py first on PATH."""
+    from tasks import idftool, virtual_idf
+
+    idf_path = root / "esp-idf"
+    virtual_idf.write(idf_path)
+    bin_dir = root / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    if not (bin_dir / "idf.py").exists():
+        (bin_dir / "idf.py").symlink_to(FAKE_IDF)
+    setenv("IDF_PATH", str(idf_path))
+    setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    setenv("FAKE_IDF_LOG", str(root / "idf-calls.jsonl"))
+    idftool._version_of.cache_clear()
+    return idf_path
+
+
+@pytest.fixture
+def idf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fake ESP-IDF (example skeletons) under tmp_path; the stand-in idf.py first on PATH."""
+    return install_fake_idf(tmp_path, monkeypatch.setenv)
+
+
+@pytest.fixture
+def built(project_dir: Path, idf: Path) -> Path:
+    """The example project after a successful `doit build`."""
+    from tests.doitrun import run
+
+    code, results = run(project_dir, "build")
+    assert code == 0, results
+    return project_dir

@@ -9,73 +9,15 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from doit.cmd_base import ModuleTaskLoader
 from doit.doit_cmd import DoitMain
 
-from tasks import graph, idftool, images
+from tasks import graph, idftool, images, virtual_idf
 from tasks.errors import ToolError
-from tests.conftest import REPO
-
-FAKE_IDF = REPO / "tests" / "fakes" / "idf.py"
-TEST_CA = "-----BEGIN CERTIFICATE-----\nplaceholder from the example\n-----END CERTIFICATE-----\n"
-
-EXAMPLES = {
-    "examples/system/ota/simple_ota_example": {
-        "CMakeLists.txt": "cmake_minimum_required(VERSION 3.16)\n"
-        "include($ENV{IDF_PATH}/tools/cmake/project.cmake)\nproject(simple_ota)\n",
-        "main/CMakeLists.txt": "idf_build_get_property(project_dir PROJECT_DIR)\n"
-        'idf_component_register(SRCS "simple_ota_example.c" INCLUDE_DIRS "."\n'
-        "                       EMBED_TXTFILES ${project_dir}/server_certs/ca_cert.pem)\n",
-        "main/simple_ota_example.c": "void app_main(void) {}\n",
-        "main/Kconfig.projbuild": 'menu "Example Configuration"\n'
-        "    config EXAMPLE_FIRMWARE_UPGRADE_URL\n"
-        '        string "firmware upgrade url endpoint"\n'
-        '        default "https://192.168.0.3:8070/hello_world.bin"\n'
-        "endmenu\n",
-        "main/idf_component.yml": "dependencies:\n  protocol_examples_common:\n"
-        "    path: ${IDF_PATH}/examples/common_components/protocol_examples_common\n",
-        "server_certs/ca_cert.pem": TEST_CA,
-        "sdkconfig.defaults": (
-            "CONFIG_ESPTOOLPY_FLASHSIZE_4MB=y\nCONFIG_PARTITION_TABLE_TWO_OTA=y\n"
-        ),
-    },
-    "examples/get-started/hello_world": {
-        "CMakeLists.txt": "cmake_minimum_required(VERSION 3.16)\n"
-        "include($ENV{IDF_PATH}/tools/cmake/project.cmake)\nproject(hello_world)\n",
-        "main/CMakeLists.txt": (
-            'idf_component_register(SRCS "hello_world_main.c" INCLUDE_DIRS "")\n'
-        ),
-        "main/hello_world_main.c": "void app_main(void) {}\n",
-    },
-}
-
-
-def write_tree(root: Path, files: dict[str, dict[str, str]]) -> None:
-    for folder, contents in files.items():
-        for name, text in contents.items():
-            path = root / folder / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-
-
-@pytest.fixture
-def idf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fake ESP-IDF: example sources under IDF_PATH, the stand-in idf.py first on PATH."""
-    root = tmp_path / "esp-idf"
-    write_tree(root, EXAMPLES)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "idf.py").symlink_to(FAKE_IDF)
-    monkeypatch.setenv("IDF_PATH", str(root))
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_IDF_LOG", str(tmp_path / "idf-calls.jsonl"))
-    idftool._version_of.cache_clear()
-    yield root
-    idftool._version_of.cache_clear()
+from tests.doitrun import edit, executed, run, run_with_output
 
 
 def idf_calls(idf: Path, action: str = "build") -> list[list[str]]:
@@ -84,40 +26,6 @@ def idf_calls(idf: Path, action: str = "build") -> list[list[str]]:
         return []
     calls = [json.loads(line)["argv"] for line in log.read_text().splitlines()]
     return [argv for argv in calls if argv and argv[-1] == action]
-
-
-def run(project_dir: Path, *args: str) -> tuple[int, dict[str, str]]:
-    code, results, _ = run_with_output(project_dir, *args)
-    return code, results
-
-
-def run_with_output(project_dir: Path, *args: str) -> tuple[int, dict[str, str], str]:
-    """doit's exit code, each task's result, and everything the tasks printed or failed with."""
-    report = project_dir / "report.json"
-    code = DoitMain(ModuleTaskLoader(graph)).run(
-        ["run", "--reporter", "json", "--output-file", str(report), *args]
-    )
-    tasks = json.loads(report.read_text())["tasks"]
-    text = "".join(t.get(key) or "" for t in tasks for key in ("out", "err", "error"))
-    return code, {t["name"]: t["result"] for t in tasks}, text
-
-
-def executed(results: dict[str, str]) -> set[str]:
-    return {name for name, result in results.items() if result == "success" and ":" in name}
-
-
-def edit(project_dir: Path, old: str, new: str) -> None:
-    path = project_dir / "project.yaml"
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new))
-
-
-@pytest.fixture
-def built(project_dir: Path, idf: Path) -> Path:
-    code, results = run(project_dir, "build")
-    assert code == 0, results
-    return project_dir
 
 
 # --- finding ESP-IDF ----------------------------------------------------------------------------
@@ -206,9 +114,9 @@ def test_build__the_ca_is_embedded_and_esp_idf_untouched(built: Path, idf: Path)
     ca = (built / "certs" / "ca_cert.pem").read_bytes()
     staged = built / "build" / "src" / "factory" / "server_certs" / "ca_cert.pem"
     assert staged.read_bytes() == ca
-    assert (
-        idf / "examples/system/ota/simple_ota_example/server_certs/ca_cert.pem"
-    ).read_text() == TEST_CA
+    folder = "examples/system/ota/simple_ota_example"
+    original = idf / folder / "server_certs/ca_cert.pem"
+    assert original.read_text() == virtual_idf.EXAMPLES[folder]["server_certs/ca_cert.pem"]
     app = next((built / "build" / "factory").glob("simple_ota.bin"))
     assert ca.strip() in app.read_bytes()
 
@@ -314,7 +222,9 @@ def test_reproduce__fails_naming_the_image_when_time_is_stamped(
     monkeypatch.setenv("STANDIN_STAMP_TIME", "1")
     code, _, text = run_with_output(project_dir, "reproduce")
     assert code == 1
-    assert "builds are not reproducible: factory app (simple_ota.bin) differs at segment 0" in text
+    assert "builds are not reproducible: " in text
+    # The time sits in esp_app_desc_t, the start of the app's first (DROM) segment.
+    assert "factory app (simple_ota.bin) differs at segment 0 (DROM" in text
 
 
 # --- images ------------------------------------------------------------------------------------

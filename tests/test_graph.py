@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,36 +13,9 @@ from doit.doit_cmd import DoitMain
 
 from tasks import certs, graph
 from tests.conftest import REPO
-
-
-def run(project_dir: Path, *args: str) -> tuple[int, dict[str, str]]:
-    """Run doit with the JSON reporter; returns the exit code and {task: result}."""
-    report = project_dir / "report.json"
-    code = DoitMain(ModuleTaskLoader(graph)).run(
-        ["run", "--reporter", "json", "--output-file", str(report), *args]
-    )
-    tasks = {t["name"]: t["result"] for t in json.loads(report.read_text())["tasks"]}
-    # A group task (`render`) has no action of its own; its sub-tasks do the work.
-    results = {
-        name: result
-        for name, result in tasks.items()
-        if not any(other.startswith(f"{name}:") for other in tasks)
-    }
-    return code, results
-
-
-def executed(results: dict[str, str]) -> set[str]:
-    return {name for name, result in results.items() if result == "success"}
-
+from tests.doitrun import edit, executed, run
 
 ALL_RENDER = {"render:partitions", "render:sdkconfig-factory", "render:sdkconfig-hello_world"}
-
-
-def edit(project_dir: Path, old: str, new: str) -> None:
-    path = project_dir / "project.yaml"
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new))
 
 
 def test_render__second_run_executes_nothing(project_dir: Path) -> None:

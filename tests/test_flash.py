@@ -1,0 +1,184 @@
+"""`doit flash`, `doit status` and `doit boot` with the real esptool against an emulated ROM
+loader (esp32-mock-bootloader) whose flash is a file: tasks/virtual_board.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tasks import otadata, partitions, virtual_board
+from tests.doitrun import edit, run, run_with_output
+
+pytest.importorskip(
+    "esp32_mock_bootloader", reason="esp32-mock-bootloader not installed (pip install -e '.[test]')"
+)
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def project(built: Path) -> Path:
+    """The example project, built with the idf.py stand-in, as the cwd."""
+    return built
+
+
+@pytest.fixture
+def board(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[virtual_board.VirtualBoard]:
+    with virtual_board.VirtualBoard(
+        project / "build" / "virtual" / "esp32-flash.bin", target="esp32", flash_size=4 * MiB
+    ) as device:
+        monkeypatch.setenv("ESPPORT", device.port)
+        yield device
+
+
+def summary(project: Path, app: str = "factory") -> dict[str, object]:
+    data: dict[str, object] = json.loads((project / f"build/{app}/app.json").read_text())
+    return data
+
+
+def images(project: Path) -> dict[str, tuple[int, bytes]]:
+    found = {}
+    for image in summary(project)["images"]:  # type: ignore[attr-defined]
+        found[image["role"]] = (int(image["offset"], 16), Path(image["file"]).read_bytes())
+    return found
+
+
+def written_bytes(text: str) -> int:
+    line = next(line for line in text.splitlines() if line.endswith(" bytes written"))
+    return int(line.split()[0])
+
+
+def test_flash__board_holds_every_image(project: Path, board: virtual_board.VirtualBoard) -> None:
+    code, _, text = run_with_output(project, "flash")
+    assert code == 0, text
+    for role, (offset, data) in images(project).items():
+        assert board.read(offset, len(data)) == data, role
+    # A new board's flash is erased: otadata (all 0xFF) is already in place.
+    expected = sum(len(data) for role, (_, data) in images(project).items() if role != "otadata")
+    assert written_bytes(text) == expected
+    record = json.loads(next((project / "build" / "boards").glob("*.json")).read_text())
+    assert record["chip"] == "esp32"
+    assert record["app"]["version"] == "1.0.0"
+    assert record["ota_url"] == "https://127.0.0.1:8070/hello_world.bin"
+    assert record["ca_sha256"] == summary(project)["ca_sha256"]
+
+
+def test_flash__second_flash_writes_nothing(
+    project: Path, board: virtual_board.VirtualBoard
+) -> None:
+    run(project, "flash")
+    code, _, text = run_with_output(project, "flash")
+    assert code == 0
+    assert written_bytes(text) == 0
+    assert text.count("unchanged") == 4
+
+
+def test_flash__a_changed_app_rewrites_only_the_app(
+    project: Path, board: virtual_board.VirtualBoard
+) -> None:
+    run(project, "flash")
+    edit(project, "version: 1.0.0", "version: 1.0.2")
+    code, _, text = run_with_output(project, "flash")
+    assert code == 0, text
+    app_offset, app = images(project)["app"]
+    assert written_bytes(text) == len(app)
+    assert board.read(app_offset, len(app)) == app
+
+
+def test_flash__otadata_is_always_reset(project: Path, board: virtual_board.VirtualBoard) -> None:
+    run(project, "flash")
+    table = partitions.from_bin(images(project)["partition-table"][1])
+    assert table.otadata is not None
+    ota_0 = table.ota_slots[0]
+    board.write(table.otadata.offset, otadata.OtadataEntry.for_seq(1).to_bytes())
+    assert run(project, "flash")[0] == 0
+    assert board.read(table.otadata.offset, 0x2000) == b"\xff" * 0x2000
+    assert otadata.boot_slot(table, board.read(table.otadata.offset, 0x2000))[0] != ota_0
+
+
+def test_flash__changed_layout_erases_the_chip(
+    project: Path, board: virtual_board.VirtualBoard
+) -> None:
+    run(project, "flash")
+    board.write(0x3F0000, b"stale data from the old layout")
+    edit(project, "layout: two_ota ", "layout: two_ota_coredump ")
+    assert run(project, "build")[0] == 0
+    code, _, text = run_with_output(project, "flash")
+    assert code == 0, text
+    assert "erasing the whole chip: the board's partition table differs from the new one" in text
+    assert board.read(0x3F0000, 30) == b"\xff" * 30
+
+
+def test_flash__erase_option(project: Path, board: virtual_board.VirtualBoard) -> None:
+    run(project, "flash")
+    board.write(0x3F0000, b"leftover")
+    code, _, text = run_with_output(project, "flash", "--erase")
+    assert code == 0
+    assert "erasing the whole chip: --erase was given" in text
+    assert board.read(0x3F0000, 8) == b"\xff" * 8
+
+
+def test_flash__wrong_chip(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with virtual_board.VirtualBoard(
+        project / "c3.bin", target="esp32c3", flash_size=4 * MiB
+    ) as other:
+        monkeypatch.setenv("ESPPORT", other.port)
+        code, _, text = run_with_output(project, "flash")
+    assert code == 1
+    assert "board is ESP32-C3, project.yaml says esp32 (ESP32)" in text
+
+
+def test_flash__no_port(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ESPPORT", raising=False)
+    monkeypatch.setattr("serial.tools.list_ports.comports", lambda: [])
+    code, _, text = run_with_output(project, "flash")
+    assert code == 1
+    assert "no serial port found; plug the board in with a data cable" in text
+
+
+def test_flash__missing_image_is_rebuilt_first(
+    project: Path, board: virtual_board.VirtualBoard
+) -> None:
+    app_file = Path(next(i["file"] for i in summary(project)["images"] if i["role"] == "app"))  # type: ignore[attr-defined]
+    app_file.unlink()
+    code, results, text = run_with_output(project, "flash")
+    assert code == 0, text
+    assert results["build:factory"] == "success"
+    assert app_file.exists()
+
+
+def test_status__factory_then_ota_0(project: Path, board: virtual_board.VirtualBoard) -> None:
+    run(project, "flash")
+    code, _, text = run_with_output(project, "status")
+    assert code == 0, text
+    assert "boots: factory (no valid otadata entry: Defaulting to factory image)" in text
+    assert "factory          simple_ota 1.0.0 (ESP-IDF v5.3.2)" in text
+    assert "ota_0            no app" in text
+    table = partitions.from_bin(images(project)["partition-table"][1])
+    assert table.otadata is not None
+    board.write(table.otadata.offset, otadata.OtadataEntry.for_seq(1).to_bytes())
+    _, _, text = run_with_output(project, "status")
+    assert "otadata[0]: seq 1, UNDEFINED, CRC ok, valid" in text
+    assert "boots: ota_0 (otadata[0] seq 1 (UNDEFINED) -> ota_0)" in text
+
+
+def test_boot__refuses_an_empty_slot_then_selects_a_full_one(
+    project: Path, board: virtual_board.VirtualBoard
+) -> None:
+    run(project, "flash")
+    code, _, text = run_with_output(project, "boot", "--slot", "ota_0")
+    assert code == 1
+    assert "--slot ota_0: there is no valid app image at 0x110000" in text
+    table = partitions.from_bin(images(project)["partition-table"][1])
+    board.write(table.ota_slots[0].offset, images(project)["app"][1])
+    code, _, text = run_with_output(project, "boot", "--slot", "ota_0")
+    assert code == 0, text
+    assert (
+        otadata.boot_slot(table, board.read(table.otadata.offset, 0x2000))[0] == table.ota_slots[0]
+    )  # type: ignore[union-attr]
+    code, _, _ = run_with_output(project, "boot", "--slot", "factory")
+    assert code == 0
+    assert board.read(table.otadata.offset, 0x2000) == b"\xff" * 0x2000  # type: ignore[union-attr]
