@@ -6,17 +6,31 @@ action receives is the payload its config_changed fingerprints.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from doit.exceptions import InvalidDodoFile, TaskFailed
 from doit.tools import config_changed
 
 import tasks
-from tasks import board, build, certs, flash, hosts, idftool, model, render, repro, sdkconfig
+from tasks import (
+    board,
+    build,
+    certs,
+    flash,
+    hosts,
+    idftool,
+    model,
+    publish,
+    render,
+    repro,
+    sdkconfig,
+    serve,
+)
 from tasks.errors import ConfigError, ConfigErrors, ProjectError, warn
 from tasks.model import Project
 from tasks.paths import TEMPLATES, Paths
@@ -30,9 +44,11 @@ __all__ = [
     "task_flash",
     "task_menuconfig",
     "task_monitor",
+    "task_publish",
     "task_render",
     "task_reproduce",
     "task_rotate_ca",
+    "task_serve",
     "task_status",
 ]
 
@@ -426,5 +442,93 @@ def task_monitor() -> dict[str, Any]:
         "actions": [(_monitor, [project.project_dir, project.flash_app, project.flash.port])],
         "params": [_PORT],
         "uptodate": [False],
+        "verbosity": 2,
+    }
+
+
+def _serve_plan(project: Project) -> serve.ServePlan | None:
+    if project.ota is None:
+        return None
+    try:
+        return serve.plan(project, Paths(project.project_dir))
+    except ConfigError as error:
+        raise InvalidDodoFile(error.describe()) from None
+
+
+def _serve(plan: serve.ServePlan, engine: str, log_format: str) -> TaskFailed | None:
+    """doit passes --engine/--log-format by parameter name; Ctrl-C returns normally (exit 0)."""
+    # doit already limited both to their `choices`.
+    chosen = dataclasses.replace(
+        plan, engine=cast(serve.Engine, engine), log_format=cast(serve.LogFormat, log_format)
+    )
+    return _run(serve.run, chosen)
+
+
+def task_serve() -> dict[str, Any]:
+    """Serve the OTA image, its .sha256 and manifest.json over HTTPS until Ctrl-C."""
+    project = load_project()
+    plan = _serve_plan(project)
+    if plan is None:
+        return {"actions": [], "doc": "project.yaml has no ota: section; nothing to serve"}
+    where = certs.paths(plan.certs_dir)
+    flashed = [plan.flash_summary] if plan.flash_summary else []
+    return {
+        "actions": [(_serve, [plan])],
+        # The flashed app too: the check that it embeds this CA must never be skipped.
+        "file_dep": [
+            plan.app_summary,
+            *flashed,
+            where.ca_cert,
+            where.server_cert,
+            where.server_key,
+        ],
+        "params": [
+            {
+                "name": "engine",
+                "long": "engine",
+                "type": str,
+                "default": "python",
+                "choices": [
+                    ("python", "the built-in server"),
+                    ("nginx", "nginx in the foreground with build/publish/"),
+                ],
+                "help": "which server to run (default: python)",
+            },
+            {
+                "name": "log_format",
+                "long": "log-format",
+                "type": str,
+                "default": "text",
+                "choices": [
+                    ("text", "one line per request"),
+                    ("json", "one JSON object per request"),
+                ],
+                "help": "request log format (default: text)",
+            },
+        ],
+        "uptodate": [False],
+        "verbosity": 2,
+    }
+
+
+def task_publish() -> dict[str, Any]:
+    """Write build/publish/: the image, its .sha256, manifest.json and an nginx config for them."""
+    project = load_project()
+    plan = _serve_plan(project)
+    if plan is None:
+        return {"actions": [], "doc": "project.yaml has no ota: section; nothing to publish"}
+    where = certs.paths(plan.certs_dir)
+    return {
+        "actions": [(_run, [publish.write, plan])],
+        "file_dep": [
+            plan.app_summary,
+            where.ca_cert,
+            where.server_cert,
+            where.server_key,
+            TEMPLATES / "nginx.conf.j2",
+        ],
+        "targets": publish.targets(plan),
+        "uptodate": [_fingerprint(plan.to_json())],
+        "clean": True,
         "verbosity": 2,
     }

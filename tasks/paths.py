@@ -16,6 +16,8 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 @dataclass(frozen=True, slots=True)
 class Paths:
     root: Path  # the folder holding project.yaml
+    # "virtual": the rehearsal's synthetic builds and board, kept apart under build/virtual/.
+    variant: str = ""
 
     @property
     def project_yaml(self) -> Path:
@@ -44,25 +46,35 @@ class Paths:
     def sdkconfig_defaults(self, app: str) -> Path:
         return self.generated / f"{app}.sdkconfig.defaults"
 
+    @property
+    def outputs(self) -> Path:
+        """Where builds and board records go: build/, or build/<variant>/."""
+        return self.build / self.variant if self.variant else self.build
+
     def app_build(self, app: str) -> Path:
-        return self.build / app
+        return self.outputs / app
 
     def staged(self, app: str) -> Path:
         """Apps outside the project are copied here (not into build/<app>, which idf.py may
         wipe) and built from the copy; ESP-IDF's own tree is never written to."""
-        return self.build / "src" / app
+        return self.outputs / "src" / app
 
     def app_summary(self, app: str) -> Path:
         return self.app_build(app) / "app.json"
 
     @property
     def manifest(self) -> Path:
-        return self.build / "manifest.json"
+        return self.outputs / "manifest.json"
 
     @property
     def boards(self) -> Path:
         """One JSON record per board flashed over serial, named by its MAC."""
-        return self.build / "boards"
+        return self.outputs / "boards"
+
+    @property
+    def publish(self) -> Path:
+        """The static site (image, .sha256, manifest.json) and its nginx config; never a key."""
+        return self.build / "publish"
 
     @property
     def certs(self) -> Path:

@@ -1,0 +1,345 @@
+"""The listening side of `doit serve`: accept loop, TLS per connection, request log and progress.
+
+The protocol itself is tasks/serve_http.py; this module owns sockets, threads and the terminal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, TextIO
+
+from tasks.serve_http import (
+    Limits,
+    Malformed,
+    Request,
+    Resource,
+    Response,
+    error,
+    head_bytes,
+    read_request,
+    respond,
+)
+
+if TYPE_CHECKING:
+    import ssl
+
+__all__ = ["SLICE", "Console", "Listener", "Server", "Transfer", "bind_failure"]
+
+SLICE = 256 * 1024  # bytes per send: what matched openssl s_server (toolchain notes)
+
+
+@dataclass(slots=True, kw_only=True)
+class Transfer:
+    """One response being sent, for the request log and the live progress line."""
+
+    client: str
+    method: str
+    path: str
+    range_text: str
+    status: int = 0
+    total: int = 0
+    sent: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+Listener = Callable[[Literal["start", "end", "note"], Transfer | str], None]
+
+
+class Server:
+    """A bound TLS listener; `serve()` accepts until `stop` is set (or KeyboardInterrupt)."""
+
+    def __init__(
+        self,
+        *,
+        resources: Mapping[str, Resource],
+        cert: Path,
+        key: Path,
+        bind: str,
+        port: int,
+        listener: Listener | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        self.resources = dict(resources)
+        self.limits = limits = limits or Limits()
+        self.listener: Listener = listener or (lambda kind, item: None)
+        self._context = _context(cert, key)
+        family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._socket.bind((bind, port))
+            # A backlog of 5 drops SYNs under 50 simultaneous connects; the retry costs ~1 s.
+            self._socket.listen(256)
+        except OSError:
+            self._socket.close()
+            raise
+        self._slots = threading.BoundedSemaphore(limits.connections)
+        self._live: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+
+    @property
+    def port(self) -> int:
+        return int(self._socket.getsockname()[1])
+
+    def serve(self, stop: threading.Event | None = None) -> None:
+        self._socket.settimeout(0.2)
+        try:
+            while not self._closed.is_set() and not (stop is not None and stop.is_set()):
+                try:
+                    conn, address = self._socket.accept()
+                except TimeoutError:
+                    continue
+                if not self._slots.acquire(blocking=False):
+                    conn.close()
+                    continue
+                worker = threading.Thread(
+                    target=self._connection, args=(conn, _client(address)), daemon=True
+                )
+                worker.start()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._socket.close()
+        with self._lock:
+            live = list(self._live)
+        for conn in live:
+            _shutdown(conn)
+
+    def _connection(self, raw: socket.socket, client: str) -> None:
+        import ssl
+
+        conn = raw
+        self._track(conn, None)
+        try:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # The handshake runs here, off the accept loop, under a timeout: a board that resets
+            # mid-handshake, or a client that never says hello, holds only its own thread.
+            raw.settimeout(self.limits.handshake_timeout)
+            conn = self._context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+            self._track(conn, raw)
+            try:
+                conn.do_handshake()
+            except (OSError, ssl.SSLError) as err:
+                self.listener("note", f"{client} TLS handshake failed: {_reason(err)}")
+                return
+            self._requests(conn, client)
+            if not self._closed.is_set():
+                # close_notify: OpenSSL 3 clients call a bare EOF "unexpected eof while reading".
+                conn.settimeout(0.5)
+                conn.unwrap()
+        except (OSError, ValueError):
+            pass
+        finally:
+            self._track(None, conn)
+            conn.close()
+            self._slots.release()
+
+    def _track(self, new: socket.socket | None, old: socket.socket | None) -> None:
+        with self._lock:
+            if old is not None:
+                self._live.discard(old)
+            if new is not None:
+                self._live.add(new)
+
+    def _requests(self, tls: ssl.SSLSocket, client: str) -> None:
+        stream = tls.makefile("rb", buffering=4096)  # per connection: keep 200 of them small
+        try:
+            while not self._closed.is_set():
+                tls.settimeout(self.limits.idle_timeout)
+                try:
+                    request = read_request(stream, self.limits)
+                except Malformed as bad:
+                    self._send(tls, client, None, error(bad.status))
+                    return
+                except (TimeoutError, OSError, ValueError):
+                    return
+                if request is None:
+                    return
+                response = respond(request, self.resources)
+                tls.settimeout(self.limits.send_timeout)
+                if not self._send(tls, client, request, response) or response.close:
+                    return
+        finally:
+            stream.close()
+
+    def _send(
+        self, tls: ssl.SSLSocket, client: str, request: Request | None, response: Response
+    ) -> bool:
+        transfer = Transfer(
+            client=client,
+            method=request.method if request else "-",
+            path=_printable(request.target) if request else "-",
+            range_text=_printable(response.range_text),
+            status=response.status,
+            total=len(response.body),
+        )
+        self.listener("start", transfer)
+        version = request.version if request else (1, 1)
+        try:
+            tls.sendall(head_bytes(response, version=version))
+            body = response.body
+            for start in range(0, len(body), SLICE):
+                tls.sendall(body[start : start + SLICE])
+                transfer.sent = min(len(body), start + SLICE)
+            return True
+        except OSError:
+            return False
+        finally:
+            self.listener("end", transfer)
+
+
+def _context(cert: Path, key: Path) -> ssl.SSLContext:
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def _client(address: tuple[str, int] | tuple[str, int, int, int]) -> str:
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _reason(err: Exception) -> str:
+    if isinstance(err, TimeoutError):
+        return "timed out"
+    reason = getattr(err, "reason", None)
+    return str(reason or err.strerror or err).lower() if isinstance(err, OSError) else str(err)
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """Attacker-chosen text made safe for a terminal line: no control characters, bounded."""
+    cleaned = "".join(c if 0x20 <= ord(c) < 0x7F else f"\\x{ord(c):02x}" for c in text)
+    return cleaned if len(cleaned) <= limit else cleaned[:limit] + "…"
+
+
+def _shutdown(conn: socket.socket) -> None:
+    """Unblock a worker stuck in recv/send from another thread; the worker closes the socket.
+
+    The plain socket's shutdown is used even on an SSLSocket, whose own shutdown() would drop the
+    TLS state under the worker's feet."""
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(conn, socket.SHUT_RDWR)
+
+
+class Console:
+    """Request log lines (text or JSON) and, on a terminal only, one live line of downloads."""
+
+    PROGRESS_MIN = 64 * 1024  # smaller bodies finish before a progress line could show them
+
+    def __init__(self, log_format: Literal["text", "json"] = "text", stream: TextIO | None = None):
+        self.json = log_format == "json"
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._active: dict[int, Transfer] = {}
+        self._done = threading.Event()
+        self._drawn = False
+        self._thread: threading.Thread | None = None
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream or sys.stdout  # doit swaps sys.stdout per action; look it up late
+
+    def __enter__(self) -> Console:
+        if self.stream.isatty():
+            self._thread = threading.Thread(target=self._progress, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        self._write("")
+
+    def listener(self, kind: Literal["start", "end", "note"], item: Transfer | str) -> None:
+        if isinstance(item, str):
+            self.line(item)
+        elif kind == "start":
+            with self._lock:
+                self._active[id(item)] = item
+        else:
+            with self._lock:
+                self._active.pop(id(item), None)
+            self._write(self._request_line(item))
+
+    def line(self, text: str) -> None:
+        """A note (banner, handshake failure), as text or as a JSON event."""
+        if self.json:
+            text = json.dumps({"time": _now(), "event": "note", "message": text})
+        self._write(text)
+
+    def _request_line(self, item: Transfer) -> str:
+        seconds = time.monotonic() - item.started
+        if self.json:
+            fields = {
+                "time": _now(),
+                "client": item.client,
+                "method": item.method,
+                "path": item.path,
+                "range": item.range_text or None,
+                "status": item.status,
+                "bytes": item.sent,
+                "duration": round(seconds, 4),
+            }
+            return json.dumps(fields)
+        shown = f" range={item.range_text}" if item.range_text else ""
+        return (
+            f"{_now()} {item.client} {item.method} {item.path}{shown} {item.status} "
+            f"{item.sent}B {seconds * 1000:.1f}ms"
+        )
+
+    def _write(self, text: str) -> None:
+        with self._lock:
+            clear = "\r\x1b[K" if self._drawn else ""
+            self._drawn = False
+            if text or clear:
+                self.stream.write(clear + (text + "\n" if text else ""))
+                self.stream.flush()
+
+    def _progress(self) -> None:
+        import shutil
+
+        while not self._done.wait(0.5):
+            with self._lock:
+                active = [t for t in self._active.values() if t.total >= self.PROGRESS_MIN]
+                if not active and not self._drawn:
+                    continue
+                parts = [f"{t.client} {t.path} {t.sent * 100 // max(t.total, 1)}%" for t in active]
+                width = shutil.get_terminal_size().columns - 1
+                text = f"downloading: {'  '.join(parts)}" if parts else ""
+                self.stream.write("\r\x1b[K" + text[:width])
+                self.stream.flush()
+                self._drawn = bool(text)
+
+
+def _now() -> str:
+    return time.strftime("%H:%M:%S")
+
+
+def bind_failure(bind: str, port: int, err: OSError) -> str:
+    """The one line for a listen socket that could not be bound."""
+    import errno
+
+    if err.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} on {bind} is already in use by another process; find it with "
+            f"`ss -ltnp 'sport = :{port}'`, stop it, or change ota.url's port"
+        )
+    if err.errno == errno.EACCES:
+        return f"cannot listen on {bind}:{port}: permission denied; use a port above 1023"
+    return f"cannot listen on {bind}:{port}: {err.strerror}; check ota.bind"

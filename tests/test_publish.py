@@ -1,0 +1,195 @@
+"""doit publish: the static folder and nginx config; a real nginx serving it on loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tasks import certs, publish, serve
+from tasks.errors import ToolError
+from tests.test_serve import Site, cached_image, make_site
+
+NGINX = publish.nginx_binary()
+needs_nginx = pytest.mark.skipif(
+    NGINX is None, reason="nginx not installed (apt-get install nginx-light)"
+)
+needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    made = make_site(tmp_path / "project", image=cached_image(size=300_000))
+    return Site(root=made.root, plan=replace(made.plan, port=free_port()), image=made.image)
+
+
+def test_publish__exactly_the_allowlist_and_never_a_key(site: Site) -> None:
+    stale = site.plan.publish_dir / "www" / "old" / "firmware.bin"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"an image from an earlier URL path")
+    layout = publish.write(site.plan)
+    served = sorted(p.relative_to(layout.root).as_posix() for p in layout.root.rglob("*"))
+    assert served == ["hello_world.bin", "hello_world.bin.sha256", "manifest.json"]
+    content = serve.check(site.plan, emit=lambda _: None)
+    for path, body in content.resources.items():
+        assert (layout.root / path.lstrip("/")).read_bytes() == body.body
+    everything = [p for p in site.plan.publish_dir.rglob("*") if p.is_file()]
+    assert {p.name for p in everything} == {*served, "site.conf", "nginx.conf"}
+    key = certs.paths(site.plan.certs_dir).server_key
+    assert not any(b"PRIVATE KEY" in p.read_bytes() for p in everything)
+    assert f"ssl_certificate_key {key.resolve()};" in layout.site_conf.read_text()
+    assert publish.targets(site.plan) == [*layout.files, layout.site_conf, layout.nginx_conf]
+
+
+def test_publish__second_write_changes_nothing(site: Site) -> None:
+    layout = publish.write(site.plan)
+    files = [*layout.files, layout.site_conf, layout.nginx_conf]
+    before = [p.stat().st_mtime_ns for p in files]
+    publish.write(site.plan)
+    assert [p.stat().st_mtime_ns for p in files] == before
+
+
+def test_publish__site_config_shape(site: Site) -> None:
+    text = publish.write(site.plan).site_conf.read_text()
+    for line in (
+        f"listen 127.0.0.1:{site.plan.port} ssl;",
+        "ssl_protocols TLSv1.2 TLSv1.3;",
+        "autoindex off;",
+        "max_ranges 1;",
+        "location = /hello_world.bin {",
+        "location = /hello_world.bin.sha256 {",
+        "location = /manifest.json {",
+        'add_header Cache-Control "no-cache" always;',
+        "return 404;",
+    ):
+        assert line in text
+
+
+@needs_nginx
+def test_publish__nginx_accepts_the_config(site: Site) -> None:
+    layout = publish.write(site.plan)
+    (layout.prefix / "temp").mkdir(exist_ok=True)
+    assert NGINX is not None
+    result = subprocess.run(
+        publish._command(NGINX, layout, "-t"), capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+
+
+@pytest.fixture
+def nginx(site: Site) -> Iterator[int]:
+    if NGINX is None:
+        pytest.skip("nginx not installed (apt-get install nginx-light)")
+    ready, stop, failures = threading.Event(), threading.Event(), []
+
+    def target() -> None:
+        try:
+            publish.run_nginx(site.plan, ready=ready, stop=stop)
+        except Exception as err:  # reported by the test below
+            failures.append(err)
+            ready.set()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    assert ready.wait(20)
+    assert failures == []
+    yield site.plan.port
+    stop.set()
+    thread.join(20)
+    assert not thread.is_alive()
+    assert not (site.plan.publish_dir / "nginx" / "nginx.pid").exists()
+
+
+def curl(site: Site, port: int, path: str, *extra: str) -> tuple[int, bytes]:
+    result = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "--cacert",
+            str(site.ca),
+            "-w",
+            "\n%{http_code}",
+            *extra,
+            f"https://127.0.0.1:{port}{path}",
+        ],
+        capture_output=True,
+        timeout=30,
+        check=True,
+    )
+    body, _, code = result.stdout.rpartition(b"\n")
+    return int(code), body
+
+
+@needs_curl
+def test_nginx__serves_the_image_ranges_and_nothing_else(site: Site, nginx: int) -> None:
+    assert curl(site, nginx, "/hello_world.bin") == (200, site.image)
+    assert curl(site, nginx, "/hello_world.bin", "-r", "100-199") == (206, site.image[100:200])
+    digest = hashlib.sha256(site.image).hexdigest()
+    assert curl(site, nginx, "/hello_world.bin.sha256") == (
+        200,
+        f"{digest}  hello_world.bin\n".encode(),
+    )
+    status, body = curl(site, nginx, "/manifest.json")
+    assert status == 200 and digest.encode() in body
+    for path in (
+        "/nope.bin",
+        "/",
+        "/server_key.pem",
+        "/certs/server_key.pem",
+        "/nginx.conf",
+        "/../certs/server_key.pem",
+        "/%2e%2e/nginx/site.conf",
+        "/www/manifest.json",
+    ):
+        status, body = curl(site, nginx, path, "--path-as-is")
+        assert status in (400, 404), path
+        assert b"PRIVATE KEY" not in body
+
+
+def test_nginx__busy_port_is_refused_with_the_fix(site: Site) -> None:
+    if NGINX is None:
+        pytest.skip("nginx not installed (apt-get install nginx-light)")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", site.plan.port))
+        taken.listen()
+        with pytest.raises(serve.ServeError, match=r"^port \d+ on 127\.0\.0\.1 is already in use"):
+            publish.run_nginx(site.plan)
+
+
+def test_nginx__missing_binary_says_how_to_install(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(publish, "nginx_binary", lambda: None)
+    with pytest.raises(ToolError) as caught:
+        publish.run_nginx(site.plan)
+    assert str(caught.value) == (
+        "nginx not installed (apt-get install nginx-light); or serve with --engine python"
+    )
+
+
+def test_publish__through_doit_after_a_build(built: Path) -> None:
+    from tests.doitrun import run
+
+    code, results = run(built, "publish")
+    assert code == 0, results
+    www = built / "build" / "publish" / "www"
+    assert sorted(p.name for p in www.iterdir()) == [
+        "hello_world.bin",
+        "hello_world.bin.sha256",
+        "manifest.json",
+    ]
+    assert run(built, "publish")[1]["publish"] == "up-to-date"
