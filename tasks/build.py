@@ -289,10 +289,10 @@ def _merged(
     return bytes(data or b"")
 
 
-def build_app(plan: BuildPlan) -> None:
+def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
     """doit build:<app> — stage, idf.py build, check the configuration and the images, and
     write build/<app>/app.json (what flash, serve and the manifest read)."""
-    idf = find_idf(os.environ, plan.idf_version)
+    idf = idf or find_idf(os.environ, plan.idf_version)
     prepare(plan)
     run_idf(
         plan.command(idf),
@@ -320,6 +320,8 @@ def build_app(plan: BuildPlan) -> None:
         "flash_settings": flasher.get("flash_settings"),
         "extra_esptool_args": flasher.get("extra_esptool_args"),
         "merged": str(plan.build_dir / "merged.bin"),
+        "ca_file": str(plan.ca_dest) if plan.ca_dest is not None else None,
+        "synthetic": idf.synthetic,
     }
     write_if_changed(plan.build_dir / "app.json", json.dumps(summary, indent=2) + "\n")
     print(f"app '{plan.app}': {app['name']} {app['version']} verified, {app['size']} bytes")

@@ -233,7 +233,9 @@ def _quiet_esptool(progress: _Progress) -> Iterator[None]:
 def _board_table(esp: Any, plan: FlashPlan) -> bytes:
     from esptool.cmds import read_flash
 
-    data = read_flash(esp, plan.table_offset, partitions.MAX_TABLE_LENGTH, output=None)
+    data = read_flash(
+        esp, plan.table_offset, partitions.MAX_TABLE_LENGTH, output=None, no_progress=True
+    )
     return bytes(data or b"")
 
 

@@ -26,6 +26,7 @@ from tasks import (
     idftool,
     model,
     publish,
+    rehearse,
     render,
     repro,
     sdkconfig,
@@ -45,6 +46,7 @@ __all__ = [
     "task_menuconfig",
     "task_monitor",
     "task_publish",
+    "task_rehearse",
     "task_render",
     "task_reproduce",
     "task_rotate_ca",
@@ -215,9 +217,11 @@ def task_rotate_ca() -> dict[str, Any]:
     }
 
 
-def _build_plans(project: Project) -> list[build.BuildPlan]:
-    paths = Paths(project.project_dir)
-    idf_root = idftool.idf_path(os.environ)
+def _build_plans(
+    project: Project, paths: Paths | None = None, idf_root: Path | None = None
+) -> list[build.BuildPlan]:
+    paths = paths or Paths(project.project_dir)
+    idf_root = idf_root or idftool.idf_path(os.environ)
     return [
         build.plan(
             project,
@@ -329,8 +333,8 @@ _PORT = {
 }
 
 
-def _flash_plan(project: Project) -> flash.FlashPlan:
-    paths = Paths(project.project_dir)
+def _flash_plan(project: Project, paths: Paths | None = None) -> flash.FlashPlan:
+    paths = paths or Paths(project.project_dir)
     return flash.FlashPlan(
         app=project.flash_app,
         target=project.target,
@@ -530,5 +534,76 @@ def task_publish() -> dict[str, Any]:
         "targets": publish.targets(plan),
         "uptodate": [_fingerprint(plan.to_json())],
         "clean": True,
+        "verbosity": 2,
+    }
+
+
+def _rehearsal_plan(project: Project) -> rehearse.RehearsalPlan | None:
+    if project.ota is None:
+        return None
+    synthetic = not idftool.available(os.environ)
+    real = Paths(project.project_dir)
+    paths = Paths(project.project_dir, variant="virtual") if synthetic else real
+    idf_root = paths.outputs / "esp-idf" if synthetic else idftool.idf_path(os.environ)
+    try:
+        serve_plan = serve.plan(project, paths)
+    except ConfigError as error:
+        raise InvalidDodoFile(error.describe()) from None
+    cert_plan = _cert_plan(project)
+    assert cert_plan is not None
+    return rehearse.RehearsalPlan(
+        target=project.target,
+        table=project.table,
+        partitions_csv=real.partitions_csv,
+        partitions_bin=real.partition_table_bin,
+        sdkconfigs=tuple(
+            (
+                sdkconfig.plan(project, app, partitions_csv=real.partitions_csv),
+                real.sdkconfig_defaults(app.name),
+            )
+            for app in project.apps
+        ),
+        certs=cert_plan,
+        builds=tuple(_build_plans(project, paths, idf_root)),
+        synthetic=synthetic,
+        idf_root=idf_root or paths.outputs / "esp-idf",
+        flash=_flash_plan(project, paths),
+        serve=serve_plan,
+        board_file=real.build / "virtual" / f"{project.target}-flash.bin",
+        flash_size=project.flash.size,
+        url_option=sdkconfig.url_option(project.app(project.flash_app)),
+    )
+
+
+def _rehearse(plan: rehearse.RehearsalPlan, fail: str, partial: bool) -> TaskFailed | None:
+    return _run(functools.partial(rehearse.run, failure=fail, partial=partial), plan)
+
+
+def task_rehearse() -> dict[str, Any]:
+    """Rehearse the whole OTA on a virtual board: flash, serve, update, reboot (no hardware)."""
+    project = load_project()
+    plan = _rehearsal_plan(project)
+    if plan is None:
+        return {"actions": [], "doc": "project.yaml has no ota: section; nothing to rehearse"}
+    return {
+        "actions": [(_rehearse, [plan])],
+        "params": [
+            {
+                "name": "fail",
+                "long": "fail",
+                "type": str,
+                "default": "none",
+                "choices": list(rehearse.FAILURES.items()),
+                "help": "rehearse a failure; the board must keep booting the factory app",
+            },
+            {
+                "name": "partial",
+                "long": "partial",
+                "type": bool,
+                "default": False,
+                "help": "download as esp_https_ota's partial download does (HEAD, then Range GETs)",
+            },
+        ],
+        "uptodate": [False],
         "verbosity": 2,
     }

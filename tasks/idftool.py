@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tasks.errors import ToolError
 
-__all__ = ["IdfTool", "find_idf", "idf_path", "run_idf"]
+__all__ = ["IdfTool", "available", "find_idf", "idf_path", "run_idf", "standin"]
 
 _TAIL_LINES = 20
 
@@ -31,6 +31,12 @@ class IdfTool:
 
     command: tuple[str, ...]
     version: str  # "5.3.2"
+    synthetic: bool = False  # the stand-in: its images verify but hold no program
+
+
+def standin() -> IdfTool:
+    """The idf.py stand-in (tasks/standin.py), for machines without ESP-IDF."""
+    return IdfTool(command=(sys.executable, "-m", "tasks.standin"), version="5.3.2", synthetic=True)
 
 
 def idf_path(env: Mapping[str, str]) -> Path | None:
@@ -60,6 +66,13 @@ def _version_of(command: tuple[str, ...]) -> str:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise ToolError(f"`idf.py --version` failed (exit {done.returncode}): {tail[0]}")
     return found.group(1)
+
+
+def available(env: Mapping[str, str]) -> bool:
+    """Whether this machine has an idf.py to run (its version is checked when it runs)."""
+    if shutil.which("idf.py", path=env.get("PATH")):
+        return True
+    return bool(env.get("IDF_PATH")) and (Path(env["IDF_PATH"]) / "tools" / "idf.py").is_file()
 
 
 def find_idf(env: Mapping[str, str], want: str) -> IdfTool:

@@ -119,6 +119,8 @@ def read_app(data: bytes, target: str, *, name: str = "app") -> AppImage:
     desc = _parse_app_info(first.data) if first is not None and len(first.data) >= 256 else None
     if desc is None:
         raise ImageError(f"{name}: Incorrect app descriptor magic (no esp_app_desc_t at 0x20)")
+    # Read from a flash partition, the image is followed by erased (0xFF) bytes.
+    data = data[: _length(image, len(data))]
     return AppImage(
         name=name,
         size=len(data),
@@ -130,6 +132,14 @@ def read_app(data: bytes, target: str, *, name: str = "app") -> AppImage:
         secure_version=int(desc["secure_version"]),
         elf_sha256=str(desc["app_elf_sha256"]),
     )
+
+
+def _length(image: object, available: int) -> int:
+    """The image's own length: through the checksum block, plus the appended SHA-256."""
+    length = getattr(image, "data_length", None)
+    if not isinstance(length, int):
+        return available
+    return min(available, length + (32 if getattr(image, "append_digest", False) else 0))
 
 
 def read_bootloader(data: bytes, target: str, *, name: str = "bootloader.bin") -> AppImage:

@@ -1,0 +1,240 @@
+"""`doit rehearse`: the OTA example's whole story on a virtual board, every join exercised for
+real: render → certs → build → flash (esptool into the emulated ROM loader) → serve (the real
+server, on loopback) → boot factory → OTA over TLS → reboot → boot the new slot.
+
+It calls each step's action directly. Without ESP-IDF it builds with the idf.py stand-in and
+keeps those synthetic images under build/virtual/; it never touches a real serial port.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from tasks import (
+    build,
+    certs,
+    flash,
+    idftool,
+    images,
+    render,
+    serve,
+    virtual_board,
+    virtual_device,
+    virtual_idf,
+)
+from tasks.errors import ProjectError
+from tasks.partitions import PartitionTable
+from tasks.sdkconfig import SdkconfigPlan
+
+__all__ = ["FAILURES", "RehearsalError", "RehearsalPlan", "run"]
+
+Failure = Literal["none", "cut", "chip", "corrupt", "host", "same-version"]
+FAILURES: dict[str, str] = {
+    "none": "the update succeeds and the board boots it",
+    "cut": "the download stops halfway",
+    "chip": "the served image is for another chip",
+    "corrupt": "one byte of the served image is flipped",
+    "host": "the server's certificate is for another host",
+    "same-version": "the served version is the one running (the advanced example refuses it)",
+}
+_WRONG_HOST = "wrong-host.invalid"
+
+
+class RehearsalError(ProjectError):
+    """The virtual board did not end where the story says it must."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RehearsalPlan:
+    """Every step's own plan, as doit build/certs/flash/serve would get them."""
+
+    target: str
+    table: PartitionTable
+    partitions_csv: Path
+    partitions_bin: Path
+    sdkconfigs: tuple[tuple[SdkconfigPlan, Path], ...]
+    certs: certs.CertPlan
+    builds: tuple[build.BuildPlan, ...]
+    synthetic: bool  # no ESP-IDF here: build with the stand-in, under build/virtual/
+    idf_root: Path  # the synthetic ESP-IDF tree, when synthetic
+    flash: flash.FlashPlan
+    serve: serve.ServePlan
+    board_file: Path
+    flash_size: int
+    url_option: str  # the factory app's Kconfig option holding the URL
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "target": self.target,
+            "board_file": str(self.board_file),
+            "synthetic": self.synthetic,
+        }
+
+
+def _step(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+def _log(line: str) -> None:
+    print(f"   {line}", flush=True)
+
+
+def _build(plan: RehearsalPlan) -> None:
+    idf = None
+    if plan.synthetic:
+        print(
+            "   *** SYNTHETIC BUILD: no ESP-IDF here, so the idf.py stand-in builds images that\n"
+            "   *** verify like real ones but hold no program. They stay under build/virtual/\n"
+            "   *** and are only ever written to the virtual board.",
+            flush=True,
+        )
+        virtual_idf.write(plan.idf_root)
+        idf = idftool.standin()
+    for build_plan in plan.builds:
+        build.build_app(build_plan, idf)
+
+
+def _summary(path: Path) -> dict[str, object]:
+    data: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def _served_bytes(plan: RehearsalPlan, failure: str) -> bytes:
+    """The image the server hands out, tampered with as the failure asks."""
+    served = _summary(plan.serve.app_summary)
+    flashed = _summary(plan.flash.app_summary)
+    source = flashed if failure == "same-version" else served
+    image = next(i for i in source["images"] if i["role"] == "app")  # type: ignore[attr-defined]
+    data = bytearray(Path(str(image["file"])).read_bytes())
+    if failure == "chip":
+        other = next(t for t in ("esp32c3", "esp32") if t != plan.target)
+        data[12:14] = images.chip_id(other).to_bytes(2, "little")
+    elif failure == "corrupt":
+        data[len(data) // 2] ^= 0xFF
+    return bytes(data)
+
+
+@contextmanager
+def _server(plan: RehearsalPlan, failure: str) -> Iterator[int]:
+    """The real server on 127.0.0.1 (any free port) in a thread; yields its port."""
+    from tasks.serve_http import resource
+    from tasks.serve_server import Server
+
+    local = dataclasses.replace(plan.serve, bind="127.0.0.1", port=0)
+    if failure == "none":
+        content = serve.check(local)
+        resources = content.resources
+        where = certs.paths(local.certs_dir)
+        cert, key = where.server_cert, where.server_key
+    else:
+        resources = {
+            local.url_path: resource(_served_bytes(plan, failure), "application/octet-stream")
+        }
+        cert, key = _certs_for(plan, failure)
+    server = Server(resources=resources, cert=cert, key=key, bind="127.0.0.1", port=0)
+    stop = threading.Event()
+    thread = threading.Thread(target=server.serve, args=(stop,), daemon=True)
+    thread.start()
+    _log(f"serving {plan.serve.url} from 127.0.0.1:{server.port}")
+    try:
+        yield server.port
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def _certs_for(plan: RehearsalPlan, failure: str) -> tuple[Path, Path]:
+    where = certs.paths(plan.certs.certs_dir)
+    if failure != "host":
+        return where.server_cert, where.server_key
+    # Signed by the same CA, for a host the URL does not name.
+    other = certs.plan(
+        project=plan.certs.project,
+        host=_WRONG_HOST,
+        key=plan.certs.key,
+        days=plan.certs.days,
+        certs_dir=plan.board_file.parent / "wrong-host-certs",
+        env={"OTA_CA_CERT": str(where.ca_cert), "OTA_CA_KEY": str(where.ca_key)},
+    )
+    certs.issue(other)
+    wrong = certs.paths(other.certs_dir)
+    return wrong.server_cert, wrong.server_key
+
+
+def _client(
+    plan: RehearsalPlan, failure: str, partial: bool, port: int
+) -> virtual_device.OtaClient:
+    """The factory app's OTA settings, from its built configuration."""
+    summary = _summary(plan.flash.app_summary)
+    config = json.loads((plan.flash.app_summary.parent / "config" / "sdkconfig.json").read_text())
+    url = str(config[plan.url_option.removeprefix("CONFIG_")])
+    advanced = summary.get("project_name") == "advanced_https_ota"
+    size = _summary(plan.serve.app_summary)["app_image"]["size"]  # type: ignore[index]
+    return virtual_device.OtaClient(
+        url=url,
+        ca_file=Path(str(summary["ca_file"])),
+        target=plan.target,
+        partial=partial or bool(config.get("EXAMPLE_ENABLE_PARTIAL_HTTP_DOWNLOAD")),
+        request_size=int(config.get("EXAMPLE_HTTP_REQUEST_SIZE", 16384)),
+        check_version=advanced or failure == "same-version",
+        address=("127.0.0.1", port),
+        stop_after=int(size) // 2 if failure == "cut" else None,
+    )
+
+
+def run(plan: RehearsalPlan, *, failure: str = "none", partial: bool = False) -> None:
+    """The rehearsal; raises RehearsalError unless the board ends where it must."""
+    _step("render: partition table and sdkconfig defaults")
+    render.write_partition_table(plan.table, plan.partitions_csv, plan.partitions_bin)
+    for options, path in plan.sdkconfigs:
+        render.write_sdkconfig(options, path)
+    _step(f"certs: server cert for '{plan.certs.host}'")
+    print(certs.issue(plan.certs), flush=True)
+    _step("build")
+    _build(plan)
+    _step(f"flash: {plan.flash.app} to the virtual board ({plan.board_file})")
+    with virtual_board.VirtualBoard(
+        plan.board_file, target=plan.target, flash_size=plan.flash_size
+    ) as board:
+        flash.write(plan.flash, port=board.port)
+        _step(f"serve ({FAILURES[failure]})" if failure != "none" else "serve")
+        with _server(plan, failure) as port:
+            _step("boot")
+            booted = virtual_device.boot(board, plan.target, plan.table.offset, _log)
+            _step("OTA" + (" (partial download)" if partial else ""))
+            client = _client(plan, failure, partial, port)
+            try:
+                virtual_device.update(board, booted, client, _log)
+                cause = None
+            except virtual_device.OtaError as error:
+                cause = str(error)
+                _log(f"ota: Firmware upgrade failed: {cause}")
+        _step("reboot")
+        final = virtual_device.boot(board, plan.target, plan.table.offset, _log)
+    _verdict(plan, failure, booted, final, cause)
+
+
+def _verdict(
+    plan: RehearsalPlan,
+    failure: str,
+    before: virtual_device.Booted,
+    after: virtual_device.Booted,
+    cause: str | None,
+) -> None:
+    where = f"booted {after.partition.name}: {after.app.project_name} {after.app.version}"
+    print(f"\n{where}", flush=True)
+    if failure == "none":
+        served = _summary(plan.serve.app_summary)
+        if cause is not None or after.app.version != served["version"]:
+            raise RehearsalError(f"the update did not happen ({cause or where})")
+        return
+    if cause is None or after.partition != before.partition:
+        raise RehearsalError(f"'{failure}' should have been refused, but the board {where}")
+    print(f"the board still boots {after.partition.name}; the update was refused: {cause}")
