@@ -8,14 +8,17 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks import otadata, partitions
 from tasks.errors import DeviceError
 from tasks.flash import connect, resolve_port
 from tasks.partitions import Partition, PartitionTable
 
-__all__ = ["BoardPlan", "SlotInfo", "boot", "read_slots", "status"]
+if TYPE_CHECKING:
+    from tasks.model import Project
+
+__all__ = ["BoardPlan", "SlotInfo", "boot", "describe", "monitor", "plan", "read_slots", "status"]
 
 _DESC_END = 0x20 + 256  # image header + segment header + esp_app_desc_t
 
@@ -34,6 +37,16 @@ class BoardPlan:
             "port": self.port,
             "baud": self.baud,
         }
+
+
+def plan(project: Project) -> BoardPlan:
+    """How to reach the board and read it: target, table offset, port and baud settings."""
+    return BoardPlan(
+        target=project.target,
+        table_offset=project.partitions.table_offset,
+        port=project.flash.port,
+        baud=project.flash.baud,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

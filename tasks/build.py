@@ -32,6 +32,7 @@ __all__ = [
     "build_app",
     "outputs_intact",
     "plan",
+    "plans",
     "prepare",
     "read_flasher_args",
     "stage",
@@ -364,6 +365,22 @@ def plan(
         slots=_slots(project, app),
         ota_url=project.ota.url_text if client and project.ota is not None else None,
     )
+
+
+def plans(project: Project, *, paths: Paths, idf_root: Path | None) -> list[BuildPlan]:
+    """One BuildPlan per app in project.yaml, in order."""
+    from tasks import sdkconfig
+
+    return [
+        plan(
+            project,
+            app,
+            sdkconfig.plan(project, app, partitions_csv=paths.partitions_csv),
+            paths=paths,
+            idf_root=idf_root,
+        )
+        for app in project.apps
+    ]
 
 
 def _slots(project: Project, app: App) -> tuple[tuple[str, int, int], ...]:

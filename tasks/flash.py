@@ -14,13 +14,17 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks import partitions
 from tasks.errors import DeviceError
 from tasks.render import write_if_changed
 
-__all__ = ["FlashPlan", "Region", "connect", "resolve_port", "write"]
+if TYPE_CHECKING:
+    from tasks.model import Project
+    from tasks.paths import Paths
+
+__all__ = ["FlashPlan", "Region", "connect", "plan", "resolve_port", "write"]
 
 _FALLBACK_BAUD = 115200
 
@@ -61,6 +65,20 @@ class Region:
     @property
     def md5(self) -> str:
         return hashlib.md5(self.data).hexdigest()
+
+
+def plan(project: Project, paths: Paths) -> FlashPlan:
+    """What `doit flash` writes: flash_app's build, at project.yaml's flash settings."""
+    return FlashPlan(
+        app=project.flash_app,
+        target=project.target,
+        flash_size=project.flash.size_text,
+        table_offset=project.partitions.table_offset,
+        app_summary=paths.app_summary(project.flash_app),
+        boards_dir=paths.boards,
+        port=project.flash.port,
+        baud=project.flash.baud,
+    )
 
 
 def resolve_port(option: str | None, env: Mapping[str, str], configured: str | None) -> str:

@@ -217,21 +217,9 @@ def task_rotate_ca() -> dict[str, Any]:
     }
 
 
-def _build_plans(
-    project: Project, paths: Paths | None = None, idf_root: Path | None = None
-) -> list[build.BuildPlan]:
-    paths = paths or Paths(project.project_dir)
-    idf_root = idf_root or idftool.idf_path(os.environ)
-    return [
-        build.plan(
-            project,
-            app,
-            sdkconfig.plan(project, app, partitions_csv=paths.partitions_csv),
-            paths=paths,
-            idf_root=idf_root,
-        )
-        for app in project.apps
-    ]
+def _build_plans(project: Project) -> list[build.BuildPlan]:
+    paths = Paths(project.project_dir)
+    return build.plans(project, paths=paths, idf_root=idftool.idf_path(os.environ))
 
 
 def task_build() -> Iterator[dict[str, Any]]:
@@ -333,29 +321,6 @@ _PORT = {
 }
 
 
-def _flash_plan(project: Project, paths: Paths | None = None) -> flash.FlashPlan:
-    paths = paths or Paths(project.project_dir)
-    return flash.FlashPlan(
-        app=project.flash_app,
-        target=project.target,
-        flash_size=project.flash.size_text,
-        table_offset=project.partitions.table_offset,
-        app_summary=paths.app_summary(project.flash_app),
-        boards_dir=paths.boards,
-        port=project.flash.port,
-        baud=project.flash.baud,
-    )
-
-
-def _board_plan(project: Project) -> board.BoardPlan:
-    return board.BoardPlan(
-        target=project.target,
-        table_offset=project.partitions.table_offset,
-        port=project.flash.port,
-        baud=project.flash.baud,
-    )
-
-
 def _flash(
     plan: flash.FlashPlan, port: str | None, baud: int | None, erase: bool
 ) -> TaskFailed | None:
@@ -365,7 +330,7 @@ def _flash(
 def task_flash() -> dict[str, Any]:
     """Write bootloader, partition table, otadata and flash_app to the board; skip what it holds."""
     project = load_project()
-    plan = _flash_plan(project)
+    plan = flash.plan(project, Paths(project.project_dir))
     return {
         "actions": [(_flash, [plan])],
         "params": [
@@ -399,7 +364,7 @@ def _status(plan: board.BoardPlan, port: str | None) -> TaskFailed | None:
 def task_status() -> dict[str, Any]:
     """Show the board's partition table, the slot otadata boots, and the app in each slot."""
     return {
-        "actions": [(_status, [_board_plan(load_project())])],
+        "actions": [(_status, [board.plan(load_project())])],
         "params": [_PORT],
         "uptodate": [False],
         "verbosity": 2,
@@ -415,7 +380,7 @@ def _boot(plan: board.BoardPlan, port: str | None, slot: str) -> TaskFailed | No
 def task_boot() -> dict[str, Any]:
     """Make the board boot another slot next (--slot factory|ota_0|...) by rewriting otadata."""
     return {
-        "actions": [(_boot, [_board_plan(load_project())])],
+        "actions": [(_boot, [board.plan(load_project())])],
         "params": [
             _PORT,
             {
@@ -539,40 +504,13 @@ def task_publish() -> dict[str, Any]:
 
 
 def _rehearsal_plan(project: Project) -> rehearse.RehearsalPlan | None:
-    if project.ota is None:
+    cert_plan = _cert_plan(project)
+    if cert_plan is None:
         return None
-    synthetic = not idftool.available(os.environ)
-    real = Paths(project.project_dir)
-    paths = Paths(project.project_dir, variant="virtual") if synthetic else real
-    idf_root = paths.outputs / "esp-idf" if synthetic else idftool.idf_path(os.environ)
     try:
-        serve_plan = serve.plan(project, paths)
+        return rehearse.plan(project, cert_plan=cert_plan, env=os.environ)
     except ConfigError as error:
         raise InvalidDodoFile(error.describe()) from None
-    cert_plan = _cert_plan(project)
-    assert cert_plan is not None
-    return rehearse.RehearsalPlan(
-        target=project.target,
-        table=project.table,
-        partitions_csv=real.partitions_csv,
-        partitions_bin=real.partition_table_bin,
-        sdkconfigs=tuple(
-            (
-                sdkconfig.plan(project, app, partitions_csv=real.partitions_csv),
-                real.sdkconfig_defaults(app.name),
-            )
-            for app in project.apps
-        ),
-        certs=cert_plan,
-        builds=tuple(_build_plans(project, paths, idf_root)),
-        synthetic=synthetic,
-        idf_root=idf_root or paths.outputs / "esp-idf",
-        flash=_flash_plan(project, paths),
-        serve=serve_plan,
-        board_file=real.build / "virtual" / f"{project.target}-flash.bin",
-        flash_size=project.flash.size,
-        url_option=sdkconfig.url_option(project.app(project.flash_app)),
-    )
 
 
 def _rehearse(plan: rehearse.RehearsalPlan, fail: str, partial: bool) -> TaskFailed | None:

@@ -1,22 +1,22 @@
 """The project.yaml model: declared once as frozen dataclasses whose field metadata drives the
-loader, the error messages and the README reference table.
-
-`load()` is pure given its inputs (text, environment, host resolver, project dir).
+loader, the error messages and the README reference table (tasks.reference). `load()` is pure
+given its inputs (text, environment, host resolver, project dir).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tasks import chips, partitions, schema
 from tasks.errors import ConfigError, ConfigErrors, KeyPath
+from tasks.layout_yaml import layout_value
 from tasks.partitions import PartitionSpec, PartitionTable
+from tasks.schema import Invalid, UnknownKeyError
 from tasks.sdkconfig import owner_of
 from tasks.yamlsource import HexInt, SourceMap, parse
 
@@ -31,24 +31,13 @@ __all__ = [
     "SdkValue",
     "Wifi",
     "load",
-    "reference_rows",
-    "reference_table",
 ]
 
 REQUIRED: Any = object()
 SdkValue = bool | int | str
 Sdkconfig = tuple[tuple[str, SdkValue], ...]
-
-
-class UnknownKeyError(ConfigError):
-    """Reported at the key, not the value."""
-
-
-class _Invalid(Exception):
-    """A section with one or more errors; the parent collects them."""
-
-    def __init__(self, errors: list[ConfigError]) -> None:
-        self.errors = errors
+_APP_NAME = re.compile(r"[a-z][a-z0-9_]{0,30}")
+_sdkconfig = schema.config_options(owner_of)  # refuses options that project.yaml keys set
 
 
 def option(*, doc: str, check: schema.Check, default: object = REQUIRED, example: str = "") -> Any:
@@ -69,34 +58,12 @@ def _section_check(cls: type[Any]) -> schema.Check:
     return check
 
 
-def _key_errors(
-    data: Mapping[Any, Any], path: KeyPath, known: Mapping[str, str], required: Collection[str]
-) -> list[ConfigError]:
-    """Unknown keys (with did-you-mean) and missing required ones; `known` maps key -> example.
-
-    A misspelt required key is reported once, as unknown, not also as missing.
-    """
-    errors: list[ConfigError] = []
-    meant: set[str] = set()
-    for key in data:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), list(known), n=1)
-            meant.update(close)
-            hint = schema.did_you_mean(str(key), known)
-            errors.append(UnknownKeyError((*path, key), f"unknown key '{key}'", hint))
-    for key in required:
-        if key not in data and key not in meant:
-            hint = f"add {key}: {known[key]}" if known[key] else ""
-            errors.append(ConfigError(path, f"missing key '{key}'", hint))
-    return errors
-
-
 def _load_section(cls: type[Any], value: object, path: KeyPath, **extra: object) -> Any:
     data = schema.mapping(value, path)
     declared = {f.name: f.metadata for f in dataclasses.fields(cls) if "check" in f.metadata}
     required = [name for name, meta in declared.items() if meta["default"] is REQUIRED]
     examples = {name: meta["example"] for name, meta in declared.items()}
-    errors = _key_errors(data, path, examples, required)
+    errors = schema.key_errors(data, path, examples, required)
     values: dict[str, object] = {}
     for name, meta in declared.items():
         if name not in data and name in required:
@@ -105,165 +72,11 @@ def _load_section(cls: type[Any], value: object, path: KeyPath, **extra: object)
             values[name] = meta["check"](data.get(name, meta["default"]), (*path, name))
         except ConfigError as error:
             errors.append(error)
-        except _Invalid as invalid:
+        except Invalid as invalid:
             errors.extend(invalid.errors)
     if errors:
-        raise _Invalid(errors)
+        raise Invalid(errors)
     return cls(**values, **extra)
-
-
-# --- validators specific to this schema -------------------------------------------------------
-
-_APP_NAME = re.compile(r"[a-z][a-z0-9_]{0,30}")
-_SDK_NAME = re.compile(r"CONFIG_[A-Z0-9_]+")
-
-
-def _flash_size(value: object, path: KeyPath) -> int:
-    text = schema.one_of(*chips.FLASH_SIZES)(value, path)
-    return int(text[:-2]) * 1024 * 1024
-
-
-def _table_offset(value: object, path: KeyPath) -> int:
-    offset = schema.integer(0x1000, 0xFF000)(value, path)
-    if offset % 0x1000:
-        raise ConfigError(path, f"{offset:#x} is not a multiple of 0x1000", "use 0x8000 or 0x9000")
-    return int(offset)
-
-
-def _version(value: object, path: KeyPath) -> str:
-    if isinstance(value, float):
-        raise ConfigError(path, f"{value!r} reads as a number", f'quote it: "{value!r}"')
-    text = schema.string(value, path)
-    if not text or len(text.encode()) > 31:
-        # esp_app_desc_t.version is char[32]; ESP-IDF truncates silently.
-        raise ConfigError(path, f"'{text}' must be 1 to 31 bytes (esp_app_desc_t.version)")
-    return text
-
-
-def _idf_version(value: object, path: KeyPath) -> str:
-    if isinstance(value, float):
-        raise ConfigError(path, f"{value!r} reads as a number", f'quote it: "{value!r}"')
-    return str(schema.pattern(r"\d+\.\d+", 'major.minor, like "5.3"')(value, path))
-
-
-def _wifi_password(value: object, path: KeyPath) -> str:
-    # Never echo the value: it is a secret.
-    if not isinstance(value, str):
-        raise ConfigError(path, "expected a string", 'write password: "${WIFI_PASSWORD}"')
-    if value and not (8 <= len(value) <= 63 or re.fullmatch(r"[0-9a-fA-F]{64}", value)):
-        raise ConfigError(
-            path,
-            f"a WPA2 passphrase has 8 to 63 characters, this one has {len(value)}",
-            "check $WIFI_PASSWORD (empty means an open network)",
-        )
-    return value
-
-
-def _ssid(value: object, path: KeyPath) -> str:
-    text = schema.string(value, path)
-    if not 1 <= len(text.encode()) <= 32:
-        raise ConfigError(path, f"an SSID has 1 to 32 bytes, '{text}' has {len(text.encode())}")
-    return text
-
-
-def _sdkconfig(value: object, path: KeyPath) -> Sdkconfig:
-    data = schema.mapping(value, path, what="a mapping of CONFIG_ options")
-    items: list[tuple[str, SdkValue]] = []
-    errors: list[ConfigError] = []
-    for name, raw in data.items():
-        where = (*path, name)
-        if not isinstance(name, str) or not _SDK_NAME.fullmatch(name):
-            hint = f"write CONFIG_{name}" if isinstance(name, str) and name.isupper() else ""
-            errors.append(UnknownKeyError(where, f"'{name}' is not a CONFIG_ option name", hint))
-        elif owner := owner_of(name):
-            errors.append(
-                UnknownKeyError(where, f"{name} is set from {owner}", f"set {owner} instead")
-            )
-        elif isinstance(raw, bool | int | str):
-            items.append((name, raw))
-        else:
-            errors.append(
-                ConfigError(where, f"expected a bool, number or string, got {schema.shown(raw)}")
-            )
-    if errors:
-        raise _Invalid(errors)
-    return tuple(items)
-
-
-def _layout(value: object, path: KeyPath) -> tuple[str, tuple[PartitionSpec, ...]]:
-    if isinstance(value, str):
-        name = schema.one_of(*partitions.PRESET_NAMES)(value, path)
-        return name, partitions.preset(name)
-    if not isinstance(value, list) or not value:
-        raise ConfigError(
-            path, f"expected a preset name or a list of partitions, got {schema.shown(value)}"
-        )
-    rows: list[PartitionSpec] = []
-    errors: list[ConfigError] = []
-    for index, row in enumerate(value):
-        try:
-            rows.append(_partition_row(row, (*path, index)))
-        except ConfigError as error:
-            errors.append(error)
-        except _Invalid as invalid:
-            errors.extend(invalid.errors)
-    if errors:
-        raise _Invalid(errors)
-    return "custom", tuple(rows)
-
-
-_ROW_KEYS = ("name", "type", "subtype", "offset", "size", "flags")
-
-
-def _number(value: object, path: KeyPath) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ConfigError(
-            path, f"expected a size like 0x10000, 64K or 1M, got {schema.shown(value)}"
-        )
-    try:
-        return partitions.parse_number(value)
-    except ValueError:
-        raise ConfigError(
-            path, f"expected a size like 0x10000, 64K or 1M, got {schema.shown(value)}"
-        ) from None
-
-
-def _partition_row(value: object, path: KeyPath) -> PartitionSpec:
-    data = schema.mapping(value, path, what="a partition {name, type, subtype, size}")
-    errors = _key_errors(data, path, dict.fromkeys(_ROW_KEYS, ""), ("name", "type", "size"))
-    if errors:
-        raise _Invalid(errors)
-    type_ = partitions.parse_type(data["type"], (*path, "type"))
-    offset = data.get("offset")
-    encrypted, readonly = partitions.parse_flags(data.get("flags"), (*path, "flags"))
-    return PartitionSpec(
-        name=schema.string(data["name"], (*path, "name")),
-        type=type_,
-        subtype=partitions.parse_subtype(type_, data.get("subtype"), (*path, "subtype")),
-        offset=None if offset is None else _number(offset, (*path, "offset")),
-        size=_number(data["size"], (*path, "size")),
-        encrypted=encrypted,
-        readonly=readonly,
-    )
-
-
-def _relative_path(value: object, path: KeyPath) -> str:
-    text = schema.string(value, path)
-    parts = Path(text).parts
-    if not parts or Path(text).is_absolute() or ".." in parts:
-        raise ConfigError(
-            path, f"'{text}' must be a path inside the app folder", "like server_certs/ca_cert.pem"
-        )
-    return text
-
-
-def _app_path(value: object, path: KeyPath) -> str:
-    text = schema.string(value, path)
-    if not text.strip() or text.strip() == "idf:":
-        raise ConfigError(
-            path, "empty app path", "write idf:examples/... or a folder next to project.yaml"
-        )
-    return text
 
 
 # --- the model ---------------------------------------------------------------------------------
@@ -273,7 +86,7 @@ def _app_path(value: object, path: KeyPath) -> str:
 class Idf:
     version: str = option(
         doc='ESP-IDF major.minor the apps are built with; v5.3.x matches "5.3"',
-        check=_idf_version,
+        check=schema.idf_version,
         default="5.3",
         example='"5.3"',
     )
@@ -283,7 +96,7 @@ class Idf:
 class Flash:
     size: int = option(
         doc="flash chip size (1MB … 128MB); the partition table must fit",
-        check=_flash_size,
+        check=schema.flash_size,
         example="4MB",
     )
     mode: str = option(doc="SPI flash mode", check=schema.one_of(*chips.FLASH_MODES), default="dio")
@@ -310,13 +123,13 @@ class Flash:
 class Partitions:
     table_offset: int = option(
         doc="CONFIG_PARTITION_TABLE_OFFSET; the first partition starts one sector later",
-        check=_table_offset,
+        check=schema.table_offset,
         default=HexInt(0x8000),
     )
     layout: tuple[str, tuple[PartitionSpec, ...]] = option(
         doc="an ESP-IDF preset (" + ", ".join(partitions.PRESET_NAMES) + ") or a list of "
         "{name, type, subtype, offset?, size, flags?}",
-        check=_layout,
+        check=layout_value,
         default="two_ota",
     )
 
@@ -326,12 +139,12 @@ class App:
     name: str
     path: str = option(
         doc="the app project: idf:<path inside ESP-IDF>, or a folder relative to project.yaml",
-        check=_app_path,
+        check=schema.app_path,
         example="idf:examples/get-started/hello_world",
     )
     version: str = option(
         doc="PROJECT_VER, the version in esp_app_desc_t (at most 31 bytes)",
-        check=_version,
+        check=schema.version,
         example="1.0.0",
     )
     ota_client: bool = option(
@@ -346,7 +159,7 @@ class App:
     )
     ca_cert: str = option(
         doc="where an ota_client app embeds the server CA, relative to the app folder",
-        check=_relative_path,
+        check=schema.relative_path,
         default="server_certs/ca_cert.pem",
     )
     sdkconfig: Sdkconfig = option(
@@ -381,10 +194,10 @@ def _apps(value: object, path: KeyPath) -> tuple[App, ...]:
             apps.append(_load_section(App, raw, where, name=name))
         except ConfigError as error:
             errors.append(error)
-        except _Invalid as invalid:
+        except Invalid as invalid:
             errors.extend(invalid.errors)
     if errors:
-        raise _Invalid(errors)
+        raise Invalid(errors)
     return tuple(apps)
 
 
@@ -424,10 +237,12 @@ class Ota:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Wifi:
-    ssid: str = option(doc="network name (CONFIG_EXAMPLE_WIFI_SSID)", check=_ssid, example="myssid")
+    ssid: str = option(
+        doc="network name (CONFIG_EXAMPLE_WIFI_SSID)", check=schema.ssid, example="myssid"
+    )
     password: str = option(
         doc='passphrase; keep it in the environment: "${WIFI_PASSWORD}"',
-        check=_wifi_password,
+        check=schema.wifi_password,
         default="",
     )
 
@@ -593,59 +408,8 @@ def load(
             errors = list(_ota_layout_checks(project))
     except ConfigError as error:
         errors = [error]
-    except _Invalid as invalid:
+    except Invalid as invalid:
         errors = invalid.errors
     if errors:
         raise _format(errors, source)
     return project
-
-
-def reference_rows() -> list[tuple[str, str, str]]:
-    """(key, default, doc) for every project.yaml key, in declaration order (the README table)."""
-    rows: list[tuple[str, str, str]] = []
-
-    def walk(cls: type[Any], prefix: str) -> None:
-        for spec in dataclasses.fields(cls):
-            if "check" not in spec.metadata:
-                continue
-            key = f"{prefix}{spec.name}"
-            default = spec.metadata["default"]
-            shown = "required" if default is REQUIRED else _yaml_text(default)
-            rows.append((key, shown, spec.metadata["doc"]))
-            section = _SECTIONS.get((cls, spec.name))
-            if section is not None:
-                walk(section, f"{key}." if section is not App else f"{key}.<name>.")
-
-    walk(Project, "")
-    return rows
-
-
-_SECTIONS: dict[tuple[type[Any], str], type[Any]] = {
-    (Project, "idf"): Idf,
-    (Project, "flash"): Flash,
-    (Project, "partitions"): Partitions,
-    (Project, "apps"): App,
-    (Project, "ota"): Ota,
-    (Project, "wifi"): Wifi,
-    (Ota, "cert"): CertSpec,
-}
-
-
-def _yaml_text(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "{}"
-    if isinstance(value, HexInt):
-        return hex(value)
-    return str(value) if value != "" else '""'
-
-
-def reference_table() -> str:
-    """The README's project.yaml reference, as a Markdown table."""
-    lines = ["| key | default | meaning |", "|---|---|---|"]
-    for key, default, doc in reference_rows():
-        lines.append(f"| `{key}` | {default.replace('|', '/')} | {doc.replace('|', '/')} |")
-    return "\n".join(lines) + "\n"

@@ -1,18 +1,15 @@
 """Partition tables, as gen_esp32part.py of ESP-IDF v5.3.2 makes and checks them.
 
-layout() places rows and applies every gen_esp32part rule with its own wording; from_csv() and
-from_bin() read ESP-IDF's two formats, to_csv() and to_bin() write them.
+layout() places rows and applies every gen_esp32part rule with its own wording; the CSV and binary
+formats and the field parsers live in tasks.partitions_io and are re-exported from here.
 """
 
 from __future__ import annotations
 
-import difflib
-import hashlib
-import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from tasks.errors import ConfigError, KeyPath, ProjectError, format_path
+from tasks.errors import ConfigError, KeyPath, format_path
 
 __all__ = [
     "APP_TYPE",
@@ -60,20 +57,7 @@ _OTADATA_SIZE = 0x2000
 _APP_SIZE_ALIGN = 0x1000  # 0x10000 only with --secure v1, which this project never passes
 _MAX_ENTRIES = MAX_TABLE_LENGTH // 32 - 2  # room for the MD5 entry; ESP-IDF rejects length >= max
 _FLASH_SIZES_MB = (1, 2, 4, 8, 16, 32, 64, 128)
-
-_ENTRY = struct.Struct("<2sBBLL16sL")
-_MAGIC = b"\xaa\x50"
-_MD5_MAGIC = b"\xeb\xeb"
-_END_MARKER = b"\xff" * 32
-_CSV_PARSE_TAIL = "Please check extra_partition_subtypes.inc file in build/config directory"
-
-
-class PartitionCsvError(ProjectError):
-    """A partition CSV that gen_esp32part rejects; str() is the tool's own output."""
-
-
-class PartitionBinError(ProjectError):
-    """A binary partition table that cannot be decoded (or encoded)."""
+_ENTRY_SIZE = 32  # one entry of the binary table (tasks.partitions_io), the MD5 entry too
 
 
 class _IdfError(ConfigError):
@@ -223,87 +207,6 @@ def preset(name: str) -> tuple[PartitionSpec, ...]:
     return _PRESETS[name]
 
 
-# --- field parsers --------------------------------------------------------------------------
-
-
-def _parse_int(text: str, keywords: Mapping[str, int]) -> int:
-    """gen_esp32part's parse_int: k/m suffixes stripped first (recursively), int(x, 0), keywords."""
-    for suffix, scale in (("k", _K), ("m", _M)):
-        if text.lower().endswith(suffix):
-            return _parse_int(text[:-1], keywords) * scale
-    try:
-        return int(text, 0)  # so '010' is rejected and '0x', '0o', '0b' prefixes work
-    except ValueError:
-        pass
-    if not keywords:
-        raise ValueError(f"Invalid field value {text}")
-    if text.lower() not in keywords:
-        raise ValueError(f"Value '{text}' is not valid. Known keywords: {', '.join(keywords)}")
-    return keywords[text.lower()]
-
-
-def parse_number(value: str | int) -> int:
-    """An offset or size as gen_esp32part reads it: int(v, 0) plus k/K and m/M suffixes.
-
-    Raises:
-        ValueError: with ESP-IDF's text "Invalid field value <v>".
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"Invalid field value {value}")
-    return value if isinstance(value, int) else _parse_int(value, {})
-
-
-def _keyword_hint(text: str, keywords: Mapping[str, int]) -> str:
-    word = text.lower()
-    if keywords is _APP_SUBTYPES and word.startswith("ota_") and word[4:].isdigit():
-        return "ESP-IDF supports at most 16 OTA slots (ota_0 … ota_15)"
-    close = difflib.get_close_matches(word, keywords, n=1)
-    return f"did you mean '{close[0]}'?" if close else ""
-
-
-def _parse_byte(value: str | int, keywords: Mapping[str, int], path: KeyPath, what: str) -> int:
-    try:
-        number = parse_number(value) if isinstance(value, int) else _parse_int(value, keywords)
-    except ValueError as err:
-        raise _IdfError(path, str(err), _keyword_hint(str(value), keywords)) from None
-    _check_byte(number, path, what)
-    return number
-
-
-def _check_byte(number: int, path: KeyPath, what: str) -> None:
-    # 0xff is ESP_PARTITION_TYPE_ANY / ESP_PARTITION_SUBTYPE_ANY, a search wildcard at run time.
-    if not 0 <= number <= 0xFE:
-        raise ConfigError(path, f"{what} {number:#x} is not in 0x00..0xfe", "0xff means 'any'")
-
-
-def parse_type(value: str | int, path: KeyPath) -> int:
-    """'app', 'data' (any case) or a number 0..0xfe."""
-    if value == "":
-        raise _IdfError(path, "Field 'type' can't be left empty.", "use app, data or a number")
-    return _parse_byte(value, _TYPES, path, "type")
-
-
-def parse_subtype(type_: int, value: str | int | None, path: KeyPath) -> int:
-    """A subtype keyword of `type_` or a number; an empty data subtype means 'undefined'."""
-    if value is None or value == "":
-        if type_ == APP_TYPE:
-            hint = "use factory, test or ota_0 … ota_15"
-            raise _IdfError(path, "App partition cannot have an empty subtype", hint)
-        return _DATA_SUBTYPES["undefined"]  # also for custom types, as gen_esp32part does
-    return _parse_byte(value, _SUBTYPES.get(type_, {}), path, "subtype")
-
-
-def parse_flags(value: str | list[str] | None, path: KeyPath) -> tuple[bool, bool]:
-    """(encrypted, readonly) from 'encrypted:readonly' or a list; empty items are ignored."""
-    items = [] if value is None else value.split(":") if isinstance(value, str) else list(value)
-    for flag in items:
-        if flag and flag not in _FLAGS:
-            close = difflib.get_close_matches(flag, _FLAGS, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else "known flags: encrypted, readonly"
-            raise _IdfError(path, f"CSV flag column contains unknown flag '{flag}'", hint)
-    return "encrypted" in items, "readonly" in items
-
-
 # --- layout and the gen_esp32part rules, in the order the tool applies them ----------------
 
 
@@ -341,6 +244,12 @@ def _check_row(spec: PartitionSpec, row: KeyPath) -> None:
     _check_byte(spec.subtype, (*row, "subtype"), "subtype")
     if spec.size <= 0:
         raise ConfigError((*row, "size"), f"size {spec.size:#x} must be greater than 0")
+
+
+def _check_byte(number: int, path: KeyPath, what: str) -> None:
+    # 0xff is ESP_PARTITION_TYPE_ANY / ESP_PARTITION_SUBTYPE_ANY, a search wildcard at run time.
+    if not 0 <= number <= 0xFE:
+        raise ConfigError(path, f"{what} {number:#x} is not in 0x00..0xfe", "0xff means 'any'")
 
 
 def _csv_safe(name: str) -> bool:
@@ -451,7 +360,7 @@ def _check_otadata(parts: Sequence[Partition], path: KeyPath) -> None:
 
 
 def _check_length(count: int, path: KeyPath) -> None:
-    length = (count + 1) * _ENTRY.size  # the entries and the MD5 entry
+    length = (count + 1) * _ENTRY_SIZE  # the entries and the MD5 entry
     if length >= MAX_TABLE_LENGTH:
         text = f"Binary partition table length ({length}) longer than max"
         hint = f"ESP-IDF fits at most {_MAX_ENTRIES} partitions"
@@ -475,153 +384,20 @@ def check_flash_size(table: PartitionTable, flash_size: int, path: KeyPath) -> N
     )
 
 
-# --- CSV ------------------------------------------------------------------------------------
+# --- the two file formats -------------------------------------------------------------------
+# Imported last: tasks.partitions_io builds on the classes and rules above, and callers keep using
+# partitions.from_csv, partitions.to_bin, partitions.PartitionBinError and the field parsers.
 
-
-def csv_rows(table: PartitionTable) -> list[tuple[str, str, str, str, str, str]]:
-    """Each partition as the six CSV fields, with explicit hex offsets and sizes."""
-    rows = []
-    for p in table.partitions:
-        flags = ":".join(
-            flag for flag, on in zip(_FLAGS, (p.encrypted, p.readonly), strict=True) if on
-        )
-        rows.append(
-            (p.name, p.type_name, p.subtype_name, f"0x{p.offset:x}", f"0x{p.size:x}", flags)
-        )
-    return rows
-
-
-def to_csv(table: PartitionTable) -> str:
-    """ESP-IDF CSV with explicit hex offsets and sizes; from_csv() reads it back unchanged."""
-    lines = [f"# Name, Type, SubType, Offset, Size, Flags (table at 0x{table.offset:x})"]
-    lines.extend(",".join(row) for row in csv_rows(table))
-    return "\n".join(lines) + "\n"
-
-
-def from_csv(text: str, *, table_offset: int = 0x8000) -> PartitionTable:
-    """Parse and lay out an ESP-IDF partition CSV (no $VAR expansion: that would read os.environ).
-
-    Raises:
-        PartitionCsvError: whose str() is what gen_esp32part prints for the same input.
-    """
-    specs: list[PartitionSpec] = []
-    line_numbers: list[int] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        try:
-            specs.append(_spec_from_csv(line, (len(specs),)))
-        except ConfigError as err:
-            raise PartitionCsvError(_csv_error_text(err, number, parsing=True)) from None
-        line_numbers.append(number)
-    try:
-        return layout(specs, table_offset=table_offset, path=())
-    except ConfigError as err:
-        row = err.path[0]
-        assert isinstance(row, int)  # layout() always names the row first
-        raise PartitionCsvError(_csv_error_text(err, line_numbers[row], parsing=False)) from None
-
-
-def _spec_from_csv(line: str, row: KeyPath) -> PartitionSpec:
-    fields = [field.strip() for field in line.split(",")] + [""] * 5  # extra fields are ignored
-    name, type_text, subtype_text, offset_text, size_text, flags_text = fields[:6]
-    type_ = parse_type(type_text, (*row, "type"))
-    subtype = parse_subtype(type_, subtype_text, (*row, "subtype"))
-    offset = _csv_number(offset_text, (*row, "offset")) if offset_text else None
-    if not size_text:
-        raise _IdfError((*row, "size"), "Size field can't be empty")
-    size = _csv_number(size_text, (*row, "size"))
-    encrypted, readonly = parse_flags(flags_text, (*row, "flags"))
-    return PartitionSpec(
-        name=name,
-        type=type_,
-        subtype=subtype,
-        offset=offset,
-        size=size,
-        encrypted=encrypted,
-        readonly=readonly,
-    )
-
-
-def _csv_number(text: str, path: KeyPath) -> int:
-    try:
-        return parse_number(text)
-    except ValueError as err:
-        raise _IdfError(path, str(err)) from None
-
-
-def _csv_error_text(err: ConfigError, line: int, *, parsing: bool) -> str:
-    if not isinstance(err, _IdfError):  # one of our own rules: no ESP-IDF wording exists
-        hint = f"; {err.hint}" if err.hint else ""
-        return f"Error at line {line}: {err.message}{hint}"
-    if parsing:
-        return f"Error at line {line}: {err.idf_text}\n{_CSV_PARSE_TAIL}"
-    return f"CSV Error at line {line}: {err.idf_text}" if err.placement else err.idf_text
-
-
-# --- binary ---------------------------------------------------------------------------------
-
-
-def to_bin(table: PartitionTable, *, md5: bool = True) -> bytes:
-    """partition-table.bin: 32-byte entries, the MD5 entry, 0xFF padding to 3072 bytes."""
-    body = b"".join(_encode(p) for p in table.partitions)
-    if md5:
-        body += _MD5_MAGIC + b"\xff" * 14 + hashlib.md5(body, usedforsecurity=False).digest()
-    if len(body) >= MAX_TABLE_LENGTH:
-        raise PartitionBinError(f"Binary partition table length ({len(body)}) longer than max")
-    return body + b"\xff" * (MAX_TABLE_LENGTH - len(body))
-
-
-def _encode(p: Partition) -> bytes:
-    flags = int(p.encrypted) | int(p.readonly) << 1
-    return _ENTRY.pack(_MAGIC, p.type, p.subtype, p.offset, p.size, p.name.encode(), flags)
-
-
-def from_bin(data: bytes, *, table_offset: int = 0x8000) -> PartitionTable:
-    """Decode a binary table up to its end marker, checking the MD5 entry when present.
-
-    Raises:
-        PartitionBinError: with gen_esp32part's texts.
-    """
-    digest = hashlib.md5(usedforsecurity=False)
-    parts: list[Partition] = []
-    for start in range(0, len(data), _ENTRY.size):
-        entry = data[start : start + _ENTRY.size]
-        if len(entry) != _ENTRY.size:
-            raise PartitionBinError("Partition table length must be a multiple of 32 bytes")
-        if entry == _END_MARKER:
-            return PartitionTable(offset=table_offset, partitions=tuple(parts))
-        if entry[:2] == _MD5_MAGIC:  # only the magic is checked, as gen_esp32part does
-            _check_md5(entry[16:], digest.digest())
-            continue
-        digest.update(entry)
-        parts.append(_decode(entry))
-    raise PartitionBinError("Partition table is missing an end-of-table marker")
-
-
-def _check_md5(parsed: bytes, computed: bytes) -> None:
-    if parsed != computed:
-        # gen_esp32part prints the parsed digest as 0xb'…' (a Python 3 bytes repr); we print hex.
-        raise PartitionBinError(
-            f"MD5 checksums don't match! (computed: 0x{computed.hex()}, parsed: 0x{parsed.hex()})"
-        )
-
-
-def _decode(entry: bytes) -> Partition:
-    magic, type_, subtype, offset, size, raw_name, flags = _ENTRY.unpack(entry)
-    if magic != _MAGIC:
-        raise PartitionBinError(f"Invalid magic bytes ({magic!r}) for partition definition")
-    try:
-        name = raw_name.split(b"\x00", 1)[0].decode()
-    except UnicodeDecodeError:
-        raise PartitionBinError(f"Partition name {raw_name!r} is not UTF-8") from None
-    return Partition(
-        name=name,
-        type=type_,
-        subtype=subtype,
-        offset=offset,
-        size=size,
-        encrypted=bool(flags & 1),
-        readonly=bool(flags & 2),  # unknown higher bits are dropped (ESP-IDF only warns)
-    )
+from tasks.partitions_io import (  # noqa: E402
+    PartitionBinError,
+    PartitionCsvError,
+    csv_rows,
+    from_bin,
+    from_csv,
+    parse_flags,
+    parse_number,
+    parse_subtype,
+    parse_type,
+    to_bin,
+    to_csv,
+)

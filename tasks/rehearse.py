@@ -11,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from tasks import (
     build,
@@ -33,7 +33,10 @@ from tasks.errors import ProjectError
 from tasks.partitions import PartitionTable
 from tasks.sdkconfig import SdkconfigPlan
 
-__all__ = ["FAILURES", "RehearsalError", "RehearsalPlan", "run"]
+if TYPE_CHECKING:
+    from tasks.model import Project
+
+__all__ = ["FAILURES", "RehearsalError", "RehearsalPlan", "plan", "run"]
 
 Failure = Literal["none", "cut", "chip", "corrupt", "host", "same-version"]
 FAILURES: dict[str, str] = {
@@ -76,6 +79,44 @@ class RehearsalPlan:
             "board_file": str(self.board_file),
             "synthetic": self.synthetic,
         }
+
+
+def plan(project: Project, *, cert_plan: certs.CertPlan, env: Mapping[str, str]) -> RehearsalPlan:
+    """The rehearsal of project.yaml's OTA; synthetic (stand-in builds under build/virtual/)
+    when this machine has no idf.py.
+
+    Raises:
+        ConfigError: the OTA URL cannot be served (see serve.plan).
+    """
+    from tasks import sdkconfig
+    from tasks.paths import Paths
+
+    synthetic = not idftool.available(env)
+    real = Paths(project.project_dir)
+    paths = Paths(project.project_dir, variant="virtual") if synthetic else real
+    idf_root = paths.outputs / "esp-idf" if synthetic else idftool.idf_path(env)
+    return RehearsalPlan(
+        target=project.target,
+        table=project.table,
+        partitions_csv=real.partitions_csv,
+        partitions_bin=real.partition_table_bin,
+        sdkconfigs=tuple(
+            (
+                sdkconfig.plan(project, app, partitions_csv=real.partitions_csv),
+                real.sdkconfig_defaults(app.name),
+            )
+            for app in project.apps
+        ),
+        certs=cert_plan,
+        builds=tuple(build.plans(project, paths=paths, idf_root=idf_root)),
+        synthetic=synthetic,
+        idf_root=idf_root or paths.outputs / "esp-idf",
+        flash=flash.plan(project, paths),
+        serve=serve.plan(project, paths),
+        board_file=real.build / "virtual" / f"{project.target}-flash.bin",
+        flash_size=project.flash.size,
+        url_option=sdkconfig.url_option(project.app(project.flash_app)),
+    )
 
 
 def _step(title: str) -> None:

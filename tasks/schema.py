@@ -1,6 +1,6 @@
-"""Validators for project.yaml values: each takes (value, path) and returns a typed value or raises.
-
-Pure, no I/O. Messages follow house style: what is wrong, quoted values, then `; how to fix`.
+"""Validators for project.yaml values, each (value, path) -> a typed value or ConfigError, and the
+unknown/missing key check of a section. Pure, no I/O. Messages follow house style: what is wrong,
+quoted values, then `; how to fix`.
 """
 
 from __future__ import annotations
@@ -9,28 +9,55 @@ import difflib
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from tasks import chips
 from tasks.errors import ConfigError, KeyPath
 
 __all__ = [
     "Check",
+    "Invalid",
+    "UnknownKeyError",
     "Url",
+    "app_path",
     "boolean",
+    "config_options",
     "did_you_mean",
+    "flash_size",
+    "idf_version",
     "integer",
+    "key_errors",
     "mapping",
     "one_of",
     "optional",
     "pattern",
+    "relative_path",
     "shown",
+    "ssid",
     "string",
+    "table_offset",
     "url",
+    "version",
+    "wifi_password",
 ]
 
 T = TypeVar("T")
 Check = Callable[[object, KeyPath], Any]
+
+_SDK_NAME = re.compile(r"CONFIG_[A-Z0-9_]+")
+
+
+class UnknownKeyError(ConfigError):
+    """Reported at the key, not the value."""
+
+
+class Invalid(Exception):
+    """A section with one or more errors; the parent collects them."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = errors
 
 
 def shown(value: object) -> str:
@@ -52,6 +79,28 @@ def did_you_mean(word: str, choices: Collection[str]) -> str:
     if close:
         return f"did you mean '{close[0]}'?"
     return "valid: " + ", ".join(sorted(choices))
+
+
+def key_errors(
+    data: Mapping[Any, Any], path: KeyPath, known: Mapping[str, str], required: Collection[str]
+) -> list[ConfigError]:
+    """Unknown keys (with did-you-mean) and missing required ones; `known` maps key -> example.
+
+    A misspelt required key is reported once, as unknown, not also as missing.
+    """
+    errors: list[ConfigError] = []
+    meant: set[str] = set()
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), list(known), n=1)
+            meant.update(close)
+            hint = did_you_mean(str(key), known)
+            errors.append(UnknownKeyError((*path, key), f"unknown key '{key}'", hint))
+    for key in required:
+        if key not in data and key not in meant:
+            hint = f"add {key}: {known[key]}" if known[key] else ""
+            errors.append(ConfigError(path, f"missing key '{key}'", hint))
+    return errors
 
 
 def mapping(value: object, path: KeyPath, *, what: str = "a mapping") -> Mapping[Any, Any]:
@@ -162,3 +211,114 @@ def url(value: object, path: KeyPath) -> Url:
         # simple/advanced examples keep the URL in a 256-byte buffer (OTA_URL_SIZE).
         raise ConfigError(path, f"the URL has {len(text)} characters; ESP-IDF examples hold 255")
     return Url(scheme="https", host=parts.hostname, port=port or 443, path=parts.path)
+
+
+# --- the value types of project.yaml ----------------------------------------------------------
+
+
+def version(value: object, path: KeyPath) -> str:
+    """PROJECT_VER: 1 to 31 bytes, and not a bare number (YAML would turn 1.10 into 1.1)."""
+    if isinstance(value, float):
+        raise ConfigError(path, f"{value!r} reads as a number", f'quote it: "{value!r}"')
+    text = string(value, path)
+    if not text or len(text.encode()) > 31:
+        # esp_app_desc_t.version is char[32]; ESP-IDF truncates silently.
+        raise ConfigError(path, f"'{text}' must be 1 to 31 bytes (esp_app_desc_t.version)")
+    return text
+
+
+def idf_version(value: object, path: KeyPath) -> str:
+    """An ESP-IDF major.minor, quoted."""
+    if isinstance(value, float):
+        raise ConfigError(path, f"{value!r} reads as a number", f'quote it: "{value!r}"')
+    return str(pattern(r"\d+\.\d+", 'major.minor, like "5.3"')(value, path))
+
+
+def relative_path(value: object, path: KeyPath) -> str:
+    """A path that stays inside the app folder: not absolute, no '..'."""
+    text = string(value, path)
+    parts = Path(text).parts
+    if not parts or Path(text).is_absolute() or ".." in parts:
+        raise ConfigError(
+            path, f"'{text}' must be a path inside the app folder", "like server_certs/ca_cert.pem"
+        )
+    return text
+
+
+def app_path(value: object, path: KeyPath) -> str:
+    """An app project: idf:<path inside ESP-IDF>, or a folder (its existence is checked later)."""
+    text = string(value, path)
+    if not text.strip() or text.strip() == "idf:":
+        raise ConfigError(
+            path, "empty app path", "write idf:examples/... or a folder next to project.yaml"
+        )
+    return text
+
+
+def flash_size(value: object, path: KeyPath) -> int:
+    """A flash size word like 4MB, in bytes."""
+    text = one_of(*chips.FLASH_SIZES)(value, path)
+    return int(text[:-2]) * 1024 * 1024
+
+
+def table_offset(value: object, path: KeyPath) -> int:
+    """CONFIG_PARTITION_TABLE_OFFSET: a sector-aligned offset below 1MB."""
+    offset = integer(0x1000, 0xFF000)(value, path)
+    if offset % 0x1000:
+        raise ConfigError(path, f"{offset:#x} is not a multiple of 0x1000", "use 0x8000 or 0x9000")
+    return int(offset)
+
+
+def ssid(value: object, path: KeyPath) -> str:
+    """A Wi-Fi network name: 1 to 32 bytes."""
+    text = string(value, path)
+    if not 1 <= len(text.encode()) <= 32:
+        raise ConfigError(path, f"an SSID has 1 to 32 bytes, '{text}' has {len(text.encode())}")
+    return text
+
+
+def wifi_password(value: object, path: KeyPath) -> str:
+    """A WPA2 passphrase (8 to 63 characters, or 64 hex digits), or empty for an open network."""
+    # Never echo the value: it is a secret.
+    if not isinstance(value, str):
+        raise ConfigError(path, "expected a string", 'write password: "${WIFI_PASSWORD}"')
+    if value and not (8 <= len(value) <= 63 or re.fullmatch(r"[0-9a-fA-F]{64}", value)):
+        raise ConfigError(
+            path,
+            f"a WPA2 passphrase has 8 to 63 characters, this one has {len(value)}",
+            "check $WIFI_PASSWORD (empty means an open network)",
+        )
+    return value
+
+
+def config_options(owner_of: Callable[[str], str | None]) -> Check:
+    """A mapping of CONFIG_ options to bools, numbers or strings, as ((name, value), ...).
+
+    `owner_of(name)` is the project.yaml key that sets option `name`, if any: those are refused.
+    """
+
+    def check(value: object, path: KeyPath) -> tuple[tuple[str, bool | int | str], ...]:
+        data = mapping(value, path, what="a mapping of CONFIG_ options")
+        items: list[tuple[str, bool | int | str]] = []
+        errors: list[ConfigError] = []
+        for name, raw in data.items():
+            where = (*path, name)
+            if not isinstance(name, str) or not _SDK_NAME.fullmatch(name):
+                hint = f"write CONFIG_{name}" if isinstance(name, str) and name.isupper() else ""
+                message = f"'{name}' is not a CONFIG_ option name"
+                errors.append(UnknownKeyError(where, message, hint))
+            elif owner := owner_of(name):
+                errors.append(
+                    UnknownKeyError(where, f"{name} is set from {owner}", f"set {owner} instead")
+                )
+            elif isinstance(raw, bool | int | str):
+                items.append((name, raw))
+            else:
+                errors.append(
+                    ConfigError(where, f"expected a bool, number or string, got {shown(raw)}")
+                )
+        if errors:
+            raise Invalid(errors)
+        return tuple(items)
+
+    return check

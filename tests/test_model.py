@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks import model
+from tasks import model, reference
 from tasks.errors import ConfigErrors
 from tests.conftest import REPO
 
@@ -116,7 +116,7 @@ def test_load__ota_host_resolution_is_injected() -> None:
 
 
 def test_reference_rows__every_key_is_documented() -> None:
-    rows = model.reference_rows()
+    rows = reference.reference_rows()
     keys = [key for key, _, _ in rows]
     assert "partitions.layout" in keys and "apps.<name>.version" in keys and "ota.cert.key" in keys
     assert all(doc for _, _, doc in rows)

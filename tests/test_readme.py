@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks import model
+from tasks import reference
 from tests.conftest import REPO
 
 README = REPO / "README.md"
@@ -61,6 +61,6 @@ def test_readme__reference_table_is_the_schema(request: pytest.FixtureRequest) -
     before, rest = text.split(start)
     table, after = rest.split(end)
     if request.config.getoption("--update-golden"):
-        README.write_text(before + start + model.reference_table() + end + after)
+        README.write_text(before + start + reference.reference_table() + end + after)
         return
-    assert table == model.reference_table(), "run pytest --update-golden to refresh the README"
+    assert table == reference.reference_table(), "run pytest --update-golden to refresh the README"
