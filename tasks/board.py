@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from tasks import otadata, partitions
 from tasks.errors import DeviceError
-from tasks.flash import connect, resolve_port
+from tasks.esplink import connect, resolve_port
 from tasks.partitions import Partition, PartitionTable
 
 if TYPE_CHECKING:

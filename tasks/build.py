@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from tasks.errors import ToolError
 from tasks.idftool import IdfTool, find_idf, run_idf
 from tasks.render import write_if_changed
+from tasks.sdkconfig import SECRET_OPTIONS
 
 if TYPE_CHECKING:
     from tasks.model import App, Project
@@ -30,6 +31,7 @@ __all__ = [
     "BuildPlan",
     "app_sources",
     "build_app",
+    "config_unchanged",
     "outputs_intact",
     "plan",
     "plans",
@@ -40,23 +42,32 @@ __all__ = [
     "write_manifest",
 ]
 
-# Folders inside an app project that are outputs, never sources.
-_NOT_SOURCES = {"build", "managed_components", ".git", "__pycache__"}
+# Folders and files inside an app project that are outputs, never sources.
+_NOT_SOURCES = {"managed_components", ".git", "__pycache__"}
+_NOT_SOURCE_FILES = {"sdkconfig"}
+# What the component manager writes into the project dir: kept in the staged copy, so builds
+# with registry dependencies stay offline and pinned.
+_COMPONENT_MANAGER = {"dependencies.lock"}
 
 
 def app_sources(source: Path, *, exclude: Sequence[Path] = ()) -> list[Path]:
     """Every file of an app project, sorted, without build outputs or `exclude` (files we write)."""
     skipped = {path.resolve() for path in exclude}
     found: list[Path] = []
-    for folder, subfolders, files in os.walk(source):
+    for folder, subfolders, files in os.walk(source, followlinks=True):
+        top = Path(folder) == source
+        # build*/ at the top are build folders (idf.py -B build.x); deeper ones may be sources.
         subfolders[:] = sorted(
-            name for name in subfolders if name not in _NOT_SOURCES and not name.startswith("build")
+            name
+            for name in subfolders
+            if name not in _NOT_SOURCES and not (top and name.startswith("build"))
         )
         for name in files:
             path = Path(folder) / name
             if (
-                name != "sdkconfig"
+                name not in _NOT_SOURCE_FILES
                 and not name.startswith("sdkconfig.old")
+                and path.is_file()  # not a dangling symlink
                 and path.resolve() not in skipped
             ):
                 found.append(path)
@@ -66,16 +77,20 @@ def app_sources(source: Path, *, exclude: Sequence[Path] = ()) -> list[Path]:
 def stage(source: Path, destination: Path, *, keep: Sequence[Path] = ()) -> None:
     """Mirror an app project into `destination`, rewriting only changed files (ninja stays
     incremental); files gone from the source are removed unless listed in `keep`."""
+    kept = {path.resolve() for path in keep}
     wanted = {path.relative_to(source) for path in app_sources(source)}
     for relative in wanted:
-        write_if_changed(destination / relative, (source / relative).read_bytes())
-    kept = {path.resolve() for path in keep}
+        target = destination / relative
+        # A file we place (the CA) is not overwritten by the original, so its mtime holds.
+        if target.resolve() not in kept:
+            write_if_changed(target, (source / relative).read_bytes())
     for path in app_sources(destination):
-        if path.relative_to(destination) not in wanted and path.resolve() not in kept:
+        stale = path.relative_to(destination) not in wanted
+        if stale and path.resolve() not in kept and path.name not in _COMPONENT_MANAGER:
             path.unlink()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class BuildPlan:
     """Everything one app's build reads; the build task fingerprints exactly this."""
 
@@ -96,7 +111,10 @@ class BuildPlan:
     ota_url: str | None
 
     def to_json(self) -> dict[str, object]:
-        return {
+        """The fingerprint doit stores and `doit info` prints: secrets only as a digest."""
+        from tasks.sdkconfig import redacted
+
+        data: dict[str, object] = {
             name: [list(item) if isinstance(item, tuple) else str(item) for item in value]
             if isinstance(value, tuple)
             else (str(value) if isinstance(value, Path) else value)
@@ -104,6 +122,14 @@ class BuildPlan:
                 (field, getattr(self, field)) for field in self.__dataclass_fields__
             )
         }
+        data["options"] = [
+            [name, redacted(name, value), origin] for name, value, origin in self.options
+        ]
+        return data
+
+    def __repr__(self) -> str:
+        # `doit info` prints action arguments: never the option values (the Wi-Fi password).
+        return f"BuildPlan(app={self.app!r}, target={self.target!r}, source='{self.source}')"
 
     def command(self, idf: IdfTool, action: str = "build") -> list[str]:
         """idf.py's command line: never set-target, which would wipe the build dir."""
@@ -127,7 +153,9 @@ def defaults_digest(plan: BuildPlan) -> str:
     """What the sdkconfig was made from; when it changes, the old sdkconfig is stale (§5.4)."""
     digest = hashlib.sha256(plan.target.encode())
     for path in plan.defaults:
-        digest.update(path.read_bytes() if path.exists() else b"")
+        # ESP-IDF applies F.<target> right after each defaults file F (§5.4).
+        for layer in (path, path.with_name(f"{path.name}.{plan.target}")):
+            digest.update(layer.read_bytes() if layer.exists() else b"")
     return digest.hexdigest()
 
 
@@ -154,7 +182,9 @@ def _json_value(value: str) -> object:
     return int(value, 0)
 
 
-def unmet_options(plan: BuildPlan, config_json: Mapping[str, object]) -> list[str]:
+def unmet_options(
+    plan: BuildPlan, config_json: Mapping[str, object], written: Mapping[str, str] | None = None
+) -> list[str]:
     """Each option project.yaml asked for that the built configuration does not have.
 
     ESP-IDF only warns about unknown options and silently drops values whose dependencies are
@@ -166,6 +196,10 @@ def unmet_options(plan: BuildPlan, config_json: Mapping[str, object]) -> list[st
         wanted = _json_value(value)
         secret = name in plan.secret_options
         if key not in config_json:
+            # A renamed option (sdkconfig.rename) is kept under its old name in the
+            # sdkconfig's "Deprecated options" section only.
+            if written is not None and written.get(name) == value:
+                continue
             if wanted is not False:  # an unset bool whose dependency is off is still unset
                 problems.append(f"{name} (from {origin}) is not an option of this app")
         elif config_json[key] != wanted:
@@ -205,7 +239,8 @@ def prepare(plan: BuildPlan) -> None:
         # A CMake cache for another target makes idf.py stop; the build dir is ours to reset.
         shutil.rmtree(plan.build_dir)
     plan.build_dir.mkdir(parents=True, exist_ok=True)
-    write_if_changed(_state_file(plan), json.dumps({"defaults": digest, "target": plan.target}))
+    state.update(defaults=digest, target=plan.target)
+    write_if_changed(_state_file(plan), json.dumps(state))
 
 
 def _check_config(plan: BuildPlan) -> None:
@@ -214,7 +249,10 @@ def _check_config(plan: BuildPlan) -> None:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError) as error:
         raise ToolError(f"{path} cannot be read after the build ({error})") from None
-    problems = unmet_options(plan, config)
+    from tasks import sdkconfig
+
+    written = sdkconfig.parse(plan.sdkconfig.read_text()) if plan.sdkconfig.exists() else {}
+    problems = unmet_options(plan, config, written)
     if problems:
         raise ToolError(
             f"app '{plan.app}': {len(problems)} option(s) did not take effect: "
@@ -304,7 +342,10 @@ def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
     flasher = read_flasher_args(plan.build_dir)
     images = _images(plan, flasher)
     app = _check_images(plan, images)
-    write_if_changed(plan.build_dir / "merged.bin", _merged(plan, flasher, images))
+    # Like idf.py's own outputs (umask 077): the image holds the Wi-Fi password, if any.
+    secret = bool(plan.secret_options)
+    merged = _merged(plan, flasher, images)
+    write_if_changed(plan.build_dir / "merged.bin", merged, mode=0o600 if secret else 0o644)
     ca_sha256 = (
         hashlib.sha256(plan.ca_dest.read_bytes()).hexdigest() if plan.ca_dest is not None else None
     )
@@ -323,8 +364,12 @@ def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
         "merged": str(plan.build_dir / "merged.bin"),
         "ca_file": str(plan.ca_dest) if plan.ca_dest is not None else None,
         "synthetic": idf.synthetic,
+        "holds_secret": secret,
     }
     write_if_changed(plan.build_dir / "app.json", json.dumps(summary, indent=2) + "\n")
+    state = json.loads(_state_file(plan).read_text())
+    state["built_sdkconfig"] = _sdkconfig_digest(plan)
+    write_if_changed(_state_file(plan), json.dumps(state))
     print(f"app '{plan.app}': {app['name']} {app['version']} verified, {app['size']} bytes")
 
 
@@ -345,7 +390,7 @@ def plan(
         (own_defaults, generated) if (source / "sdkconfig.defaults").exists() else (generated,)
     )
     client = app.ota_client and project.ota is not None
-    secret = ("CONFIG_EXAMPLE_WIFI_PASSWORD",) if options.holds_secret else ()
+    secret = tuple(sorted(SECRET_OPTIONS)) if options.holds_secret else ()
     return BuildPlan(
         app=app.name,
         target=project.target,
@@ -396,6 +441,23 @@ def _slots(project: Project, app: App) -> tuple[tuple[str, int, int], ...]:
         chosen = [p for p in table.partitions if p.type == 0]
     unique = {p.name: p for p in chosen}
     return tuple((p.name, p.offset, p.size) for p in unique.values())
+
+
+def _sdkconfig_digest(plan: BuildPlan) -> str | None:
+    return (
+        hashlib.sha256(plan.sdkconfig.read_bytes()).hexdigest() if plan.sdkconfig.exists() else None
+    )
+
+
+def config_unchanged(plan: BuildPlan) -> bool:
+    """The sdkconfig is the one the last build used (menuconfig changes it: doit's uptodate)."""
+    try:
+        state = json.loads(_state_file(plan).read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(state.get("built_sdkconfig")) and state["built_sdkconfig"] == _sdkconfig_digest(
+        plan
+    )
 
 
 def outputs_intact(summary: Path) -> bool:

@@ -10,13 +10,12 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tasks import partitions
+from tasks import esplink, partitions
 from tasks.errors import DeviceError
 from tasks.render import write_if_changed
 
@@ -24,9 +23,7 @@ if TYPE_CHECKING:
     from tasks.model import Project
     from tasks.paths import Paths
 
-__all__ = ["FlashPlan", "Region", "connect", "plan", "resolve_port", "write"]
-
-_FALLBACK_BAUD = 115200
+__all__ = ["FlashPlan", "Region", "plan", "write"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,74 +78,6 @@ def plan(project: Project, paths: Paths) -> FlashPlan:
     )
 
 
-def resolve_port(option: str | None, env: Mapping[str, str], configured: str | None) -> str:
-    """--port, else $ESPPORT, else flash.port, else the one serial port that looks like a board."""
-    for value in (option, env.get("ESPPORT"), configured):
-        if value:
-            return value
-    from serial.tools import list_ports
-
-    candidates = sorted(str(port.device) for port in list_ports.comports() if port.vid is not None)
-    if len(candidates) == 1:
-        return candidates[0]
-    if candidates:
-        raise DeviceError(
-            f"several serial ports could be the board: {', '.join(candidates)}; "
-            "choose one with doit flash --port PORT, $ESPPORT or flash.port"
-        )
-    raise DeviceError(
-        "no serial port found; plug the board in with a data cable (not charge-only), check you "
-        "may open it (Linux: add yourself to the dialout group and log in again), or name it "
-        "with doit flash --port PORT or $ESPPORT"
-    )
-
-
-def _chip_name(target: str) -> str:
-    from esptool.targets import CHIP_DEFS
-
-    return str(CHIP_DEFS[target].CHIP_NAME)
-
-
-@contextmanager
-def connect(
-    port: str, baud: int, target: str, *, before: str = "default-reset", stub: bool = True
-) -> Iterator[Any]:
-    """An esptool connection to the board, its chip checked against `target`, flash attached."""
-    from esptool.cmds import attach_flash, detect_chip, run_stub
-    from esptool.util import FatalError
-
-    try:
-        esp = detect_chip(port, baud, before, False, 3)
-    except (FatalError, OSError) as error:
-        raise DeviceError(_connect_hint(port, error)) from None
-    try:
-        found, wanted = str(esp.CHIP_NAME), _chip_name(target)
-        if found != wanted:
-            raise DeviceError(f"board is {found}, project.yaml says {target} ({wanted})")
-        if stub and not getattr(esp, "IS_STUB", False):
-            esp = run_stub(esp)
-        attach_flash(esp)
-        yield esp
-    finally:
-        port_handle = getattr(esp, "_port", None)
-        if port_handle is not None:
-            port_handle.close()
-
-
-def _connect_hint(port: str, error: BaseException) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    if "busy" in text.lower() or "resource temporarily unavailable" in text.lower():
-        return f"{port} is busy: another program (a serial monitor?) holds it; close it and retry"
-    if "permission denied" in text.lower():
-        return (
-            f"{port}: permission denied; on Linux add yourself to the dialout group, log in again"
-        )
-    return (
-        f"cannot talk to the board on {port}: {text}; check the cable and port, hold BOOT while "
-        "resetting if it does not enter the bootloader (probably the connection, not this tool)"
-    )
-
-
 def _regions(summary: Mapping[str, Any]) -> list[Region]:
     regions = []
     for image in summary["images"]:
@@ -173,79 +102,9 @@ def _read_summary(plan: FlashPlan) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(plan.app_summary.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DeviceError(f"{plan.app_summary} is missing; run doit build") from None
+    except (OSError, ValueError) as error:
+        raise DeviceError(f"{plan.app_summary} cannot be read ({error}); run doit build") from None
     return data
-
-
-class _Progress:
-    """esptool's logger, reduced to one progress line per region (TemplateLogger contract)."""
-
-    def __init__(self) -> None:
-        import sys
-
-        from esptool.logger import TemplateLogger
-
-        outer = self
-
-        class Logger(TemplateLogger):  # type: ignore[misc]
-            def print(self, *args: Any, **kwargs: Any) -> None:
-                pass
-
-            def note(self, message: str) -> None:
-                pass
-
-            def warning(self, message: str) -> None:
-                print(f"warning: {message}", file=sys.stderr)
-
-            def error(self, message: str) -> None:
-                print(f"error: {message}", file=sys.stderr)
-
-            def stage(self, finish: bool = False) -> None:
-                pass
-
-            def progress_bar(
-                self,
-                cur_iter: int,
-                total_iters: int,
-                prefix: str = "",
-                suffix: str = "",
-                bar_length: int = 30,
-            ) -> None:
-                outer.show(cur_iter, total_iters)
-
-            def set_verbosity(self, verbosity: str) -> None:
-                pass
-
-        self.logger = Logger()
-        self.label = ""
-        self.tty = sys.stdout.isatty()
-        self.last = -1
-
-    def show(self, done: int, total: int) -> None:
-        percent = 100 * done // max(total, 1)
-        if self.tty:
-            bar = "━" * (percent * 30 // 100)
-            print(f"\r  {self.label:<16} {bar:<30} {percent:3d}%", end="", flush=True)
-        elif percent // 25 != self.last // 25:
-            print(f"  {self.label:<16} {percent:3d}%", flush=True)
-        self.last = percent
-
-    def end(self) -> None:
-        if self.tty and self.last >= 0:
-            print()
-        self.last = -1
-
-
-@contextmanager
-def _quiet_esptool(progress: _Progress) -> Iterator[None]:
-    from esp_pylib.logger import EspLog
-    from esptool.logger import log
-
-    previous = EspLog.instance
-    log.set_logger(progress.logger)
-    try:
-        yield
-    finally:
-        EspLog.instance = previous
 
 
 def _board_table(esp: Any, plan: FlashPlan) -> bytes:
@@ -283,25 +142,82 @@ def write(
     """
     summary = _read_summary(plan)
     regions = _regions(summary)
-    chosen_port = resolve_port(port, os.environ, plan.port)
+    chosen_port = esplink.resolve_port(port, os.environ, plan.port)
     if summary.get("synthetic") and not chosen_port.startswith("socket://127.0.0.1:"):
         raise DeviceError(
             f"refusing to write synthetic images (built without ESP-IDF) to {chosen_port}; "
             "they only go to the virtual board (doit rehearse)"
         )
-    speed = baud or int(os.environ.get("ESPBAUD") or plan.baud)
+    speed = baud or esplink.env_baud(os.environ) or plan.baud
     try:
         rows, mac = _flash(plan, summary, regions, chosen_port, speed, erase)
-    except DeviceError:
-        raise
-    except Exception as error:
-        if speed == _FALLBACK_BAUD:
-            raise DeviceError(_connect_hint(chosen_port, error)) from None
-        print(f"transfer failed at {speed} baud ({error}); retrying once at {_FALLBACK_BAUD}")
-        rows, mac = _flash(plan, summary, regions, chosen_port, _FALLBACK_BAUD, erase)
+    except Exception as error:  # sorted below: only transfer errors get one retry
+        if not esplink.is_transfer_error(error):
+            raise esplink.as_device_error(error) from None
+        if speed <= esplink.FALLBACK_BAUD:
+            raise DeviceError(esplink.connect_hint(chosen_port, error)) from None
+        print(
+            f"transfer failed at {speed} baud ({error}); retrying once at {esplink.FALLBACK_BAUD}"
+        )
+        try:
+            rows, mac = _flash(plan, summary, regions, chosen_port, esplink.FALLBACK_BAUD, erase)
+        except Exception as again:  # as above, without a third try
+            raise esplink.as_device_error(again, chosen_port) from None
     _print_summary(rows)
     _record(plan, summary, regions, mac)
     return _written(rows)
+
+
+def _security(esp: Any) -> str | None:
+    """What makes this board refuse erasing and ciphertext reads, if anything."""
+    features = []
+    for method, name in (
+        ("get_flash_encryption_enabled", "flash encryption"),
+        ("get_secure_boot_enabled", "secure boot"),
+    ):
+        try:
+            if getattr(esp, method)():
+                features.append(name)
+        except Exception:  # chips or loaders without the query
+            continue
+    return " and ".join(features) or None
+
+
+def _check_flash_size(esp: Any, plan: FlashPlan, port: str) -> None:
+    """A 4 MB layout on a 2 MB chip flashes, then fails at run time (ota_begin err=0x104)."""
+    if port.startswith("socket://"):  # the emulator's flash id always says 4 MB
+        return
+    from esptool.cmds import detect_flash_size
+
+    found = detect_flash_size(esp)
+    if found and _megabytes(found) < _megabytes(plan.flash_size):
+        raise DeviceError(
+            f"the board's flash is {found}, project.yaml says flash.size {plan.flash_size}; "
+            "set flash.size (and a layout that fits) or use a module with more flash"
+        )
+
+
+def _megabytes(text: str) -> int:
+    return int(text.upper().removesuffix("MB")) if text.upper().endswith("MB") else 0
+
+
+def _erase_first(esp: Any, reason: str | None, secured: str | None, stub: bool) -> None:
+    from esptool.cmds import erase_flash
+
+    if reason is None:
+        return
+    if secured:
+        raise DeviceError(
+            f"cannot erase the chip ({reason}): {secured} is enabled on this board and esptool "
+            "refuses to erase it; flash it with idf.py encrypted-flash as ESP-IDF documents"
+        )
+    if not stub:
+        raise DeviceError(
+            f"the chip needs erasing ({reason}), which needs the flasher stub, and this build "
+            "sets CONFIG_ESPTOOLPY_NO_STUB; erase it once with python -m esptool erase-flash"
+        )
+    print(f"erasing the whole chip: {reason}")
+    erase_flash(esp)
 
 
 def _flash(
@@ -312,29 +228,32 @@ def _flash(
     baud: int,
     erase: bool,
 ) -> tuple[list[tuple[str, int, str, float]], str]:
-    from esptool.cmds import erase_flash, reset_chip, write_flash
+    from esptool.cmds import reset_chip, write_flash
 
     extra = summary.get("extra_esptool_args") or {}
     before = str(extra.get("before", "default_reset")).replace("_", "-")
-    progress = _Progress()
+    progress = esplink.Progress()
     rows: list[tuple[str, int, str, float]] = []
+    stub = bool(extra.get("stub", True))
     with (
-        _quiet_esptool(progress),
-        connect(port, baud, plan.target, before=before, stub=bool(extra.get("stub", True))) as esp,
+        esplink.quiet_esptool(progress),
+        esplink.connect(port, baud, plan.target, before=before, stub=stub) as esp,
     ):
         mac = ":".join(f"{byte:02x}" for byte in esp.read_mac())
+        _check_flash_size(esp, plan, port)
+        secured = _security(esp)
         table = next((r.data for r in regions if r.role == "partition-table"), b"")
-        reason = (
-            "--erase was given"
-            if erase
-            else _erase_reason(_board_table(esp, plan), table, plan.table_offset)
-        )
-        if reason:
-            print(f"erasing the whole chip: {reason}")
-            erase_flash(esp)
+        if erase:
+            _erase_first(esp, "--erase was given", secured, stub)
+        elif secured:
+            # Reads return ciphertext on such a board: no table comparison, no MD5 skipping.
+            print(f"{secured} is enabled: writing every region, erasing nothing")
+        else:
+            board = _board_table(esp, plan)
+            _erase_first(esp, _erase_reason(board, table, plan.table_offset), secured, stub)
         for region in regions:
             started = time.monotonic()
-            if esp.flash_md5sum(region.offset, len(region.data)) == region.md5:
+            if not secured and esp.flash_md5sum(region.offset, len(region.data)) == region.md5:
                 rows.append((region.role, region.offset, "unchanged", 0.0))
                 continue
             progress.label = region.role

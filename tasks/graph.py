@@ -112,7 +112,7 @@ def _run(action: Callable[..., object], *args: object) -> TaskFailed | None:
 
 def _fingerprint(payload: Mapping[str, object]) -> config_changed:
     # The package version is part of every payload: an upgrade re-renders.
-    return config_changed({"version": tasks.__version__, **payload})
+    return config_changed({**payload, "esp_ota_doit": tasks.__version__})
 
 
 def task_render() -> Iterator[dict[str, Any]]:
@@ -245,7 +245,11 @@ def task_build() -> Iterator[dict[str, Any]]:
             ],
             "targets": [summary],
             # A deleted or replaced image makes the build stale even when app.json survives.
-            "uptodate": [_fingerprint(plan.to_json()), (build.outputs_intact, [summary])],
+            "uptodate": [
+                _fingerprint(plan.to_json()),
+                (build.outputs_intact, [summary]),
+                (build.config_unchanged, [plan]),  # e.g. after doit menuconfig
+            ],
             "verbosity": 2,
         }
     yield {

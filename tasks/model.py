@@ -350,6 +350,13 @@ def _ota_layout_checks(project: Project) -> Iterator[ConfigError]:
             f"layout '{layout_name}' has no {' and no '.join(missing)}, but ota: is set",
             "use layout two_ota (or add otadata and ota_0 rows), or remove ota:",
         )
+    elif [slot.subtype - 0x10 for slot in table.ota_slots] != list(range(len(table.ota_slots))):
+        names = ", ".join(slot.name for slot in table.ota_slots)
+        yield ConfigError(
+            ("partitions", "layout"),
+            f"OTA slots {names} have gaps; ESP-IDF counts consecutive slots from ota_0",
+            "number them ota_0, ota_1, ... without gaps",
+        )
     elif table.factory is None and len(table.ota_slots) < 2:
         yield ConfigError(
             ("partitions", "layout"),

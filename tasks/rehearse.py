@@ -232,6 +232,11 @@ def _client(
 
 def run(plan: RehearsalPlan, *, failure: str = "none", partial: bool = False) -> None:
     """The rehearsal; raises RehearsalError unless the board ends where it must."""
+    if plan.flash.app not in {b.app for b in plan.builds if b.ota_url}:
+        raise RehearsalError(
+            f"flash_app '{plan.flash.app}' is not an OTA client, so there is no update to "
+            f"rehearse; set apps.{plan.flash.app}.ota_client: true"
+        )
     _step("render: partition table and sdkconfig defaults")
     render.write_partition_table(plan.table, plan.partitions_csv, plan.partitions_bin)
     for options, path in plan.sdkconfigs:

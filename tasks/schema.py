@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 from tasks import chips
 from tasks.errors import ConfigError, KeyPath
 
+_URL_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
+
 __all__ = [
     "Check",
     "Invalid",
@@ -207,6 +209,18 @@ def url(value: object, path: KeyPath) -> Url:
         )
     if not parts.path or parts.path.endswith("/") or parts.query or parts.fragment:
         raise ConfigError(path, f"{shown(text)} must name a file", "end it with /<app>.bin")
+    segments = parts.path.split("/")[1:]
+    if any(part in (".", "..") or not _URL_SEGMENT.fullmatch(part) for part in segments):
+        # The server and nginx serve the path literally: no escapes, no dot segments.
+        raise ConfigError(
+            path,
+            f"path '{parts.path}' must be /name segments of letters, digits, '.', '_', '-'",
+            "like /hello_world.bin",
+        )
+    if parts.path in ("/manifest.json", "/manifest"):
+        raise ConfigError(
+            path, f"path '{parts.path}' is where the manifest is served", "rename the image"
+        )
     if len(text) > 255:
         # simple/advanced examples keep the URL in a 256-byte buffer (OTA_URL_SIZE).
         raise ConfigError(path, f"the URL has {len(text)} characters; ESP-IDF examples hold 255")

@@ -6,6 +6,8 @@ examples' Kconfig.projbuild; protocol_examples_common).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +19,13 @@ if TYPE_CHECKING:
     from tasks.model import App, Project, SdkValue
 
 __all__ = [
+    "SECRET_OPTIONS",
     "SdkconfigPlan",
     "format_value",
     "owner_of",
     "parse",
     "plan",
+    "redacted",
     "url_option",
     "yaml_lines",
 ]
@@ -48,6 +52,23 @@ _URL_OPTION = "CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL"
 _NATIVE_URL_OPTION = "CONFIG_EXAMPLE_FIRMWARE_UPG_URL"
 
 
+# Options whose values are secrets: never printed, and fingerprinted only as a slow digest.
+SECRET_OPTIONS = frozenset({"CONFIG_EXAMPLE_WIFI_PASSWORD"})
+
+
+@functools.lru_cache(maxsize=16)
+def _digest(value: str) -> str:
+    # Salted and slow: the fingerprint changes with the password, yet doit's database and
+    # `doit info` do not give it away to a dictionary attack.
+    key = hashlib.pbkdf2_hmac("sha256", value.encode(), b"esp-ota-doit fingerprint", 100_000)
+    return f"pbkdf2-sha256:{key.hex()}"
+
+
+def redacted(name: str, value: str) -> str:
+    """`value`, or a digest of it when option `name` holds a secret."""
+    return _digest(value) if name in SECRET_OPTIONS and value not in ('""', "") else value
+
+
 def owner_of(name: str) -> str | None:
     """The project.yaml key that sets option `name`, if this tool derives it."""
     return next((key for prefix, key in _OWNERS if name.startswith(prefix)), None)
@@ -71,7 +92,7 @@ def format_value(value: SdkValue) -> str:
     return f'"{escaped}"'
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class SdkconfigPlan:
     """The options for one app, in groups with a comment each; later groups win."""
 
@@ -79,10 +100,19 @@ class SdkconfigPlan:
     groups: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
     holds_secret: bool
 
+    def __repr__(self) -> str:
+        # `doit info` prints action arguments: never the option values (the Wi-Fi password).
+        count = sum(len(items) for _, items in self.groups)
+        return f"SdkconfigPlan(app={self.app!r}, {count} options)"
+
     def to_json(self) -> dict[str, object]:
+        """The fingerprint doit stores and `doit info` prints: secrets only as a digest."""
         return {
             "app": self.app,
-            "groups": [[title, [list(item) for item in items]] for title, items in self.groups],
+            "groups": [
+                [title, [[name, redacted(name, value)] for name, value in items]]
+                for title, items in self.groups
+            ],
             "holds_secret": self.holds_secret,
         }
 

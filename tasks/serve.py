@@ -43,7 +43,6 @@ LogFormat = Literal["text", "json"]
 ENGINES: tuple[Engine, ...] = ("python", "nginx")
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 MANIFEST_PATH = "/manifest.json"
-_SAFE_SEGMENT = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
 
 
 class ServeError(ProjectError):
@@ -93,15 +92,8 @@ def plan(
     ota = project.ota
     if ota is None:
         raise ConfigError(("ota",), "project.yaml has no ota: section; there is nothing to serve")
-    segments = ota.url.path.split("/")[1:]
-    if any(s in ("", ".", "..") or s.strip(_SAFE_SEGMENT) for s in segments):
-        raise ConfigError(
-            ("ota", "url"),
-            f"path '{ota.url.path}' must be plain /name segments of letters, digits, '.', '_', '-'",
-            "nginx and our server serve it literally",
-        )
-    if ota.url.path in (MANIFEST_PATH, MANIFEST_PATH.removesuffix(".json")):
-        raise ConfigError(("ota", "url"), f"path '{ota.url.path}' is reserved for the manifest")
+    # schema.url already made the path literal (no escapes, no dot segments) and kept it off
+    # /manifest.json, so nginx and this server serve exactly the URL boards use.
     flash = next((a for a in project.apps if a.name == project.flash_app), None)
     embeds_ca = flash is not None and flash.ota_client and flash.name != ota.image
     return ServePlan(
@@ -174,6 +166,12 @@ def check(plan: ServePlan, *, emit: Callable[[str], None] = warn) -> ServeConten
     ca_digests = _ca_digests(ca_pem)
     _check_embedded(plan, summary, ca_digests)
     notes = board_warnings(plan, summary, image, ca_digests, _boards(plan.boards_dir, emit))
+    if summary.get("holds_secret"):
+        notes.append(
+            f"{image_file.name} embeds the Wi-Fi password (apps.{plan.app} is an OTA client and "
+            "wifi.password is set): anyone who reaches this server can read it; provision "
+            "Wi-Fi another way (e.g. CONFIG_EXAMPLE_WIFI_SSID_PWD_FROM_STDIN) for served images"
+        )
     for note in notes:
         emit(note)
     return ServeContent(
@@ -372,14 +370,14 @@ def run(
     """Serve until Ctrl-C (returns normally) or until `stop` is set.
 
     Raises:
-        ServeError: a refusal from `check`, or the port cannot be bound.
+        ServeError: a refusal from `check`, an unloadable cert/key, or an unbindable port.
     """
     if plan.engine == "nginx":
         from tasks.publish import run_nginx
 
         run_nginx(plan, ready=ready, stop=stop)
         return
-    from tasks.serve_server import Console, Server, bind_failure
+    from tasks.serve_server import Console, Server, TLSSetupError, bind_failure
 
     content = check(plan)
     console = Console(plan.log_format)
@@ -393,6 +391,11 @@ def run(
             port=plan.port,
             listener=console.listener,
         )
+    except TLSSetupError as err:  # loaded before the bind, so never blamed on ota.bind
+        raise ServeError(
+            f"cannot load the server certificate/key from {plan.certs_dir}/ ({err}); "
+            "run `doit certs`"
+        ) from None
     except OSError as err:
         raise ServeError(bind_failure(plan.bind, plan.port, err)) from None
     for text in banner(plan, content, server.port):

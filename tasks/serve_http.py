@@ -29,7 +29,10 @@ __all__ = [
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _VERSION = re.compile(r"HTTP/(\d)\.(\d)")
-_RANGE = re.compile(r"(\d*)[ \t]*-[ \t]*(\d*)")
+# At most 19 ASCII digits (below 2**63): a longer number is "ignore the Range", never an int()
+# past Python's 4300-digit limit. A real byte position never needs more.
+_RANGE = re.compile(r"([0-9]{0,19})[ \t]*-[ \t]*([0-9]{0,19})")
+_LENGTH = re.compile(r"[0-9]{1,19}")
 _REASONS = {
     200: "OK",
     206: "Partial Content",
@@ -73,7 +76,8 @@ class Limits:
     line: int = 8192  # request line and each header line (nginx's large_client_header_buffers)
     headers: int = 64  # header fields per request
     header_bytes: int = 32768
-    handshake_timeout: float = 10.0
+    handshake_timeout: float = 10.0  # each read or write of the TLS handshake
+    head_timeout: float = 20.0  # in total: handshake + request head, then each later head
     idle_timeout: float = 15.0  # keep-alive wait for the next request
     send_timeout: float = 60.0  # one send() to a stalled reader
     connections: int = 1024
@@ -89,7 +93,7 @@ def parse_range(value: str, size: int) -> ByteRange | Literal["unsatisfiable"] |
     """RFC 9110 §14.1.2 for one resource of `size` bytes.
 
     None means "ignore the Range field and send 200": bad syntax, another unit, or several ranges
-    (which a server may refuse to combine).
+    (which a server may refuse to combine), or a number longer than 19 digits.
     """
     unit, sep, spec = value.partition("=")
     if not sep or unit.strip().lower() != "bytes":
@@ -213,7 +217,7 @@ def _checked(request: Request) -> Request:
     if length is not None and len({v.strip() for v in length.split(",")}) != 1:
         raise Malformed(400)
     length_value = length.split(",")[0].strip() if length is not None else "0"
-    if not length_value.isdigit():
+    if not _LENGTH.fullmatch(length_value):  # not str.isdigit(): int("²") and 5000 digits raise
         raise Malformed(400)
     # We never read request bodies; a request that has one ends the connection after the answer.
     has_body = int(length_value) > 0 or "transfer-encoding" in headers

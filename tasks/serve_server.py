@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import socket
 import sys
 import threading
@@ -31,9 +32,14 @@ from tasks.serve_http import (
 if TYPE_CHECKING:
     import ssl
 
-__all__ = ["SLICE", "Console", "Listener", "Server", "Transfer", "bind_failure"]
+__all__ = ["SLICE", "Console", "Listener", "Server", "TLSSetupError", "Transfer", "bind_failure"]
 
 SLICE = 256 * 1024  # bytes per send: what matched openssl s_server (toolchain notes)
+FD_MARGIN = 64  # file descriptors kept free below RLIMIT_NOFILE for everything but connections
+
+
+class TLSSetupError(Exception):
+    """The server certificate or key could not be loaded (not a listen-socket problem)."""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -81,10 +87,12 @@ class Server:
         except OSError:
             self._socket.close()
             raise
-        self._slots = threading.BoundedSemaphore(limits.connections)
-        self._live: set[socket.socket] = set()
+        self.connections = min(limits.connections, _fd_budget())
+        self._slots = threading.BoundedSemaphore(self.connections)
+        self._live: dict[socket.socket, float] = {}  # -> deadline for the request head
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._reaped = self._noted = 0.0
 
     @property
     def port(self) -> int:
@@ -94,9 +102,15 @@ class Server:
         self._socket.settimeout(0.2)
         try:
             while not self._closed.is_set() and not (stop is not None and stop.is_set()):
+                self._reap()
                 try:
                     conn, address = self._socket.accept()
                 except TimeoutError:
+                    continue
+                except OSError as err:  # EMFILE, ENFILE, ECONNABORTED, ENOBUFS: all pass
+                    if self._closed.is_set():
+                        break
+                    self._accept_failed(err)
                     continue
                 if not self._slots.acquire(blocking=False):
                     conn.close()
@@ -116,24 +130,55 @@ class Server:
         for conn in live:
             _shutdown(conn)
 
+    def _accept_failed(self, err: OSError) -> None:
+        """One note a second at most, then a short pause: out of descriptors, retrying at once
+        would only spin; the server keeps serving the connections it has."""
+        now = time.monotonic()
+        if now - self._noted >= 1.0:
+            self._noted = now
+            self.listener("note", f"accept failed: {_reason(err)}; still serving, retrying")
+        self._closed.wait(0.1)
+
+    def _reap(self) -> None:
+        """Disconnect clients past their head deadline: a byte per timeout period must not hold a
+        slot for ever. Runs from the accept loop, at most every 0.2 s."""
+        now = time.monotonic()
+        if now - self._reaped < 0.2:
+            return
+        self._reaped = now
+        with self._lock:
+            late = [conn for conn, deadline in self._live.items() if deadline <= now]
+            for conn in late:
+                self._live[conn] = math.inf
+        for conn in late:
+            _shutdown(conn)
+
+    def _deadline(self, conn: socket.socket, deadline: float) -> None:
+        with self._lock:
+            if conn in self._live:
+                self._live[conn] = deadline
+
     def _connection(self, raw: socket.socket, client: str) -> None:
         import ssl
 
         conn = raw
-        self._track(conn, None)
+        deadline = time.monotonic() + self.limits.head_timeout
+        self._track(conn, None, deadline)
         try:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             # The handshake runs here, off the accept loop, under a timeout: a board that resets
             # mid-handshake, or a client that never says hello, holds only its own thread.
             raw.settimeout(self.limits.handshake_timeout)
             conn = self._context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
-            self._track(conn, raw)
+            self._track(conn, raw, deadline)
             try:
                 conn.do_handshake()
             except (OSError, ssl.SSLError) as err:
-                self.listener("note", f"{client} TLS handshake failed: {_reason(err)}")
+                late = time.monotonic() >= deadline
+                reason = f"not done within {self.limits.head_timeout:g} s" if late else _reason(err)
+                self.listener("note", f"{client} TLS handshake failed: {reason}")
                 return
-            self._requests(conn, client)
+            self._requests(conn, client, deadline)
             if not self._closed.is_set():
                 # close_notify: OpenSSL 3 clients call a bare EOF "unexpected eof while reading".
                 conn.settimeout(0.5)
@@ -145,31 +190,39 @@ class Server:
             conn.close()
             self._slots.release()
 
-    def _track(self, new: socket.socket | None, old: socket.socket | None) -> None:
+    def _track(
+        self, new: socket.socket | None, old: socket.socket | None, deadline: float = math.inf
+    ) -> None:
         with self._lock:
             if old is not None:
-                self._live.discard(old)
+                self._live.pop(old, None)
             if new is not None:
-                self._live.add(new)
+                self._live[new] = deadline
 
-    def _requests(self, tls: ssl.SSLSocket, client: str) -> None:
+    def _requests(self, tls: ssl.SSLSocket, client: str, deadline: float) -> None:
         stream = tls.makefile("rb", buffering=4096)  # per connection: keep 200 of them small
         try:
             while not self._closed.is_set():
                 tls.settimeout(self.limits.idle_timeout)
+                self._deadline(tls, deadline)
                 try:
                     request = read_request(stream, self.limits)
                 except Malformed as bad:
                     self._send(tls, client, None, error(bad.status))
                     return
                 except (TimeoutError, OSError, ValueError):
-                    return
+                    request = None
+                self._deadline(tls, math.inf)
                 if request is None:
+                    if time.monotonic() >= deadline and not self._closed.is_set():
+                        limit = f"{self.limits.head_timeout:g} s"
+                        self.listener("note", f"{client} dropped: no request head within {limit}")
                     return
                 response = respond(request, self.resources)
                 tls.settimeout(self.limits.send_timeout)
                 if not self._send(tls, client, request, response) or response.close:
                     return
+                deadline = time.monotonic() + self.limits.head_timeout
         finally:
             stream.close()
 
@@ -204,9 +257,22 @@ def _context(cert: Path, key: Path) -> ssl.SSLContext:
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert, key)
+    try:
+        context.load_cert_chain(cert, key)
+    except OSError as err:  # ssl.SSLError is one, and so is a file that vanished since check()
+        raise TLSSetupError(getattr(err, "reason", None) or err.strerror or str(err)) from None
     context.set_alpn_protocols(["http/1.1"])
     return context
+
+
+def _fd_budget() -> int:
+    """Connections that fit under the soft RLIMIT_NOFILE, keeping FD_MARGIN descriptors free."""
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return 1 << 30
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 1 << 30 if soft == resource.RLIM_INFINITY else max(1, soft - FD_MARGIN)
 
 
 def _client(address: tuple[str, int] | tuple[str, int, int, int]) -> str:

@@ -79,7 +79,8 @@ class VirtualBoard:
     def save(self) -> None:
         with self._lock:
             data = bytes(self._flash.data)
-        write_if_changed(self.flash_file, data)
+        # It holds whatever the apps embed (the Wi-Fi password, for OTA clients).
+        write_if_changed(self.flash_file, data, mode=0o600)
 
     def start(self) -> VirtualBoard:
         self.load()

@@ -6,6 +6,7 @@ PATH and logs every call, so a test can count idf.py processes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import stat
@@ -15,9 +16,20 @@ import pytest
 from doit.cmd_base import ModuleTaskLoader
 from doit.doit_cmd import DoitMain
 
-from tasks import graph, idftool, images, virtual_idf
+from tasks import graph, idftool, images, model, virtual_idf
 from tasks.errors import ToolError
+from tasks.paths import Paths
 from tests.doitrun import edit, executed, run, run_with_output
+
+
+def load_example(project_dir: Path) -> model.Project:
+    return model.load(
+        (project_dir / "project.yaml").read_text(),
+        file="project.yaml",
+        env={},
+        resolve_host=lambda host: "127.0.0.1",
+        project_dir=project_dir,
+    )
 
 
 def idf_calls(idf: Path, action: str = "build") -> list[list[str]]:
@@ -275,3 +287,64 @@ def test_menuconfig__prints_the_lines_to_keep_a_change(
     assert "apps:\n  hello_world:\n    sdkconfig:\n" in out
     assert "      CONFIG_LOG_DEFAULT_LEVEL_DEBUG: true\n" in out
     assert "      # CONFIG_ESPTOOLPY_FLASHMODE_QIO: set flash.mode instead" in out
+
+
+def test_build__the_placed_ca_keeps_its_mtime_across_rebuilds(built: Path, idf: Path) -> None:
+    staged_ca = built / "build" / "src" / "factory" / "server_certs" / "ca_cert.pem"
+    before = staged_ca.stat().st_mtime_ns
+    source = idf / "examples/system/ota/simple_ota_example/main/simple_ota_example.c"
+    source.write_text("void app_main(void) { /* changed */ }\n")
+    _, results = run(built, "build")
+    assert "build:factory" in executed(results)
+    assert staged_ca.stat().st_mtime_ns == before
+
+
+def test_build__menuconfig_changes_are_built(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STANDIN_MENUCONFIG_SET", "CONFIG_LOG_DEFAULT_LEVEL_DEBUG=y")
+    assert DoitMain(ModuleTaskLoader(graph)).run(["menuconfig", "--app", "hello_world"]) == 0
+    _, results = run(built, "build")
+    assert "build:hello_world" in executed(results)
+    config = json.loads((built / "build/hello_world/config/sdkconfig.json").read_text())
+    assert config["LOG_DEFAULT_LEVEL_DEBUG"] is True
+
+
+def test_unmet_options__a_renamed_option_counts_under_its_old_name(built: Path) -> None:
+    from tasks import build
+
+    plan = next(
+        p
+        for p in build.plans(load_example(built), paths=Paths(built), idf_root=None)
+        if p.app == "hello_world"
+    )
+    plan = dataclasses.replace(plan, options=(("CONFIG_OTA_ALLOW_HTTP", "y", "test"),))
+    assert build.unmet_options(plan, {}, {"CONFIG_OTA_ALLOW_HTTP": "y"}) == []
+    assert build.unmet_options(plan, {}, {}) == [
+        "CONFIG_OTA_ALLOW_HTTP (from test) is not an option of this app"
+    ]
+
+
+def test_defaults_digest__follows_the_per_target_file(built: Path, tmp_path: Path) -> None:
+    from tasks import build
+
+    plan = build.plans(load_example(built), paths=Paths(built), idf_root=None)[0]
+    before = build.defaults_digest(plan)
+    extra = plan.defaults[-1].with_name(plan.defaults[-1].name + ".esp32")
+    extra.write_text("CONFIG_LOG_DEFAULT_LEVEL_DEBUG=y\n")
+    assert build.defaults_digest(plan) != before
+
+
+def test_stage__keeps_component_manager_lock_and_deep_build_folders(tmp_path: Path) -> None:
+    from tasks import build
+
+    source, copy = tmp_path / "src", tmp_path / "copy"
+    (source / "components" / "buildinfo").mkdir(parents=True)
+    (source / "components" / "buildinfo" / "x.c").write_text("int x;\n")
+    (source / "build").mkdir()
+    (source / "build" / "junk.o").write_text("")
+    (source / "dangling").symlink_to(tmp_path / "nowhere")
+    build.stage(source, copy)
+    (copy / "dependencies.lock").write_text("lock\n")
+    build.stage(source, copy)
+    assert (copy / "components" / "buildinfo" / "x.c").exists()
+    assert not (copy / "build").exists()
+    assert (copy / "dependencies.lock").exists()

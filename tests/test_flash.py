@@ -182,3 +182,12 @@ def test_boot__refuses_an_empty_slot_then_selects_a_full_one(
     code, _, _ = run_with_output(project, "boot", "--slot", "factory")
     assert code == 0
     assert board.read(table.otadata.offset, 0x2000) == b"\xff" * 0x2000  # type: ignore[union-attr]
+
+
+def test_flash__espbaud_must_be_a_number(
+    project: Path, board: virtual_board.VirtualBoard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ESPBAUD", "fast")
+    code, _, text = run_with_output(project, "flash")
+    assert code == 1
+    assert "ESPBAUD='fast' is not a baud rate; use a number like 460800" in text

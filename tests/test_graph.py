@@ -208,3 +208,15 @@ def test_certs__half_a_ci_ca_is_one_error_line(
     assert capsys.readouterr().err == (
         "ERROR: OTA_CA_CERT is set but OTA_CA_KEY is not; set both or neither\n"
     )
+
+
+def test_info__never_shows_the_wifi_password(
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WIFI_PASSWORD", "SuperSecret123")
+    for task in ("render:sdkconfig-factory", "build:factory"):
+        # doit info exits 1 for a task that is not up to date; the text is what matters.
+        assert DoitMain(ModuleTaskLoader(graph)).run(["info", task]) in (0, 1)
+    out = capsys.readouterr().out
+    assert "CONFIG_EXAMPLE_WIFI_PASSWORD" in out
+    assert "SuperSecret123" not in out

@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tasks import certs, model, serve
-from tasks.errors import ConfigError
+from tasks.errors import ConfigErrors
 from tasks.paths import Paths
 from tasks.serve_http import ByteRange, Limits, Request, parse_range, resource, respond
 from tasks.serve_server import Console, Server
@@ -283,11 +283,10 @@ def test_plan__a_path_nginx_and_we_cannot_serve_literally_is_refused(tmp_path: P
     text = PROJECT_YAML.format(target="esp32", host="127.0.0.1", port=8070).replace(
         "/hello_world.bin", "/fw/../hello%20world.bin"
     )
-    project = model.load(
-        text, file="project.yaml", env={}, resolve_host=lambda h: h, project_dir=tmp_path
-    )
-    with pytest.raises(ConfigError, match=r"^ota\.url: path '/fw/\.\./hello%20world\.bin' must"):
-        serve.plan(project, Paths(tmp_path))
+    with pytest.raises(ConfigErrors, match=r"ota\.url: path '/fw/\.\./hello%20world\.bin' must"):
+        model.load(
+            text, file="project.yaml", env={}, resolve_host=lambda h: h, project_dir=tmp_path
+        )
 
 
 # ---------------------------------------------------------------------------- content and clients
@@ -585,6 +584,12 @@ def test_serve__random_ranges_over_tls(
         ("bytes=+1-2", 10, None),
         ("bytes 0-1", 10, None),
         ("bytes=0-1, ,", 10, ByteRange(0, 1)),
+        (f"bytes=0-{'9' * 19}", 10, ByteRange(0, 9)),  # 19 digits: still a number
+        (f"bytes=0-{'9' * 20}", 10, None),  # longer: ignored, never int()'s 4300-digit error
+        (f"bytes=0-{'9' * 5000}", 10, None),
+        (f"bytes={'9' * 5000}-", 10, None),
+        (f"bytes=-{'9' * 5000}", 10, None),
+        ("bytes=\u0663-\u0665", 10, None),  # Arabic-Indic digits are not ASCII digits
     ],
 )
 def test_parse_range__rfc9110(value: str, size: int, expected: object) -> None:
@@ -592,6 +597,32 @@ def test_parse_range__rfc9110(value: str, size: int, expected: object) -> None:
 
 
 # ------------------------------------------------------------------------------- hostile input
+
+HUGE = "9" * 5000  # past int()'s 4300-digit limit
+
+
+def test_respond__an_over_long_range_number_is_ignored_not_raised() -> None:
+    body = b"0123456789"
+    for spec in (f"bytes=0-{HUGE}", f"bytes={HUGE}-", f"bytes=-{HUGE}", f"bytes=0-1{HUGE}"):
+        headers = {"host": "h", "range": spec}
+        request = Request(method="GET", target="/f", version=(1, 1), headers=headers)
+        response = respond(request, {"/f": resource(body, "application/octet-stream")})
+        assert (response.status, bytes(response.body)) == (200, body)
+
+
+def test_serve__over_long_numbers_get_an_answer_and_no_traceback(
+    site: Site, live: tuple[int, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    escaped: list[threading.ExceptHookArgs] = []
+    monkeypatch.setattr(threading, "excepthook", escaped.append)
+    status, headers, body = get(site, live[0], "/hello_world.bin", {"Range": f"bytes=0-{HUGE}"})
+    assert (status, body, "content-range" in headers) == (200, site.image, False)
+    for length in (HUGE, "\u00b2"):  # "²".isdigit() is True, int("²") raises
+        head = f"GET /f HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n"
+        reply = raw(site, live[0], head.encode("latin-1"))
+        assert status_of(reply) == 400
+    assert escaped == []
+
 
 HOSTILE = [
     "/../certs/server_key.pem",
@@ -727,7 +758,117 @@ def test_serve__under_load_every_completed_download_is_exact(site: Site) -> None
         assert sum("TLS handshake failed: timed out" in line for line in lines) == 3
 
 
+def _trickle(sock: socket.socket, data: bytes, seconds: float) -> float:
+    """Send `data` a byte every 0.1 s until the server hangs up; how long that took."""
+    started = time.monotonic()
+    with pytest.raises(OSError):  # reset, broken pipe or TLS EOF: whichever comes first
+        for byte in data * 100:
+            sock.sendall(bytes([byte]))
+            time.sleep(0.1)
+            assert time.monotonic() - started < seconds, "the trickling client was never dropped"
+        sock.settimeout(5)
+        if sock.recv(1) == b"":
+            raise ConnectionResetError
+    return time.monotonic() - started
+
+
+def test_serve__a_trickling_client_is_dropped_at_the_head_deadline(site: Site) -> None:
+    limits = Limits(handshake_timeout=5, idle_timeout=5, head_timeout=1.0)
+    with running(site, limits=limits) as (port, lines), ThreadPoolExecutor(2) as pool:
+        plain = socket.create_connection(("127.0.0.1", port), timeout=10)
+        tls = context(site).wrap_socket(plain, server_hostname="127.0.0.1")
+        in_head = pool.submit(_trickle, tls, b"GET /hello_world.bin HTTP/1.1\r\nX-A: b", 4)
+        hello = socket.create_connection(("127.0.0.1", port), timeout=10)
+        in_handshake = pool.submit(_trickle, hello, b"\x16\x03\x01\x02\x00\x01", 4)
+        assert _download(site, port)  # served meanwhile
+        assert 0.9 < in_head.result(timeout=10) < 2.5
+        assert 0.9 < in_handshake.result(timeout=10) < 2.5
+        tls.close()
+        hello.close()
+    assert sum("dropped: no request head within 1 s" in line for line in lines) == 1
+    assert sum("TLS handshake failed: not done within 1 s" in line for line in lines) == 1
+
+
+class _FailingAccept:
+    """A listen socket whose accept() fails like a process out of descriptors, for a while."""
+
+    def __init__(self, real: socket.socket, until: float) -> None:
+        self.real, self.until = real, until
+
+    def accept(self) -> tuple[socket.socket, object]:
+        if time.monotonic() < self.until:
+            raise OSError(24, "Too many open files")
+        return self.real.accept()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+
+def test_serve__accept_errors_are_noted_once_a_second_and_serving_goes_on(site: Site) -> None:
+    content = serve.check(site.plan, emit=lambda _: None)
+    where, lines = certs.paths(site.plan.certs_dir), []
+    server = Server(
+        resources=content.resources,
+        cert=where.server_cert,
+        key=where.server_key,
+        bind="127.0.0.1",
+        port=0,
+        listener=lambda kind, item: lines.append(str(item)),
+    )
+    port = server.port
+    server._socket = _FailingAccept(server._socket, time.monotonic() + 0.6)  # type: ignore[assignment]
+    stop = threading.Event()
+    thread = threading.Thread(target=server.serve, args=(stop,), daemon=True)
+    thread.start()
+    time.sleep(0.3)
+    try:
+        assert _download(site, port)  # queued in the backlog until accept() recovers
+        assert thread.is_alive()
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    notes = [line for line in lines if "accept failed" in line]
+    assert notes == ["accept failed: too many open files; still serving, retrying"]
+
+
+def test_serve__the_connection_cap_fits_under_the_descriptor_limit(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import resource
+
+    content = serve.check(site.plan, emit=lambda _: None)
+    where = certs.paths(site.plan.certs_dir)
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (256, 4096))
+    server = Server(
+        resources=content.resources,
+        cert=where.server_cert,
+        key=where.server_key,
+        bind="127.0.0.1",
+        port=0,
+    )
+    server.close()
+    assert server.connections == 256 - 64
+
+
 # ------------------------------------------------------------------------------------ refusals
+
+
+def test_refuse__an_unloadable_server_key_is_not_blamed_on_ota_bind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = make_site(tmp_path)
+    content = serve.check(other.plan, emit=lambda _: None)
+    monkeypatch.setattr(serve, "check", lambda plan: content)  # key replaced after the check
+    key = certs.paths(other.plan.certs_dir).server_key
+    key.write_bytes(key.read_bytes()[:60] + b"garbage\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(serve.ServeError) as caught:
+        serve.run(replace(other.plan, port=0))
+    message = str(caught.value)
+    assert message.startswith(
+        f"cannot load the server certificate/key from {other.plan.certs_dir}/ ("
+    )
+    assert message.endswith("); run `doit certs`")
+    assert "ota.bind" not in message
 
 
 def test_refuse__busy_port(site: Site) -> None:
@@ -935,3 +1076,13 @@ def test_run__ctrl_c_stops_cleanly(site: Site, capsys: pytest.CaptureFixture[str
     serve.run(replace(site.plan, port=0), ready=ready)  # returns normally: doit exits 0
     timer.join()
     assert capsys.readouterr().out.splitlines()[-1] == "stopped (Ctrl-C)"
+
+
+def test_check__warns_when_the_served_image_holds_the_wifi_password(site: Site) -> None:
+    summary = json.loads(site.plan.app_summary.read_text())
+    summary["holds_secret"] = True
+    site.plan.app_summary.write_text(json.dumps(summary))
+    notes: list[str] = []
+    content = serve.check(site.plan, emit=notes.append)
+    assert any("embeds the Wi-Fi password (apps.hello_world is an OTA client" in n for n in notes)
+    assert content.warnings == tuple(notes)
