@@ -34,6 +34,17 @@ TIMEOUT = 10
 E = TypeVar("E", bound=x509.ExtensionType)
 
 
+def check_files(files: certs.CertPaths, host: str, now: datetime) -> None:
+    """check_leaf on the files issue() wrote: raises unless they fit `host` at `now`."""
+    check_leaf(
+        files.server_cert.read_bytes(),
+        files.server_key.read_bytes(),
+        files.ca_cert.read_bytes(),
+        host,
+        now,
+    )
+
+
 def make_plan(
     certs_dir: Path,
     host: str,
@@ -286,13 +297,7 @@ def test_issue__fresh_creates_ca_and_leaf(tmp_path: Path) -> None:
     assert report.changed
     assert report.ca_fingerprint == certs.fingerprint(files.ca_cert.read_bytes())
     assert report.leaf_fingerprint == certs.fingerprint(files.server_cert.read_bytes())
-    check_leaf(
-        files.server_cert.read_bytes(),
-        files.server_key.read_bytes(),
-        files.ca_cert.read_bytes(),
-        "10.0.0.5",
-        T0,
-    )
+    check_files(files, "10.0.0.5", T0)
 
 
 def test_issue__concurrent_runs_make_one_ca(tmp_path: Path) -> None:
@@ -310,13 +315,7 @@ def test_issue__concurrent_runs_make_one_ca(tmp_path: Path) -> None:
     assert len({r.ca_fingerprint for r in reports}) == 1
     assert len({r.leaf_fingerprint for r in reports}) == 1
     files = certs.paths(folder)
-    check_leaf(
-        files.server_cert.read_bytes(),
-        files.server_key.read_bytes(),
-        files.ca_cert.read_bytes(),
-        "10.0.0.5",
-        T0,
-    )
+    check_files(files, "10.0.0.5", T0)
 
 
 def test_issue__ca_profile(tmp_path: Path) -> None:
@@ -434,13 +433,7 @@ def test_issue__mismatched_key_reissues(tmp_path: Path) -> None:
     report = certs.issue(make_plan(tmp_path, "10.0.0.5"), now=T0)
     assert report.lines[-1] == "server cert reissued: server_key.pem does not match server_cert.pem"
     assert files.server_key.read_bytes() != stranger
-    check_leaf(
-        files.server_cert.read_bytes(),
-        files.server_key.read_bytes(),
-        files.ca_cert.read_bytes(),
-        "10.0.0.5",
-        T0,
-    )
+    check_files(files, "10.0.0.5", T0)
 
 
 def test_issue__missing_key_file_reissues(tmp_path: Path) -> None:
