@@ -348,3 +348,18 @@ def test_stage__keeps_component_manager_lock_and_deep_build_folders(tmp_path: Pa
     assert (copy / "components" / "buildinfo" / "x.c").exists()
     assert not (copy / "build").exists()
     assert (copy / "dependencies.lock").exists()
+
+
+def test_images__an_esp_idf_elf_through_esptool_elf2image(shared: Path, tmp_path: Path) -> None:
+    from esptool.cmds import elf2image
+
+    elf = shared / "fixtures" / "esp32-app-template.elf"
+    if not elf.exists():
+        pytest.skip("shared/fixtures/esp32-app-template.elf absent")
+    output = tmp_path / "app-template.bin"
+    elf2image(str(elf), "esp32", output=str(output))
+    app = images.read_app(output.read_bytes(), "esp32")
+    assert (app.project_name, app.version) == ("app-template", "1cd5752")
+    assert app.idf_version == "v4.0-dev-30-g31ca6e399"
+    with pytest.raises(images.ImageError, match="Mismatch chip id, expected 9, found 0"):
+        images.read_app(output.read_bytes(), "esp32s3")
