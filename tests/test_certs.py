@@ -164,7 +164,7 @@ def python_get(port: int, host: str, ca_file: Path) -> bytes:
 def need(tool: str) -> str:
     path = shutil.which(tool)
     if path is None:
-        pytest.skip(f"{tool} is not installed")
+        pytest.skip(reason=f"{tool} is not installed")
     return path
 
 

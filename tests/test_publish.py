@@ -93,7 +93,7 @@ def test_publish__nginx_accepts_the_config(site: Site) -> None:
 @pytest.fixture
 def nginx(site: Site) -> Iterator[int]:
     if NGINX is None:
-        pytest.skip("nginx not installed (apt-get install nginx-light)")
+        pytest.skip(reason="nginx not installed (apt-get install nginx-light)")
     ready, stop, failures = threading.Event(), threading.Event(), []
 
     def target() -> None:
@@ -162,7 +162,7 @@ def test_nginx__serves_the_image_ranges_and_nothing_else(site: Site, nginx: int)
 
 def test_nginx__busy_port_is_refused_with_the_fix(site: Site) -> None:
     if NGINX is None:
-        pytest.skip("nginx not installed (apt-get install nginx-light)")
+        pytest.skip(reason="nginx not installed (apt-get install nginx-light)")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", site.plan.port))
         taken.listen()

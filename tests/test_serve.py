@@ -327,7 +327,7 @@ def test_serve__curl_downloads_and_verifies(
     site: Site, live: tuple[int, list[str]], tmp_path: Path
 ) -> None:
     if shutil.which("curl") is None:
-        pytest.skip("curl not installed")
+        pytest.skip(reason="curl not installed")
     port, _ = live
     out = tmp_path / "hello_world.bin"
     url = f"https://127.0.0.1:{port}"

@@ -17,7 +17,7 @@ def run(*command: str) -> subprocess.CompletedProcess[str]:
 
 def test_style__ruff() -> None:
     if shutil.which("ruff") is None:
-        pytest.skip("ruff not installed (pip install -e '.[test]')")
+        pytest.skip(reason="ruff not installed (pip install -e '.[test]')")
     folders = [name for name in ("tasks", "tests", "bench") if (REPO / name).is_dir()]
     result = run("ruff", "check", *folders, "dodo.py")
     assert result.returncode == 0, result.stdout
