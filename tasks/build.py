@@ -39,7 +39,6 @@ __all__ = [
     "read_flasher_args",
     "stage",
     "unmet_options",
-    "write_manifest",
 ]
 
 # Folders and files inside an app project that are outputs, never sources.
@@ -469,55 +468,9 @@ def outputs_intact(summary: Path) -> bool:
         return False
 
 
-def write_manifest(project_name: str, root: Path, summaries: Sequence[Path], out: Path) -> None:
-    """build/manifest.json: what was built, from which commit, with which images."""
-    apps: dict[str, object] = {}
-    for path in summaries:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-        apps[summary["app"]] = {
-            "version": summary["version"],
-            "idf_version": summary["idf_version"],
-            "target": summary["target"],
-            **({"ota_url": summary["ota_url"]} if summary["ota_url"] else {}),
-            "ca_sha256": summary["ca_sha256"],
-            "images": [
-                {
-                    key: (_relative(Path(image[key]), root) if key == "file" else image[key])
-                    for key in ("role", "offset", "file", "size", "sha256")
-                }
-                for image in summary["images"]
-            ],
-        }
-    manifest = {"project": project_name, "git_commit": _git_commit(root), "apps": apps}
-    write_if_changed(out, json.dumps(manifest, indent=2) + "\n")
-
-
-def _relative(path: Path, root: Path) -> str:
-    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-
-
-def _git_commit(root: Path) -> str | None:
-    """HEAD of the checkout, `-dirty` when tracked files changed; None outside git."""
-
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(
-                ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30
-            )
-        except OSError:
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    head = git("rev-parse", "HEAD")
-    if head is None:
-        return None
-    return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
-
-
 def menuconfig(plan: BuildPlan) -> None:
     """idf.py menuconfig on the app's generated sdkconfig, then the project.yaml lines that would
     keep the changes (the sdkconfig itself is regenerated whenever project.yaml changes)."""
-    import subprocess
 
     from tasks import sdkconfig
 

@@ -24,6 +24,7 @@ from tasks import (
     flash,
     hosts,
     idftool,
+    manifest,
     model,
     publish,
     rehearse,
@@ -259,7 +260,7 @@ def task_build() -> Iterator[dict[str, Any]]:
             (
                 _run,
                 [
-                    build.write_manifest,
+                    manifest.write,
                     project.name,
                     project.project_dir,
                     summaries,
@@ -269,6 +270,7 @@ def task_build() -> Iterator[dict[str, Any]]:
         ],
         "file_dep": summaries,
         "targets": [paths.manifest],
+        "uptodate": [(manifest.is_current, [project.project_dir, paths.manifest])],
         "clean": True,
     }
 

@@ -363,3 +363,21 @@ def test_images__an_esp_idf_elf_through_esptool_elf2image(shared: Path, tmp_path
     assert app.idf_version == "v4.0-dev-30-g31ca6e399"
     with pytest.raises(images.ImageError, match="Mismatch chip id, expected 9, found 0"):
         images.read_app(output.read_bytes(), "esp32s3")
+
+
+def test_manifest__follows_the_checked_out_commit(built: Path) -> None:
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(built), *args], check=True, capture_output=True)
+
+    manifest = built / "build" / "manifest.json"
+    assert json.loads(manifest.read_text())["git_commit"] is None  # not a git checkout yet
+    git("init", "-q")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "x")
+    _, results = run(built, "build")
+    assert executed(results) == {"build:manifest"}
+    head = subprocess.run(
+        ["git", "-C", str(built), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert json.loads(manifest.read_text())["git_commit"] == head

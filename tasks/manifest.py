@@ -1,0 +1,69 @@
+"""build/manifest.json: what was built, from which commit, with which images (from each
+build/<app>/app.json), for CI artifacts and for anyone who ships the images.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from tasks.render import write_if_changed
+
+__all__ = ["git_commit", "is_current", "write"]
+
+
+def write(project_name: str, root: Path, summaries: Sequence[Path], out: Path) -> None:
+    """build/manifest.json: what was built, from which commit, with which images."""
+    apps: dict[str, object] = {}
+    for path in summaries:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        apps[summary["app"]] = {
+            "version": summary["version"],
+            "idf_version": summary["idf_version"],
+            "target": summary["target"],
+            **({"ota_url": summary["ota_url"]} if summary["ota_url"] else {}),
+            "ca_sha256": summary["ca_sha256"],
+            "images": [
+                {
+                    key: (_relative(Path(image[key]), root) if key == "file" else image[key])
+                    for key in ("role", "offset", "file", "size", "sha256")
+                }
+                for image in summary["images"]
+            ],
+        }
+    manifest = {"project": project_name, "git_commit": git_commit(root), "apps": apps}
+    write_if_changed(out, json.dumps(manifest, indent=2) + "\n")
+
+
+def _relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+def git_commit(root: Path) -> str | None:
+    """HEAD of the checkout, `-dirty` when tracked files changed; None outside git."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30
+            )
+        except OSError:
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    head = git("rev-parse", "HEAD")
+    if head is None:
+        return None
+    return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def is_current(root: Path, out: Path) -> bool:
+    """The manifest names the commit checked out now (doit's uptodate: a commit that changes no
+    build input still changes git_commit)."""
+    try:
+        recorded = json.loads(out.read_text(encoding="utf-8")).get("git_commit")
+    except (OSError, ValueError):
+        return False
+    return bool(recorded == git_commit(root))
