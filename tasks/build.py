@@ -14,21 +14,23 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from tasks.errors import ToolError
+from tasks import certs, sdkconfig
+from tasks import images as image_checks
+from tasks.errors import ToolError, warn
 from tasks.idftool import IdfTool, find_idf, run_idf
+from tasks.partitions import Partition
 from tasks.render import write_if_changed
-from tasks.sdkconfig import SECRET_OPTIONS
 
 if TYPE_CHECKING:
     from tasks.model import App, Project
-    from tasks.partitions import Partition
     from tasks.paths import Paths
     from tasks.sdkconfig import SdkconfigPlan
 
 __all__ = [
     "BuildPlan",
+    "app_image",
     "app_sources",
     "build_app",
     "config_unchanged",
@@ -37,6 +39,7 @@ __all__ = [
     "plans",
     "prepare",
     "read_flasher_args",
+    "read_summary",
     "stage",
     "unmet_options",
 ]
@@ -106,13 +109,11 @@ class BuildPlan:
     ca_dest: Path | None  # where the app embeds it
     options: tuple[tuple[str, str, str], ...]  # (CONFIG_NAME, sdkconfig value, where from)
     secret_options: tuple[str, ...]
-    slots: tuple[tuple[str, int, int], ...]  # (partition name, offset, size) the image must fit
+    slots: tuple[Partition, ...]  # the app partitions the image must fit
     ota_url: str | None
 
     def to_json(self) -> dict[str, object]:
         """The fingerprint doit stores and `doit info` prints: secrets only as a digest."""
-        from tasks.sdkconfig import redacted
-
         data: dict[str, object] = {
             name: [list(item) if isinstance(item, tuple) else str(item) for item in value]
             if isinstance(value, tuple)
@@ -122,8 +123,9 @@ class BuildPlan:
             )
         }
         data["options"] = [
-            [name, redacted(name, value), origin] for name, value, origin in self.options
+            [name, sdkconfig.redacted(name, value), origin] for name, value, origin in self.options
         ]
+        data["slots"] = [[slot.name, slot.offset, slot.size] for slot in self.slots]
         return data
 
     def __repr__(self) -> str:
@@ -218,18 +220,27 @@ def _state_file(plan: BuildPlan) -> Path:
     return plan.build_dir / "ota-build-state.json"
 
 
+def _state(plan: BuildPlan) -> dict[str, Any]:
+    """What the last prepare/build recorded: the defaults digest, target, sdkconfig built."""
+    try:
+        state = json.loads(_state_file(plan).read_text())
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _written_config(plan: BuildPlan) -> dict[str, str]:
+    """The app's sdkconfig as written, {} before the first configure."""
+    return sdkconfig.parse(plan.sdkconfig.read_text()) if plan.sdkconfig.exists() else {}
+
+
 def prepare(plan: BuildPlan) -> None:
     """Stage the sources, place the CA, and drop an sdkconfig made from other defaults."""
     if plan.project_dir != plan.source:
         stage(plan.source, plan.project_dir, keep=[plan.ca_dest] if plan.ca_dest else [])
     if plan.ca_source is not None and plan.ca_dest is not None:
-        from tasks import certs
-
         certs.place_ca(plan.ca_source, plan.ca_dest)
-    try:
-        state = json.loads(_state_file(plan).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        state = {}
+    state = _state(plan)
     digest = defaults_digest(plan)
     if state.get("defaults") != digest:
         # ESP-IDF applies defaults only to options missing from an existing sdkconfig (§5.4).
@@ -248,10 +259,7 @@ def _check_config(plan: BuildPlan) -> None:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError) as error:
         raise ToolError(f"{path} cannot be read after the build ({error})") from None
-    from tasks import sdkconfig
-
-    written = sdkconfig.parse(plan.sdkconfig.read_text()) if plan.sdkconfig.exists() else {}
-    problems = unmet_options(plan, config, written)
+    problems = unmet_options(plan, config, _written_config(plan))
     if problems:
         raise ToolError(
             f"app '{plan.app}': {len(problems)} option(s) did not take effect: "
@@ -259,14 +267,18 @@ def _check_config(plan: BuildPlan) -> None:
         )
 
 
-def _images(plan: BuildPlan, flasher: Mapping[str, object]) -> list[dict[str, object]]:
+def _images(
+    plan: BuildPlan, flasher: Mapping[str, object]
+) -> tuple[list[dict[str, object]], dict[str, bytes]]:
+    """Each flash image flasher_args.json names (for app.json), and its bytes by role."""
     images: list[dict[str, object]] = []
+    contents: dict[str, bytes] = {}
     for role in _ROLES:
         entry = flasher.get(role)
         if not isinstance(entry, dict):
             continue
         path = plan.build_dir / str(entry["file"])
-        data = path.read_bytes()
+        data = contents[role] = path.read_bytes()
         images.append(
             {
                 "role": role,
@@ -277,32 +289,25 @@ def _images(plan: BuildPlan, flasher: Mapping[str, object]) -> list[dict[str, ob
                 "encrypted": str(entry.get("encrypted", "false")),
             }
         )
-    return images
+    return images, contents
 
 
-def _check_images(plan: BuildPlan, images: Sequence[Mapping[str, object]]) -> dict[str, object]:
+def _check_images(
+    plan: BuildPlan, images: Sequence[Mapping[str, object]], contents: Mapping[str, bytes]
+) -> dict[str, object]:
     """Verify bootloader and app with esptool; the app must fit its slots. Returns the app facts."""
-    from tasks import images as image_checks
-    from tasks.errors import warn
-    from tasks.partitions import Partition
-
-    by_role = {str(image["role"]): Path(str(image["file"])) for image in images}
-    if "app" not in by_role:
+    if "app" not in contents:
         raise ToolError(f"{plan.build_dir / 'flasher_args.json'} names no app image")
-    if "bootloader" in by_role:
-        image_checks.read_bootloader(by_role["bootloader"].read_bytes(), plan.target)
-    app_path = by_role["app"]
-    app = image_checks.read_app(app_path.read_bytes(), plan.target, name=app_path.name)
+    app_name = app_image(images).name
+    if "bootloader" in contents:
+        image_checks.read_bootloader(contents["bootloader"], plan.target)
+    app = image_checks.read_app(contents["app"], plan.target, name=app_name)
     if app.version != plan.version:
         raise ToolError(
-            f"{app_path.name} carries version '{app.version}', project.yaml asks for "
+            f"{app_name} carries version '{app.version}', project.yaml asks for "
             f"'{plan.version}' (apps.{plan.app}.version); a CMakeLists.txt may set PROJECT_VER"
         )
-    slots = tuple(
-        Partition(name=name, type=0, subtype=0, offset=offset, size=size)
-        for name, offset, size in plan.slots
-    )
-    note = image_checks.fit_warning(app, slots)
+    note = image_checks.fit_warning(app, plan.slots)
     if note:
         warn(note)
     return app.to_json()
@@ -339,8 +344,8 @@ def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
     )
     _check_config(plan)
     flasher = read_flasher_args(plan.build_dir)
-    images = _images(plan, flasher)
-    app = _check_images(plan, images)
+    images, contents = _images(plan, flasher)
+    app = _check_images(plan, images, contents)
     # Like idf.py's own outputs (umask 077): the image holds the Wi-Fi password, if any.
     secret = bool(plan.secret_options)
     merged = _merged(plan, flasher, images)
@@ -366,7 +371,7 @@ def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
         "holds_secret": secret,
     }
     write_if_changed(plan.build_dir / "app.json", json.dumps(summary, indent=2) + "\n")
-    state = json.loads(_state_file(plan).read_text())
+    state = _state(plan)
     state["built_sdkconfig"] = _sdkconfig_digest(plan)
     write_if_changed(_state_file(plan), json.dumps(state))
     print(f"app '{plan.app}': {app['name']} {app['version']} verified, {app['size']} bytes")
@@ -389,7 +394,7 @@ def plan(
         (own_defaults, generated) if (source / "sdkconfig.defaults").exists() else (generated,)
     )
     client = app.ota_client and project.ota is not None
-    secret = tuple(sorted(SECRET_OPTIONS)) if options.holds_secret else ()
+    secret = tuple(sorted(sdkconfig.SECRET_OPTIONS)) if options.holds_secret else ()
     return BuildPlan(
         app=app.name,
         target=project.target,
@@ -413,8 +418,6 @@ def plan(
 
 def plans(project: Project, *, paths: Paths, idf_root: Path | None) -> list[BuildPlan]:
     """One BuildPlan per app in project.yaml, in order."""
-    from tasks import sdkconfig
-
     return [
         plan(
             project,
@@ -427,7 +430,7 @@ def plans(project: Project, *, paths: Paths, idf_root: Path | None) -> list[Buil
     ]
 
 
-def _slots(project: Project, app: App) -> tuple[tuple[str, int, int], ...]:
+def _slots(project: Project, app: App) -> tuple[Partition, ...]:
     table = project.table
     chosen: list[Partition] = []
     if app.name == project.flash_app:
@@ -438,8 +441,7 @@ def _slots(project: Project, app: App) -> tuple[tuple[str, int, int], ...]:
         chosen += table.ota_slots
     if not chosen:  # check_sizes.py checks every app partition
         chosen = [p for p in table.partitions if p.type == 0]
-    unique = {p.name: p for p in chosen}
-    return tuple((p.name, p.offset, p.size) for p in unique.values())
+    return tuple({p.name: p for p in chosen}.values())
 
 
 def _sdkconfig_digest(plan: BuildPlan) -> str | None:
@@ -450,13 +452,26 @@ def _sdkconfig_digest(plan: BuildPlan) -> str | None:
 
 def config_unchanged(plan: BuildPlan) -> bool:
     """The sdkconfig is the one the last build used (menuconfig changes it: doit's uptodate)."""
+    built = _state(plan).get("built_sdkconfig")
+    return bool(built) and built == _sdkconfig_digest(plan)
+
+
+def read_summary(path: Path) -> dict[str, Any]:
+    """build/<app>/app.json, which `doit build` writes; flash and the rehearsal read it."""
     try:
-        state = json.loads(_state_file(plan).read_text())
-    except (OSError, ValueError):
-        return False
-    return bool(state.get("built_sdkconfig")) and state["built_sdkconfig"] == _sdkconfig_digest(
-        plan
-    )
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ToolError(f"{path} is missing; run doit build") from None
+    except (OSError, ValueError) as error:
+        raise ToolError(f"{path} cannot be read ({error}); run doit build") from None
+    if not isinstance(data, dict):
+        raise ToolError(f"{path} is not a JSON object; run doit build")
+    return data
+
+
+def app_image(images: Sequence[Mapping[str, object]]) -> Path:
+    """The app's file among app.json's images (the one flashed, served or tampered with)."""
+    return Path(next(str(image["file"]) for image in images if image["role"] == "app"))
 
 
 def outputs_intact(summary: Path) -> bool:
@@ -471,18 +486,15 @@ def outputs_intact(summary: Path) -> bool:
 def menuconfig(plan: BuildPlan) -> None:
     """idf.py menuconfig on the app's generated sdkconfig, then the project.yaml lines that would
     keep the changes (the sdkconfig itself is regenerated whenever project.yaml changes)."""
-
-    from tasks import sdkconfig
-
     idf = find_idf(os.environ, plan.idf_version)
     prepare(plan)
-    before = sdkconfig.parse(plan.sdkconfig.read_text()) if plan.sdkconfig.exists() else {}
+    before = _written_config(plan)
     code = subprocess.run(plan.command(idf, "menuconfig"), umask=0o077, check=False).returncode
     if code != 0:
         raise ToolError(
             f"idf.py menuconfig for app '{plan.app}' failed (exit {code})", returncode=code
         )
-    after = sdkconfig.parse(plan.sdkconfig.read_text()) if plan.sdkconfig.exists() else {}
+    after = _written_config(plan)
     lines = sdkconfig.yaml_lines(plan.app, before, after)
     if not lines:
         print(f"no option of app '{plan.app}' changed")

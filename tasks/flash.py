@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tasks import esplink, partitions
+from tasks import build, esplink, partitions
 from tasks.errors import DeviceError
 from tasks.render import write_if_changed
 
@@ -97,16 +97,6 @@ def _regions(summary: Mapping[str, Any]) -> list[Region]:
     return sorted(regions, key=lambda region: region.offset)
 
 
-def _read_summary(plan: FlashPlan) -> dict[str, Any]:
-    try:
-        data: dict[str, Any] = json.loads(plan.app_summary.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DeviceError(f"{plan.app_summary} is missing; run doit build") from None
-    except (OSError, ValueError) as error:
-        raise DeviceError(f"{plan.app_summary} cannot be read ({error}); run doit build") from None
-    return data
-
-
 def _board_table(esp: Any, plan: FlashPlan) -> bytes:
     from esptool.cmds import read_flash
 
@@ -140,7 +130,7 @@ def write(
     Returns:
         The number of bytes written (0 for a board that already held everything).
     """
-    summary = _read_summary(plan)
+    summary = build.read_summary(plan.app_summary)
     regions = _regions(summary)
     chosen_port = esplink.resolve_port(port, os.environ, plan.port)
     if summary.get("synthetic") and not chosen_port.startswith("socket://127.0.0.1:"):

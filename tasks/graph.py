@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import os
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -111,6 +112,15 @@ def _run(action: Callable[..., object], *args: object) -> TaskFailed | None:
     return None
 
 
+@contextmanager
+def _planning() -> Iterator[None]:
+    """A planner's ConfigError (e.g. from $OTA_CA_CERT) becomes doit's one-line ERROR, exit 3."""
+    try:
+        yield
+    except ConfigError as error:
+        raise InvalidDodoFile(error.describe()) from None
+
+
 def _fingerprint(payload: Mapping[str, object]) -> config_changed:
     # The package version is part of every payload: an upgrade re-renders.
     return config_changed({**payload, "esp_ota_doit": tasks.__version__})
@@ -151,7 +161,7 @@ def task_render() -> Iterator[dict[str, Any]]:
 def _cert_plan(project: Project) -> certs.CertPlan | None:
     if project.ota is None:
         return None
-    try:
+    with _planning():
         return certs.plan(
             project=project.name,
             host=project.ota.host,
@@ -160,8 +170,6 @@ def _cert_plan(project: Project) -> certs.CertPlan | None:
             certs_dir=Paths(project.project_dir).certs,
             env=os.environ,
         )
-    except ConfigError as error:
-        raise InvalidDodoFile(error.describe()) from None
 
 
 def _issue_certs(plan: certs.CertPlan, url: str, *, rotate_ca: bool = False) -> None:
@@ -188,7 +196,7 @@ def task_certs() -> dict[str, Any]:
     """Issue the HTTPS server cert for the OTA URL host, signed by the local CA in certs/."""
     project = load_project()
     plan = _cert_plan(project)
-    if plan is None or project.ota is None:
+    if plan is None or project.ota is None:  # (the second half only narrows the type)
         return {"actions": [], "doc": "project.yaml has no ota: section; nothing to issue"}
     where = certs.paths(plan.certs_dir)
     ci_files = [f for f in (plan.ca_cert_file, plan.ca_key_file) if f is not None]
@@ -424,10 +432,8 @@ def task_monitor() -> dict[str, Any]:
 def _serve_plan(project: Project) -> serve.ServePlan | None:
     if project.ota is None:
         return None
-    try:
+    with _planning():
         return serve.plan(project, Paths(project.project_dir))
-    except ConfigError as error:
-        raise InvalidDodoFile(error.describe()) from None
 
 
 def _serve(plan: serve.ServePlan, engine: str, log_format: str) -> TaskFailed | None:
@@ -513,10 +519,8 @@ def _rehearsal_plan(project: Project) -> rehearse.RehearsalPlan | None:
     cert_plan = _cert_plan(project)
     if cert_plan is None:
         return None
-    try:
+    with _planning():
         return rehearse.plan(project, cert_plan=cert_plan, env=os.environ)
-    except ConfigError as error:
-        raise InvalidDodoFile(error.describe()) from None
 
 
 def _rehearse(plan: rehearse.RehearsalPlan, fail: str, partial: bool) -> TaskFailed | None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from tasks import (
     build,
@@ -142,18 +142,18 @@ def _build(plan: RehearsalPlan) -> None:
         build.build_app(build_plan, idf)
 
 
-def _summary(path: Path) -> dict[str, object]:
-    data: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
-    return data
+@dataclass(frozen=True, slots=True)
+class _Builds:
+    """The app.json of the flashed and the served app, read once after the build step."""
+
+    flashed: dict[str, Any]
+    served: dict[str, Any]
 
 
-def _served_bytes(plan: RehearsalPlan, failure: str) -> bytes:
+def _served_bytes(plan: RehearsalPlan, failure: str, builds: _Builds) -> bytes:
     """The image the server hands out, tampered with as the failure asks."""
-    served = _summary(plan.serve.app_summary)
-    flashed = _summary(plan.flash.app_summary)
-    source = flashed if failure == "same-version" else served
-    image = next(i for i in source["images"] if i["role"] == "app")  # type: ignore[attr-defined]
-    data = bytearray(Path(str(image["file"])).read_bytes())
+    source = builds.flashed if failure == "same-version" else builds.served
+    data = bytearray(build.app_image(source["images"]).read_bytes())
     if failure == "chip":
         other = next(t for t in ("esp32c3", "esp32") if t != plan.target)
         data[12:14] = images.chip_id(other).to_bytes(2, "little")
@@ -163,7 +163,7 @@ def _served_bytes(plan: RehearsalPlan, failure: str) -> bytes:
 
 
 @contextmanager
-def _server(plan: RehearsalPlan, failure: str) -> Iterator[int]:
+def _server(plan: RehearsalPlan, failure: str, builds: _Builds) -> Iterator[int]:
     """The real server on 127.0.0.1 (any free port) in a thread; yields its port."""
     from tasks.serve_http import resource
     from tasks.serve_server import Server
@@ -176,7 +176,9 @@ def _server(plan: RehearsalPlan, failure: str) -> Iterator[int]:
         cert, key = where.server_cert, where.server_key
     else:
         resources = {
-            local.url_path: resource(_served_bytes(plan, failure), "application/octet-stream")
+            local.url_path: resource(
+                _served_bytes(plan, failure, builds), "application/octet-stream"
+            )
         }
         cert, key = _certs_for(plan, failure)
     server = Server(resources=resources, cert=cert, key=key, bind="127.0.0.1", port=0)
@@ -210,14 +212,14 @@ def _certs_for(plan: RehearsalPlan, failure: str) -> tuple[Path, Path]:
 
 
 def _client(
-    plan: RehearsalPlan, failure: str, partial: bool, port: int
+    plan: RehearsalPlan, builds: _Builds, failure: str, partial: bool, port: int
 ) -> virtual_device.OtaClient:
     """The factory app's OTA settings, from its built configuration."""
-    summary = _summary(plan.flash.app_summary)
+    summary = builds.flashed
     config = json.loads((plan.flash.app_summary.parent / "config" / "sdkconfig.json").read_text())
     url = str(config[plan.url_option.removeprefix("CONFIG_")])
     advanced = summary.get("project_name") == "advanced_https_ota"
-    size = _summary(plan.serve.app_summary)["app_image"]["size"]  # type: ignore[index]
+    size = builds.served["app_image"]["size"]
     return virtual_device.OtaClient(
         url=url,
         ca_file=Path(str(summary["ca_file"])),
@@ -245,17 +247,21 @@ def run(plan: RehearsalPlan, *, failure: str = "none", partial: bool = False) ->
     print(certs.issue(plan.certs), flush=True)
     _step("build")
     _build(plan)
+    builds = _Builds(
+        flashed=build.read_summary(plan.flash.app_summary),
+        served=build.read_summary(plan.serve.app_summary),
+    )
     _step(f"flash: {plan.flash.app} to the virtual board ({plan.board_file})")
     with virtual_board.VirtualBoard(
         plan.board_file, target=plan.target, flash_size=plan.flash_size
     ) as board:
         flash.write(plan.flash, port=board.port)
         _step(f"serve ({FAILURES[failure]})" if failure != "none" else "serve")
-        with _server(plan, failure) as port:
+        with _server(plan, failure, builds) as port:
             _step("boot")
             booted = virtual_device.boot(board, plan.target, plan.table.offset, _log)
             _step("OTA" + (" (partial download)" if partial else ""))
-            client = _client(plan, failure, partial, port)
+            client = _client(plan, builds, failure, partial, port)
             try:
                 virtual_device.update(board, booted, client, _log)
                 cause = None
@@ -264,11 +270,11 @@ def run(plan: RehearsalPlan, *, failure: str = "none", partial: bool = False) ->
                 _log(f"ota: Firmware upgrade failed: {cause}")
         _step("reboot")
         final = virtual_device.boot(board, plan.target, plan.table.offset, _log)
-    _verdict(plan, failure, booted, final, cause)
+    _verdict(builds, failure, booted, final, cause)
 
 
 def _verdict(
-    plan: RehearsalPlan,
+    builds: _Builds,
     failure: str,
     before: virtual_device.Booted,
     after: virtual_device.Booted,
@@ -277,8 +283,7 @@ def _verdict(
     where = f"booted {after.partition.name}: {after.app.project_name} {after.app.version}"
     print(f"\n{where}", flush=True)
     if failure == "none":
-        served = _summary(plan.serve.app_summary)
-        if cause is not None or after.app.version != served["version"]:
+        if cause is not None or after.app.version != builds.served["version"]:
             raise RehearsalError(f"the update did not happen ({cause or where})")
         return
     if cause is None or after.partition != before.partition:

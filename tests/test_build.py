@@ -381,3 +381,9 @@ def test_manifest__follows_the_checked_out_commit(built: Path) -> None:
         ["git", "-C", str(built), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert json.loads(manifest.read_text())["git_commit"] == head
+
+
+def test_menuconfig__an_unknown_app(built: Path) -> None:
+    code, _, text = run_with_output(built, "menuconfig", "--app", "nope")
+    assert code == 1
+    assert "--app: no app 'nope' in project.yaml; apps: factory, hello_world" in text

@@ -538,9 +538,18 @@ def test_issue__no_private_key_outside_key_files(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- CI mode: OTA_CA_CERT, OTA_CA_KEY
 
 
+def ci_env(cert: Path, key: Path) -> dict[str, str]:
+    """CI mode: the CA comes from the files $OTA_CA_CERT and $OTA_CA_KEY name."""
+    return {"OTA_CA_CERT": str(cert), "OTA_CA_KEY": str(key)}
+
+
+def issue_ci(tmp_path: Path, env: dict[str, str]) -> certs.IssueReport:
+    return certs.issue(make_plan(tmp_path / "certs", "10.0.0.5", env=env), now=T0)
+
+
 def test_ci__uses_the_given_ca(tmp_path: Path) -> None:
     cert_file, key_file = external_ca(tmp_path / "secrets")
-    env = {"OTA_CA_CERT": str(cert_file), "OTA_CA_KEY": str(key_file)}
+    env = ci_env(cert_file, key_file)
     plan = make_plan(tmp_path / "certs", "10.0.0.5", env=env)
     assert (plan.ca_cert_file, plan.ca_key_file) == (cert_file, key_file)
     report = certs.issue(plan, now=T0)
@@ -577,18 +586,18 @@ def test_ci__one_variable_is_an_error(tmp_path: Path, env: dict[str, str], messa
 def test_ci__missing_file(tmp_path: Path) -> None:
     _, key_file = external_ca(tmp_path / "secrets")
     missing = tmp_path / "nope.pem"
-    env = {"OTA_CA_CERT": str(missing), "OTA_CA_KEY": str(key_file)}
+    env = ci_env(missing, key_file)
     with pytest.raises(CertError) as caught:
-        certs.issue(make_plan(tmp_path / "certs", "10.0.0.5", env=env), now=T0)
+        issue_ci(tmp_path, env)
     assert str(caught.value) == f"OTA_CA_CERT: file '{missing}' does not exist"
 
 
 def test_ci__mismatched_pair(tmp_path: Path) -> None:
     cert_file, _ = external_ca(tmp_path / "one")
     _, other_key = external_ca(tmp_path / "two")
-    env = {"OTA_CA_CERT": str(cert_file), "OTA_CA_KEY": str(other_key)}
+    env = ci_env(cert_file, other_key)
     with pytest.raises(CertError) as caught:
-        certs.issue(make_plan(tmp_path / "certs", "10.0.0.5", env=env), now=T0)
+        issue_ci(tmp_path, env)
     assert str(caught.value) == (
         "OTA_CA_CERT and OTA_CA_KEY do not match (the key is not the certificate's key)"
     )
@@ -597,9 +606,9 @@ def test_ci__mismatched_pair(tmp_path: Path) -> None:
 
 def test_ci__not_a_ca(tmp_path: Path) -> None:
     cert_file, key_file = external_ca(tmp_path / "secrets", ca=False)
-    env = {"OTA_CA_CERT": str(cert_file), "OTA_CA_KEY": str(key_file)}
+    env = ci_env(cert_file, key_file)
     with pytest.raises(CertError) as caught:
-        certs.issue(make_plan(tmp_path / "certs", "10.0.0.5", env=env), now=T0)
+        issue_ci(tmp_path, env)
     assert str(caught.value) == (
         f"OTA_CA_CERT: '{cert_file}' is not a CA certificate (it lacks basicConstraints CA:TRUE)"
     )
@@ -607,15 +616,15 @@ def test_ci__not_a_ca(tmp_path: Path) -> None:
 
 def test_ci__key_is_not_a_key(tmp_path: Path) -> None:
     cert_file, _ = external_ca(tmp_path / "secrets")
-    env = {"OTA_CA_CERT": str(cert_file), "OTA_CA_KEY": str(cert_file)}
+    env = ci_env(cert_file, cert_file)
     with pytest.raises(CertError) as caught:
-        certs.issue(make_plan(tmp_path / "certs", "10.0.0.5", env=env), now=T0)
+        issue_ci(tmp_path, env)
     assert str(caught.value) == f"OTA_CA_KEY: '{cert_file}' is not an unencrypted PEM private key"
 
 
 def test_ci__refuses_rotation_and_a_local_ca(tmp_path: Path) -> None:
     cert_file, key_file = external_ca(tmp_path / "secrets")
-    env = {"OTA_CA_CERT": str(cert_file), "OTA_CA_KEY": str(key_file)}
+    env = ci_env(cert_file, key_file)
     folder = tmp_path / "certs"
     with pytest.raises(CertError, match="cannot be rotated here"):
         certs.issue(make_plan(folder, "10.0.0.5", env=env), rotate_ca=True, now=T0)

@@ -191,3 +191,38 @@ def test_flash__espbaud_must_be_a_number(
     code, _, text = run_with_output(project, "flash")
     assert code == 1
     assert "ESPBAUD='fast' is not a baud rate; use a number like 460800" in text
+
+
+def test_flash__erasing_refused_on_secured_boards_and_without_the_stub() -> None:
+    from tasks.errors import DeviceError
+    from tasks.flash import _erase_first
+
+    with pytest.raises(DeviceError) as caught:
+        _erase_first(None, "--erase was given", "flash encryption", True)
+    assert str(caught.value) == (
+        "cannot erase the chip (--erase was given): flash encryption is enabled on this board "
+        "and esptool refuses to erase it; flash it with idf.py encrypted-flash as ESP-IDF "
+        "documents"
+    )
+    with pytest.raises(DeviceError) as caught:
+        _erase_first(None, "the board's partition table differs", None, False)
+    assert str(caught.value).startswith(
+        "the chip needs erasing (the board's partition table differs), which needs the flasher "
+        "stub, and this build sets CONFIG_ESPTOOLPY_NO_STUB"
+    )
+    _erase_first(None, None, "secure boot", False)  # nothing to erase: nothing refused
+
+
+def test_flash__unreadable_app_summary(project: Path) -> None:
+    from tasks import build
+    from tasks.errors import ToolError
+
+    (project / "build" / "factory" / "app.json").write_text("{not json")
+    with pytest.raises(ToolError, match=r"app\.json cannot be read \(.*\); run doit build"):
+        build.read_summary(project / "build" / "factory" / "app.json")
+
+
+def test_boot__needs_a_slot(project: Path) -> None:
+    code, _, text = run_with_output(project, "boot")
+    assert code == 1
+    assert "doit boot needs --slot NAME (factory, ota_0, ...)" in text

@@ -12,7 +12,7 @@ import pytest
 
 from tasks import flash, otadata, partitions
 from tasks.errors import DeviceError
-from tests.doitrun import run_with_output
+from tests.doitrun import edit, run_with_output
 
 pytest.importorskip(
     "esp32_mock_bootloader", reason="esp32-mock-bootloader not installed (pip install -e '.[test]')"
@@ -102,3 +102,13 @@ def test_flash__synthetic_images_never_go_to_a_real_port(tmp_path: Path) -> None
     )
     with pytest.raises(DeviceError, match="refusing to write synthetic images"):
         flash.write(plan, port="/dev/ttyUSB0")
+
+
+def test_rehearse__a_flash_app_that_is_no_ota_client(rehearsal: Path) -> None:
+    edit(rehearsal, "version: 1.0.0, ota_client: true}", "version: 1.0.0}")
+    code, _, text = run_with_output(rehearsal, "rehearse")
+    assert code == 1
+    assert (
+        "flash_app 'factory' is not an OTA client, so there is no update to rehearse; "
+        "set apps.factory.ota_client: true"
+    ) in text
