@@ -1,3 +1,3 @@
-"""doit entry point: the task graph lives in tasks/graph.py (run `doit list`)."""
+"""doit entry point: the task graph lives in esp_ota_doit.graph (source: tasks/graph.py)."""
 
-from tasks.graph import *  # noqa: F403 - graph.__all__ is the task creators and DOIT_CONFIG
+from esp_ota_doit.graph import *  # noqa: F403 - graph.__all__ is the task creators and DOIT_CONFIG

@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tasks import flash, virtual_board, virtual_idf  # noqa: E402
+from esp_ota_doit import flash, virtual_board, virtual_idf  # noqa: E402
 
 
 def build(folder: Path, app_size: int) -> None:
@@ -30,7 +30,7 @@ def build(folder: Path, app_size: int) -> None:
     bin_dir = folder / "bin"
     bin_dir.mkdir()
     shim = bin_dir / "idf.py"
-    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m tasks.standin "$@"\n')
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m esp_ota_doit.standin "$@"\n')
     shim.chmod(0o755)
     env = {
         **os.environ,

@@ -2,7 +2,7 @@
 
     python bench/serve.py --clients 50
 
-Both servers get the same fresh CA/cert (tasks.certs) and the same ~1.5 MiB file; the client is
+Both servers get the same fresh CA/cert (certs) and the same ~1.5 MiB file; the client is
 the same for both (`curl --parallel`). Prints wall time, aggregate throughput, the ratio, and our
 server's peak RSS (VmHWM of its own process) after 1 and after 200 clients.
 """
@@ -23,14 +23,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tasks import certs  # noqa: E402
+from esp_ota_doit import certs  # noqa: E402
 
 FILE = "firmware.bin"
 OURS = """
 import sys
 from pathlib import Path
-from tasks.serve_http import resource
-from tasks.serve_server import Server
+from esp_ota_doit.serve_http import resource
+from esp_ota_doit.serve_server import Server
 www, cert, key, port = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 body = (www / "firmware.bin").read_bytes()
 server = Server(resources={"/firmware.bin": resource(body, "application/octet-stream")},

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tasks import otadata, partitions
-from tasks.errors import DeviceError
-from tasks.esplink import connect, resolve_port
-from tasks.partitions import Partition, PartitionTable
+from . import otadata, partitions
+from .errors import DeviceError
+from .esplink import connect, resolve_port
+from .partitions import Partition, PartitionTable
 
 if TYPE_CHECKING:
-    from tasks.model import Project
+    from .model import Project
 
 __all__ = ["BoardPlan", "SlotInfo", "boot", "describe", "monitor", "plan", "read_slots", "status"]
 

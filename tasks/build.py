@@ -16,17 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tasks import certs, sdkconfig
-from tasks import images as image_checks
-from tasks.errors import ToolError, warn
-from tasks.idftool import IdfTool, find_idf, run_idf
-from tasks.partitions import Partition
-from tasks.render import write_if_changed
+from . import certs, sdkconfig
+from . import images as image_checks
+from .errors import ToolError, warn
+from .idftool import IdfTool, find_idf, run_idf
+from .partitions import Partition
+from .render import write_if_changed
 
 if TYPE_CHECKING:
-    from tasks.model import App, Project
-    from tasks.paths import Paths
-    from tasks.sdkconfig import SdkconfigPlan
+    from .model import App, Project
+    from .paths import Paths
+    from .sdkconfig import SdkconfigPlan
 
 __all__ = [
     "BuildPlan",

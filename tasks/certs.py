@@ -36,8 +36,9 @@ from tasks.certs_x509 import (
     san_texts_for,
     signed_by,
 )
-from tasks.errors import ConfigError
-from tasks.render import write_if_changed
+
+from .errors import ConfigError
+from .render import write_if_changed
 
 if TYPE_CHECKING:
     from cryptography import x509

@@ -1,4 +1,4 @@
-"""X.509 for `tasks.certs`: keys, CA and server certs, PEM, names; cryptography loads lazily.
+"""X.509 for `esp_ota_doit.certs`: keys, CA and server certs, PEM, names; cryptography loads lazily.
 
 Name and chain rules as in mbedTLS 3.6.2 (`x509_crt_verify_name`, `x509_crt_check_parent`).
 """
@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 
-from tasks.errors import ProjectError
-from tasks.hosts import is_ip
+from .errors import ProjectError
+from .hosts import is_ip
 
 if TYPE_CHECKING:
     from cryptography import x509

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from tasks.errors import DeviceError
+from .errors import DeviceError
 
 __all__ = [
     "FALLBACK_BAUD",

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tasks import build, esplink, partitions
-from tasks.errors import DeviceError
-from tasks.render import write_if_changed
+from . import build, esplink, partitions
+from .errors import DeviceError
+from .render import write_if_changed
 
 if TYPE_CHECKING:
-    from tasks.model import Project
-    from tasks.paths import Paths
+    from .model import Project
+    from .paths import Paths
 
 __all__ = ["FlashPlan", "Region", "plan", "write"]
 

@@ -17,8 +17,8 @@ from typing import Any, cast
 from doit.exceptions import InvalidDodoFile, TaskFailed
 from doit.tools import config_changed
 
-import tasks
-from tasks import (
+from . import (
+    __version__,
     board,
     build,
     certs,
@@ -34,9 +34,9 @@ from tasks import (
     sdkconfig,
     serve,
 )
-from tasks.errors import ConfigError, ConfigErrors, ProjectError, warn
-from tasks.model import Project
-from tasks.paths import TEMPLATES, Paths
+from .errors import ConfigError, ConfigErrors, ProjectError, warn
+from .model import Project
+from .paths import TEMPLATES, Paths
 
 __all__ = [
     "DOIT_CONFIG",
@@ -123,7 +123,7 @@ def _planning() -> Iterator[None]:
 
 def _fingerprint(payload: Mapping[str, object]) -> config_changed:
     # The package version is part of every payload: an upgrade re-renders.
-    return config_changed({**payload, "esp_ota_doit": tasks.__version__})
+    return config_changed({**payload, "esp_ota_doit": __version__})
 
 
 def task_render() -> Iterator[dict[str, Any]]:

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.errors import ToolError
+from .errors import ToolError
 
 __all__ = ["IdfTool", "available", "find_idf", "idf_path", "run_idf", "standin"]
 
@@ -36,7 +36,9 @@ class IdfTool:
 
 def standin() -> IdfTool:
     """The idf.py stand-in (tasks/standin.py), for machines without ESP-IDF."""
-    return IdfTool(command=(sys.executable, "-m", "tasks.standin"), version="5.3.2", synthetic=True)
+    return IdfTool(
+        command=(sys.executable, "-m", "esp_ota_doit.standin"), version="5.3.2", synthetic=True
+    )
 
 
 def idf_path(env: Mapping[str, str]) -> Path | None:

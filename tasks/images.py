@@ -10,10 +10,10 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tasks.errors import ProjectError
+from .errors import ProjectError
 
 if TYPE_CHECKING:
-    from tasks.partitions import Partition
+    from .partitions import Partition
 
 __all__ = [
     "AppImage",

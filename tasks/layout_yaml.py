@@ -4,9 +4,9 @@ of {name, type, subtype, offset?, size, flags?} written in gen_esp32part's field
 
 from __future__ import annotations
 
-from tasks import partitions, schema
-from tasks.errors import ConfigError, KeyPath
-from tasks.partitions import PartitionSpec
+from . import partitions, schema
+from .errors import ConfigError, KeyPath
+from .partitions import PartitionSpec
 
 __all__ = ["layout_value", "spec_from_mapping"]
 

@@ -1,5 +1,5 @@
 """The project.yaml model: declared once as frozen dataclasses whose field metadata drives the
-loader, the error messages and the README reference table (tasks.reference). `load()` is pure
+loader, the error messages and the README reference table (reference.py). `load()` is pure
 given its inputs (text, environment, host resolver, project dir).
 """
 
@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tasks import chips, partitions, schema
-from tasks.errors import ConfigError, ConfigErrors, KeyPath
-from tasks.layout_yaml import layout_value
-from tasks.partitions import PartitionSpec, PartitionTable
-from tasks.schema import Invalid, UnknownKeyError
-from tasks.sdkconfig import owner_of
-from tasks.yamlsource import HexInt, SourceMap, parse
+from . import chips, partitions, schema
+from .errors import ConfigError, ConfigErrors, KeyPath
+from .layout_yaml import layout_value
+from .partitions import PartitionSpec, PartitionTable
+from .schema import Invalid, UnknownKeyError
+from .sdkconfig import owner_of
+from .yamlsource import HexInt, SourceMap, parse
 
 __all__ = [
     "App",

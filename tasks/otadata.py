@@ -10,7 +10,7 @@ import binascii
 import struct
 from dataclasses import dataclass
 
-from tasks.partitions import Partition, PartitionTable
+from .partitions import Partition, PartitionTable
 
 __all__ = [
     "SECTOR",

@@ -1,7 +1,7 @@
 """Partition tables, as gen_esp32part.py of ESP-IDF v5.3.2 makes and checks them.
 
 layout() places rows and applies every gen_esp32part rule with its own wording; the CSV and binary
-formats and the field parsers live in tasks.partitions_io and are re-exported from here.
+formats and the field parsers live in partitions_io and are re-exported from here.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from tasks.errors import ConfigError, KeyPath, format_path
+from .errors import ConfigError, KeyPath, format_path
 
 __all__ = [
     "APP_TYPE",
@@ -57,7 +57,7 @@ _OTADATA_SIZE = 0x2000
 _APP_SIZE_ALIGN = 0x1000  # 0x10000 only with --secure v1, which this project never passes
 _MAX_ENTRIES = MAX_TABLE_LENGTH // 32 - 2  # room for the MD5 entry; ESP-IDF rejects length >= max
 _FLASH_SIZES_MB = (1, 2, 4, 8, 16, 32, 64, 128)
-_ENTRY_SIZE = 32  # one entry of the binary table (tasks.partitions_io), the MD5 entry too
+_ENTRY_SIZE = 32  # one entry of the binary table (partitions_io), the MD5 entry too
 
 
 class _IdfError(ConfigError):
@@ -385,10 +385,10 @@ def check_flash_size(table: PartitionTable, flash_size: int, path: KeyPath) -> N
 
 
 # --- the two file formats -------------------------------------------------------------------
-# Imported last: tasks.partitions_io builds on the classes and rules above, and callers keep using
+# Imported last: partitions_io builds on the classes and rules above, and callers keep using
 # partitions.from_csv, partitions.to_bin, partitions.PartitionBinError and the field parsers.
 
-from tasks.partitions_io import (  # noqa: E402
+from .partitions_io import (  # noqa: E402
     PartitionBinError,
     PartitionCsvError,
     csv_rows,

@@ -9,7 +9,7 @@ import hashlib
 import struct
 from collections.abc import Mapping
 
-from tasks.errors import ConfigError, KeyPath, ProjectError
+from .errors import ConfigError, KeyPath, ProjectError
 
 __all__ = [
     "PartitionBinError",
@@ -267,9 +267,9 @@ def _decode(entry: bytes) -> Partition:
     )
 
 
-# Imported last, so that either module can be imported first: tasks.partitions re-exports this
+# Imported last, so that either module can be imported first: partitions re-exports this
 # module's names from its own last lines, and the code above uses these names only when called.
-from tasks.partitions import (  # noqa: E402
+from .partitions import (  # noqa: E402
     _APP_SUBTYPES,
     _DATA_SUBTYPES,
     _FLAGS,

@@ -10,7 +10,15 @@ from pathlib import Path
 
 __all__ = ["TEMPLATES", "Paths"]
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+def _templates() -> Path:
+    """Installed from a wheel, templates/ sits inside the package; in a checkout, beside tasks/."""
+    here = Path(__file__).resolve().parent
+    shipped = here / "templates"
+    return shipped if shipped.is_dir() else here.parent / "templates"
+
+
+TEMPLATES = _templates()
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,11 +16,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks import certs
-from tasks.errors import ToolError
-from tasks.render import render_template, write_if_changed
-from tasks.serve import MANIFEST_PATH, ServeContent, ServeError, ServePlan, banner
-from tasks.serve_server import bind_failure
+from . import certs
+from .errors import ToolError
+from .render import render_template, write_if_changed
+from .serve import MANIFEST_PATH, ServeContent, ServeError, ServePlan, banner
+from .serve_server import bind_failure
 
 __all__ = ["NGINX_HINT", "Published", "nginx_binary", "run_nginx", "targets", "write"]
 
@@ -68,7 +68,7 @@ def targets(plan: ServePlan) -> list[Path]:
 
 def write(plan: ServePlan, content: ServeContent | None = None) -> Published:
     """Check what is served (as `doit serve` does), then write build/publish/ from memory."""
-    from tasks.serve import check
+    from .serve import check
 
     content = content or check(plan)
     layout = _layout(plan)
@@ -167,7 +167,7 @@ def run_nginx(
     binary = nginx_binary()
     if binary is None:
         raise ToolError(f"nginx not installed ({NGINX_HINT}); or serve with --engine python")
-    from tasks.serve import check
+    from .serve import check
 
     content = check(plan)
     layout = write(plan, content)

@@ -1,12 +1,12 @@
-"""The README's project.yaml reference table, derived from the field metadata of tasks.model."""
+"""The README's project.yaml reference table, derived from the field metadata of model.py."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
-from tasks.model import REQUIRED, App, CertSpec, Flash, Idf, Ota, Partitions, Project, Wifi
-from tasks.yamlsource import HexInt
+from .model import REQUIRED, App, CertSpec, Flash, Idf, Ota, Partitions, Project, Wifi
+from .yamlsource import HexInt
 
 __all__ = ["reference_rows", "reference_table"]
 

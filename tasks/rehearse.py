@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from tasks import (
+from . import (
     build,
     certs,
     flash,
@@ -29,12 +29,12 @@ from tasks import (
     virtual_device,
     virtual_idf,
 )
-from tasks.errors import ProjectError
-from tasks.partitions import PartitionTable
-from tasks.sdkconfig import SdkconfigPlan
+from .errors import ProjectError
+from .partitions import PartitionTable
+from .sdkconfig import SdkconfigPlan
 
 if TYPE_CHECKING:
-    from tasks.model import Project
+    from .model import Project
 
 __all__ = ["FAILURES", "RehearsalError", "RehearsalPlan", "plan", "run"]
 
@@ -88,8 +88,8 @@ def plan(project: Project, *, cert_plan: certs.CertPlan, env: Mapping[str, str])
     Raises:
         ConfigError: the OTA URL cannot be served (see serve.plan).
     """
-    from tasks import sdkconfig
-    from tasks.paths import Paths
+    from . import sdkconfig
+    from .paths import Paths
 
     synthetic = not idftool.available(env)
     real = Paths(project.project_dir)
@@ -165,8 +165,8 @@ def _served_bytes(plan: RehearsalPlan, failure: str, builds: _Builds) -> bytes:
 @contextmanager
 def _server(plan: RehearsalPlan, failure: str, builds: _Builds) -> Iterator[int]:
     """The real server on 127.0.0.1 (any free port) in a thread; yields its port."""
-    from tasks.serve_http import resource
-    from tasks.serve_server import Server
+    from .serve_http import resource
+    from .serve_server import Server
 
     local = dataclasses.replace(plan.serve, bind="127.0.0.1", port=0)
     if failure == "none":

@@ -10,12 +10,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tasks import partitions
-from tasks.paths import TEMPLATES
+from . import partitions
+from .paths import TEMPLATES
 
 if TYPE_CHECKING:
-    from tasks.partitions import PartitionTable
-    from tasks.sdkconfig import SdkconfigPlan
+    from .partitions import PartitionTable
+    from .sdkconfig import SdkconfigPlan
 
 __all__ = ["render_template", "write_if_changed", "write_partition_table", "write_sdkconfig"]
 

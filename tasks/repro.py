@@ -14,9 +14,9 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from tasks import build, idftool
-from tasks.errors import ToolError
-from tasks.render import write_if_changed
+from . import build, idftool
+from .errors import ToolError
+from .render import write_if_changed
 
 __all__ = ["first_difference", "reproduce"]
 

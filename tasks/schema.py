@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from tasks import chips
-from tasks.errors import ConfigError, KeyPath
+from . import chips
+from .errors import ConfigError, KeyPath
 
 _URL_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tasks.yamlsource import HexInt
+from .yamlsource import HexInt
 
 if TYPE_CHECKING:
-    from tasks.model import App, Project, SdkValue
+    from .model import App, Project, SdkValue
 
 __all__ = [
     "SECRET_OPTIONS",

@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from tasks import certs
-from tasks.chips import CHIPS
-from tasks.errors import ConfigError, ProjectError, warn
+from . import certs
+from .chips import CHIPS
+from .errors import ConfigError, ProjectError, warn
 
 if TYPE_CHECKING:
-    from tasks.images import AppImage
-    from tasks.model import Project
-    from tasks.paths import Paths
-    from tasks.serve_http import Resource
+    from .images import AppImage
+    from .model import Project
+    from .paths import Paths
+    from .serve_http import Resource
 
 __all__ = [
     "ENGINES",
@@ -142,7 +142,7 @@ def check(plan: ServePlan, *, emit: Callable[[str], None] = warn) -> ServeConten
     Raises:
         ServeError: one line naming what is wrong and the command that fixes it.
     """
-    from tasks import images
+    from . import images
 
     summary = _summary(plan.app_summary, plan.app)
     image_file = _app_file(summary, plan)
@@ -185,7 +185,7 @@ def check(plan: ServePlan, *, emit: Callable[[str], None] = warn) -> ServeConten
 
 
 def _resources(plan: ServePlan, image: AppImage, data: bytes) -> dict[str, Resource]:
-    from tasks.serve_http import resource
+    from .serve_http import resource
 
     manifest = {
         "name": plan.project,
@@ -373,11 +373,11 @@ def run(
         ServeError: a refusal from `check`, an unloadable cert/key, or an unbindable port.
     """
     if plan.engine == "nginx":
-        from tasks.publish import run_nginx
+        from .publish import run_nginx
 
         run_nginx(plan, ready=ready, stop=stop)
         return
-    from tasks.serve_server import Console, Server, TLSSetupError, bind_failure
+    from .serve_server import Console, Server, TLSSetupError, bind_failure
 
     content = check(plan)
     console = Console(plan.log_format)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
 
-from tasks.serve_http import (
+from .serve_http import (
     Limits,
     Malformed,
     Request,

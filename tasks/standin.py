@@ -1,6 +1,6 @@
 """A stand-in for idf.py (ESP-IDF v5.3.2) on machines without ESP-IDF: its CLI and actions, and
 the build flow from configure (target, CMakeCache, sdkconfig) to the outputs of facts §5.5.
-`python -m tasks.standin <args>` runs it; Kconfig and the images live in standin_kconfig/_images.
+`python -m esp_ota_doit.standin <args>` runs it; see standin_kconfig and standin_images.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks import partitions, standin_images, standin_kconfig
-from tasks.chips import CHIPS, TARGETS
-from tasks.errors import ConfigError
-from tasks.render import write_if_changed
-from tasks.standin_images import IdfPyError
-from tasks.standin_kconfig import TABLE_PRESETS, Config, Value
+from . import partitions, standin_images, standin_kconfig
+from .chips import CHIPS, TARGETS
+from .errors import ConfigError
+from .render import write_if_changed
+from .standin_images import IdfPyError
+from .standin_kconfig import TABLE_PRESETS, Config, Value
 
 __all__ = ["main"]
 

@@ -14,9 +14,9 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from tasks import partitions
-from tasks.errors import ConfigError, ProjectError
-from tasks.standin_kconfig import Config, Value, flash_settings
+from . import partitions
+from .errors import ConfigError, ProjectError
+from .standin_kconfig import Config, Value, flash_settings
 
 __all__ = [
     "IdfPyError",

@@ -13,9 +13,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from tasks import partitions
-from tasks.chips import CHIPS, FLASH_SIZES
-from tasks.errors import warn
+from . import partitions
+from .chips import CHIPS, FLASH_SIZES
+from .errors import warn
 
 __all__ = [
     "TABLE_PRESETS",

@@ -14,8 +14,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from tasks.errors import DeviceError
-from tasks.render import write_if_changed
+from .errors import DeviceError
+from .render import write_if_changed
 
 __all__ = ["INSTALL_HINT", "VirtualBoard", "is_virtual_port"]
 

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from tasks import images, otadata, partitions
-from tasks.errors import ProjectError
-from tasks.partitions import Partition, PartitionTable
+from . import images, otadata, partitions
+from .errors import ProjectError
+from .partitions import Partition, PartitionTable
 
 __all__ = ["Booted", "Flash", "OtaClient", "OtaError", "boot", "next_update_partition", "update"]
 

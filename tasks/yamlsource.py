@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from tasks.errors import ConfigError, ConfigErrors, KeyPath, Location
+from .errors import ConfigError, ConfigErrors, KeyPath, Location
 
 __all__ = ["HexInt", "SourceMap", "parse"]
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from doit.cmd_base import ModuleTaskLoader
 from doit.doit_cmd import DoitMain
-
-from tasks import graph
+from esp_ota_doit import graph
 
 
 def run_with_output(project_dir: Path, *args: str) -> tuple[int, dict[str, str], str]:

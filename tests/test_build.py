@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from doit.cmd_base import ModuleTaskLoader
 from doit.doit_cmd import DoitMain
+from esp_ota_doit import graph, idftool, images, model, virtual_idf
+from esp_ota_doit.errors import ToolError
+from esp_ota_doit.paths import Paths
 
-from tasks import graph, idftool, images, model, virtual_idf
-from tasks.errors import ToolError
-from tasks.paths import Paths
 from tests.doitrun import edit, executed, run, run_with_output
 
 
@@ -309,7 +309,7 @@ def test_build__menuconfig_changes_are_built(built: Path, monkeypatch: pytest.Mo
 
 
 def test_unmet_options__a_renamed_option_counts_under_its_old_name(built: Path) -> None:
-    from tasks import build
+    from esp_ota_doit import build
 
     plan = next(
         p
@@ -324,7 +324,7 @@ def test_unmet_options__a_renamed_option_counts_under_its_old_name(built: Path) 
 
 
 def test_defaults_digest__follows_the_per_target_file(built: Path, tmp_path: Path) -> None:
-    from tasks import build
+    from esp_ota_doit import build
 
     plan = build.plans(load_example(built), paths=Paths(built), idf_root=None)[0]
     before = build.defaults_digest(plan)
@@ -334,7 +334,7 @@ def test_defaults_digest__follows_the_per_target_file(built: Path, tmp_path: Pat
 
 
 def test_stage__keeps_component_manager_lock_and_deep_build_folders(tmp_path: Path) -> None:
-    from tasks import build
+    from esp_ota_doit import build
 
     source, copy = tmp_path / "src", tmp_path / "copy"
     (source / "components" / "buildinfo").mkdir(parents=True)

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from esp_ota_doit import otadata, partitions, virtual_board
 
-from tasks import otadata, partitions, virtual_board
 from tests.doitrun import edit, run, run_with_output
 
 pytest.importorskip(
@@ -194,8 +194,8 @@ def test_flash__espbaud_must_be_a_number(
 
 
 def test_flash__erasing_refused_on_secured_boards_and_without_the_stub() -> None:
-    from tasks.errors import DeviceError
-    from tasks.flash import _erase_first
+    from esp_ota_doit.errors import DeviceError
+    from esp_ota_doit.flash import _erase_first
 
     with pytest.raises(DeviceError) as caught:
         _erase_first(None, "--erase was given", "flash encryption", True)
@@ -214,8 +214,8 @@ def test_flash__erasing_refused_on_secured_boards_and_without_the_stub() -> None
 
 
 def test_flash__unreadable_app_summary(project: Path) -> None:
-    from tasks import build
-    from tasks.errors import ToolError
+    from esp_ota_doit import build
+    from esp_ota_doit.errors import ToolError
 
     (project / "build" / "factory" / "app.json").write_text("{not json")
     with pytest.raises(ToolError, match=r"app\.json cannot be read \(.*\); run doit build"):

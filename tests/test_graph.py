@@ -10,8 +10,8 @@ import pytest
 from cryptography import x509
 from doit.cmd_base import ModuleTaskLoader
 from doit.doit_cmd import DoitMain
+from esp_ota_doit import certs, graph
 
-from tasks import certs, graph
 from tests.conftest import REPO
 from tests.doitrun import edit, executed, run
 
@@ -90,7 +90,7 @@ def test_render__a_deleted_output_is_rendered_again(project_dir: Path) -> None:
 
 
 def test_render__outputs_match_the_table(project_dir: Path) -> None:
-    from tasks import partitions
+    from esp_ota_doit import partitions
 
     run(project_dir, "render")
     generated = project_dir / "build/generated"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from esp_ota_doit import model, reference
+from esp_ota_doit.errors import ConfigErrors
 
-from tasks import model, reference
-from tasks.errors import ConfigErrors
 from tests.conftest import REPO
 
 MINIMAL = """\

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from tasks import otadata, partitions
+from esp_ota_doit import otadata, partitions
 
 TWO_OTA = partitions.layout(partitions.preset("two_ota"), table_offset=0x8000, path=())
 NO_FACTORY = partitions.layout(

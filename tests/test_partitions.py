@@ -1,4 +1,4 @@
-"""tasks.partitions against gen_esp32part v5.3.2: golden binaries, verbatim texts, round trips."""
+"""Partition tables against gen_esp32part v5.3.2: golden binaries, verbatim texts, round trips."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from esp_ota_doit import partitions as P
+from esp_ota_doit.errors import ConfigError
+from esp_ota_doit.partitions import APP_TYPE, DATA_TYPE, Partition, PartitionSpec, PartitionTable
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from tasks import partitions as P
-from tasks.errors import ConfigError
-from tasks.partitions import APP_TYPE, DATA_TYPE, Partition, PartitionSpec, PartitionTable
 
 LAYOUT = ("partitions", "layout")
 OFFSETS = (0x8000, 0x9000, 0xD000)

@@ -12,9 +12,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from esp_ota_doit import certs, publish, serve
+from esp_ota_doit.errors import ToolError
 
-from tasks import certs, publish, serve
-from tasks.errors import ToolError
 from tests.test_serve import Site, cached_image, make_site
 
 NGINX = publish.nginx_binary()

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from esp_ota_doit import reference
 
-from tasks import reference
 from tests.conftest import REPO
 
 README = REPO / "README.md"

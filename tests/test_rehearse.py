@@ -9,9 +9,9 @@ import os
 from pathlib import Path
 
 import pytest
+from esp_ota_doit import flash, otadata, partitions
+from esp_ota_doit.errors import DeviceError
 
-from tasks import flash, otadata, partitions
-from tasks.errors import DeviceError
 from tests.doitrun import edit, run_with_output
 
 pytest.importorskip(

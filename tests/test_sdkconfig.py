@@ -6,10 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from esp_ota_doit import model, render, sdkconfig
+from esp_ota_doit.model import Project
+from esp_ota_doit.yamlsource import HexInt
 
-from tasks import model, render, sdkconfig
-from tasks.model import Project
-from tasks.yamlsource import HexInt
 from tests.conftest import REPO
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "render"

@@ -21,14 +21,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+from esp_ota_doit import certs, model, serve
+from esp_ota_doit.errors import ConfigErrors
+from esp_ota_doit.paths import Paths
+from esp_ota_doit.serve_http import ByteRange, Limits, Request, parse_range, resource, respond
+from esp_ota_doit.serve_server import Console, Server
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from tasks import certs, model, serve
-from tasks.errors import ConfigErrors
-from tasks.paths import Paths
-from tasks.serve_http import ByteRange, Limits, Request, parse_range, resource, respond
-from tasks.serve_server import Console, Server
 
 IMAGE_SIZE = 1_500_000
 

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from esp_ota_doit import partitions
+from esp_ota_doit.standin import main
+from esp_ota_doit.standin_kconfig import parse_kconfig
 from esptool.bin_image import LoadFirmwareImage
 from esptool.targets import CHIP_DEFS
 
-from tasks import partitions
-from tasks.standin import main
-from tasks.standin_kconfig import parse_kconfig
 from tests.conftest import REPO
 
 FAKE_IDF = REPO / "tests" / "fakes" / "idf.py"
@@ -102,7 +102,7 @@ def test_standin__version(
     assert main(["build", "--version"]) == 0
     assert capsys.readouterr().out == "ESP-IDF v5.1.4\n"
     result = subprocess.run(
-        [sys.executable, "-m", "tasks.standin", "--version"],
+        [sys.executable, "-m", "esp_ota_doit.standin", "--version"],
         cwd=REPO,
         capture_output=True,
         text=True,
