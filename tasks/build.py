@@ -123,7 +123,8 @@ class BuildPlan:
             )
         }
         data["options"] = [
-            [name, sdkconfig.redacted(name, value), origin] for name, value, origin in self.options
+            [name, sdkconfig.redacted(name, value, self.secret_options), origin]
+            for name, value, origin in self.options
         ]
         data["slots"] = [[slot.name, slot.offset, slot.size] for slot in self.slots]
         return data
@@ -394,7 +395,7 @@ def plan(
         (own_defaults, generated) if (source / "sdkconfig.defaults").exists() else (generated,)
     )
     client = app.ota_client and project.ota is not None
-    secret = tuple(sorted(sdkconfig.SECRET_OPTIONS)) if options.holds_secret else ()
+    secret = options.secret_options
     return BuildPlan(
         app=app.name,
         target=project.target,

@@ -83,6 +83,7 @@ def _load(root: str, text: str, env_items: tuple[tuple[str, str], ...]) -> Proje
         env=env,
         resolve_host=functools.partial(_resolve_host, env),
         project_dir=Path(root),
+        idf_root=idftool.idf_path(env),
     )
 
 

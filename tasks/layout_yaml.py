@@ -1,5 +1,6 @@
-"""project.yaml's partitions.layout, read into PartitionSpec rows: an ESP-IDF preset name, or a list
-of {name, type, subtype, offset?, size, flags?} written in gen_esp32part's field syntax.
+"""project.yaml's partitions.layout, read into PartitionSpec rows: an ESP-IDF preset name, a list
+of {name, type, subtype, offset?, size, flags?} written in gen_esp32part's field syntax, or the
+path of an ESP-IDF partition CSV (read by the model, which knows the project folder).
 """
 
 from __future__ import annotations
@@ -14,9 +15,14 @@ _ROW_KEYS = ("name", "type", "subtype", "offset", "size", "flags")
 
 
 def layout_value(value: object, path: KeyPath) -> tuple[str, tuple[PartitionSpec, ...]]:
-    """(preset name or "custom", rows); every bad row is reported, not just the first."""
+    """(preset name, "custom" or the CSV path, rows); every bad row is reported, not just the first.
+
+    A CSV path comes back with no rows: its file is read when the table is placed.
+    """
+    if isinstance(value, str) and value.strip().lower().endswith(".csv"):
+        return schema.relative_file(value.strip(), path), ()
     if isinstance(value, str):
-        name = schema.one_of(*partitions.PRESET_NAMES)(value, path)
+        name = schema.one_of(*partitions.PRESET_NAMES, "<file>.csv")(value, path)
         return name, partitions.preset(name)
     if not isinstance(value, list) or not value:
         raise ConfigError(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import chips, partitions, schema
+from . import chips, idfapp, partitions, schema
 from .errors import ConfigError, ConfigErrors, KeyPath
 from .layout_yaml import layout_value
 from .partitions import PartitionSpec, PartitionTable
@@ -127,8 +127,9 @@ class Partitions:
         default=HexInt(0x8000),
     )
     layout: tuple[str, tuple[PartitionSpec, ...]] = option(
-        doc="an ESP-IDF preset (" + ", ".join(partitions.PRESET_NAMES) + ") or a list of "
-        "{name, type, subtype, offset?, size, flags?}",
+        doc="an ESP-IDF preset (" + ", ".join(partitions.PRESET_NAMES) + "), an ESP-IDF "
+        "partition CSV relative to project.yaml, or a list of {name, type, subtype, offset?, "
+        "size, flags?}",
         check=layout_value,
         default="two_ota",
     )
@@ -154,6 +155,16 @@ class App:
     )
     url_option: str | None = option(
         doc="the app's Kconfig option for the firmware URL; null = the OTA examples' own",
+        check=schema.optional(schema.pattern(r"CONFIG_[A-Z0-9_]+", "a CONFIG_ option name")),
+        default=None,
+    )
+    wifi_ssid_option: str | None = option(
+        doc="the app's Kconfig option for the Wi-Fi SSID; null = protocol_examples_common's",
+        check=schema.optional(schema.pattern(r"CONFIG_[A-Z0-9_]+", "a CONFIG_ option name")),
+        default=None,
+    )
+    wifi_password_option: str | None = option(
+        doc="the app's Kconfig option for the Wi-Fi password; null = protocol_examples_common's",
         check=schema.optional(schema.pattern(r"CONFIG_[A-Z0-9_]+", "a CONFIG_ option name")),
         default=None,
     )
@@ -291,7 +302,59 @@ class Project:
 # --- cross-field rules ---------------------------------------------------------------------------
 
 
-def _cross_checks(project: Project) -> Iterator[ConfigError]:
+def _app_path_checks(project: Project, app: App, idf_root: Path | None) -> Iterator[ConfigError]:
+    """A local app must be an ESP-IDF app; an idf: one must exist in the ESP-IDF found here."""
+    where = ("apps", app.name, "path")
+    if app.in_idf:
+        if idf_root is not None and not (idf_root / app.idf_subpath).is_dir():
+            yield ConfigError(
+                where,
+                f"'{app.idf_subpath}' does not exist in the ESP-IDF at {idf_root}",
+                "fix the path (it is relative to $IDF_PATH), or check IDF_PATH",
+            )
+        return
+    folder = project.project_dir / app.path
+    if not folder.is_dir():
+        yield ConfigError(
+            where,
+            f"folder '{app.path}' does not exist next to project.yaml",
+            "fix the path or write idf:<path inside ESP-IDF>",
+        )
+    elif not idfapp.is_idf_app(folder):
+        yield ConfigError(
+            where,
+            f"folder '{app.path}' is not an ESP-IDF app (no CMakeLists.txt that calls project())",
+            "name the folder that holds the app's top-level CMakeLists.txt",
+        )
+
+
+def _owned_options(app: App) -> Iterator[ConfigError]:
+    """The app's own URL and Wi-Fi options come from ota: and wifi:, never from sdkconfig:."""
+    owned = {
+        option: key
+        for option, key in (
+            (app.url_option, "ota.url"),
+            (app.wifi_ssid_option, "wifi.ssid"),
+            (app.wifi_password_option, "wifi.password"),
+        )
+        if option
+    }
+    for name, _ in app.sdkconfig:
+        if name in owned:
+            yield ConfigError(
+                ("apps", app.name, "sdkconfig", name),
+                f"is set from {owned[name]}",
+                "remove it here",
+            )
+    if (app.wifi_ssid_option is None) != (app.wifi_password_option is None):
+        yield ConfigError(
+            ("apps", app.name, "wifi_ssid_option"),
+            "wifi_ssid_option and wifi_password_option go together",
+            "set both, or neither for protocol_examples_common's",
+        )
+
+
+def _cross_checks(project: Project, idf_root: Path | None) -> Iterator[ConfigError]:
     names = [app.name for app in project.apps]
     if project.flash_app not in names:
         yield ConfigError(
@@ -311,12 +374,8 @@ def _cross_checks(project: Project) -> Iterator[ConfigError]:
                 "an OTA client needs the ota: section",
                 "add ota: {url: ..., image: ...}",
             )
-        if not app.in_idf and not (project.project_dir / app.path).is_dir():
-            yield ConfigError(
-                ("apps", app.name, "path"),
-                f"folder '{app.path}' does not exist next to project.yaml",
-                "fix the path or write idf:<path inside ESP-IDF>",
-            )
+        yield from _app_path_checks(project, app, idf_root)
+        yield from _owned_options(app)
     chip = chips.CHIPS[project.target]
     if project.flash.freq not in chip.flash_freqs:
         yield ConfigError(
@@ -374,10 +433,34 @@ def _resolve(project: Project, resolve_host: Callable[[str], str]) -> Project:
     return dataclasses.replace(project, flash=flash, ota=ota)
 
 
+def _csv_table(project: Project, name: str, path: KeyPath) -> PartitionTable:
+    """partitions.layout: <file>.csv, read with gen_esp32part's rules; errors name file:line."""
+    csv_file = project.project_dir / name
+    try:
+        text = csv_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            path,
+            f"'{name}' does not exist next to project.yaml",
+            "fix the path, or name a preset (" + ", ".join(partitions.PRESET_NAMES) + ")",
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise ConfigError(path, f"'{name}' cannot be read ({reason})") from None
+    try:
+        return partitions.from_csv(text, table_offset=project.partitions.table_offset)
+    except partitions.PartitionCsvError as error:
+        raise ConfigError(path, f"{name}:{error.line}: {error.problem}", error.hint) from None
+
+
 def _place_table(project: Project) -> Project:
     layout_path: KeyPath = ("partitions", "layout")
-    specs = project.partitions.layout[1]
-    table = partitions.layout(specs, table_offset=project.partitions.table_offset, path=layout_path)
+    name, specs = project.partitions.layout
+    if name.lower().endswith(".csv"):
+        table = _csv_table(project, name, layout_path)
+    else:
+        offset = project.partitions.table_offset
+        table = partitions.layout(specs, table_offset=offset, path=layout_path)
     partitions.check_flash_size(table, project.flash.size, ("flash", "size"))
     return dataclasses.replace(project, table=table)
 
@@ -398,8 +481,9 @@ def load(
     env: Mapping[str, str],
     resolve_host: Callable[[str], str],
     project_dir: Path,
+    idf_root: Path | None = None,
 ) -> Project:
-    """Validate project.yaml text into a Project.
+    """Validate project.yaml text into a Project; `idf_root` is the ESP-IDF found, if any.
 
     Raises:
         ConfigErrors: every independent problem, one `file:line:col: key.path: problem; fix` line
@@ -409,7 +493,7 @@ def load(
     try:
         project: Project = _load_section(Project, data, (), project_dir=project_dir)
         project = _resolve(project, resolve_host)
-        errors = list(_cross_checks(project))
+        errors = list(_cross_checks(project, idf_root))
         if not errors:
             project = _place_table(project)
             errors = list(_ota_layout_checks(project))

@@ -33,7 +33,17 @@ _CSV_PARSE_TAIL = "Please check extra_partition_subtypes.inc file in build/confi
 
 
 class PartitionCsvError(ProjectError):
-    """A partition CSV that gen_esp32part rejects; str() is the tool's own output."""
+    """A partition CSV that gen_esp32part rejects; str() is the tool's own output.
+
+    `line` is the CSV line at fault, `problem` the tool's words for it without the line prefix,
+    and `hint` what to do, when this project knows better than the tool.
+    """
+
+    def __init__(self, text: str, *, line: int, problem: str, hint: str = "") -> None:
+        self.line = line
+        self.problem = problem
+        self.hint = hint
+        super().__init__(text)
 
 
 class PartitionBinError(ProjectError):
@@ -153,14 +163,14 @@ def from_csv(text: str, *, table_offset: int = 0x8000) -> PartitionTable:
         try:
             specs.append(_spec_from_csv(line, (len(specs),)))
         except ConfigError as err:
-            raise PartitionCsvError(_csv_error_text(err, number, parsing=True)) from None
+            raise _csv_error(err, number, parsing=True) from None
         line_numbers.append(number)
     try:
         return layout(specs, table_offset=table_offset, path=())
     except ConfigError as err:
-        row = err.path[0]
-        assert isinstance(row, int)  # layout() always names the row first
-        raise PartitionCsvError(_csv_error_text(err, line_numbers[row], parsing=False)) from None
+        row = err.path[0] if err.path else 0
+        number = line_numbers[row] if isinstance(row, int) and row < len(line_numbers) else 0
+        raise _csv_error(err, number, parsing=False) from None
 
 
 def _spec_from_csv(line: str, row: KeyPath) -> PartitionSpec:
@@ -191,13 +201,16 @@ def _csv_number(text: str, path: KeyPath) -> int:
         raise _IdfError(path, str(err)) from None
 
 
-def _csv_error_text(err: ConfigError, line: int, *, parsing: bool) -> str:
+def _csv_error(err: ConfigError, line: int, *, parsing: bool) -> PartitionCsvError:
     if not isinstance(err, _IdfError):  # one of our own rules: no ESP-IDF wording exists
         hint = f"; {err.hint}" if err.hint else ""
-        return f"Error at line {line}: {err.message}{hint}"
+        text = f"Error at line {line}: {err.message}{hint}"
+        return PartitionCsvError(text, line=line, problem=err.message, hint=err.hint)
     if parsing:
-        return f"Error at line {line}: {err.idf_text}\n{_CSV_PARSE_TAIL}"
-    return f"CSV Error at line {line}: {err.idf_text}" if err.placement else err.idf_text
+        text = f"Error at line {line}: {err.idf_text}\n{_CSV_PARSE_TAIL}"
+    else:
+        text = f"CSV Error at line {line}: {err.idf_text}" if err.placement else err.idf_text
+    return PartitionCsvError(text, line=line, problem=err.idf_text, hint=err.hint)
 
 
 # --- binary ---------------------------------------------------------------------------------

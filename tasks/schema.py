@@ -35,6 +35,7 @@ __all__ = [
     "one_of",
     "optional",
     "pattern",
+    "relative_file",
     "relative_path",
     "shown",
     "ssid",
@@ -255,6 +256,16 @@ def relative_path(value: object, path: KeyPath) -> str:
     if not parts or Path(text).is_absolute() or ".." in parts:
         raise ConfigError(
             path, f"'{text}' must be a path inside the app folder", "like server_certs/ca_cert.pem"
+        )
+    return text
+
+
+def relative_file(value: object, path: KeyPath) -> str:
+    """A file named relative to project.yaml (its existence is checked when it is read)."""
+    text = string(value, path)
+    if Path(text).is_absolute():
+        raise ConfigError(
+            path, f"'{text}' is an absolute path", "name it relative to project.yaml's folder"
         )
     return text
 

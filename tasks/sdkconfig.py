@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +27,7 @@ __all__ = [
     "plan",
     "redacted",
     "url_option",
+    "wifi_options",
     "yaml_lines",
 ]
 
@@ -52,8 +53,11 @@ _URL_OPTION = "CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL"
 _NATIVE_URL_OPTION = "CONFIG_EXAMPLE_FIRMWARE_UPG_URL"
 
 
+# protocol_examples_common's Wi-Fi options, which the OTA examples use (facts §1).
+_EXAMPLE_SSID = "CONFIG_EXAMPLE_WIFI_SSID"
+_EXAMPLE_PASSWORD = "CONFIG_EXAMPLE_WIFI_PASSWORD"
 # Options whose values are secrets: never printed, and fingerprinted only as a slow digest.
-SECRET_OPTIONS = frozenset({"CONFIG_EXAMPLE_WIFI_PASSWORD"})
+SECRET_OPTIONS = frozenset({_EXAMPLE_PASSWORD})
 
 
 @functools.lru_cache(maxsize=16)
@@ -64,14 +68,19 @@ def _digest(value: str) -> str:
     return f"pbkdf2-sha256:{key.hex()}"
 
 
-def redacted(name: str, value: str) -> str:
-    """`value`, or a digest of it when option `name` holds a secret."""
-    return _digest(value) if name in SECRET_OPTIONS and value not in ('""', "") else value
+def redacted(name: str, value: str, secrets: Collection[str] = SECRET_OPTIONS) -> str:
+    """`value`, or a digest of it when option `name` is one of the `secrets`."""
+    return _digest(value) if name in secrets and value not in ('""', "") else value
 
 
 def owner_of(name: str) -> str | None:
     """The project.yaml key that sets option `name`, if this tool derives it."""
     return next((key for prefix, key in _OWNERS if name.startswith(prefix)), None)
+
+
+def wifi_options(app: App) -> tuple[str, str]:
+    """The app's Kconfig options for the Wi-Fi SSID and password."""
+    return (app.wifi_ssid_option or _EXAMPLE_SSID, app.wifi_password_option or _EXAMPLE_PASSWORD)
 
 
 def url_option(app: App) -> str:
@@ -98,7 +107,11 @@ class SdkconfigPlan:
 
     app: str
     groups: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
-    holds_secret: bool
+    secret_options: tuple[str, ...]  # those set to a non-empty secret (the Wi-Fi password)
+
+    @property
+    def holds_secret(self) -> bool:
+        return bool(self.secret_options)
 
     def __repr__(self) -> str:
         # `doit info` prints action arguments: never the option values (the Wi-Fi password).
@@ -110,10 +123,13 @@ class SdkconfigPlan:
         return {
             "app": self.app,
             "groups": [
-                [title, [[name, redacted(name, value)] for name, value in items]]
+                [
+                    title,
+                    [[name, redacted(name, value, self.secret_options)] for name, value in items],
+                ]
                 for title, items in self.groups
             ],
-            "holds_secret": self.holds_secret,
+            "secret_options": list(self.secret_options),
         }
 
     def sections(self) -> list[tuple[str, list[str]]]:
@@ -162,14 +178,14 @@ def _core(
     if app.ota_client and project.ota is not None:
         yield "OTA client", {url_option(app): project.ota.url_text}
         if project.wifi is not None:
-            yield (
-                "Wi-Fi (protocol_examples_common)",
-                {
-                    "CONFIG_EXAMPLE_CONNECT_WIFI": True,
-                    "CONFIG_EXAMPLE_WIFI_SSID": project.wifi.ssid,
-                    "CONFIG_EXAMPLE_WIFI_PASSWORD": project.wifi.password,
-                },
-            )
+            ssid, password = wifi_options(app)
+            if ssid == _EXAMPLE_SSID:
+                title = "Wi-Fi (protocol_examples_common)"
+                wifi: dict[str, SdkValue] = {"CONFIG_EXAMPLE_CONNECT_WIFI": True}
+            else:
+                title, wifi = f"Wi-Fi (apps.{app.name}.wifi_*_option)", {}
+            wifi |= {ssid: project.wifi.ssid, password: project.wifi.password}
+            yield title, wifi
     yield "project.yaml sdkconfig", dict(project.sdkconfig)
     yield f"project.yaml apps.{app.name}.sdkconfig", dict(app.sdkconfig)
 
@@ -188,7 +204,11 @@ def plan(project: Project, app: App, *, partitions_csv: Path) -> SdkconfigPlan:
         if items:
             kept.append((title, items))
     secret = bool(app.ota_client and project.wifi is not None and project.wifi.password)
-    return SdkconfigPlan(app=app.name, groups=tuple(reversed(kept)), holds_secret=secret)
+    return SdkconfigPlan(
+        app=app.name,
+        groups=tuple(reversed(kept)),
+        secret_options=(wifi_options(app)[1],) if secret else (),
+    )
 
 
 def parse(text: str) -> dict[str, str]:

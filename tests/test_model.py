@@ -99,6 +99,7 @@ def test_load__secret_values_are_never_echoed() -> None:
 
 def test_load__local_app_folder(tmp_path: Path) -> None:
     (tmp_path / "apps" / "main").mkdir(parents=True)
+    (tmp_path / "apps" / "main" / "CMakeLists.txt").write_text("project(main)\n")
     project = load(
         MINIMAL.replace("idf:examples/get-started/hello_world", "apps/main"), root=tmp_path
     )

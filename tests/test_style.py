@@ -39,3 +39,14 @@ def test_style__no_tls_verification_is_ever_disabled() -> None:
         if word in path.read_text(encoding="utf-8")
     ]
     assert offenders == []
+
+
+def test_style__package_imports_itself_relatively() -> None:
+    # Installed, tasks/ is esp_ota_doit: an absolute `tasks.` import works only in a checkout.
+    offenders = [
+        f"{path.name}:{number}"
+        for path in sorted((REPO / "tasks").rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if line.lstrip().startswith(("from tasks", "import tasks", "from esp_ota_doit"))
+    ]
+    assert offenders == []

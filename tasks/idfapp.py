@@ -1,0 +1,172 @@
+"""An ESP-IDF app project as ESP-IDF's CMake reads it: the `project()` name, PROJECT_VER,
+version.txt, the files main/ embeds, and the `string` options of its Kconfig.projbuild files.
+
+Pure readers of text, plus `read_app` which gathers them from a folder (ESP-IDF v5.3's
+tools/cmake/project.cmake and component.cmake name these).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "AppFiles",
+    "KconfigString",
+    "embedded_files",
+    "is_idf_app",
+    "kconfig_strings",
+    "project_name",
+    "project_version",
+    "read_app",
+]
+
+_COMMENT = re.compile(r"#[^\n]*")
+_PROJECT = re.compile(r"^\s*project\s*\(\s*([^\s)]+)", re.IGNORECASE | re.MULTILINE)
+_PROJECT_VER = re.compile(r"^\s*set\s*\(\s*PROJECT_VER\s+\"?([^\")\s]+)\"?\s*\)", re.I | re.M)
+# idf_component_register(... EMBED_TXTFILES a b EMBED_FILES c ...): the keyword's arguments run
+# to the next upper-case keyword or the closing parenthesis.
+_EMBED = re.compile(r"\b(EMBED_TXTFILES|EMBED_FILES)\b((?:\s+(?![A-Z_]{4,}\b)[^\s)]+)+)")
+_CONFIG = re.compile(r"^\s*(?:menu)?config\s+(\w+)\s*$")
+_STRING = re.compile(r"^\s*string(?:\s+\"(.*)\")?\s*$")
+_DEFAULT = re.compile(r"^\s*default\s+\"((?:[^\"\\]|\\.)*)\"")
+
+
+def _code(text: str) -> str:
+    """CMake text without comments (no CMake string holds a # in the lines we read)."""
+    return _COMMENT.sub("", text)
+
+
+def project_name(cmakelists: str) -> str | None:
+    """The name given to `project()` in a top-level CMakeLists.txt."""
+    found = _PROJECT.search(_code(cmakelists))
+    return found.group(1) if found else None
+
+
+def is_idf_app(folder: Path) -> bool:
+    """A folder ESP-IDF can build: a CMakeLists.txt that calls project()."""
+    try:
+        return project_name((folder / "CMakeLists.txt").read_text(encoding="utf-8")) is not None
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def project_version(cmakelists: str) -> str | None:
+    """`set(PROJECT_VER "x")` in the top-level CMakeLists.txt (ESP-IDF's first version source)."""
+    found = _PROJECT_VER.search(_code(cmakelists))
+    return found.group(1) if found else None
+
+
+def embedded_files(component_cmakelists: str) -> list[str]:
+    """The files a component embeds (EMBED_TXTFILES, then EMBED_FILES), as written."""
+    files: list[str] = []
+    for found in _EMBED.finditer(_code(component_cmakelists)):
+        files.extend(found.group(2).split())
+    return files
+
+
+@dataclass(frozen=True, slots=True)
+class KconfigString:
+    """A `string` option of a Kconfig file and its first default."""
+
+    name: str  # CONFIG_ included
+    prompt: str
+    default: str
+    file: Path
+    line: int
+
+
+def kconfig_strings(text: str, file: Path) -> list[KconfigString]:
+    """Every `config X` of type string in a Kconfig text, with its first quoted default."""
+    found: list[KconfigString] = []
+    current: tuple[str, int] | None = None
+    prompt: str | None = None
+    default: str | None = None
+
+    def close() -> None:
+        if current is not None and prompt is not None:
+            found.append(
+                KconfigString(f"CONFIG_{current[0]}", prompt, default or "", file, current[1])
+            )
+
+    for number, line in enumerate(text.splitlines(), start=1):
+        if config := _CONFIG.match(line):
+            close()
+            current, prompt, default = (config.group(1), number), None, None
+        elif current is not None and (string := _STRING.match(line)):
+            prompt = string.group(1) or ""
+        elif current is not None and prompt is not None and default is None:
+            if value := _DEFAULT.match(line):
+                default = value.group(1).replace('\\"', '"').replace("\\\\", "\\")
+    close()
+    return found
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppFiles:
+    """What an app folder says about itself, file by file (None where a file is absent)."""
+
+    root: Path
+    name: str
+    project_ver: str | None  # set(PROJECT_VER ...) in CMakeLists.txt
+    version_txt: str | None  # the first line of version.txt
+    embedded: tuple[str, ...]  # main/'s EMBED_TXTFILES and EMBED_FILES, relative to root
+    kconfig_strings: tuple[KconfigString, ...]  # of every Kconfig.projbuild in the app
+    uses_examples_common: bool  # protocol_examples_common (the OTA examples' Wi-Fi/Ethernet)
+
+
+def _relative_embed(written: str, root: Path) -> str:
+    """An EMBED_* argument as a path relative to the app root; main/ is the base of bare names."""
+    for variable in ("${project_dir}", "${PROJECT_DIR}", "${CMAKE_SOURCE_DIR}"):
+        if written.startswith(variable + "/"):
+            return written.removeprefix(variable + "/")
+    bare = written.removeprefix("${CMAKE_CURRENT_SOURCE_DIR}/").removeprefix("${COMPONENT_DIR}/")
+    return (Path("main") / bare).as_posix() if not Path(bare).is_absolute() else bare
+
+
+def _projbuilds(root: Path) -> list[Path]:
+    """main/'s and each components/<name>/'s Kconfig.projbuild, the files ESP-IDF sources."""
+    candidates = [root / "main" / "Kconfig.projbuild"]
+    components = root / "components"
+    if components.is_dir() and not components.is_symlink():
+        candidates += sorted(components.glob("*/Kconfig.projbuild"))
+    return [path for path in candidates if path.is_file()]
+
+
+def read_app(root: Path) -> AppFiles:
+    """Read an ESP-IDF app folder.
+
+    Raises:
+        OSError, UnicodeDecodeError: a file the app has cannot be read.
+        ValueError: the folder is not an ESP-IDF app (no CMakeLists.txt calling project()).
+    """
+    cmake = root / "CMakeLists.txt"
+    top = cmake.read_text(encoding="utf-8") if cmake.is_file() else ""
+    name = project_name(top)
+    if name is None:
+        raise ValueError(f"{root} is not an ESP-IDF app: no CMakeLists.txt that calls project()")
+    main_cmake = root / "main" / "CMakeLists.txt"
+    main_text = main_cmake.read_text(encoding="utf-8") if main_cmake.is_file() else ""
+    version_file = root / "version.txt"
+    version_lines = (
+        version_file.read_text(encoding="utf-8").splitlines() if version_file.is_file() else []
+    )
+    component_yml = root / "main" / "idf_component.yml"
+    yml_text = component_yml.read_text(encoding="utf-8") if component_yml.is_file() else ""
+    strings = [
+        option
+        for path in _projbuilds(root)
+        for option in kconfig_strings(path.read_text(encoding="utf-8"), path)
+    ]
+    return AppFiles(
+        root=root,
+        name=name,
+        project_ver=project_version(top),
+        version_txt=version_lines[0].strip()
+        if version_lines and version_lines[0].strip()
+        else None,
+        embedded=tuple(_relative_embed(item, root) for item in embedded_files(main_text)),
+        kconfig_strings=tuple(strings),
+        uses_examples_common="protocol_examples_common" in _code(top) + yml_text,
+    )
