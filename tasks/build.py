@@ -22,6 +22,7 @@ from .errors import ToolError, warn
 from .idftool import IdfTool, find_idf, run_idf
 from .partitions import Partition
 from .render import write_if_changed
+from .staging import stage
 
 if TYPE_CHECKING:
     from .model import App, Project
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 __all__ = [
     "BuildPlan",
     "app_image",
-    "app_sources",
     "build_app",
     "config_unchanged",
     "outputs_intact",
@@ -40,56 +40,8 @@ __all__ = [
     "prepare",
     "read_flasher_args",
     "read_summary",
-    "stage",
     "unmet_options",
 ]
-
-# Folders and files inside an app project that are outputs, never sources.
-_NOT_SOURCES = {"managed_components", ".git", "__pycache__"}
-_NOT_SOURCE_FILES = {"sdkconfig"}
-# What the component manager writes into the project dir: kept in the staged copy, so builds
-# with registry dependencies stay offline and pinned.
-_COMPONENT_MANAGER = {"dependencies.lock"}
-
-
-def app_sources(source: Path, *, exclude: Sequence[Path] = ()) -> list[Path]:
-    """Every file of an app project, sorted, without build outputs or `exclude` (files we write)."""
-    skipped = {path.resolve() for path in exclude}
-    found: list[Path] = []
-    for folder, subfolders, files in os.walk(source, followlinks=True):
-        top = Path(folder) == source
-        # build*/ at the top are build folders (idf.py -B build.x); deeper ones may be sources.
-        subfolders[:] = sorted(
-            name
-            for name in subfolders
-            if name not in _NOT_SOURCES and not (top and name.startswith("build"))
-        )
-        for name in files:
-            path = Path(folder) / name
-            if (
-                name not in _NOT_SOURCE_FILES
-                and not name.startswith("sdkconfig.old")
-                and path.is_file()  # not a dangling symlink
-                and path.resolve() not in skipped
-            ):
-                found.append(path)
-    return sorted(found)
-
-
-def stage(source: Path, destination: Path, *, keep: Sequence[Path] = ()) -> None:
-    """Mirror an app project into `destination`, rewriting only changed files (ninja stays
-    incremental); files gone from the source are removed unless listed in `keep`."""
-    kept = {path.resolve() for path in keep}
-    wanted = {path.relative_to(source) for path in app_sources(source)}
-    for relative in wanted:
-        target = destination / relative
-        # A file we place (the CA) is not overwritten by the original, so its mtime holds.
-        if target.resolve() not in kept:
-            write_if_changed(target, (source / relative).read_bytes())
-    for path in app_sources(destination):
-        stale = path.relative_to(destination) not in wanted
-        if stale and path.resolve() not in kept and path.name not in _COMPONENT_MANAGER:
-            path.unlink()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
@@ -101,7 +53,8 @@ class BuildPlan:
     idf_version: str  # project.yaml's major.minor
     version: str  # PROJECT_VER the image must carry
     source: Path  # the app project as the user named it
-    project_dir: Path  # where idf.py builds it from (== source, or the staged copy)
+    project_root: Path  # the folder holding project.yaml
+    project_dir: Path  # where idf.py builds it from: the staged copy
     build_dir: Path
     sdkconfig: Path
     defaults: tuple[Path, ...]  # SDKCONFIG_DEFAULTS, in order
@@ -237,8 +190,8 @@ def _written_config(plan: BuildPlan) -> dict[str, str]:
 
 def prepare(plan: BuildPlan) -> None:
     """Stage the sources, place the CA, and drop an sdkconfig made from other defaults."""
-    if plan.project_dir != plan.source:
-        stage(plan.source, plan.project_dir, keep=[plan.ca_dest] if plan.ca_dest else [])
+    keep = [plan.ca_dest] if plan.ca_dest else []
+    stage(plan.source, plan.project_dir, keep=keep, project_dir=plan.project_root)
     if plan.ca_source is not None and plan.ca_dest is not None:
         certs.place_ca(plan.ca_source, plan.ca_dest)
     state = _state(plan)
@@ -386,9 +339,9 @@ def plan(
         source = (idf_root or Path("$IDF_PATH")) / app.idf_subpath
     else:
         source = (project.project_dir / app.path).resolve()
-    # Only the project's own folders are built in place; ESP-IDF's tree is never written to.
-    in_place = not app.in_idf and source.is_relative_to(project.project_dir.resolve())
-    project_dir = source if in_place else paths.staged(app.name)
+    # Every app is built from its staged copy: neither ESP-IDF's tree nor the app's own folder
+    # (its sdkconfig, build/, embedded CA) is ever written to.
+    project_dir = paths.staged(app.name)
     own_defaults = project_dir / "sdkconfig.defaults"
     generated = paths.sdkconfig_defaults(app.name)
     defaults = (
@@ -402,6 +355,7 @@ def plan(
         idf_version=project.idf.version,
         version=app.version,
         source=source,
+        project_root=project.project_dir,
         project_dir=project_dir,
         build_dir=paths.app_build(app.name),
         sdkconfig=paths.app_build(app.name) / "sdkconfig",

@@ -33,6 +33,7 @@ from . import (
     repro,
     sdkconfig,
     serve,
+    staging,
 )
 from .errors import ConfigError, ConfigErrors, ProjectError, warn
 from .model import Project
@@ -239,7 +240,11 @@ def task_build() -> Iterator[dict[str, Any]]:
     summaries = []
     for plan in _build_plans(project):
         written = [plan.ca_dest] if plan.ca_dest is not None else []
-        sources = build.app_sources(plan.source, exclude=written) if plan.source.is_dir() else []
+        sources = (
+            staging.app_sources(plan.source, exclude=written, project_dir=project.project_dir)
+            if plan.source.is_dir()
+            else []
+        )
         certs_dep = [plan.ca_source] if plan.ca_source is not None else []
         summary = paths.app_summary(plan.app)
         summaries.append(summary)

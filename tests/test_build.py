@@ -333,23 +333,6 @@ def test_defaults_digest__follows_the_per_target_file(built: Path, tmp_path: Pat
     assert build.defaults_digest(plan) != before
 
 
-def test_stage__keeps_component_manager_lock_and_deep_build_folders(tmp_path: Path) -> None:
-    from esp_ota_doit import build
-
-    source, copy = tmp_path / "src", tmp_path / "copy"
-    (source / "components" / "buildinfo").mkdir(parents=True)
-    (source / "components" / "buildinfo" / "x.c").write_text("int x;\n")
-    (source / "build").mkdir()
-    (source / "build" / "junk.o").write_text("")
-    (source / "dangling").symlink_to(tmp_path / "nowhere")
-    build.stage(source, copy)
-    (copy / "dependencies.lock").write_text("lock\n")
-    build.stage(source, copy)
-    assert (copy / "components" / "buildinfo" / "x.c").exists()
-    assert not (copy / "build").exists()
-    assert (copy / "dependencies.lock").exists()
-
-
 def test_images__an_esp_idf_elf_through_esptool_elf2image(shared: Path, tmp_path: Path) -> None:
     from esptool.cmds import elf2image
 
