@@ -24,10 +24,12 @@ __all__ = [
 
 _COMMENT = re.compile(r"#[^\n]*")
 _PROJECT = re.compile(r"^\s*project\s*\(\s*([^\s)]+)", re.IGNORECASE | re.MULTILINE)
+_PROJECT_VERSION = re.compile(r"^\s*project\s*\([^)]*\bVERSION\s+([0-9.]+)", re.I | re.M)
 _PROJECT_VER = re.compile(r"^\s*set\s*\(\s*PROJECT_VER\s+\"?([^\")\s]+)\"?\s*\)", re.I | re.M)
 # idf_component_register(... EMBED_TXTFILES a b EMBED_FILES c ...): the keyword's arguments run
 # to the next upper-case keyword or the closing parenthesis.
-_EMBED = re.compile(r"\b(EMBED_TXTFILES|EMBED_FILES)\b((?:\s+(?![A-Z_]{4,}\b)[^\s)]+)+)")
+_EMBED_ARGUMENT = r"\s+(?![A-Z_]{4,}\b)(?:\"[^\"]*\"|[^\s)]+)"
+_EMBED = re.compile(rf"\b(EMBED_TXTFILES|EMBED_FILES)\b((?:{_EMBED_ARGUMENT})+)")
 _CONFIG = re.compile(r"^\s*(?:menu)?config\s+(\w+)\s*$")
 _STRING = re.compile(r"^\s*string(?:\s+\"(.*)\")?\s*$")
 _DEFAULT = re.compile(r"^\s*default\s+\"((?:[^\"\\]|\\.)*)\"")
@@ -62,7 +64,7 @@ def embedded_files(component_cmakelists: str) -> list[str]:
     """The files a component embeds (EMBED_TXTFILES, then EMBED_FILES), as written."""
     files: list[str] = []
     for found in _EMBED.finditer(_code(component_cmakelists)):
-        files.extend(found.group(2).split())
+        files.extend(item.strip('"') for item in found.group(2).split())
     return files
 
 
@@ -96,9 +98,8 @@ def kconfig_strings(text: str, file: Path) -> list[KconfigString]:
             current, prompt, default = (config.group(1), number), None, None
         elif current is not None and (string := _STRING.match(line)):
             prompt = string.group(1) or ""
-        elif current is not None and prompt is not None and default is None:
-            if value := _DEFAULT.match(line):
-                default = value.group(1).replace('\\"', '"').replace("\\\\", "\\")
+        elif prompt is not None and default is None and (value := _DEFAULT.match(line)):
+            default = value.group(1).replace('\\"', '"').replace("\\\\", "\\")
     close()
     return found
 
@@ -110,6 +111,7 @@ class AppFiles:
     root: Path
     name: str
     project_ver: str | None  # set(PROJECT_VER ...) in CMakeLists.txt
+    project_version: str | None  # project(name VERSION x.y.z)
     version_txt: str | None  # the first line of version.txt
     embedded: tuple[str, ...]  # main/'s EMBED_TXTFILES and EMBED_FILES, relative to root
     kconfig_strings: tuple[KconfigString, ...]  # of every Kconfig.projbuild in the app
@@ -163,6 +165,9 @@ def read_app(root: Path) -> AppFiles:
         root=root,
         name=name,
         project_ver=project_version(top),
+        project_version=(
+            found.group(1) if (found := _PROJECT_VERSION.search(_code(top))) else None
+        ),
         version_txt=version_lines[0].strip()
         if version_lines and version_lines[0].strip()
         else None,

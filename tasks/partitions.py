@@ -16,6 +16,7 @@ __all__ = [
     "DATA_TYPE",
     "MAX_TABLE_LENGTH",
     "PRESET_NAMES",
+    "PRESET_OPTIONS",
     "TABLE_SECTOR_SIZE",
     "KeyPath",
     "Partition",
@@ -198,6 +199,17 @@ _PRESETS: dict[str, tuple[PartitionSpec, ...]] = {
     "two_ota_encr_nvs": (*_two_ota(), _NVS_KEY),
 }
 PRESET_NAMES: tuple[str, ...] = tuple(_PRESETS)
+# CONFIG_PARTITION_TABLE_<member> -> the preset it selects (partition_table/Kconfig.projbuild);
+# with CONFIG_ESP_COREDUMP_ENABLE_TO_FLASH ESP-IDF takes the _coredump twin. CUSTOM reads a CSV.
+PRESET_OPTIONS: dict[str, str] = {
+    "SINGLE_APP": "singleapp",
+    "SINGLE_APP_LARGE": "singleapp_large",
+    "TWO_OTA": "two_ota",
+    "CUSTOM": "",
+    "SINGLE_APP_ENCRYPTED_NVS": "singleapp_encr_nvs",
+    "SINGLE_APP_LARGE_ENC_NVS": "singleapp_large_encr_nvs",
+    "TWO_OTA_ENCRYPTED_NVS": "two_ota_encr_nvs",
+}
 
 
 def preset(name: str) -> tuple[PartitionSpec, ...]:

@@ -35,15 +35,7 @@ __all__ = [
 
 Value = bool | int | str
 # PARTITION_TABLE_<member> -> the partitions.preset() it selects; CUSTOM reads a CSV instead.
-TABLE_PRESETS = {
-    "SINGLE_APP": "singleapp",
-    "SINGLE_APP_LARGE": "singleapp_large",
-    "TWO_OTA": "two_ota",
-    "CUSTOM": "",
-    "SINGLE_APP_ENCRYPTED_NVS": "singleapp_encr_nvs",
-    "SINGLE_APP_LARGE_ENC_NVS": "singleapp_large_encr_nvs",
-    "TWO_OTA_ENCRYPTED_NVS": "two_ota_encr_nvs",
-}
+TABLE_PRESETS = partitions.PRESET_OPTIONS
 _ESPTOOL_FREQ = {"120m": "80m", "64m": "48m", "32m": "24m"}  # Kconfig choice -> esptool string
 _IDF = "Espressif IoT Development Framework (ESP-IDF)"
 

@@ -110,3 +110,33 @@ def built(project_dir: Path, idf: Path) -> Path:
     code, results = run(project_dir, "build")
     assert code == 0, results
     return project_dir
+
+
+APPS = DATA / "apps"
+
+
+@pytest.fixture(scope="session")
+def idf_v53(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ESP-IDF v5.3.2's real Kconfig subset (shared/), extracted once: an IDF_PATH for kconfgen
+    and gen_esp32part.py, with no toolchain."""
+    import tarfile
+
+    archive = SHARED / "esp-idf" / "kconfig" / "idf-v5.3.2-kconfig.tar.xz"
+    if not archive.is_file():
+        pytest.skip(f"{archive} absent (../shared next to the checkout)")
+    root = tmp_path_factory.mktemp("idf-v5.3.2")
+    with tarfile.open(archive) as tar:
+        tar.extractall(root, filter="data")
+    return root
+
+
+@pytest.fixture
+def app_copy(tmp_path: Path) -> Callable[[str], Path]:
+    """A fresh copy of a sample app from tests/data/apps/, by name."""
+
+    def copy(name: str) -> Path:
+        target = tmp_path / name
+        shutil.copytree(APPS / name, target, symlinks=True)
+        return target
+
+    return copy

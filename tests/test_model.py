@@ -121,3 +121,125 @@ def test_reference_rows__every_key_is_documented() -> None:
     keys = [key for key, _, _ in rows]
     assert "partitions.layout" in keys and "apps.<name>.version" in keys and "ota.cert.key" in keys
     assert all(doc for _, _, doc in rows)
+
+
+def _csv_project(root: Path, csv_name: str, csv_text: str, *, offset: str, size: str) -> str:
+    (root / csv_name).write_text(csv_text)
+    return MINIMAL.replace("esp32c3", "esp32").replace(
+        "flash: {size: 4MB}",
+        f"flash: {{size: {size}}}\npartitions: {{table_offset: {offset}, layout: {csv_name}}}",
+    )
+
+
+def _golden_cases() -> list[dict[str, str]]:
+    import json
+
+    index = REPO.parent / "shared" / "esp-idf" / "golden" / "index.json"
+    if not index.exists():
+        return []
+    return [case for case in json.loads(index.read_text()) if "bin" in case]
+
+
+@pytest.mark.parametrize(
+    "case", _golden_cases(), ids=lambda c: f"{c['layout']}@{c['table_offset']}-{c['flash_size']}"
+)
+def test_load__layout_csv_gives_esp_idfs_own_bytes(
+    case: dict[str, str], shared: Path, tmp_path: Path
+) -> None:
+    from esp_ota_doit import partitions
+
+    golden = shared / "esp-idf" / "golden"
+    text = _csv_project(
+        tmp_path,
+        "my_table.csv",
+        (golden / case["csv"]).read_text(),
+        offset=case["table_offset"],
+        size=case["flash_size"],
+    )
+    table = load(text, root=tmp_path).table
+    assert partitions.to_bin(table) == (golden / case["bin"]).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("csv_text", "expected"),
+    [
+        (
+            "nvs, data, nvs, , 0x6000\nfactory, app, factory, 0x10001, 1M\n",
+            "partitions.layout: t.csv:2: Partition factory invalid: Offset 0x10001 is not "
+            "aligned to 0x10000; use a multiple of 0x10000",
+        ),
+        (
+            "# comment\n\nnvs, data, nvs, , \n",
+            "partitions.layout: t.csv:3: Size field can't be empty",
+        ),
+        (
+            "nvs, data, nvs, , 0x6000\nfactory, app, factory, , 8M\n",
+            "flash.size: Partitions tables occupies 8.1MB of flash (8454144 bytes) which does not "
+            "fit in configured flash size 4MB; set flash.size to 16MB or larger, or make "
+            "partitions.layout smaller",
+        ),
+    ],
+)
+def test_load__layout_csv_errors_name_the_csv_line(
+    csv_text: str, expected: str, tmp_path: Path
+) -> None:
+    text = _csv_project(tmp_path, "t.csv", csv_text, offset="0x8000", size="4MB")
+    (line,) = errors(text, root=tmp_path)
+    assert line.split(": ", 1)[1] == expected
+
+
+def test_load__layout_csv_that_is_missing(tmp_path: Path) -> None:
+    text = MINIMAL.replace("apps:", "partitions: {layout: parts/missing.csv}\napps:")
+    assert errors(text, root=tmp_path) == (
+        "project.yaml:4:22: partitions.layout: 'parts/missing.csv' does not exist next to "
+        "project.yaml; fix the path, or name a preset (singleapp, singleapp_large, two_ota, "
+        "singleapp_coredump, singleapp_large_coredump, two_ota_coredump, singleapp_encr_nvs, "
+        "singleapp_large_encr_nvs, two_ota_encr_nvs)",
+    )
+
+
+def test_load__idf_paths_are_checked_when_esp_idf_is_here(tmp_path: Path) -> None:
+    (tmp_path / "examples" / "get-started" / "hello_world").mkdir(parents=True)
+    typo = MINIMAL.replace("hello_world", "hello_wrold")
+
+    def load_with_idf(text: str) -> model.Project:
+        return model.load(
+            text,
+            file="project.yaml",
+            env={},
+            resolve_host=lambda host: host,
+            project_dir=REPO,
+            idf_root=tmp_path,
+        )
+
+    assert load_with_idf(MINIMAL).app("main").in_idf
+    with pytest.raises(ConfigErrors) as caught:
+        load_with_idf(typo)
+    assert caught.value.lines == (
+        "project.yaml:5:16: apps.main.path: 'examples/get-started/hello_wrold' does not exist in "
+        f"the ESP-IDF at {tmp_path}; fix the path (it is relative to $IDF_PATH), or check IDF_PATH",
+    )
+    load(typo)  # without ESP-IDF here (the rehearsal), the stand-in tree decides later
+
+
+def test_load__a_local_folder_that_is_not_an_app(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    text = MINIMAL.replace("idf:examples/get-started/hello_world", "etc")
+    assert errors(text, root=tmp_path) == (
+        "project.yaml:5:16: apps.main.path: folder 'etc' is not an ESP-IDF app (no CMakeLists.txt "
+        "that calls project()); name the folder that holds the app's top-level CMakeLists.txt",
+    )
+
+
+def test_load__own_wifi_options_go_together_and_are_not_set_twice(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        'version: "1"}',
+        'version: "1", wifi_ssid_option: CONFIG_MY_SSID,\n'
+        '         sdkconfig: {CONFIG_MY_SSID: "x"}}',
+    )
+    lines = errors(text)
+    assert [line.split(": ", 1)[1] for line in lines] == [
+        "apps.main.wifi_ssid_option: wifi_ssid_option and wifi_password_option go together; "
+        "set both, or neither for protocol_examples_common's",
+        "apps.main.sdkconfig.CONFIG_MY_SSID: is set from wifi.ssid; remove it here",
+    ]

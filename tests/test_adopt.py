@@ -1,0 +1,299 @@
+"""`esp-ota-doit init` on sample apps written like real ESP-IDF apps (tests/data/apps/), with
+ESP-IDF v5.3.2's real Kconfig tree and kconfgen telling menuconfig choices from defaults."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from esp_ota_doit import adopt, cli, idfapp, model
+
+AppCopy = Callable[[str], Path]
+
+# What tests/data/apps/sensor_node/sdkconfig changed in menuconfig (its sdkconfig.defaults set
+# the target, the flash size and the custom CSV); the Wi-Fi password is a secret, never carried.
+SENSOR_CHOICES = {
+    "CONFIG_COMPILER_OPTIMIZATION_SIZE": True,
+    "CONFIG_ESP_MAIN_TASK_STACK_SIZE": 8192,
+    "CONFIG_FREERTOS_HZ": 1000,
+    "CONFIG_LOG_DEFAULT_LEVEL_WARN": True,
+    "CONFIG_SENSOR_SAMPLE_PERIOD_MS": 500,
+}
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _init(
+    folder: Path, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, list[str], list[str]]:
+    code = cli.main(["init", str(folder), *args])
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), err.splitlines()
+
+
+def test_init__custom_csv_app_with_its_own_options(
+    app_copy: AppCopy,
+    idf_v53: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder = app_copy("sensor_node")
+    before = _tree(folder)
+    monkeypatch.setenv("IDF_PATH", str(idf_v53))
+    code, out, err = _init(folder, capsys)
+    assert (code, err) == (0, [])
+    data = yaml.safe_load((folder / "project.yaml").read_text())
+    app = data["apps"]["sensor_node"]
+    assert data["name"] == "sensor-node"
+    assert data["target"] == "esp32"
+    assert data["flash"]["size"] == "8MB"
+    assert data["partitions"] == {"table_offset": 0x8000, "layout": "partitions_8mb.csv"}
+    assert app["path"] == "." and app["version"] == "2.4.1" and app["ota_client"] is True
+    assert app["url_option"] == "CONFIG_SENSOR_OTA_URL"
+    assert app["ca_cert"] == "main/ota_ca.pem"
+    assert (app["wifi_ssid_option"], app["wifi_password_option"]) == (
+        "CONFIG_SENSOR_WIFI_SSID",
+        "CONFIG_SENSOR_WIFI_PASSWORD",
+    )
+    assert app["sdkconfig"] == SENSOR_CHOICES
+    assert data["flash_app"] == data["ota"]["image"] == "sensor_node"
+    assert data["ota"]["url"] == "https://auto:8443/fw/sensor-node.bin"
+    assert data["wifi"] == {"ssid": "greenhouse", "password": "${WIFI_PASSWORD:-}"}
+    assert "hunter22" not in (folder / "project.yaml").read_text()
+    assert (folder / "dodo.py").read_text() == adopt.DODO
+    # One line per fact, each saying where it came from.
+    assert "version: 2.4.1 (from version.txt)" in out
+    assert "target: esp32 (from sdkconfig)" in out
+    assert any(
+        line.startswith("URL option: CONFIG_SENSOR_OTA_URL (main/Kconfig.projbuild:11")
+        for line in out
+    )
+    assert any(line.startswith("sdkconfig: 5 option(s)") for line in out)
+    # Nothing of the app changed; only the two new files appeared.
+    assert {
+        k: v for k, v in _tree(folder).items() if k not in ("project.yaml", "dodo.py")
+    } == before
+
+
+def test_init__the_seed_shaped_app(app_copy: AppCopy, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = app_copy("ota_seed")  # no sdkconfig yet: no ESP-IDF needed
+    code, out, err = _init(folder, capsys)
+    assert (code, err) == (0, [])
+    data = yaml.safe_load((folder / "project.yaml").read_text())
+    app = data["apps"]["seed_ota"]
+    assert data["partitions"]["layout"] == "two_ota"
+    assert data["flash"]["size"] == "4MB"
+    assert app["version"] == "0.9.0"
+    assert app["url_option"] == "CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL"
+    assert app["ca_cert"] == "server_certs/ca_cert.pem"
+    assert "wifi_ssid_option" not in app and "sdkconfig" not in app
+    assert data["ota"]["url"] == "https://auto:8070/hello_world.bin"
+    assert "version: 0.9.0 (from CMakeLists.txt: set(PROJECT_VER))" in out
+    assert "target: esp32 (from ESP-IDF's default)" in out
+
+
+def _refused(folder: Path, capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    before = _tree(folder)
+    code, out, err = _init(folder, capsys, *args)
+    assert code == 1 and out == [] and len(err) == 1, (code, out, err)
+    assert _tree(folder) == before  # nothing written
+    return err[0]
+
+
+def test_init__not_an_app(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "notes.txt").write_text("hi\n")
+    line = _refused(tmp_path, capsys)
+    assert line == (
+        f"esp-ota-doit init: {tmp_path} is not an ESP-IDF app: no CMakeLists.txt that calls "
+        "project(); run init in (or point it at) the app's folder"
+    )
+
+
+def test_init__two_url_options_are_listed_and_none_taken(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = app_copy("ota_seed")
+    kconfig = folder / "main" / "Kconfig.projbuild"
+    kconfig.write_text(
+        kconfig.read_text().replace(
+            "endmenu",
+            '    config EXAMPLE_BACKUP_URL\n        string "backup"\n'
+            '        default "https://backup.example.org/fw.bin"\n\nendmenu',
+        )
+    )
+    line = _refused(folder, capsys)
+    assert line == (
+        "esp-ota-doit init: URL option: 2 options default to an https:// URL: "
+        "CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL (main/Kconfig.projbuild:3), CONFIG_EXAMPLE_BACKUP_URL "
+        "(main/Kconfig.projbuild:13); pass --url-option NAME (the option your app reads the "
+        "firmware URL from)"
+    )
+    code, _, _ = _init(folder, capsys, "--url-option", "CONFIG_EXAMPLE_BACKUP_URL")
+    assert code == 0
+    assert "url_option: CONFIG_EXAMPLE_BACKUP_URL" in (folder / "project.yaml").read_text()
+
+
+def test_init__a_csv_error_names_its_line(
+    app_copy: AppCopy,
+    idf_v53: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder = app_copy("sensor_node")
+    csv = folder / "partitions_8mb.csv"
+    csv.write_text(
+        csv.read_text().replace("ota_1,    app,  ota_1,   ,", "ota_1,    app,  ota_1,   0x320001,")
+    )
+    monkeypatch.setenv("IDF_PATH", str(idf_v53))
+    line = _refused(folder, capsys)
+    assert line == (
+        "esp-ota-doit init: partitions_8mb.csv:7: Partition ota_1 invalid: Offset 0x320001 is "
+        "not aligned to 0x10000; use a multiple of 0x10000"
+    )
+
+
+def test_init__an_unreadable_sdkconfig(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = app_copy("ota_seed")
+    (folder / "sdkconfig").mkdir()  # as root, chmod 000 would still be readable
+    line = _refused(folder, capsys)
+    assert line == (
+        f"esp-ota-doit init: {folder / 'sdkconfig'}: cannot be read (Is a directory); "
+        "fix its permissions"
+    )
+
+
+def test_init__a_configured_app_without_esp_idf_loses_nothing_silently(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = app_copy("sensor_node")
+    line = _refused(folder, capsys)
+    assert line == (
+        "esp-ota-doit init: sdkconfig: ESP-IDF not found, so your menuconfig choices cannot be "
+        "told from Kconfig's defaults; run init after ESP-IDF's export.sh (or set IDF_PATH), or "
+        "pass --no-sdkconfig to leave them out"
+    )
+    code, out, _ = _init(folder, capsys, "--no-sdkconfig")
+    assert code == 0 and "sdkconfig: left out (--no-sdkconfig)" in out
+
+
+@pytest.mark.parametrize("existing", ["project.yaml", "dodo.py"])
+def test_init__never_overwrites(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str], existing: str
+) -> None:
+    folder = app_copy("ota_seed")
+    (folder / existing).write_text("mine\n")
+    line = _refused(folder, capsys)
+    assert line == (
+        f"esp-ota-doit init: {existing} already in {folder}; init never overwrites: move it "
+        "away first, or edit it by hand"
+    )
+
+
+def test_init__the_written_project_loads_as_doit_loads_it(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = app_copy("ota_seed")
+    assert _init(folder, capsys)[0] == 0
+    project = model.load(
+        (folder / "project.yaml").read_text(),
+        file="project.yaml",
+        env={},
+        resolve_host=lambda host: "192.0.2.7",
+        project_dir=folder,
+    )
+    assert project.table.factory is not None and len(project.table.ota_slots) == 2
+    assert (
+        project.ota is not None and project.ota.url_text == "https://192.0.2.7:8070/hello_world.bin"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('idf_component_register(SRCS "a.c" EMBED_TXTFILES "ca.pem" b.pem)', ["ca.pem", "b.pem"]),
+        (
+            "idf_component_register(SRCS a.c\n  EMBED_FILES ${project_dir}/x.crt REQUIRES foo)",
+            ["${project_dir}/x.crt"],
+        ),
+        ("# EMBED_TXTFILES old.pem\nidf_component_register(SRCS a.c)", []),
+    ],
+)
+def test_embedded_files(text: str, expected: list[str]) -> None:
+    assert idfapp.embedded_files(text) == expected
+
+
+def test_kconfig_strings__first_quoted_default_and_line() -> None:
+    text = (
+        'menu "x"\n    config A_URL\n        string "url"\n'
+        '        default "https://h/p" if B\n        default "https://other"\n'
+        '    config N\n        int "n"\n        default 3\nendmenu\n'
+    )
+    found = idfapp.kconfig_strings(text, Path("Kconfig.projbuild"))
+    assert [(o.name, o.default, o.line) for o in found] == [("CONFIG_A_URL", "https://h/p", 2)]
+
+
+def _app_files(folder: Path) -> dict[str, str]:
+    """The app's own files and idf.py's build/ (this tool's outputs left out)."""
+    ours = (
+        "build/generated/",
+        "build/sensor_node/",
+        "build/src/",
+        "build/manifest.json",
+        "certs/",
+        ".doit.db",
+        "project.yaml",
+        "dodo.py",
+        "report.json",
+    )
+    return {name: digest for name, digest in _tree(folder).items() if not name.startswith(ours)}
+
+
+def test_path_dot__the_apps_own_idf_py_build_and_ours_live_side_by_side(
+    app_copy: AppCopy,
+    idf_v53: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import FAKE_IDF, install_fake_idf
+    from tests.doitrun import run
+
+    folder = app_copy("sensor_node")
+    monkeypatch.setenv("IDF_PATH", str(idf_v53))
+    assert _init(folder, capsys)[0] == 0
+    install_fake_idf(folder.parent, monkeypatch.setenv)
+
+    def own_build() -> None:  # the developer's `idf.py build`, in the app folder
+        done = subprocess.run(
+            [sys.executable, str(FAKE_IDF), "build"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    own_build()
+    assert (folder / "build" / "CMakeCache.txt").exists()
+    before = _app_files(folder)
+    monkeypatch.chdir(folder)
+    code, results = run(folder, "build")
+    assert code == 0, results
+    assert _app_files(folder) == before  # its sdkconfig, CSV and build/ untouched
+    assert (folder / "build" / "sensor_node" / "app.json").exists()
+    own_build()  # and the developer's own build still works after ours
+    assert run(folder, "build")[0] == 0
