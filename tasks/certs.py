@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from tasks.certs_x509 import (
+from .certs_x509 import (
     CertError,
     KeyType,
     cert_to_pem,
@@ -36,14 +36,13 @@ from tasks.certs_x509 import (
     san_texts_for,
     signed_by,
 )
-
 from .errors import ConfigError
 from .render import write_if_changed
 
 if TYPE_CHECKING:
     from cryptography import x509
 
-    from tasks.certs_x509 import IssuerKey
+    from .certs_x509 import IssuerKey
 
 __all__ = [
     "CA_DAYS",
