@@ -31,6 +31,7 @@ from . import (
     rehearse,
     render,
     repro,
+    schema,
     sdkconfig,
     serve,
 )
@@ -325,11 +326,35 @@ def task_menuconfig() -> dict[str, Any]:
     }
 
 
+def _option_error(option: str, value: str, fix: str) -> InvalidDodoFile:
+    """A bad command-line value: doit prints `ERROR: <line>` and exits 3 before any task runs."""
+    return InvalidDodoFile(f"{option}: {schema.shown(value)} {fix}")
+
+
+def _port_option(value: str) -> str:
+    if not value.strip():
+        raise _option_error("--port", value, "is empty; name a serial port like /dev/ttyUSB0")
+    return value
+
+
+def _baud_option(value: str) -> int:
+    low, high = 9600, 5_000_000
+    if not value.strip().isdigit() or len(value) > 9 or not low <= int(value) <= high:
+        raise _option_error("--baud", value, f"is not a baud rate; use {low} to {high}")
+    return int(value)
+
+
+def _slot_option(value: str) -> str:
+    if not value.strip():
+        raise _option_error("--slot", value, "is empty; name an app slot (factory, ota_0, ...)")
+    return value
+
+
 _PORT = {
     "name": "port",
     "long": "port",
     "short": "p",
-    "type": str,
+    "type": _port_option,
     "default": None,
     "help": "serial port (default: $ESPPORT, flash.port, or the one board found)",
 }
@@ -353,7 +378,7 @@ def task_flash() -> dict[str, Any]:
                 "name": "baud",
                 "long": "baud",
                 "short": "b",
-                "type": int,
+                "type": _baud_option,
                 "default": None,
                 "help": "baud rate (default: $ESPBAUD or flash.baud)",
             },
@@ -400,7 +425,7 @@ def task_boot() -> dict[str, Any]:
             {
                 "name": "slot",
                 "long": "slot",
-                "type": str,
+                "type": _slot_option,
                 "default": "",
                 "help": "the app partition to boot (factory erases otadata)",
             },
