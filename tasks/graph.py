@@ -43,6 +43,7 @@ from .paths import TEMPLATES, Paths
 __all__ = [
     "DOIT_CONFIG",
     "load_project",
+    "release_lock",
     "task_boot",
     "task_build",
     "task_certs",
@@ -88,9 +89,41 @@ def _load(root: str, text: str, env_items: tuple[tuple[str, str], ...]) -> Proje
     )
 
 
+# Project folder -> the descriptor holding its lock, for the rest of this process.
+_LOCKS: dict[Path, int] = {}
+
+
+def _lock(root: Path) -> None:
+    """One doit run per project at a time: a second one waits (and says so) instead of racing.
+
+    The lock is flock on the project folder itself: nothing is written, and an editor that
+    replaces project.yaml does not split it. doit serve and doit monitor give it up once they
+    run (see release_lock); everything else holds it until the process exits.
+    """
+    import fcntl
+
+    if root in _LOCKS or not root.is_dir():
+        return
+    handle = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        warn(f"waiting for another doit run in {root} to finish")
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    _LOCKS[root] = handle
+
+
+def release_lock() -> None:
+    """Let other doit runs in this project go ahead (long-lived commands; tests between runs)."""
+    while _LOCKS:
+        _, handle = _LOCKS.popitem()
+        os.close(handle)
+
+
 def load_project() -> Project:
     """Read ./project.yaml once per process; a bad file becomes doit's one-line ERROR, exit 3."""
     root = Path.cwd()
+    _lock(root)
     try:
         text = Paths(root).project_yaml.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -482,6 +515,7 @@ def task_boot() -> dict[str, Any]:
 def _monitor(
     project_dir: Path, app: str, configured: str | None, port: str | None
 ) -> TaskFailed | None:
+    release_lock()  # a monitor runs for hours; builds in another terminal must not wait for it
     return _run(
         functools.partial(board.monitor, port=port), Paths(project_dir).app_build(app), configured
     )
@@ -511,6 +545,9 @@ def _serve(plan: serve.ServePlan, engine: str, log_format: str) -> TaskFailed | 
     chosen = dataclasses.replace(
         plan, engine=cast(serve.Engine, engine), log_format=cast(serve.LogFormat, log_format)
     )
+    # Serving runs until Ctrl-C: other commands (status, a rebuild) must not wait for it. Targets
+    # are replaced atomically, so what it reads next is old or new, never half.
+    release_lock()
     return _run(serve.run, chosen)
 
 

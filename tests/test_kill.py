@@ -133,3 +133,28 @@ def test_kill__build_then_revert(reference: Path, tmp_path: Path, idf: Path) -> 
         app = "build/hello_world/app.json"
         assert got[app] == want[app], f"killed at write {kill_at}"
     assert points >= 3
+
+
+def test_lock__second_run_waits_and_says_so(reference: Path) -> None:
+    import fcntl
+
+    handle = os.open(reference, os.O_RDONLY)
+    fcntl.flock(handle, fcntl.LOCK_EX)  # as a running doit build would hold it
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "doit", "render"],
+        cwd=reference,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert waiting.stderr is not None
+        line = waiting.stderr.readline()  # blocks until the second run reports that it waits
+        assert line == f"warning: waiting for another doit run in {reference} to finish\n"
+        assert waiting.poll() is None
+    finally:
+        os.close(handle)
+    waiting.communicate(timeout=60)
+    assert waiting.returncode == 0
