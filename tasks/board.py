@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import otadata, partitions
 from .errors import DeviceError
-from .esplink import connect, resolve_port
+from .esplink import connect, probe_port, resolve_port
 from .partitions import Partition, PartitionTable
 
 if TYPE_CHECKING:
@@ -178,6 +178,7 @@ def monitor(build_dir: Path, configured: str | None, *, port: str | None = None)
     import sys
 
     chosen = resolve_port(port, os.environ, configured)
+    probe_port(chosen)  # esp-idf-monitor reports a failed connection with exit status 0
     try:
         description = json.loads((build_dir / "project_description.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):

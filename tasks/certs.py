@@ -314,6 +314,7 @@ def _ca(plan: CertPlan, where: CertPaths, rotate: bool, now: datetime) -> _Ca:
             )
         return _ci_ca(plan.ca_cert_file, plan.ca_key_file, where)
     retired = _retire(where, now) if rotate else ()
+    unfinished = _set_aside_unfinished(where, now)
     if not where.ca_cert.exists() and not where.ca_key.exists():
         cert, key = new_ca(project=plan.project, kind=plan.key, now=now, days=CA_DAYS)
         _write_pair(where.ca_key, key, where.ca_cert, cert)
@@ -322,6 +323,11 @@ def _ca(plan: CertPlan, where: CertPaths, rotate: bool, now: datetime) -> _Ca:
         if retired:
             kept = ", ".join(p.name for p in retired)
             lines.append(f"old CA kept as {kept}; boards trusting only it refuse this server")
+        if unfinished is not None:
+            lines.append(
+                f"a CA key without its cert (an interrupted run) was never issued; "
+                f"kept as {unfinished.name}"
+            )
         return _Ca(
             cert=cert,
             key=key,
@@ -368,6 +374,20 @@ def _ci_ca(cert_file: Path, key_file: Path, where: CertPaths) -> _Ca:
         retired=(),
         lines=(f"CA from OTA_CA_CERT '{cert_file}', copied to {where.ca_cert}",),
     )
+
+
+def _set_aside_unfinished(where: CertPaths, now: datetime) -> Path | None:
+    """The CA key is written (and synced) before its cert, so the cert is the commit point: a key
+    alone was never issued to any firmware. It is moved aside, never deleted."""
+    if not where.ca_key.exists() or where.ca_cert.exists():
+        return None
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    target, n = where.ca_key.with_name(f"{where.ca_key.name}.{stamp}.unissued"), 1
+    while target.exists():
+        n += 1
+        target = where.ca_key.with_name(f"{where.ca_key.name}.{stamp}-{n}.unissued")
+    where.ca_key.rename(target)
+    return target
 
 
 def _retire(where: CertPaths, now: datetime) -> tuple[Path, ...]:

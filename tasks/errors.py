@@ -19,11 +19,22 @@ __all__ = [
     "Location",
     "ProjectError",
     "ToolError",
+    "clip",
     "format_path",
     "warn",
 ]
 
 KeyPath = tuple[str | int, ...]
+
+
+SHOWN_CHARS = 80
+
+
+def clip(text: str, limit: int = SHOWN_CHARS) -> str:
+    """At most `limit` characters of a value for a message: a 50 MB value gives a short line."""
+    # Control characters are spelled out, so a message stays one line.
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
+    return shown if len(text) <= limit else f"{shown[: limit - 1]}… ({len(text)} characters)"
 
 
 def format_path(path: KeyPath) -> str:

@@ -4,11 +4,12 @@ baud, the chip check, and esptool's chatter reduced to one progress line per reg
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from .errors import DeviceError
+from .errors import DeviceError, clip
 
 __all__ = [
     "FALLBACK_BAUD",
@@ -18,6 +19,8 @@ __all__ = [
     "connect_hint",
     "env_baud",
     "is_transfer_error",
+    "port_problem",
+    "probe_port",
     "quiet_esptool",
     "resolve_port",
 ]
@@ -82,14 +85,55 @@ def connect(
             port_handle.close()
 
 
+def port_problem(port: str) -> str | None:
+    """What is surely wrong with a device path before opening it; None for URLs and good paths."""
+    if "://" in port:
+        return None  # pyserial URLs (socket://, rfc2217://) are checked by connecting
+    if not os.path.exists(port):
+        from serial.tools import list_ports
+
+        present = sorted(str(p.device) for p in list_ports.comports())
+        listed = ", ".join(present) if present else "none"
+        return (
+            f"no such port {clip(port)} (ports present: {listed}); plug the board in or fix --port"
+        )
+    if not os.access(port, os.R_OK | os.W_OK):
+        return (
+            f"{clip(port)}: permission denied; on Linux add yourself to the dialout group, "
+            "log in again"
+        )
+    return None
+
+
+def probe_port(port: str) -> None:
+    """Open and close a device path once, exclusively, so that a missing, forbidden or busy port
+    is reported truthfully (esp-idf-monitor prints "Connection failed" and exits 0)."""
+    problem = port_problem(port)
+    if problem:
+        raise DeviceError(problem)
+    if "://" in port:
+        return
+    import serial
+
+    try:
+        serial.Serial(port, exclusive=True).close()
+    except (serial.SerialException, OSError) as error:
+        raise DeviceError(connect_hint(port, error)) from None
+
+
 def connect_hint(port: str, error: BaseException) -> str:
+    problem = port_problem(port)
+    if problem:
+        return problem
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    if "busy" in text.lower() or "resource temporarily unavailable" in text.lower():
-        return f"{port} is busy: another program (a serial monitor?) holds it; close it and retry"
-    if "permission denied" in text.lower():
+    lowered = text.lower()
+    if "permission denied" in lowered or "errno 13" in lowered:
         return (
             f"{port}: permission denied; on Linux add yourself to the dialout group, log in again"
         )
+    # pyserial's "the port is busy or doesn't exist" covers both: existence was checked above.
+    if any(w in lowered for w in ("busy", "resource temporarily unavailable", "errno 16")):
+        return f"{port} is busy: another program (a serial monitor?) holds it; close it and retry"
     return (
         f"cannot talk to the board on {port}: {text}; check the cable and port, hold BOOT while "
         "resetting if it does not enter the bootloader (probably the connection, not this tool)"

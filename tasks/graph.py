@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from . import (
     rehearse,
     render,
     repro,
+    schema,
     sdkconfig,
     serve,
     staging,
@@ -42,6 +44,7 @@ from .paths import TEMPLATES, Paths
 __all__ = [
     "DOIT_CONFIG",
     "load_project",
+    "release_lock",
     "task_boot",
     "task_build",
     "task_certs",
@@ -88,9 +91,41 @@ def _load(root: str, text: str, env_items: tuple[tuple[str, str], ...]) -> Proje
     )
 
 
+# Project folder -> the descriptor holding its lock, for the rest of this process.
+_LOCKS: dict[Path, int] = {}
+
+
+def _lock(root: Path) -> None:
+    """One doit run per project at a time: a second one waits (and says so) instead of racing.
+
+    The lock is flock on the project folder itself: nothing is written, and an editor that
+    replaces project.yaml does not split it. doit serve and doit monitor give it up once they
+    run (see release_lock); everything else holds it until the process exits.
+    """
+    import fcntl
+
+    if root in _LOCKS or not root.is_dir():
+        return
+    handle = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        warn(f"waiting for another doit run in {root} to finish")
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    _LOCKS[root] = handle
+
+
+def release_lock() -> None:
+    """Let other doit runs in this project go ahead (long-lived commands; tests between runs)."""
+    while _LOCKS:
+        _, handle = _LOCKS.popitem()
+        os.close(handle)
+
+
 def load_project() -> Project:
     """Read ./project.yaml once per process; a bad file becomes doit's one-line ERROR, exit 3."""
     root = Path.cwd()
+    _lock(root)
     try:
         text = Paths(root).project_yaml.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -128,36 +163,73 @@ def _fingerprint(payload: Mapping[str, object]) -> config_changed:
     return config_changed({**payload, "esp_ota_doit": __version__})
 
 
+_RECORD = "targets_sha256"
+
+
+def _digests(targets: list[Path]) -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for target in targets:
+        try:
+            found[str(target)] = hashlib.sha256(Path(target).read_bytes()).hexdigest()
+        except OSError:
+            found[str(target)] = None
+    return found
+
+
+def _record_targets(targets: list[Path]) -> dict[str, object]:
+    """Runs last in the task: doit saves the returned dict with the task's success."""
+    return {_RECORD: _digests(targets)}
+
+
+def _targets_as_recorded(task: Any, values: Mapping[str, object]) -> bool:
+    """doit stores its record only when a run ends: a run killed after replacing a target leaves
+    a target that no record vouches for. Only targets whose bytes the record names are current."""
+    return values.get(_RECORD) == _digests(list(task.targets))
+
+
+def _recorded(task: dict[str, Any]) -> dict[str, Any]:
+    """`task` with its targets checked against the digests recorded when it last succeeded."""
+    return {
+        **task,
+        "actions": [*task["actions"], (_record_targets, [list(task["targets"])])],
+        "uptodate": [*task.get("uptodate", []), _targets_as_recorded],
+    }
+
+
 def task_render() -> Iterator[dict[str, Any]]:
     """Render the partition table and each app's sdkconfig.defaults from project.yaml."""
     project = load_project()
     paths = Paths(project.project_dir)
-    yield {
-        "name": "partitions",
-        "doc": "build/generated/partitions.csv and partition-table.bin",
-        "actions": [
-            (
-                render.write_partition_table,
-                [project.table, paths.partitions_csv, paths.partition_table_bin],
-            )
-        ],
-        "file_dep": [TEMPLATES / "partitions.csv.j2"],
-        "targets": [paths.partitions_csv, paths.partition_table_bin],
-        "uptodate": [_fingerprint(project.table.to_json())],
-        "clean": True,
-    }
+    yield _recorded(
+        {
+            "name": "partitions",
+            "doc": "build/generated/partitions.csv and partition-table.bin",
+            "actions": [
+                (
+                    render.write_partition_table,
+                    [project.table, paths.partitions_csv, paths.partition_table_bin],
+                )
+            ],
+            "file_dep": [TEMPLATES / "partitions.csv.j2"],
+            "targets": [paths.partitions_csv, paths.partition_table_bin],
+            "uptodate": [_fingerprint(project.table.to_json())],
+            "clean": True,
+        }
+    )
     for app in project.apps:
         plan = sdkconfig.plan(project, app, partitions_csv=paths.partitions_csv)
         target = paths.sdkconfig_defaults(app.name)
-        yield {
-            "name": f"sdkconfig-{app.name}",
-            "doc": f"build/generated/{app.name}.sdkconfig.defaults",
-            "actions": [(render.write_sdkconfig, [plan, target])],
-            "file_dep": [TEMPLATES / "sdkconfig.defaults.j2"],
-            "targets": [target],
-            "uptodate": [_fingerprint(plan.to_json())],
-            "clean": True,
-        }
+        yield _recorded(
+            {
+                "name": f"sdkconfig-{app.name}",
+                "doc": f"build/generated/{app.name}.sdkconfig.defaults",
+                "actions": [(render.write_sdkconfig, [plan, target])],
+                "file_dep": [TEMPLATES / "sdkconfig.defaults.j2"],
+                "targets": [target],
+                "uptodate": [_fingerprint(plan.to_json())],
+                "clean": True,
+            }
+        )
 
 
 def _cert_plan(project: Project) -> certs.CertPlan | None:
@@ -202,16 +274,18 @@ def task_certs() -> dict[str, Any]:
         return {"actions": [], "doc": "project.yaml has no ota: section; nothing to issue"}
     where = certs.paths(plan.certs_dir)
     ci_files = [f for f in (plan.ca_cert_file, plan.ca_key_file) if f is not None]
-    return {
-        "actions": [(_run, [_issue_certs, plan, project.ota.url_text])],
-        "file_dep": ci_files,
-        "targets": [where.ca_cert, where.server_cert, where.server_key],
-        # A cert that expires within 30 days, or no longer matches its key or CA, is stale
-        # even when project.yaml did not change.
-        "uptodate": [_fingerprint(plan.to_json()), (_certs_current, [plan])],
-        "clean": [(_remove_leaf, [plan])],
-        "verbosity": 2,
-    }
+    return _recorded(
+        {
+            "actions": [(_run, [_issue_certs, plan, project.ota.url_text])],
+            "file_dep": ci_files,
+            "targets": [where.ca_cert, where.server_cert, where.server_key],
+            # A cert that expires within 30 days, or no longer matches its key or CA, is stale
+            # even when project.yaml did not change.
+            "uptodate": [_fingerprint(plan.to_json()), (_certs_current, [plan])],
+            "clean": [(_remove_leaf, [plan])],
+            "verbosity": 2,
+        }
+    )
 
 
 def task_rotate_ca() -> dict[str, Any]:
@@ -248,45 +322,49 @@ def task_build() -> Iterator[dict[str, Any]]:
         certs_dep = [plan.ca_source] if plan.ca_source is not None else []
         summary = paths.app_summary(plan.app)
         summaries.append(summary)
-        yield {
-            "name": plan.app,
-            "doc": f"idf.py build of {plan.source}",
-            "actions": [(_run, [build.build_app, plan])],
-            "file_dep": [
-                *sources,
-                paths.sdkconfig_defaults(plan.app),
-                paths.partitions_csv,
-                *certs_dep,
-            ],
-            "targets": [summary],
-            # A deleted or replaced image makes the build stale even when app.json survives.
-            "uptodate": [
-                _fingerprint(plan.to_json()),
-                (build.outputs_intact, [summary]),
-                (build.config_unchanged, [plan]),  # e.g. after doit menuconfig
-            ],
-            "verbosity": 2,
-        }
-    yield {
-        "name": "manifest",
-        "doc": "build/manifest.json: versions, images and their sha256",
-        "actions": [
-            (
-                _run,
-                [
-                    manifest.write,
-                    project.name,
-                    project.project_dir,
-                    summaries,
-                    paths.manifest,
+        yield _recorded(
+            {
+                "name": plan.app,
+                "doc": f"idf.py build of {plan.source}",
+                "actions": [(_run, [build.build_app, plan])],
+                "file_dep": [
+                    *sources,
+                    paths.sdkconfig_defaults(plan.app),
+                    paths.partitions_csv,
+                    *certs_dep,
                 ],
-            )
-        ],
-        "file_dep": summaries,
-        "targets": [paths.manifest],
-        "uptodate": [(manifest.is_current, [project.project_dir, paths.manifest])],
-        "clean": True,
-    }
+                "targets": [summary],
+                # A deleted or replaced image makes the build stale even when app.json survives.
+                "uptodate": [
+                    _fingerprint(plan.to_json()),
+                    (build.outputs_intact, [summary]),
+                    (build.config_unchanged, [plan]),  # e.g. after doit menuconfig
+                ],
+                "verbosity": 2,
+            }
+        )
+    yield _recorded(
+        {
+            "name": "manifest",
+            "doc": "build/manifest.json: versions, images and their sha256",
+            "actions": [
+                (
+                    _run,
+                    [
+                        manifest.write,
+                        project.name,
+                        project.project_dir,
+                        summaries,
+                        paths.manifest,
+                    ],
+                )
+            ],
+            "file_dep": summaries,
+            "targets": [paths.manifest],
+            "uptodate": [(manifest.is_current, [project.project_dir, paths.manifest])],
+            "clean": True,
+        }
+    )
 
 
 def task_reproduce() -> dict[str, Any]:
@@ -331,11 +409,35 @@ def task_menuconfig() -> dict[str, Any]:
     }
 
 
+def _option_error(option: str, value: str, fix: str) -> InvalidDodoFile:
+    """A bad command-line value: doit prints `ERROR: <line>` and exits 3 before any task runs."""
+    return InvalidDodoFile(f"{option}: {schema.shown(value)} {fix}")
+
+
+def _port_option(value: str) -> str:
+    if not value.strip():
+        raise _option_error("--port", value, "is empty; name a serial port like /dev/ttyUSB0")
+    return value
+
+
+def _baud_option(value: str) -> int:
+    low, high = 9600, 5_000_000
+    if not value.strip().isdigit() or len(value) > 9 or not low <= int(value) <= high:
+        raise _option_error("--baud", value, f"is not a baud rate; use {low} to {high}")
+    return int(value)
+
+
+def _slot_option(value: str) -> str:
+    if not value.strip():
+        raise _option_error("--slot", value, "is empty; name an app slot (factory, ota_0, ...)")
+    return value
+
+
 _PORT = {
     "name": "port",
     "long": "port",
     "short": "p",
-    "type": str,
+    "type": _port_option,
     "default": None,
     "help": "serial port (default: $ESPPORT, flash.port, or the one board found)",
 }
@@ -359,7 +461,7 @@ def task_flash() -> dict[str, Any]:
                 "name": "baud",
                 "long": "baud",
                 "short": "b",
-                "type": int,
+                "type": _baud_option,
                 "default": None,
                 "help": "baud rate (default: $ESPBAUD or flash.baud)",
             },
@@ -406,7 +508,7 @@ def task_boot() -> dict[str, Any]:
             {
                 "name": "slot",
                 "long": "slot",
-                "type": str,
+                "type": _slot_option,
                 "default": "",
                 "help": "the app partition to boot (factory erases otadata)",
             },
@@ -419,6 +521,7 @@ def task_boot() -> dict[str, Any]:
 def _monitor(
     project_dir: Path, app: str, configured: str | None, port: str | None
 ) -> TaskFailed | None:
+    release_lock()  # a monitor runs for hours; builds in another terminal must not wait for it
     return _run(
         functools.partial(board.monitor, port=port), Paths(project_dir).app_build(app), configured
     )
@@ -448,6 +551,9 @@ def _serve(plan: serve.ServePlan, engine: str, log_format: str) -> TaskFailed | 
     chosen = dataclasses.replace(
         plan, engine=cast(serve.Engine, engine), log_format=cast(serve.LogFormat, log_format)
     )
+    # Serving runs until Ctrl-C: other commands (status, a rebuild) must not wait for it. Targets
+    # are replaced atomically, so what it reads next is old or new, never half.
+    release_lock()
     return _run(serve.run, chosen)
 
 
@@ -505,20 +611,22 @@ def task_publish() -> dict[str, Any]:
     if plan is None:
         return {"actions": [], "doc": "project.yaml has no ota: section; nothing to publish"}
     where = certs.paths(plan.certs_dir)
-    return {
-        "actions": [(_run, [publish.write, plan])],
-        "file_dep": [
-            plan.app_summary,
-            where.ca_cert,
-            where.server_cert,
-            where.server_key,
-            TEMPLATES / "nginx.conf.j2",
-        ],
-        "targets": publish.targets(plan),
-        "uptodate": [_fingerprint(plan.to_json())],
-        "clean": True,
-        "verbosity": 2,
-    }
+    return _recorded(
+        {
+            "actions": [(_run, [publish.write, plan])],
+            "file_dep": [
+                plan.app_summary,
+                where.ca_cert,
+                where.server_cert,
+                where.server_key,
+                TEMPLATES / "nginx.conf.j2",
+            ],
+            "targets": publish.targets(plan),
+            "uptodate": [_fingerprint(plan.to_json())],
+            "clean": True,
+            "verbosity": 2,
+        }
+    )
 
 
 def _rehearsal_plan(project: Project) -> rehearse.RehearsalPlan | None:

@@ -6,10 +6,16 @@ The one impure piece is `lan_address()`; `resolve_host` takes it as a parameter 
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Callable, Mapping
 
-__all__ = ["AUTO", "FALLBACK_HOST", "is_ip", "lan_address", "resolve_host"]
+from .errors import ConfigError, clip
+
+__all__ = ["AUTO", "FALLBACK_HOST", "host_problem", "is_ip", "lan_address", "resolve_host"]
+
+# RFC 1123 labels: letters, digits and inner hyphens, 1 to 63 characters; 253 in all.
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 AUTO = "auto"
 FALLBACK_HOST = "127.0.0.1"
@@ -43,6 +49,21 @@ def is_ip(host: str) -> bool:
     return True
 
 
+def host_problem(host: str) -> str | None:
+    """Why `host` cannot be an OTA URL host (None when it can): a DNS name or an IP literal.
+
+    A zone id (`fe80::1%eth0`) names this machine's interface, which means nothing on a board.
+    """
+    if "%" in host:
+        return "has a zone id ('%...'), which names an interface of this machine, not a board's"
+    if is_ip(host):
+        return None
+    labels = host.removesuffix(".").split(".")
+    if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        return "is neither an IP address nor a DNS name (labels of a-z, 0-9, '-', 1 to 63 each)"
+    return None
+
+
 def resolve_host(
     url_host: str,
     env: Mapping[str, str],
@@ -62,6 +83,15 @@ def resolve_host(
     """
     override = env.get("OTA_HOST", "").strip()
     host = override or url_host.strip()
+    if override and override.lower() != AUTO:
+        bare = override[1:-1] if override.startswith("[") and override.endswith("]") else override
+        problem = host_problem(bare)
+        if problem:
+            raise ConfigError(
+                ("ota", "url"),
+                f"OTA_HOST '{clip(override)}' {problem}",
+                "set OTA_HOST to a host name or address only",
+            )
     if host.lower() == AUTO:
         address = lan()
         if address is None:

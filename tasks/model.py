@@ -198,7 +198,9 @@ def _apps(value: object, path: KeyPath) -> tuple[App, ...]:
         where = (*path, name)
         if not isinstance(name, str) or not _APP_NAME.fullmatch(name):
             errors.append(
-                UnknownKeyError(where, f"app name '{name}' is not valid", "use a-z, 0-9 and _")
+                UnknownKeyError(
+                    where, f"app name {schema.shown(name)} is not valid", "use a-z, 0-9 and _"
+                )
             )
             continue
         try:
@@ -236,7 +238,10 @@ class Ota:
         check=schema.pattern(r"[a-z][a-z0-9_]{0,30}", "an app name"),
         example="hello_world",
     )
-    bind: str = option(doc="address the server listens on", check=schema.string, default="0.0.0.0")
+    # Every interface: boards reach the server over the LAN, at an address `auto` picks.
+    bind: str = option(
+        doc="address the server listens on", check=schema.bind_address, default="0.0.0.0"
+    )
     cert: CertSpec = option(doc="server certificate", check=_section_check(CertSpec), default={})
     host: str = derived("")  # the URL host after `auto` and $OTA_HOST are resolved
 
@@ -317,13 +322,14 @@ def _app_path_checks(project: Project, app: App, idf_root: Path | None) -> Itera
     if not folder.is_dir():
         yield ConfigError(
             where,
-            f"folder '{app.path}' does not exist next to project.yaml",
+            f"folder {schema.shown(app.path)} does not exist next to project.yaml",
             "fix the path or write idf:<path inside ESP-IDF>",
         )
     elif not idfapp.is_idf_app(folder):
         yield ConfigError(
             where,
-            f"folder '{app.path}' is not an ESP-IDF app (no CMakeLists.txt that calls project())",
+            f"folder {schema.shown(app.path)} is not an ESP-IDF app (no CMakeLists.txt that calls "
+            "project())",
             "name the folder that holds the app's top-level CMakeLists.txt",
         )
 
@@ -359,13 +365,15 @@ def _cross_checks(project: Project, idf_root: Path | None) -> Iterator[ConfigErr
     if project.flash_app not in names:
         yield ConfigError(
             ("flash_app",),
-            f"no app '{project.flash_app}' in apps",
+            f"no app {schema.shown(project.flash_app)} in apps",
             schema.did_you_mean(project.flash_app, names),
         )
     ota = project.ota
     if ota is not None and ota.image not in names:
         yield ConfigError(
-            ("ota", "image"), f"no app '{ota.image}' in apps", schema.did_you_mean(ota.image, names)
+            ("ota", "image"),
+            f"no app {schema.shown(ota.image)} in apps",
+            schema.did_you_mean(ota.image, names),
         )
     for app in project.apps:
         if app.ota_client and ota is None:
@@ -380,7 +388,7 @@ def _cross_checks(project: Project, idf_root: Path | None) -> Iterator[ConfigErr
     if project.flash.freq not in chip.flash_freqs:
         yield ConfigError(
             ("flash", "freq"),
-            f"'{project.flash.freq}' is not a flash frequency of {project.target}",
+            f"{schema.shown(project.flash.freq)} is not a flash frequency of {project.target}",
             "use one of: " + ", ".join(chip.flash_freqs),
         )
     if project.wifi is not None and not chip.has_wifi:

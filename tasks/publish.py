@@ -6,11 +6,13 @@ The private key is referenced by its path in certs/, never copied into build/pub
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -123,14 +125,64 @@ def _configs(plan: ServePlan, layout: Published) -> tuple[str, str]:
     return site, full
 
 
+_UNPRIVILEGED = ("www-data", "nginx", "nobody")
+
+
 def _user() -> str | None:
-    """Run as root, nginx would drop to `nobody`, who cannot read a private checkout."""
+    """As root, nginx's workers must not stay root: they run as www-data (or nginx, nobody).
+
+    The master reads the key and config as root before dropping privileges; the workers only
+    read the published files, which `write` makes world-readable (no secret is ever published).
+    """
     if os.geteuid() != 0:
         return None
     import grp
     import pwd
 
-    return f"{pwd.getpwuid(os.geteuid()).pw_name} {grp.getgrgid(os.getegid()).gr_name}"
+    for name in _UNPRIVILEGED:
+        try:
+            account = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return f"{name} {grp.getgrgid(account.pw_gid).gr_name}"
+    raise ToolError(f"running as root, and none of the accounts {', '.join(_UNPRIVILEGED)} exists")
+
+
+def _check_workers_reach(root: Path) -> None:
+    """As root, refuse to start workers that could not read the site (nginx would answer 403)."""
+    user = _user()
+    if user is None:
+        return
+    import pwd
+
+    account = pwd.getpwnam(user.split()[0])
+    if not _traversable(root, account.pw_uid, account.pw_gid):
+        raise ToolError(
+            f"as root, nginx workers run as {account.pw_name}, who cannot enter {root}; serve from "
+            "a folder others may enter, or run doit serve as a normal user"
+        )
+
+
+def _traversable(folder: Path, uid: int, gid: int) -> bool:
+    """Whether uid:gid may enter every folder from / down to `folder` (by mode bits)."""
+    for part in [folder.resolve(), *folder.resolve().parents]:
+        info = part.stat()
+        shift = 6 if info.st_uid == uid else 3 if info.st_gid == gid else 0
+        if not (info.st_mode >> shift) & 0o1:
+            return False
+    return True
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: its own process group (so one signal stops master and workers)
+    and SIGKILL when `doit serve` dies, even by kill -9 (Linux PR_SET_PDEATHSIG)."""
+    os.setpgid(0, 0)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
 
 
 def _temp_paths() -> list[tuple[str, str]]:
@@ -172,12 +224,13 @@ def run_nginx(
     content = check(plan)
     layout = write(plan, content)
     (layout.prefix / "temp").mkdir(parents=True, exist_ok=True)
+    _check_workers_reach(layout.root)
     _probe_port(plan)
     test = subprocess.run(_command(binary, layout, "-t"), capture_output=True, text=True)
     if test.returncode != 0:
         tail = test.stderr.strip().splitlines()[-1:] or ["(no output)"]
         raise ToolError(f"nginx -t rejected {layout.nginx_conf}: {tail[0]}", tail=test.stderr)
-    process = subprocess.Popen(_command(binary, layout))
+    process = subprocess.Popen(_command(binary, layout), preexec_fn=_die_with_parent)
     try:
         _wait_listening(plan, process)
         for line in banner(plan, content, plan.port):
@@ -222,7 +275,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 3.0)):
         if process.poll() is not None:
             return
-        process.send_signal(sig)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)  # master and workers alike
         try:
             process.wait(timeout=wait)
         except subprocess.TimeoutExpired:

@@ -51,17 +51,57 @@ def write_if_changed(path: Path, data: bytes | str, *, mode: int = 0o644) -> boo
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    _sweep_temps(path)
+    # The writer's pid is in the name, so a later run can tell a killed writer's leftover.
+    handle, temp_name = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=_TEMP_SUFFIX
+    )
     try:
         # mkstemp makes the file 0600 before any byte lands, so a secret is never readable.
         with os.fdopen(handle, "wb") as temp:
             temp.write(content)
+            temp.flush()
+            # Without fsync a power cut after the rename can leave an empty file at `path`.
+            os.fsync(temp.fileno())
         os.chmod(temp_name, mode)
         os.replace(temp_name, path)
+        _sync_dir(path.parent)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
     return True
+
+
+_TEMP_SUFFIX = ".tmp"
+
+
+def _sweep_temps(path: Path) -> None:
+    """Remove `.NAME.<pid>.*.tmp` files whose writer is gone (killed mid-write)."""
+    for temp in path.parent.glob(f".{path.name}.*{_TEMP_SUFFIX}"):
+        pid = temp.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            temp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sync_dir(folder: Path) -> None:
+    """Make the rename itself durable."""
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass  # some filesystems refuse fsync on a directory; the data itself is synced
+    finally:
+        os.close(handle)
 
 
 def write_partition_table(table: PartitionTable, csv_path: Path, bin_path: Path) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from . import chips
-from .errors import ConfigError, KeyPath
+from . import chips, hosts
+from .errors import ConfigError, KeyPath, clip
 
 _URL_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 
@@ -73,7 +73,7 @@ def shown(value: object) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return f"'{value}'" if isinstance(value, str) else repr(value)
+    return f"'{clip(value)}'" if isinstance(value, str) else clip(repr(value))
 
 
 def did_you_mean(word: str, choices: Collection[str]) -> str:
@@ -98,11 +98,11 @@ def key_errors(
             close = difflib.get_close_matches(str(key), list(known), n=1)
             meant.update(close)
             hint = did_you_mean(str(key), known)
-            errors.append(UnknownKeyError((*path, key), f"unknown key '{key}'", hint))
+            errors.append(UnknownKeyError((*path, key), f"unknown key {shown(key)}", hint))
     for key in required:
         if key not in data and key not in meant:
             hint = f"add {key}: {known[key]}" if known[key] else ""
-            errors.append(ConfigError(path, f"missing key '{key}'", hint))
+            errors.append(ConfigError(path, f"missing key {shown(key)}", hint))
     return errors
 
 
@@ -141,7 +141,7 @@ def integer(minimum: int, maximum: int) -> Check:
     """An int in [minimum, maximum]; a string of digits (as ${VAR} expands) counts too."""
 
     def check(value: object, path: KeyPath) -> int:
-        if isinstance(value, str) and value.strip().isdigit():
+        if isinstance(value, str) and value.strip().isdigit() and len(value) <= 40:
             value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):
             raise ConfigError(path, f"expected a whole number, got {shown(value)}")
@@ -206,8 +206,13 @@ def url(value: object, path: KeyPath) -> Url:
         raise ConfigError(path, f"{shown(text)} has no host", "write https://auto:8070/app.bin")
     if not parts.hostname.isascii():
         raise ConfigError(
-            path, f"host '{parts.hostname}' is not ASCII", "write its xn-- (punycode) form"
+            path, f"host {shown(parts.hostname)} is not ASCII", "write its xn-- (punycode) form"
         )
+    problem = None if parts.hostname == hosts.AUTO else hosts.host_problem(parts.hostname)
+    if problem:
+        raise ConfigError(path, f"host {shown(parts.hostname)} {problem}", "fix the host")
+    if port == 0:
+        raise ConfigError(path, f"{shown(text)} has port 0", "use a port from 1 to 65535")
     if not parts.path or parts.path.endswith("/") or parts.query or parts.fragment:
         raise ConfigError(path, f"{shown(text)} must name a file", "end it with /<app>.bin")
     segments = parts.path.split("/")[1:]
@@ -215,20 +220,47 @@ def url(value: object, path: KeyPath) -> Url:
         # The server and nginx serve the path literally: no escapes, no dot segments.
         raise ConfigError(
             path,
-            f"path '{parts.path}' must be /name segments of letters, digits, '.', '_', '-'",
+            f"path {shown(parts.path)} must be /name segments of letters, digits, '.', '_', '-'",
             "like /hello_world.bin",
         )
     if parts.path in ("/manifest.json", "/manifest"):
         raise ConfigError(
-            path, f"path '{parts.path}' is where the manifest is served", "rename the image"
+            path, f"path {shown(parts.path)} is where the manifest is served", "rename the image"
         )
     if len(text) > 255:
         # simple/advanced examples keep the URL in a 256-byte buffer (OTA_URL_SIZE).
         raise ConfigError(path, f"the URL has {len(text)} characters; ESP-IDF examples hold 255")
-    return Url(scheme="https", host=parts.hostname, port=port or 443, path=parts.path)
+    return Url(
+        scheme="https", host=parts.hostname, port=443 if port is None else port, path=parts.path
+    )
 
 
 # --- the value types of project.yaml ----------------------------------------------------------
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def no_control(text: str, path: KeyPath, *, secret: bool = False) -> str:
+    """sdkconfig is line-based and has no escape for a newline (kconfiglib escapes only \\ and
+    \"): a control character in a value would end it or start a new CONFIG_ line."""
+    found = _CONTROL.search(text)
+    if found:
+        where = "" if secret else f" in {shown(text)}"
+        raise ConfigError(
+            path, f"control character {found.group()!r}{where}", "sdkconfig values are one line"
+        )
+    return text
+
+
+def bind_address(value: object, path: KeyPath) -> str:
+    """An IP address to listen on (0.0.0.0 or :: for every interface)."""
+    text = string(value, path)
+    if "%" in text or not hosts.is_ip(text):
+        raise ConfigError(
+            path, f"{shown(text)} is not an IP address", "like 0.0.0.0 or 192.168.1.2"
+        )
+    return text
 
 
 def version(value: object, path: KeyPath) -> str:
@@ -238,8 +270,8 @@ def version(value: object, path: KeyPath) -> str:
     text = string(value, path)
     if not text or len(text.encode()) > 31:
         # esp_app_desc_t.version is char[32]; ESP-IDF truncates silently.
-        raise ConfigError(path, f"'{text}' must be 1 to 31 bytes (esp_app_desc_t.version)")
-    return text
+        raise ConfigError(path, f"{shown(text)} must be 1 to 31 bytes (esp_app_desc_t.version)")
+    return no_control(text, path)
 
 
 def idf_version(value: object, path: KeyPath) -> str:
@@ -255,7 +287,9 @@ def relative_path(value: object, path: KeyPath) -> str:
     parts = Path(text).parts
     if not parts or Path(text).is_absolute() or ".." in parts:
         raise ConfigError(
-            path, f"'{text}' must be a path inside the app folder", "like server_certs/ca_cert.pem"
+            path,
+            f"{shown(text)} must be a path inside the app folder",
+            "like server_certs/ca_cert.pem",
         )
     return text
 
@@ -298,8 +332,10 @@ def ssid(value: object, path: KeyPath) -> str:
     """A Wi-Fi network name: 1 to 32 bytes."""
     text = string(value, path)
     if not 1 <= len(text.encode()) <= 32:
-        raise ConfigError(path, f"an SSID has 1 to 32 bytes, '{text}' has {len(text.encode())}")
-    return text
+        raise ConfigError(
+            path, f"an SSID has 1 to 32 bytes, {shown(text)} has {len(text.encode())}"
+        )
+    return no_control(text, path)
 
 
 def wifi_password(value: object, path: KeyPath) -> str:
@@ -313,7 +349,7 @@ def wifi_password(value: object, path: KeyPath) -> str:
             f"a WPA2 passphrase has 8 to 63 characters, this one has {len(value)}",
             "check $WIFI_PASSWORD (empty means an open network)",
         )
-    return value
+    return no_control(value, path, secret=True)
 
 
 def config_options(owner_of: Callable[[str], str | None]) -> Check:
@@ -330,12 +366,17 @@ def config_options(owner_of: Callable[[str], str | None]) -> Check:
             where = (*path, name)
             if not isinstance(name, str) or not _SDK_NAME.fullmatch(name):
                 hint = f"write CONFIG_{name}" if isinstance(name, str) and name.isupper() else ""
-                message = f"'{name}' is not a CONFIG_ option name"
+                message = f"{shown(name)} is not a CONFIG_ option name"
                 errors.append(UnknownKeyError(where, message, hint))
             elif owner := owner_of(name):
                 errors.append(
                     UnknownKeyError(where, f"{name} is set from {owner}", f"set {owner} instead")
                 )
+            elif isinstance(raw, str) and _CONTROL.search(raw):
+                try:
+                    no_control(raw, where)
+                except ConfigError as error:
+                    errors.append(error)
             elif isinstance(raw, bool | int | str):
                 items.append((name, raw))
             else:

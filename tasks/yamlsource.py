@@ -14,7 +14,24 @@ import yaml
 
 from .errors import ConfigError, ConfigErrors, KeyPath, Location
 
-__all__ = ["HexInt", "SourceMap", "parse"]
+__all__ = ["MAX_DEPTH", "MAX_NUMBER_CHARS", "MAX_VALUES", "HexInt", "SourceMap", "parse"]
+
+# A real project.yaml has a few hundred values, nests 5 deep and has short numbers. The limits
+# stop alias bombs (exponential expansion), RecursionError and int() of 5000 digits early.
+MAX_VALUES = 20_000
+MAX_DEPTH = 32
+MAX_NUMBER_CHARS = 40
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
+class _Refused(Exception):
+    """Input past a limit: reported as one line at `node`, and parsing stops."""
+
+    def __init__(self, node: yaml.Node | yaml.Event, message: str) -> None:
+        self.mark = node.start_mark
+        self.message = message
+
 
 # ${VAR} or ${VAR:-default}; `$${` stays a literal `${`.
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{")
@@ -89,8 +106,14 @@ class _Builder:
         self.map = SourceMap(file)
         self.errors: list[tuple[Location, str]] = []
         self.constructor = yaml.constructor.SafeConstructor()
+        self.count = 0
 
     def build(self, node: yaml.Node, path: KeyPath) -> object:
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise _Refused(
+                node, f"more than {MAX_VALUES} values (aliases expanding?); write the values out"
+            )
         self.map.values[path] = _location(self.map.file, node)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
@@ -101,6 +124,8 @@ class _Builder:
     def _mapping(self, node: yaml.MappingNode, path: KeyPath) -> dict[object, object]:
         result: dict[object, object] = {}
         for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                raise _Refused(key_node, "merge keys ('<<') are not supported; write the keys out")
             key = self._scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str | int) or isinstance(key, bool):
                 self._error(key_node, path, "keys must be plain names")
@@ -128,6 +153,12 @@ class _Builder:
             if expanded != text:
                 self.map.expanded[path] = text
             return expanded
+        if tag in _NUMBER_TAGS and len(text) > MAX_NUMBER_CHARS:
+            raise _Refused(
+                node,
+                f"a number of {len(text)} characters; numbers here have at most "
+                f"{MAX_NUMBER_CHARS} (quote it if it is text)",
+            )
         if tag == "tag:yaml.org,2002:int" and text.lower().lstrip("+-").startswith("0x"):
             return HexInt(int(text.replace("_", ""), 16))
         return self.constructor.construct_object(node, deep=True)
@@ -143,7 +174,10 @@ def parse(text: str, *, file: str, env: Mapping[str, str]) -> tuple[object, Sour
         ConfigErrors: invalid YAML, duplicate keys or unset variables, one line each, in file order.
     """
     try:
+        _check_depth(text)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except _Refused as refused:
+        raise ConfigErrors([f"{_at(file, refused)}: {refused.message}"]) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file, 1, 1)
@@ -153,8 +187,28 @@ def parse(text: str, *, file: str, env: Mapping[str, str]) -> tuple[object, Sour
     if node is None:
         raise ConfigErrors([f"{file}:1:1: the file is empty; start from the example project.yaml"])
     builder = _Builder(file, env)
-    data = builder.build(node, ())
+    try:
+        data = builder.build(node, ())
+    except _Refused as refused:
+        raise ConfigErrors([f"{_at(file, refused)}: {refused.message}"]) from None
     if builder.errors:
         ordered = sorted(builder.errors, key=lambda item: (item[0].line, item[0].column))
         raise ConfigErrors(f"{where}: {message}" for where, message in ordered)
     return data, builder.map
+
+
+def _at(file: str, refused: _Refused) -> Location:
+    mark = refused.mark
+    return Location(file, mark.line + 1, mark.column + 1) if mark else Location(file, 1, 1)
+
+
+def _check_depth(text: str) -> None:
+    """PyYAML composes recursively: refuse deep nesting from the (flat) event stream first."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _Refused(event, f"nested more than {MAX_DEPTH} levels deep; flatten it")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1

@@ -44,6 +44,15 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTA_HOST", "127.0.0.1")
 
 
+@pytest.fixture(autouse=True)
+def project_lock_released() -> Iterator[None]:
+    """In-process doit runs keep the project lock for the process; give it up after each test."""
+    yield
+    from esp_ota_doit import graph
+
+    graph.release_lock()
+
+
 @pytest.fixture
 def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A copy of the example project (project.yaml, dodo.py) in a temp dir, as the cwd."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -31,9 +34,15 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Site:
-    made = make_site(tmp_path / "project", image=cached_image(size=300_000))
-    return Site(root=made.root, plan=replace(made.plan, port=free_port()), image=made.image)
+def site(tmp_path: Path) -> Iterator[Site]:
+    # As root, nginx's workers run as www-data/nobody: the site must sit where others may enter
+    # (pytest's own temp root is 0700).
+    folder = Path(tempfile.mkdtemp(prefix="esp-ota-site-"))
+    folder.chmod(0o711)
+    made = make_site(folder / "project", image=cached_image(size=300_000))
+    made.root.chmod(0o711)
+    yield Site(root=made.root, plan=replace(made.plan, port=free_port()), image=made.image)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_publish__exactly_the_allowlist_and_never_a_key(site: Site) -> None:
@@ -193,3 +202,37 @@ def test_publish__through_doit_after_a_build(built: Path) -> None:
         "manifest.json",
     ]
     assert run(built, "publish")[1]["publish"] == "up-to-date"
+
+
+def test_nginx__workers_never_run_as_root(site: Site) -> None:
+    text = publish.write(site.plan).nginx_conf.read_text()
+    assert "user root" not in text
+    if os.geteuid() == 0:
+        assert any(f"user {name} " in text for name in ("www-data", "nginx", "nobody"))
+
+
+@needs_nginx
+def test_nginx__dies_with_a_killed_doit_serve(site: Site) -> None:
+    script = (
+        "import sys, pickle; from esp_ota_doit import publish; "
+        "publish.run_nginx(pickle.loads(bytes.fromhex(sys.argv[1])))"
+    )
+    import pickle
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, pickle.dumps(site.plan).hex()],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert child.stdout is not None
+    child.stdout.readline()  # the banner: nginx is listening
+    child.kill()  # kill -9 of the serving process
+    child.wait(10)
+    for _ in range(100):  # bounded: the port must come free once nginx followed its parent
+        try:
+            socket.create_connection(("127.0.0.1", site.plan.port), timeout=0.2).close()
+        except OSError:
+            break
+        threading.Event().wait(0.1)
+    else:
+        pytest.fail("nginx outlived the killed doit serve")
