@@ -132,7 +132,7 @@ def boot_slot(table: PartitionTable, data: bytes | None) -> tuple[Partition | No
     if entries is not None and index is not None and slots:
         seq = entries[index].seq
         slot = slots[(seq - 1) % len(slots)]
-        return slot, f"otadata[{index}] seq {seq} ({entries[index].state_name}) -> {slot.name}"
+        return slot, f"otadata[{index}] seq {seq} ({entries[index].state_text}) -> {slot.name}"
     if table.factory is not None:
         return table.factory, "no valid otadata entry: Defaulting to factory image"
     if slots:
@@ -180,8 +180,11 @@ def mark_valid(data: bytes) -> bytes:
     if active is None or entries[active].state == VALID:
         return data
     entry = entries[active]
-    return _written(data, active, OtadataEntry(seq=entry.seq, state=VALID, crc=crc(entry.seq),
-                                               label=entry.label))  # fmt: skip
+    return _written(
+        data,
+        active,
+        OtadataEntry(seq=entry.seq, state=VALID, crc=crc(entry.seq), label=entry.label),
+    )
 
 
 def set_actual_seq(data: bytes, index: int) -> bytes:
@@ -233,13 +236,22 @@ def select(
         ]
     if not anti_rollback and (not any(valid) or not slots):
         if table.factory is not None:
-            return Selection(slot=table.factory, data=data, initial=initial,
-                             lines=(*lines, "Defaulting to factory image"))  # fmt: skip
-        return Selection(slot=slots[0] if slots else None, data=data, initial=initial,
-                         lines=(*lines, "No factory image, trying OTA 0"))  # fmt: skip
+            return Selection(
+                slot=table.factory,
+                data=data,
+                initial=initial,
+                lines=(*lines, "Defaulting to factory image"),
+            )
+        return Selection(
+            slot=slots[0] if slots else None,
+            data=data,
+            initial=initial,
+            lines=(*lines, "No factory image, trying OTA 0"),
+        )
     if anti_rollback and initial:
-        return Selection(slot=None, data=data, initial=True,
-                         lines=(*lines, "otadata[0..1] in initial state"))  # fmt: skip
+        return Selection(
+            slot=None, data=data, initial=True, lines=(*lines, "otadata[0..1] in initial state")
+        )
     candidates = [index for index in (0, 1) if valid[index]]
     if not candidates:
         why = "ota data partition invalid, falling back to factory"

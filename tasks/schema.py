@@ -178,8 +178,11 @@ _REFUSED_SCHEMES = {
 def sign_scheme(value: object, path: KeyPath) -> str:
     """A Secure Boot V2 app-signing scheme this project supports."""
     if isinstance(value, str) and value in _REFUSED_SCHEMES:
-        raise ConfigError(path, f"{shown(value)} is refused: {_REFUSED_SCHEMES[value]}",
-                          "use rsa3072, or ecdsa256 where the target has it")  # fmt: skip
+        raise ConfigError(
+            path,
+            f"{shown(value)} is refused: {_REFUSED_SCHEMES[value]}",
+            "use rsa3072, or ecdsa256 where the target has it",
+        )
     return str(one_of(*SIGN_SCHEMES)(value, path))
 
 

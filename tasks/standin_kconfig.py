@@ -164,8 +164,10 @@ def _signing_lines(target: str) -> list[str]:
         )
         depends += "&&ESP32_REV_MIN_3"
     names = " ".join(members[s] for s in schemes)
-    lines.append(f"choice SECURE_SIGNED_APPS_SCHEME/SECURE_SIGNED_APPS {names.split()[0]} "
-                 f"{names} depends={depends}")  # fmt: skip
+    lines.append(
+        f"choice SECURE_SIGNED_APPS_SCHEME/SECURE_SIGNED_APPS {names.split()[0]} "
+        f"{names} depends={depends}"
+    )
     if "ecdsa256" in schemes:
         lines.append(
             "choice SECURE_BOOT_ECDSA_KEY_LEN_SIZE/SECURE_BOOT_ECDSA_KEY_LEN 256_BITS 192_BITS "
