@@ -341,3 +341,12 @@ def test_model_reference_documents_the_new_keys() -> None:
     keys = [row[0] for row in reference.reference_rows()]
     assert {"ota.sign", "ota.rollback", "apps.<name>.secure_version"} <= set(keys)
     assert model.Ota.__dataclass_fields__["sign"].metadata["default"] is None
+
+
+def test_readme__the_production_example_is_valid() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Production OTA", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    project = load("name: ota-demo\nflash: {size: 4MB}\n" + example)
+    assert project.ota is not None and project.ota.sign == "rsa3072" and project.ota.rollback
+    assert [app.secure_version for app in project.apps] == [1, 2]
