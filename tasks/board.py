@@ -29,6 +29,7 @@ class BoardPlan:
     table_offset: int
     port: str | None  # project.yaml flash.port
     baud: int
+    rollback: bool = False  # ota.rollback: a slot set to boot starts as ESP_OTA_IMG_NEW
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -36,6 +37,7 @@ class BoardPlan:
             "table_offset": self.table_offset,
             "port": self.port,
             "baud": self.baud,
+            "rollback": self.rollback,
         }
 
 
@@ -46,6 +48,7 @@ def plan(project: Project) -> BoardPlan:
         table_offset=project.partitions.table_offset,
         port=project.flash.port,
         baud=project.flash.baud,
+        rollback=project.ota is not None and project.ota.rollback,
     )
 
 
@@ -115,9 +118,10 @@ def describe(read: Callable[[int, int], bytes], table_offset: int) -> list[str]:
                 lines.append(f"otadata[{index}]: empty")
             else:
                 verdict = "valid" if entry.valid else "not valid"
-                crc_ok = "CRC ok" if entry.crc == otadata.crc(entry.seq) else "CRC bad"
+                crc_ok = "CRC ok" if entry.crc_ok else "CRC bad"
                 lines.append(
-                    f"otadata[{index}]: seq {entry.seq}, {entry.state_name}, {crc_ok}, {verdict}"
+                    f"otadata[{index}]: seq {entry.seq}, state {entry.state_text}, {crc_ok}, "
+                    f"{verdict}"
                 )
     slot, why = otadata.boot_slot(table, data)
     lines.append(f"boots: {slot.name if slot else 'nothing'} ({why})")
@@ -165,9 +169,13 @@ def boot(plan: BoardPlan, slot: str, *, port: str | None = None) -> None:
         if info.project_name is None:
             raise DeviceError(f"--slot {slot}: there is no valid app image at {target.offset:#x}")
         current = read(table.otadata.offset, table.otadata.size)
-        new = otadata.set_boot(table, current, target)
+        # As esp_ota_set_boot_partition: NEW under app rollback (the bootloader then boots it
+        # pending verify and the app must confirm itself), else UNDEFINED.
+        state = otadata.NEW if plan.rollback else otadata.UNDEFINED
+        new = otadata.set_boot(table, current, target, state=state)
         write_flash(esp, [(table.otadata.offset, new)], compress=True)
-        print(f"the board boots {slot} next: {info.project_name} {info.version}")
+        pending = " (new: it must confirm itself on its first boot)" if plan.rollback else ""
+        print(f"the board boots {slot} next: {info.project_name} {info.version}{pending}")
 
 
 def monitor(build_dir: Path, configured: str | None, *, port: str | None = None) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import certs, sdkconfig
+from . import certs, sdkconfig, signing
 from . import images as image_checks
 from .errors import ToolError, warn
 from .idftool import IdfTool, find_idf, run_idf
@@ -64,6 +64,7 @@ class BuildPlan:
     secret_options: tuple[str, ...]
     slots: tuple[Partition, ...]  # the app partitions the image must fit
     ota_url: str | None
+    signing_key: Path | None = None  # ota.sign: espsecure signs the app after the build
 
     def to_json(self) -> dict[str, object]:
         """The fingerprint doit stores and `doit info` prints: secrets only as a digest."""
@@ -267,6 +268,28 @@ def _check_images(
     return app.to_json()
 
 
+def _signed(
+    plan: BuildPlan, key: Path, images: list[dict[str, object]], contents: dict[str, bytes]
+) -> tuple[list[dict[str, object]], dict[str, bytes]]:
+    """Sign the app with espsecure into <name>-signed.bin (idf.py's own .bin stays unsigned, as
+    ninja made it), verify the signature, and list the signed file instead."""
+    entry = next((image for image in images if image["role"] == "app"), None)
+    if entry is None:
+        return images, contents
+    unsigned = Path(str(entry["file"]))
+    target = unsigned.with_name(f"{unsigned.stem}-signed.bin")
+    data = signing.sign(key, contents["app"])
+    signing.verify(data, key.read_bytes(), target.name)
+    write_if_changed(target, data, mode=0o600 if plan.secret_options else 0o644)
+    signed = {
+        **entry,
+        "file": str(target),
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    return [signed if image is entry else image for image in images], {**contents, "app": data}
+
+
 def _merged(
     plan: BuildPlan, flasher: Mapping[str, object], images: Sequence[Mapping[str, object]]
 ) -> bytes:
@@ -299,6 +322,8 @@ def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
     _check_config(plan)
     flasher = read_flasher_args(plan.build_dir)
     images, contents = _images(plan, flasher)
+    if plan.signing_key is not None:
+        images, contents = _signed(plan, plan.signing_key, images, contents)
     app = _check_images(plan, images, contents)
     # Like idf.py's own outputs (umask 077): the image holds the Wi-Fi password, if any.
     secret = bool(plan.secret_options)
@@ -332,7 +357,13 @@ def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
 
 
 def plan(
-    project: Project, app: App, options: SdkconfigPlan, *, paths: Paths, idf_root: Path | None
+    project: Project,
+    app: App,
+    options: SdkconfigPlan,
+    *,
+    paths: Paths,
+    idf_root: Path | None,
+    signing_key: Path | None = None,
 ) -> BuildPlan:
     """The build of `app`: where its sources are, what it is built with, what it must fit."""
     if app.in_idf:
@@ -368,10 +399,13 @@ def plan(
         secret_options=secret,
         slots=_slots(project, app),
         ota_url=project.ota.url_text if client and project.ota is not None else None,
+        signing_key=signing_key,
     )
 
 
-def plans(project: Project, *, paths: Paths, idf_root: Path | None) -> list[BuildPlan]:
+def plans(
+    project: Project, *, paths: Paths, idf_root: Path | None, signing_key: Path | None = None
+) -> list[BuildPlan]:
     """One BuildPlan per app in project.yaml, in order."""
     return [
         plan(
@@ -380,6 +414,7 @@ def plans(project: Project, *, paths: Paths, idf_root: Path | None) -> list[Buil
             sdkconfig.plan(project, app, partitions_csv=paths.partitions_csv),
             paths=paths,
             idf_root=idf_root,
+            signing_key=signing_key,
         )
         for app in project.apps
     ]

@@ -18,30 +18,47 @@ class Chip:
     flash_freqs: tuple[str, ...]  # Kconfig ESPTOOLPY_FLASHFREQ_<N>M choices, fastest first
     default_freq: str
     has_wifi: bool
+    # Secure Boot V2 app-signing schemes (SOC_SECURE_BOOT_V2_RSA / _ECC in soc_caps).
+    sign_schemes: tuple[str, ...]
+    # CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD's default and maximum: the highest
+    # secure_version, as it is burnt one eFuse bit per version.
+    secure_version_bits: int
 
 
-def _chip(target: str, family: str, freqs: str, default: str, *, wifi: bool = True) -> Chip:
+def _chip(
+    target: str,
+    family: str,
+    freqs: str,
+    default: str,
+    *,
+    wifi: bool = True,
+    sign: str = "rsa3072",
+    sec_ver_bits: int = 16,
+) -> Chip:
     return Chip(
         target=target,
         family=family,
         flash_freqs=tuple(freqs.split()),
         default_freq=default,
         has_wifi=wifi,
+        sign_schemes=tuple(sign.split()),
+        secure_version_bits=sec_ver_bits,
     )
 
 
 CHIPS: dict[str, Chip] = {
     chip.target: chip
     for chip in (
-        _chip("esp32", "ESP32", "80m 40m 26m 20m", "40m"),
+        # RSA needs chip revision v3.0 (ESP32_REV_MIN_FULL >= 300); ECDSA is Secure Boot V1 only.
+        _chip("esp32", "ESP32", "80m 40m 26m 20m", "40m", sec_ver_bits=32),
         _chip("esp32s2", "ESP32-S2", "80m 40m 26m 20m", "80m"),
         _chip("esp32s3", "ESP32-S3", "120m 80m 40m 20m", "80m"),
-        _chip("esp32c2", "ESP32-C2", "60m 30m 20m 15m", "60m"),
+        _chip("esp32c2", "ESP32-C2", "60m 30m 20m 15m", "60m", sign="ecdsa256", sec_ver_bits=4),
         _chip("esp32c3", "ESP32-C3", "80m 40m 26m 20m", "80m"),
-        _chip("esp32c6", "ESP32-C6", "80m 40m 20m", "80m"),
+        _chip("esp32c6", "ESP32-C6", "80m 40m 20m", "80m", sign="rsa3072 ecdsa256"),
         # H2 and P4 have no radio for Wi-Fi; protocol_examples_common falls back to Ethernet.
-        _chip("esp32h2", "ESP32-H2", "64m 32m 16m", "64m", wifi=False),
-        _chip("esp32p4", "ESP32-P4", "80m 40m 20m", "80m", wifi=False),
+        _chip("esp32h2", "ESP32-H2", "64m 32m 16m", "64m", wifi=False, sign="rsa3072 ecdsa256"),
+        _chip("esp32p4", "ESP32-P4", "80m 40m 20m", "80m", wifi=False, sign="rsa3072 ecdsa256"),
     )
 }
 

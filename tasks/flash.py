@@ -305,6 +305,7 @@ def _record(plan: FlashPlan, summary: Mapping[str, Any], regions: list[Region], 
             "name": plan.app,
             "version": summary.get("version"),
             "project_name": summary.get("project_name"),
+            "secure_version": (summary.get("app_image") or {}).get("secure_version"),
         },
     }
     path = plan.boards_dir / f"{mac.replace(':', '')}.json"

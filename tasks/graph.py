@@ -35,6 +35,7 @@ from . import (
     schema,
     sdkconfig,
     serve,
+    signing,
     staging,
 )
 from .errors import ConfigError, ConfigErrors, ProjectError, warn
@@ -56,7 +57,9 @@ __all__ = [
     "task_render",
     "task_reproduce",
     "task_rotate_ca",
+    "task_rotate_signing_key",
     "task_serve",
+    "task_signing_key",
     "task_status",
 ]
 
@@ -302,9 +305,64 @@ def task_rotate_ca() -> dict[str, Any]:
     }
 
 
+def _signing_plan(project: Project) -> signing.SigningPlan | None:
+    with _planning():
+        return signing.plan(project, os.environ, Paths(project.project_dir).keys)
+
+
+def _signing_key(project: Project) -> Path | None:
+    plan = _signing_plan(project)
+    return plan.key if plan is not None else None
+
+
+def _create_key(plan: signing.SigningPlan) -> None:
+    print(signing.create_key(plan))
+
+
+def _rotate_key(plan: signing.SigningPlan) -> None:
+    print(signing.rotate(plan))
+
+
+def _key_ready(plan: signing.SigningPlan) -> bool:
+    # A missing key or one of another scheme runs the task, which makes it or says why.
+    return plan.key.exists() and signing.key_scheme(plan.key) == plan.scheme
+
+
+def task_signing_key() -> dict[str, Any]:
+    """Make the app-signing key keys/signing_key.pem once (ota.sign); its loss is fatal."""
+    plan = _signing_plan(load_project())
+    if plan is None:
+        return {"actions": [], "doc": "project.yaml has no ota.sign; images are not signed"}
+    return {
+        "basename": "signing-key",
+        "actions": [(_run, [_create_key, plan])],
+        "targets": [] if plan.from_env else [plan.key],
+        "uptodate": [_fingerprint(plan.to_json()), (_key_ready, [plan])],
+        "verbosity": 2,
+    }
+
+
+def task_rotate_signing_key() -> dict[str, Any]:
+    """Replace the signing key on purpose (old one kept); boards must be reflashed to take it."""
+    plan = _signing_plan(load_project())
+    if plan is None:
+        return {"actions": [], "doc": "project.yaml has no ota.sign; no key to rotate"}
+    return {
+        "basename": "rotate-signing-key",
+        "actions": [(_run, [_rotate_key, plan])],
+        "uptodate": [False],
+        "verbosity": 2,
+    }
+
+
 def _build_plans(project: Project) -> list[build.BuildPlan]:
     paths = Paths(project.project_dir)
-    return build.plans(project, paths=paths, idf_root=idftool.idf_path(os.environ))
+    return build.plans(
+        project,
+        paths=paths,
+        idf_root=idftool.idf_path(os.environ),
+        signing_key=_signing_key(project),
+    )
 
 
 def task_build() -> Iterator[dict[str, Any]]:
@@ -320,6 +378,7 @@ def task_build() -> Iterator[dict[str, Any]]:
             else []
         )
         certs_dep = [plan.ca_source] if plan.ca_source is not None else []
+        certs_dep += [plan.signing_key] if plan.signing_key is not None else []
         summary = paths.app_summary(plan.app)
         summaries.append(summary)
         yield _recorded(
@@ -541,8 +600,9 @@ def task_monitor() -> dict[str, Any]:
 def _serve_plan(project: Project) -> serve.ServePlan | None:
     if project.ota is None:
         return None
+    signing_key = _signing_key(project)
     with _planning():
-        return serve.plan(project, Paths(project.project_dir))
+        return serve.plan(project, Paths(project.project_dir), signing_key=signing_key)
 
 
 def _serve(plan: serve.ServePlan, engine: str, log_format: str) -> TaskFailed | None:
@@ -565,6 +625,7 @@ def task_serve() -> dict[str, Any]:
         return {"actions": [], "doc": "project.yaml has no ota: section; nothing to serve"}
     where = certs.paths(plan.certs_dir)
     flashed = [plan.flash_summary] if plan.flash_summary else []
+    flashed += [plan.signing_key] if plan.signing_key else []
     return {
         "actions": [(_serve, [plan])],
         # The flashed app too: the check that it embeds this CA must never be skipped.
@@ -620,6 +681,7 @@ def task_publish() -> dict[str, Any]:
                 where.server_cert,
                 where.server_key,
                 TEMPLATES / "nginx.conf.j2",
+                *([plan.signing_key] if plan.signing_key else []),
             ],
             "targets": publish.targets(plan),
             "uptodate": [_fingerprint(plan.to_json())],
@@ -633,8 +695,11 @@ def _rehearsal_plan(project: Project) -> rehearse.RehearsalPlan | None:
     cert_plan = _cert_plan(project)
     if cert_plan is None:
         return None
+    signing_plan = _signing_plan(project)
     with _planning():
-        return rehearse.plan(project, cert_plan=cert_plan, env=os.environ)
+        return rehearse.plan(
+            project, cert_plan=cert_plan, signing_plan=signing_plan, env=os.environ
+        )
 
 
 def _rehearse(plan: rehearse.RehearsalPlan, fail: str, partial: bool) -> TaskFailed | None:

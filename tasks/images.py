@@ -44,6 +44,7 @@ class AppImage:
     idf_version: str = ""
     secure_version: int = 0
     elf_sha256: str = ""
+    signed: bool = False  # a Secure Boot V2 signature sector follows the image
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -56,6 +57,7 @@ class AppImage:
             "idf_version": self.idf_version,
             "secure_version": self.secure_version,
             "elf_sha256": self.elf_sha256,
+            "signed": self.signed,
         }
 
 
@@ -120,8 +122,10 @@ def read_app(data: bytes, target: str, *, name: str = "app") -> AppImage:
     if desc is None:
         raise ImageError(f"{name}: Incorrect app descriptor magic (no esp_app_desc_t at 0x20)")
     # Read from a flash partition, the image is followed by erased (0xFF) bytes.
-    data = data[: _length(image, len(data))]
+    length = _length(image, len(data))
+    data = data[: _signed_length(data, length)]
     return AppImage(
+        signed=len(data) > length,
         name=name,
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
@@ -140,6 +144,15 @@ def _length(image: object, available: int) -> int:
     if not isinstance(length, int):
         return available
     return min(available, length + (32 if getattr(image, "append_digest", False) else 0))
+
+
+def _signed_length(data: bytes, length: int) -> int:
+    """The length with the Secure Boot V2 signature sector, when one follows the image (it
+    starts at the next 4 KiB boundary, as espsecure sign-data pads it)."""
+    from .signing import SECTOR, has_signature
+
+    end = -(-length // SECTOR) * SECTOR + SECTOR
+    return end if len(data) >= end and has_signature(data[:end]) else length
 
 
 def read_bootloader(data: bytes, target: str, *, name: str = "bootloader.bin") -> AppImage:

@@ -178,6 +178,12 @@ class App:
         check=_sdkconfig,
         default={},
     )
+    secure_version: int | None = option(
+        doc="anti-rollback: CONFIG_BOOTLOADER_APP_SECURE_VERSION, burnt into eFuse on a real "
+        "board once this app runs; needs ota.rollback and a layout without factory; null = off",
+        check=schema.optional(schema.integer(0, 32)),
+        default=None,
+    )
 
     @property
     def in_idf(self) -> bool:
@@ -243,6 +249,19 @@ class Ota:
         doc="address the server listens on", check=schema.bind_address, default="0.0.0.0"
     )
     cert: CertSpec = option(doc="server certificate", check=_section_check(CertSpec), default={})
+    sign: str | None = option(
+        doc="sign every app image (rsa3072, or ecdsa256 where the target has it) with "
+        "keys/signing_key.pem or $OTA_SIGNING_KEY; boards accept only images signed by the key "
+        "of the app they run; null = unsigned",
+        check=schema.optional(schema.sign_scheme),
+        default=None,
+    )
+    rollback: bool = option(
+        doc="app rollback: a new app boots in pending verify and must confirm itself "
+        "(esp_ota_mark_app_valid_cancel_rollback), or the next reset boots the previous app",
+        check=schema.boolean,
+        default=False,
+    )
     host: str = derived("")  # the URL host after `auto` and $OTA_HOST are resolved
 
     @property
@@ -302,6 +321,11 @@ class Project:
     @property
     def ota_clients(self) -> tuple[App, ...]:
         return tuple(app for app in self.apps if app.ota_client)
+
+    @property
+    def anti_rollback(self) -> bool:
+        """CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK, on for every app once one sets secure_version."""
+        return any(app.secure_version is not None for app in self.apps)
 
 
 # --- cross-field rules ---------------------------------------------------------------------------
@@ -385,6 +409,7 @@ def _cross_checks(project: Project, idf_root: Path | None) -> Iterator[ConfigErr
         yield from _app_path_checks(project, app, idf_root)
         yield from _owned_options(app)
     chip = chips.CHIPS[project.target]
+    yield from _security_checks(project, chip)
     if project.flash.freq not in chip.flash_freqs:
         yield ConfigError(
             ("flash", "freq"),
@@ -399,10 +424,73 @@ def _cross_checks(project: Project, idf_root: Path | None) -> Iterator[ConfigErr
         )
 
 
+# Options that ota.sign / ota.rollback / secure_version set once they are on.
+_SECURITY_OPTIONS = (
+    ("CONFIG_SECURE_", "ota.sign"),
+    ("CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE", "ota.rollback"),
+    ("CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK", "apps.<app>.secure_version"),
+    ("CONFIG_BOOTLOADER_APP_SECURE_VERSION", "apps.<app>.secure_version"),
+)
+
+
+def _security_checks(project: Project, chip: chips.Chip) -> Iterator[ConfigError]:
+    ota = project.ota
+    if ota is not None and ota.sign is not None and ota.sign not in chip.sign_schemes:
+        yield ConfigError(
+            ("ota", "sign"),
+            f"{project.target} cannot verify {ota.sign} signatures (its Secure Boot V2 "
+            f"supports {', '.join(chip.sign_schemes)} only)",
+            f"use ota.sign: {chip.sign_schemes[0]}",
+        )
+    for app in project.apps:
+        version = app.secure_version
+        if version is None:
+            continue
+        where = ("apps", app.name, "secure_version")
+        if ota is None or not ota.rollback:
+            yield ConfigError(
+                where,
+                "anti-rollback needs app rollback (CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK depends "
+                "on CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE)",
+                "set ota.rollback: true",
+            )
+        if version > chip.secure_version_bits:
+            yield ConfigError(
+                where,
+                f"Max secure version is {chip.secure_version_bits}. Given {version} version can "
+                "not be written.",
+                f"{project.target} keeps it in {chip.secure_version_bits} eFuse bits, one per "
+                "version: use 0 to " + str(chip.secure_version_bits),
+            )
+    on = {
+        "ota.sign": ota is not None and ota.sign is not None,
+        "ota.rollback": ota is not None and ota.rollback,
+        "apps.<app>.secure_version": project.anti_rollback,
+    }
+    sections: list[tuple[KeyPath, Sdkconfig]] = [(("sdkconfig",), project.sdkconfig)]
+    sections += [(("apps", app.name, "sdkconfig"), app.sdkconfig) for app in project.apps]
+    for path, options in sections:
+        for name, _ in options:
+            owner = next((key for prefix, key in _SECURITY_OPTIONS if name.startswith(prefix)), "")
+            if on.get(owner):
+                yield ConfigError(
+                    (*path, name), f"{name} is set by {owner}", f"remove it here and keep {owner}"
+                )
+
+
 def _ota_layout_checks(project: Project) -> Iterator[ConfigError]:
     table, layout_name = project.table, project.partitions.layout[0]
     if project.ota is None:
         return
+    test = [p for p in table.partitions if p.type == partitions.APP_TYPE and p.subtype == 0x20]
+    if project.anti_rollback and (table.factory is not None or test):
+        yield ConfigError(
+            ("partitions", "layout"),
+            "Anti-rollback option is enabled. Partition table should consist of two ota "
+            "app without factory or test partitions.",
+            "use a layout of otadata, ota_0 and ota_1 only (apps.<name>.secure_version turns "
+            "anti-rollback on)",
+        )
     missing = [
         what
         for what, absent in (

@@ -87,3 +87,8 @@ class Paths:
     @property
     def certs(self) -> Path:
         return self.root / "certs"
+
+    @property
+    def keys(self) -> Path:
+        """The app-signing key (0700/0600): beside project.yaml, never under build/ or served."""
+        return self.root / "keys"

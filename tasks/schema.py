@@ -38,6 +38,7 @@ __all__ = [
     "relative_file",
     "relative_path",
     "shown",
+    "sign_scheme",
     "ssid",
     "string",
     "table_offset",
@@ -163,6 +164,27 @@ def one_of(*choices: str) -> Check:
         return value
 
     return check
+
+
+SIGN_SCHEMES = ("rsa3072", "ecdsa256")
+# Why each other espsecure scheme is refused (ESP-IDF v5.3 bootloader Kconfig).
+_REFUSED_SCHEMES = {
+    "ecdsa192": "NIST P-192 is the weaker of Secure Boot V2's two ECDSA curves",
+    "ecdsa384": "ESP-IDF v5.3 apps cannot verify NIST P-384 signatures",
+    "ecdsa": "that is Secure Boot V1's scheme (ESP32 only, deprecated)",
+    "rsa": "the Secure Boot V2 RSA scheme is spelt rsa3072",
+}
+
+
+def sign_scheme(value: object, path: KeyPath) -> str:
+    """A Secure Boot V2 app-signing scheme this project supports."""
+    if isinstance(value, str) and value in _REFUSED_SCHEMES:
+        raise ConfigError(
+            path,
+            f"{shown(value)} is refused: {_REFUSED_SCHEMES[value]}",
+            "use rsa3072, or ecdsa256 where the target has it",
+        )
+    return str(one_of(*SIGN_SCHEMES)(value, path))
 
 
 def optional(check: Check) -> Check:

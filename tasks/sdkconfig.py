@@ -175,6 +175,7 @@ def _core(
             "CONFIG_APP_REPRODUCIBLE_BUILD": True,
         },
     )
+    yield from _security(project, app)
     if app.ota_client and project.ota is not None:
         yield "OTA client", {url_option(app): project.ota.url_text}
         if project.wifi is not None:
@@ -188,6 +189,38 @@ def _core(
             yield title, wifi
     yield "project.yaml sdkconfig", dict(project.sdkconfig)
     yield f"project.yaml apps.{app.name}.sdkconfig", dict(app.sdkconfig)
+
+
+def _security(project: Project, app: App) -> Iterator[tuple[str, dict[str, SdkValue]]]:
+    """Signed app verification without hardware secure boot, app rollback, anti-rollback
+    (components/bootloader/Kconfig.projbuild of ESP-IDF v5.3.2)."""
+    ota = project.ota
+    if ota is not None and ota.sign is not None:
+        scheme = "RSA_SCHEME" if ota.sign == "rsa3072" else "ECDSA_V2_SCHEME"
+        options: dict[str, SdkValue] = {
+            "CONFIG_SECURE_SIGNED_APPS_NO_SECURE_BOOT": True,
+            "CONFIG_SECURE_SIGNED_ON_UPDATE_NO_SECURE_BOOT": True,
+            f"CONFIG_SECURE_SIGNED_APPS_{scheme}": True,
+            # Signed after the build with espsecure (signing.py): the key never enters the
+            # build, and the unsigned image stays reproducible (signatures are randomised).
+            "CONFIG_SECURE_BOOT_BUILD_SIGNED_BINARIES": False,
+        }
+        if ota.sign == "ecdsa256":
+            options["CONFIG_SECURE_BOOT_ECDSA_KEY_LEN_256_BITS"] = True
+        if project.target == "esp32":
+            # SECURE_BOOT_V2_RSA_SUPPORTED needs ESP32_REV_MIN_FULL >= 300 on the ESP32.
+            options["CONFIG_ESP32_REV_MIN_3"] = True
+        yield "signed apps (ota.sign)", options
+    if ota is not None and ota.rollback:
+        yield "app rollback (ota.rollback)", {"CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE": True}
+    if project.anti_rollback:
+        yield (
+            f"anti-rollback (apps.{app.name}.secure_version)",
+            {
+                "CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK": True,
+                "CONFIG_BOOTLOADER_APP_SECURE_VERSION": app.secure_version or 0,
+            },
+        )
 
 
 def plan(project: Project, app: App, *, partitions_csv: Path) -> SdkconfigPlan:

@@ -70,6 +70,7 @@ class ServePlan:
     publish_dir: Path
     engine: Engine = "python"
     log_format: LogFormat = "text"
+    signing_key: Path | None = None  # ota.sign: serve only images this key signed
 
     @property
     def sha256_path(self) -> str:
@@ -86,7 +87,12 @@ class ServePlan:
 
 
 def plan(
-    project: Project, paths: Paths, *, engine: str = "python", log_format: str = "text"
+    project: Project,
+    paths: Paths,
+    *,
+    engine: str = "python",
+    log_format: str = "text",
+    signing_key: Path | None = None,
 ) -> ServePlan:
     """The serve plan for project.yaml's ota: section (pure)."""
     ota = project.ota
@@ -114,6 +120,7 @@ def plan(
         publish_dir=paths.publish,
         engine=_choice(engine, ENGINES, "--engine"),
         log_format=_choice(log_format, LOG_FORMATS, "--log-format"),
+        signing_key=signing_key,
     )
 
 
@@ -151,6 +158,7 @@ def check(plan: ServePlan, *, emit: Callable[[str], None] = warn) -> ServeConten
         image = images.read_app(data, plan.target, name=image_file.name)
     except images.ImageError as err:
         raise ServeError(f"cannot serve {err}") from None
+    _check_signature(plan, data, image_file.name)
     recorded = _dict(summary.get("app_image")).get("sha256")
     if recorded not in (None, image.sha256):
         raise ServeError(
@@ -165,7 +173,9 @@ def check(plan: ServePlan, *, emit: Callable[[str], None] = warn) -> ServeConten
         raise ServeError(f"cannot serve {plan.url}: {err}") from None
     ca_digests = _ca_digests(ca_pem)
     _check_embedded(plan, summary, ca_digests)
-    notes = board_warnings(plan, summary, image, ca_digests, _boards(plan.boards_dir, emit))
+    boards = _boards(plan.boards_dir, emit)
+    _check_downgrade(plan, image, boards)
+    notes = board_warnings(plan, summary, image, ca_digests, boards)
     if summary.get("holds_secret"):
         notes.append(
             f"{image_file.name} embeds the Wi-Fi password (apps.{plan.app} is an OTA client and "
@@ -182,6 +192,36 @@ def check(plan: ServePlan, *, emit: Callable[[str], None] = warn) -> ServeConten
         resources=_resources(plan, image, data),
         warnings=tuple(notes),
     )
+
+
+def _check_signature(plan: ServePlan, data: bytes, name: str) -> None:
+    """ota.sign: boards take only images signed by the key of the app they run."""
+    from . import signing
+
+    if plan.signing_key is None:
+        return
+    key = _read(plan.signing_key, "run `doit signing-key`")
+    try:
+        signing.verify(data, key, name)
+    except signing.SignatureError as err:
+        raise ServeError(
+            f"cannot serve {err}; boards would refuse it: run `doit build:{plan.app}`"
+        ) from None
+
+
+def _check_downgrade(
+    plan: ServePlan, image: AppImage, boards: Sequence[tuple[str, Mapping[str, Any]]]
+) -> None:
+    """Anti-rollback: a board's bootloader never boots a secure_version below its eFuse value,
+    which is at least the secure_version of the app it runs."""
+    for mac, board in boards:
+        running = _dict(board.get("app")).get("secure_version")
+        if isinstance(running, int) and image.secure_version < running:
+            raise ServeError(
+                f"cannot serve {image.name}: its secure_version {image.secure_version} is lower "
+                f"than {running}, which board {mac} already runs; its anti-rollback eFuse "
+                f"refuses it: set apps.{plan.app}.secure_version to {running} or more"
+            )
 
 
 def _resources(plan: ServePlan, image: AppImage, data: bytes) -> dict[str, Resource]:

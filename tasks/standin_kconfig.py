@@ -69,6 +69,9 @@ bool BOOTLOADER_COMPILE_TIME_DATE y depends=!APP_REPRODUCIBLE_BUILD
 bool BOOTLOADER_APP_ROLLBACK_ENABLE n
 bool BOOTLOADER_APP_ANTI_ROLLBACK n depends=BOOTLOADER_APP_ROLLBACK_ENABLE
 int BOOTLOADER_APP_SECURE_VERSION 0 depends=BOOTLOADER_APP_ANTI_ROLLBACK
+bool SECURE_SIGNED_APPS_NO_SECURE_BOOT n
+bool SECURE_SIGNED_ON_UPDATE_NO_SECURE_BOOT y depends=SECURE_SIGNED_APPS_NO_SECURE_BOOT
+bool SECURE_BOOT_BUILD_SIGNED_BINARIES y depends=SECURE_SIGNED_APPS_NO_SECURE_BOOT
 bool ESPTOOLPY_NO_STUB n
 choice ESPTOOLPY_FLASHMODE DIO QIO=dio QOUT=dio DIO=dio DOUT=dout
 choice ESPTOOLPY_FLASHFREQ {freq} {freqs}
@@ -130,7 +133,7 @@ def _registry(target: str) -> list[Symbol]:
         f"hex BOOTLOADER_OFFSET_IN_FLASH {loader.BOOTLOADER_FLASH_OFFSET:#x} hidden",
         "bool SOC_WIFI_SUPPORTED y hidden" if chip.has_wifi else "",
     ]
-    symbols = _table_symbols("\n".join(first) + text)
+    symbols = _table_symbols("\n".join(first) + text + "\n".join(_signing_lines(target)))
     filename = symbols.index(next(s for s in symbols if s.name == "PARTITION_TABLE_FILENAME"))
     pairs = [
         (f'"partitions_{v}.csv"', f"PARTITION_TABLE_{k}") for k, v in TABLE_PRESETS.items() if v
@@ -139,6 +142,30 @@ def _registry(target: str) -> list[Symbol]:
         symbols[filename], defaults=symbols[filename].defaults + tuple(pairs)
     )
     return symbols
+
+
+def _signing_lines(target: str) -> list[str]:
+    """SECURE_SIGNED_APPS_SCHEME with the members `target` supports (SOC_SECURE_BOOT_V2_*)."""
+    schemes = CHIPS[target].sign_schemes
+    members = {"rsa3072": "RSA_SCHEME", "ecdsa256": "ECDSA_V2_SCHEME"}
+    depends = "SECURE_SIGNED_APPS_NO_SECURE_BOOT"
+    lines = []
+    if target == "esp32":  # RSA needs revision v3.0 there
+        lines.append(
+            "choice ESP32_REV_MIN_FULL/ESP32_REV_MIN 0 0=0 1=100 1_1=101 2=200 3=300 3_1=301"
+        )
+        depends += "&&ESP32_REV_MIN_3"
+    names = " ".join(members[s] for s in schemes)
+    lines.append(
+        f"choice SECURE_SIGNED_APPS_SCHEME/SECURE_SIGNED_APPS {names.split()[0]} "
+        f"{names} depends={depends}"
+    )
+    if "ecdsa256" in schemes:
+        lines.append(
+            "choice SECURE_BOOT_ECDSA_KEY_LEN_SIZE/SECURE_BOOT_ECDSA_KEY_LEN 256_BITS 192_BITS "
+            "256_BITS depends=SECURE_SIGNED_APPS_ECDSA_V2_SCHEME"
+        )
+    return lines
 
 
 def _table_symbols(text: str) -> list[Symbol]:

@@ -161,8 +161,8 @@ def test_status__factory_then_ota_0(project: Path, board: virtual_board.VirtualB
     assert table.otadata is not None
     board.write(table.otadata.offset, otadata.OtadataEntry.for_seq(1).to_bytes())
     _, _, text = run_with_output(project, "status")
-    assert "otadata[0]: seq 1, UNDEFINED, CRC ok, valid" in text
-    assert "boots: ota_0 (otadata[0] seq 1 (UNDEFINED) -> ota_0)" in text
+    assert "otadata[0]: seq 1, state undefined, CRC ok, valid" in text
+    assert "boots: ota_0 (otadata[0] seq 1 (undefined) -> ota_0)" in text
 
 
 def test_boot__refuses_an_empty_slot_then_selects_a_full_one(

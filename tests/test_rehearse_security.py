@@ -1,0 +1,160 @@
+"""The rehearsal of signed images, rollback and anti-rollback on the virtual board: after each
+story the flash file's otadata holds exactly what ESP-IDF v5.3.2's bootloader and esp_ota_ops
+leave (bootloader_utility.c, esp_ota_ops.c), decoded and asserted entry by entry.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from esp_ota_doit import otadata, partitions
+
+from tests.doitrun import edit, run_with_output
+
+pytest.importorskip(
+    "esp32_mock_bootloader", reason="esp32-mock-bootloader not installed (pip install -e '.[test]')"
+)
+
+_EMPTY = (0xFFFFFFFF, otadata.UNDEFINED)
+# No factory: ESP-IDF's anti-rollback refuses a table with one.
+_NO_FACTORY = """partitions:
+  table_offset: 0x8000
+  layout:
+    - {name: nvs, type: data, subtype: nvs, size: 0x4000}
+    - {name: otadata, type: data, subtype: ota, size: 0x2000}
+    - {name: phy_init, type: data, subtype: phy, size: 0x1000}
+    - {name: ota_0, type: app, subtype: ota_0, size: 1M}
+    - {name: ota_1, type: app, subtype: ota_1, size: 1M}
+"""
+
+
+@pytest.fixture
+def rehearsal(project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The example project on a machine with no ESP-IDF (idf.py nowhere on PATH)."""
+    monkeypatch.delenv("IDF_PATH", raising=False)
+    folders = os.environ["PATH"].split(os.pathsep)
+    monkeypatch.setenv(
+        "PATH", os.pathsep.join(f for f in folders if not (Path(f) / "idf.py").exists())
+    )
+    return project_dir
+
+
+def _ota(project: Path, extra: str) -> None:
+    lines = "".join(f"\n  {item.strip()}" for item in extra.split(","))
+    edit(project, "  image: hello_world\n", f"  image: hello_world{lines}\n")
+
+
+def _otadata(project: Path) -> list[tuple[int, int]]:
+    """(seq, state) of both copies in build/virtual/esp32-flash.bin; each CRC must be right."""
+    flash_file = (project / "build/virtual/esp32-flash.bin").read_bytes()
+    table = partitions.from_bin(flash_file[0x8000 : 0x8000 + 0xC00])
+    assert table.otadata is not None
+    raw = flash_file[table.otadata.offset : table.otadata.offset + 0x2000]
+    entries = otadata.decode(raw)
+    for index, entry in enumerate(entries):
+        if entry.seq != 0xFFFFFFFF:
+            assert entry.crc == otadata.crc(entry.seq)
+            assert entry.label == b"\xff" * 20
+        # The rest of each sector stays erased (write_otadata erases the sector first).
+        assert raw[index * 0x1000 + 32 : (index + 1) * 0x1000] == b"\xff" * (0x1000 - 32)
+    return [(entry.seq, entry.state) for entry in entries]
+
+
+def test_rehearse__signed_update_verifies(rehearsal: Path) -> None:
+    _ota(rehearsal, "sign: rsa3072")
+    code, _, text = run_with_output(rehearsal, "rehearse")
+    assert code == 0, text
+    assert "secure_boot_v2: Take trusted digest key(s) from running app; verified" in text
+    assert "\nbooted ota_0: hello_world 1.0.1\n" in text
+    key = rehearsal / "keys" / "signing_key.pem"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert (rehearsal / "keys").stat().st_mode & 0o777 == 0o700
+    # Without rollback esp_ota_set_boot_partition writes ESP_OTA_IMG_UNDEFINED.
+    assert _otadata(rehearsal) == [(1, otadata.UNDEFINED), _EMPTY]
+
+
+@pytest.mark.parametrize(
+    ("failure", "cause"),
+    [
+        ("bad-signature", "Secure boot signature verification failed (image valid, signature bad)"),
+        (
+            "wrong-key",
+            "Secure boot signature verification failed (signed with a key the running app "
+            "does not trust)",
+        ),
+    ],
+)
+def test_rehearse__bad_signatures_are_refused(rehearsal: Path, failure: str, cause: str) -> None:
+    _ota(rehearsal, "sign: rsa3072")
+    code, _, text = run_with_output(rehearsal, "rehearse", "--fail", failure)
+    assert code == 0, text
+    assert "booted factory: simple_ota 1.0.0" in text
+    assert "the board still boots factory; the update was refused: Image validation failed" in text
+    assert cause in text
+    assert _otadata(rehearsal) == [_EMPTY, _EMPTY]  # never pointed at ota_0
+
+
+def test_rehearse__signature_failures_need_ota_sign(rehearsal: Path) -> None:
+    code, _, text = run_with_output(rehearsal, "rehearse", "--fail", "wrong-key")
+    assert code == 1
+    assert "--fail wrong-key rehearses a feature this project has off; set ota.sign" in text
+
+
+def test_rehearse__rollback_confirms_the_new_app(rehearsal: Path) -> None:
+    _ota(rehearsal, "rollback: true")
+    code, _, text = run_with_output(rehearsal, "rehearse")
+    assert code == 0, text
+    assert "boot: otadata[0]: new -> pending verify" in text
+    assert "app: esp_ota_mark_app_valid_cancel_rollback(): ota_0 is valid" in text
+    assert "\nbooted ota_0: hello_world 1.0.1\n" in text
+    assert _otadata(rehearsal) == [(1, otadata.VALID), _EMPTY]
+
+
+def test_rehearse__no_confirm_rolls_back(rehearsal: Path) -> None:
+    _ota(rehearsal, "rollback: true")
+    code, _, text = run_with_output(rehearsal, "rehearse", "--fail", "no-confirm")
+    assert code == 0, text
+    assert "boot: otadata[0] 1: pending verify -> aborted (rollback)" in text
+    assert "boot: Defaulting to factory image" in text
+    assert "booted factory: simple_ota 1.0.0" in text
+    assert "the board rolled back to factory: ota_0 did not confirm itself" in text
+    assert _otadata(rehearsal) == [(1, otadata.ABORTED), _EMPTY]
+
+
+def _anti_rollback(project: Path) -> None:
+    old = "partitions:\n  table_offset: 0x8000\n  layout: two_ota "
+    text = (project / "project.yaml").read_text()
+    start = text.index(old)
+    end = text.index("\n", start + len(old)) + 1
+    (project / "project.yaml").write_text(text[:start] + _NO_FACTORY + text[end:])
+    edit(project, "ota_client: true}", "ota_client: true, secure_version: 1}")
+    edit(project, "version: 1.0.1}", "version: 1.0.1, secure_version: 2}")
+    _ota(project, "rollback: true, sign: rsa3072")
+
+
+def test_rehearse__anti_rollback_update(rehearsal: Path) -> None:
+    _anti_rollback(rehearsal)
+    code, _, text = run_with_output(rehearsal, "rehearse")
+    assert code == 0, text
+    assert "this rehearsal burns nothing" in text
+    assert "boot: Set actual ota_seq=1 in otadata[0]" in text
+    assert "eFuse field is updated(1) (virtual)" in text
+    assert "eFuse field is updated(2) (virtual)" in text
+    assert "\nbooted ota_1: hello_world 1.0.1\n" in text
+    # otadata[0]: the bootloader's set_actual_ota_seq; otadata[1]: the update, confirmed.
+    assert _otadata(rehearsal) == [(1, otadata.VALID), (2, otadata.VALID)]
+
+
+def test_rehearse__downgrade_is_refused(rehearsal: Path) -> None:
+    _anti_rollback(rehearsal)
+    code, _, text = run_with_output(rehearsal, "rehearse", "--fail", "downgrade")
+    assert code == 0, text
+    assert "ESP_ERR_OTA_SMALL_SEC_VER" in text
+    assert "secure version is lower than stored in efuse. Partition will be erased." in text
+    assert "the board still boots ota_0; the update was refused" in text
+    assert _otadata(rehearsal) == [(1, otadata.VALID), _EMPTY]
+    flash_file = (rehearsal / "build/virtual/esp32-flash.bin").read_bytes()
+    ota_1 = 0x120000
+    assert flash_file[ota_1 : ota_1 + 0x1000] == b"\xff" * 0x1000  # the slot was erased
