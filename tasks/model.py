@@ -15,7 +15,7 @@ from typing import Any
 from . import chips, idfapp, partitions, schema
 from .errors import ConfigError, ConfigErrors, KeyPath
 from .layout_yaml import layout_value
-from .partitions import PartitionSpec, PartitionTable
+from .partitions import Partition, PartitionSpec, PartitionTable
 from .schema import Invalid, UnknownKeyError
 from .sdkconfig import owner_of
 from .yamlsource import HexInt, SourceMap, parse
@@ -505,12 +505,14 @@ def _ota_layout_checks(project: Project) -> Iterator[ConfigError]:
             f"layout '{layout_name}' has no {' and no '.join(missing)}, but ota: is set",
             "use layout two_ota (or add otadata and ota_0 rows), or remove ota:",
         )
-    elif [slot.subtype - 0x10 for slot in table.ota_slots] != list(range(len(table.ota_slots))):
-        names = ", ".join(slot.name for slot in table.ota_slots)
+    elif gap := _first_gap(table):
+        slot, expected = gap
+        path, where = _row(project, slot, "subtype")
         yield ConfigError(
-            ("partitions", "layout"),
-            f"OTA slots {names} have gaps; ESP-IDF counts consecutive slots from ota_0",
-            "number them ota_0, ota_1, ... without gaps",
+            path,
+            f"{where}partition '{slot.name}' is OTA slot {slot.subtype_name}, but there is no "
+            f"ota_{expected}: ESP-IDF counts consecutive slots from ota_0",
+            f"make it ota_{expected}",
         )
     elif table.factory is None and len(table.ota_slots) < 2:
         yield ConfigError(
@@ -518,6 +520,26 @@ def _ota_layout_checks(project: Project) -> Iterator[ConfigError]:
             "with no factory partition OTA needs two slots (ota_0, ota_1)",
             "add ota_1",
         )
+
+
+def _first_gap(table: PartitionTable) -> tuple[Partition, int] | None:
+    """The first OTA slot out of the ota_0, ota_1, ... sequence, and the slot expected there."""
+    for expected, slot in enumerate(table.ota_slots):
+        if slot.subtype - 0x10 != expected:
+            return slot, expected
+    return None
+
+
+def _row(project: Project, partition: Partition, field: str) -> tuple[KeyPath, str]:
+    """Where `partition` was written: its project.yaml row, its CSV line, or the preset name."""
+    name, _ = project.partitions.layout
+    index = project.table.partitions.index(partition)
+    if name == "custom":
+        return ("partitions", "layout", index, field), ""
+    if name.lower().endswith(".csv"):
+        text = (project.project_dir / name).read_text(encoding="utf-8")
+        return ("partitions", "layout"), f"{name}:{partitions.row_lines(text)[index]}: "
+    return ("partitions", "layout"), ""
 
 
 def _resolve(project: Project, resolve_host: Callable[[str], str]) -> Project:

@@ -34,6 +34,7 @@ __all__ = [
     "parse_subtype",
     "parse_type",
     "preset",
+    "row_lines",
     "to_bin",
     "to_csv",
 ]
@@ -410,6 +411,7 @@ from .partitions_io import (  # noqa: E402
     parse_number,
     parse_subtype,
     parse_type,
+    row_lines,
     to_bin,
     to_csv,
 )

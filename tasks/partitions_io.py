@@ -21,6 +21,7 @@ __all__ = [
     "parse_number",
     "parse_subtype",
     "parse_type",
+    "row_lines",
     "to_bin",
     "to_csv",
 ]
@@ -155,22 +156,28 @@ def from_csv(text: str, *, table_offset: int = 0x8000) -> PartitionTable:
         PartitionCsvError: whose str() is what gen_esp32part prints for the same input.
     """
     specs: list[PartitionSpec] = []
-    line_numbers: list[int] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
+    line_numbers = row_lines(text)
+    lines = text.splitlines()
+    for number in line_numbers:
         try:
-            specs.append(_spec_from_csv(line, (len(specs),)))
+            specs.append(_spec_from_csv(lines[number - 1].strip(), (len(specs),)))
         except ConfigError as err:
             raise _csv_error(err, number, parsing=True) from None
-        line_numbers.append(number)
     try:
         return layout(specs, table_offset=table_offset, path=())
     except ConfigError as err:
         row = err.path[0] if err.path else 0
         number = line_numbers[row] if isinstance(row, int) and row < len(line_numbers) else 0
         raise _csv_error(err, number, parsing=False) from None
+
+
+def row_lines(text: str) -> list[int]:
+    """The 1-based line number of each row of a partition CSV (blank and # lines are not rows)."""
+    return [
+        number
+        for number, raw in enumerate(text.splitlines(), start=1)
+        if raw.strip() and not raw.strip().startswith("#")
+    ]
 
 
 def _spec_from_csv(line: str, row: KeyPath) -> PartitionSpec:

@@ -167,6 +167,26 @@ class _Builder:
         self.errors.append((_location(self.map.file, node), ConfigError(path, message).describe()))
 
 
+# Errors PyYAML finds only after the construct it is scanning: a key with no ':', a quote or a
+# flow collection never closed. Where that construct starts is where the mistake is.
+_STARTS_AT_FAULT = {
+    "while scanning a simple key": "the key on this line has no ':'",
+    "while scanning a quoted scalar": "the quote opened here is never closed",
+    "while parsing a flow mapping": "the '{' opened here is never closed",
+    "while parsing a flow sequence": "the '[' opened here is never closed",
+}
+
+
+def _syntax_error(file: str, error: yaml.MarkedYAMLError) -> str:
+    """One line at the token that is wrong, in PyYAML's words plus what they mean."""
+    mark, text = error.problem_mark or error.context_mark, error.problem or error.context
+    fault = _STARTS_AT_FAULT.get(error.context or "")
+    if fault and error.context_mark is not None:
+        mark, text = error.context_mark, f"{fault} ({error.problem})"
+    where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file, 1, 1)
+    return f"{where}: invalid YAML: {text}"
+
+
 def parse(text: str, *, file: str, env: Mapping[str, str]) -> tuple[object, SourceMap]:
     """Parse YAML text into plain data (dicts, lists, scalars) and its SourceMap.
 
@@ -179,9 +199,7 @@ def parse(text: str, *, file: str, env: Mapping[str, str]) -> tuple[object, Sour
     except _Refused as refused:
         raise ConfigErrors([f"{_at(file, refused)}: {refused.message}"]) from None
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file, 1, 1)
-        raise ConfigErrors([f"{where}: invalid YAML: {error.problem or error.context}"]) from None
+        raise ConfigErrors([_syntax_error(file, error)]) from None
     except yaml.YAMLError as error:
         raise ConfigErrors([f"{file}:1:1: invalid YAML: {error}"]) from None
     if node is None:

@@ -243,3 +243,19 @@ def test_load__own_wifi_options_go_together_and_are_not_set_twice(tmp_path: Path
         "set both, or neither for protocol_examples_common's",
         "apps.main.sdkconfig.CONFIG_MY_SSID: is set from wifi.ssid; remove it here",
     ]
+
+
+def test_load__an_ota_gap_in_a_csv_names_its_line(tmp_path: Path) -> None:
+    csv = (
+        "# Name, Type, SubType, Offset, Size\n"
+        "nvs, data, nvs, , 0x4000\notadata, data, ota, , 0x2000\n"
+        "ota_0, app, ota_0, , 1M\n\nota_2, app, ota_2, , 1M\n"
+    )
+    text = _csv_project(tmp_path, "t.csv", csv, offset="0x8000", size="4MB") + (
+        "ota: {url: 'https://h.example:8070/main.bin', image: main}\n"
+    )
+    (line,) = errors(text, root=tmp_path)
+    assert line.split(": ", 1)[1] == (
+        "partitions.layout: t.csv:6: partition 'ota_2' is OTA slot ota_2, but there is no ota_1: "
+        "ESP-IDF counts consecutive slots from ota_0; make it ota_1"
+    )

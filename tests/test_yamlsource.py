@@ -66,7 +66,11 @@ def test_parse__errors_come_in_file_order() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("a: [1\n", "p.yaml:2:1: invalid YAML: expected ',' or ']', but got '<stream end>'"),
+        (
+            "a: [1\n",
+            "p.yaml:1:4: invalid YAML: the '[' opened here is never closed (expected ',' or ']', "
+            "but got '<stream end>')",
+        ),
         ("a: b: c\n", "p.yaml:1:5: invalid YAML: mapping values are not allowed here"),
         (
             "# only a comment\n",
@@ -78,4 +82,35 @@ def test_parse__errors_come_in_file_order() -> None:
 def test_parse__bad_documents(text: str, expected: str) -> None:
     with pytest.raises(ConfigErrors) as caught:
         parse(text, file="p.yaml", env={})
+    assert caught.value.lines == (expected,)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "name: x\ntarget esp32\nflash: {size: 4MB}\n",
+            "project.yaml:2:1: invalid YAML: the key on this line has no ':' (could not find "
+            "expected ':')",
+        ),
+        (
+            "name: x\nflash: {size: 4MB\ntarget: esp32\n",
+            "project.yaml:2:8: invalid YAML: the '{' opened here is never closed (expected ',' or "
+            "'}', but got ':')",
+        ),
+        (
+            'name: "x\ntarget: esp32\n',
+            "project.yaml:1:7: invalid YAML: the quote opened here is never closed (found "
+            "unexpected end of stream)",
+        ),
+        (
+            "name: x\napps:\n  a: 1\n b: 2\n",
+            "project.yaml:4:2: invalid YAML: expected <block end>, but found '<block mapping "
+            "start>'",
+        ),
+    ],
+)
+def test_parse__syntax_errors_point_at_the_mistake(text: str, expected: str) -> None:
+    with pytest.raises(ConfigErrors) as caught:
+        parse(text, file="project.yaml", env={})
     assert caught.value.lines == (expected,)
