@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import certs, sdkconfig, signing
+from . import certs, kconfig, sdkconfig, signing
 from . import images as image_checks
 from .errors import ToolError, warn
 from .idftool import IdfTool, find_idf, run_idf
@@ -34,6 +34,7 @@ __all__ = [
     "app_image",
     "build_app",
     "config_unchanged",
+    "idf_identity",
     "outputs_intact",
     "plan",
     "plans",
@@ -51,6 +52,8 @@ class BuildPlan:
     app: str
     target: str
     idf_version: str  # project.yaml's major.minor
+    # Which ESP-IDF builds it (release with patch, and IDF_PATH): another one rebuilds.
+    idf: str
     version: str  # PROJECT_VER the image must carry
     source: Path  # the app project as the user named it
     project_root: Path  # the folder holding project.yaml
@@ -103,6 +106,14 @@ class BuildPlan:
             f"IDF_TARGET={self.target}",
             action,
         ]
+
+
+def idf_identity(idf_root: Path | None) -> str:
+    """The ESP-IDF a build uses, as its fingerprint and messages name it."""
+    if idf_root is None:
+        return "no ESP-IDF (the idf.py stand-in)"
+    version = kconfig.idf_version(idf_root) or "of unknown version"
+    return f"ESP-IDF {version} at {idf_root.resolve()}"
 
 
 def defaults_digest(plan: BuildPlan) -> str:
@@ -200,11 +211,17 @@ def prepare(plan: BuildPlan) -> None:
     if state.get("defaults") != digest:
         # ESP-IDF applies defaults only to options missing from an existing sdkconfig (§5.4).
         plan.sdkconfig.unlink(missing_ok=True)
-    if state.get("target") not in (None, plan.target) and plan.build_dir.is_dir():
+    reset = state.get("target") not in (None, plan.target)
+    if state.get("idf") not in (None, plan.idf):
+        # CMakeCache.txt and sdkconfig name the old IDF_PATH and release: start clean.
+        print(f"app '{plan.app}': rebuilding, ESP-IDF changed: {state['idf']} -> {plan.idf}")
+        reset = True
+    if reset and plan.build_dir.is_dir():
         # A CMake cache for another target makes idf.py stop; the build dir is ours to reset.
         shutil.rmtree(plan.build_dir)
+        state = {}
     plan.build_dir.mkdir(parents=True, exist_ok=True)
-    state.update(defaults=digest, target=plan.target)
+    state.update(defaults=digest, target=plan.target, idf=plan.idf)
     write_if_changed(_state_file(plan), json.dumps(state))
 
 
@@ -384,6 +401,7 @@ def plan(
         app=app.name,
         target=project.target,
         idf_version=project.idf.version,
+        idf=idf_identity(idf_root),
         version=app.version,
         source=source,
         project_root=project.project_dir,

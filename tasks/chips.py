@@ -1,4 +1,4 @@
-"""Per-target facts that ESP-IDF v5.3's Kconfig decides and esptool does not know.
+"""Per-target facts that ESP-IDF's Kconfig (v5.3 to v6.0) decides and esptool does not know.
 
 Flash frequencies follow components/esptool_py/Kconfig.projbuild; the build checks that every
 rendered option took effect, so a wrong entry here surfaces as a named option, not a silent drop.
@@ -23,6 +23,7 @@ class Chip:
     # CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD's default and maximum: the highest
     # secure_version, as it is burnt one eFuse bit per version.
     secure_version_bits: int
+    since: str = "5.3"  # the first ESP-IDF release that supports it (not as a preview target)
 
 
 def _chip(
@@ -34,6 +35,7 @@ def _chip(
     wifi: bool = True,
     sign: str = "rsa3072",
     sec_ver_bits: int = 16,
+    since: str = "5.3",
 ) -> Chip:
     return Chip(
         target=target,
@@ -43,6 +45,7 @@ def _chip(
         has_wifi=wifi,
         sign_schemes=tuple(sign.split()),
         secure_version_bits=sec_ver_bits,
+        since=since,
     )
 
 
@@ -59,6 +62,17 @@ CHIPS: dict[str, Chip] = {
         # H2 and P4 have no radio for Wi-Fi; protocol_examples_common falls back to Ethernet.
         _chip("esp32h2", "ESP32-H2", "64m 32m 16m", "64m", wifi=False, sign="rsa3072 ecdsa256"),
         _chip("esp32p4", "ESP32-P4", "80m 40m 20m", "80m", wifi=False, sign="rsa3072 ecdsa256"),
+        # Preview targets in v5.3/v5.4 (tools/idf_py_actions/constants.py), supported from v5.5.
+        _chip(
+            "esp32c5",
+            "ESP32-C5",
+            "120m 80m 40m 20m",
+            "80m",
+            sign="rsa3072 ecdsa256",
+            sec_ver_bits=9,
+            since="5.5",
+        ),
+        _chip("esp32c61", "ESP32-C61", "120m 80m 40m 20m", "80m", sign="ecdsa256", since="5.5"),
     )
 }
 

@@ -26,6 +26,7 @@ from . import (
     flash,
     hosts,
     idftool,
+    kconfig_source,
     manifest,
     model,
     publish,
@@ -91,6 +92,8 @@ def _load(root: str, text: str, env_items: tuple[tuple[str, str], ...]) -> Proje
         resolve_host=functools.partial(_resolve_host, env),
         project_dir=Path(root),
         idf_root=idftool.idf_path(env),
+        kconfig=kconfig_source.source(env, warn),
+        warn=warn,
     )
 
 

@@ -116,6 +116,14 @@ class AppFiles:
     embedded: tuple[str, ...]  # main/'s EMBED_TXTFILES and EMBED_FILES, relative to root
     kconfig_strings: tuple[KconfigString, ...]  # of every Kconfig.projbuild in the app
     uses_examples_common: bool  # protocol_examples_common (the OTA examples' Wi-Fi/Ethernet)
+    # idf_build_set_property(MINIMAL_BUILD ON): ESP-IDF v5.5+ examples configure only the
+    # components main needs.
+    minimal_build: bool = False
+
+
+_MINIMAL_BUILD = re.compile(
+    r"idf_build_set_property\s*\(\s*MINIMAL_BUILD\s+(ON|TRUE|1|YES|Y)\b", re.I
+)
 
 
 def _relative_embed(written: str, root: Path) -> str:
@@ -174,4 +182,5 @@ def read_app(root: Path) -> AppFiles:
         embedded=tuple(_relative_embed(item, root) for item in embedded_files(main_text)),
         kconfig_strings=tuple(strings),
         uses_examples_common="protocol_examples_common" in _code(top) + yml_text,
+        minimal_build=_MINIMAL_BUILD.search(_code(top)) is not None,
     )

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import releases
 from .errors import ToolError
 
 __all__ = ["IdfTool", "available", "find_idf", "idf_path", "run_idf", "standin"]
@@ -51,8 +52,16 @@ def idf_path(env: Mapping[str, str]) -> Path | None:
 
 _NOT_FOUND_HINT = (
     "install ESP-IDF v{want} and run its export.sh (. $HOME/esp/esp-idf/export.sh), "
-    "or run inside the espressif/idf:v{want} container"
+    "or run inside the {container} container"
 )
+
+
+def _hint(want: str) -> str:
+    try:
+        container = releases.release(want).container
+    except KeyError:
+        container = f"espressif/idf:v{want}"
+    return _NOT_FOUND_HINT.format(want=want, container=container)
 
 
 @functools.lru_cache(maxsize=4)
@@ -90,14 +99,13 @@ def find_idf(env: Mapping[str, str], want: str) -> IdfTool:
         command = (sys.executable, str(Path(env["IDF_PATH"]) / "tools" / "idf.py"))
     else:
         raise ToolError(
-            "ESP-IDF not found: no idf.py on PATH and no $IDF_PATH/tools/idf.py; "
-            + _NOT_FOUND_HINT.format(want=want)
+            "ESP-IDF not found: no idf.py on PATH and no $IDF_PATH/tools/idf.py; " + _hint(want)
         )
     version = _version_of(command)
     if not (version + ".").startswith(want + "."):
         raise ToolError(
             f"idf.py is ESP-IDF v{version} but project.yaml asks for {want} (idf.version); "
-            + _NOT_FOUND_HINT.format(want=want)
+            + _hint(want)
         )
     return IdfTool(command=command, version=version)
 

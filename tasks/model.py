@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import chips, idfapp, partitions, schema
+from . import chips, idfapp, kconfig, kconfig_checks, partitions, releases, schema
 from .errors import ConfigError, ConfigErrors, KeyPath
+from .kconfig_rules import AppKconfig
 from .layout_yaml import layout_value
 from .partitions import Partition, PartitionSpec, PartitionTable
 from .schema import Invalid, UnknownKeyError
@@ -25,6 +26,7 @@ __all__ = [
     "CertSpec",
     "Flash",
     "Idf",
+    "KconfigSource",
     "Ota",
     "Partitions",
     "Project",
@@ -85,9 +87,11 @@ def _load_section(cls: type[Any], value: object, path: KeyPath, **extra: object)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Idf:
     version: str = option(
-        doc='ESP-IDF major.minor the apps are built with; v5.3.x matches "5.3"',
-        check=schema.idf_version,
-        default="5.3",
+        doc="ESP-IDF major.minor the apps are built with ("
+        + ", ".join(releases.VERSIONS)
+        + '); v5.3.x matches "5.3"; null = the ESP-IDF found ($IDF_PATH), else 5.3',
+        check=schema.optional(schema.idf_version),
+        default=None,
         example='"5.3"',
     )
 
@@ -314,9 +318,14 @@ class Project:
     sdkconfig: Sdkconfig = option(doc="CONFIG_ options for every app", check=_sdkconfig, default={})
     table: PartitionTable = derived(None)  # the placed, validated partition table
     project_dir: Path = derived(Path("."))
+    # Each app's Kconfig as ESP-IDF's kconfgen evaluated it; () when no ESP-IDF was found.
+    kconfig: tuple[tuple[str, AppKconfig], ...] = derived(())
 
     def app(self, name: str) -> App:
         return next(app for app in self.apps if app.name == name)
+
+    def kconfig_of(self, name: str) -> AppKconfig | None:
+        return next((found for app, found in self.kconfig if app == name), None)
 
     @property
     def ota_clients(self) -> tuple[App, ...]:
@@ -542,13 +551,38 @@ def _row(project: Project, partition: Partition, field: str) -> tuple[KeyPath, s
     return ("partitions", "layout"), ""
 
 
-def _resolve(project: Project, resolve_host: Callable[[str], str]) -> Project:
+def _found_release(idf_root: Path | None) -> str:
+    """The major.minor of the ESP-IDF found, when it is one this project builds with."""
+    found = kconfig.idf_version(idf_root) if idf_root is not None else None
+    try:
+        return releases.release(found).version if found else _DEFAULT_RELEASE
+    except KeyError:
+        return _DEFAULT_RELEASE
+
+
+_DEFAULT_RELEASE = "5.3"
+
+
+def _resolve(
+    project: Project, resolve_host: Callable[[str], str], idf_root: Path | None
+) -> Project:
     chip = chips.CHIPS[project.target]
     flash = dataclasses.replace(project.flash, freq=project.flash.freq or chip.default_freq)
     ota = project.ota
     if ota is not None:
         ota = dataclasses.replace(ota, host=resolve_host(ota.url.host))
-    return dataclasses.replace(project, flash=flash, ota=ota)
+    idf = dataclasses.replace(project.idf, version=project.idf.version or _found_release(idf_root))
+    return dataclasses.replace(project, flash=flash, ota=ota, idf=idf)
+
+
+def _release_checks(project: Project) -> Iterator[ConfigError]:
+    chip = chips.CHIPS[project.target]
+    if releases.numbers(project.idf.version) < releases.numbers(chip.since):
+        yield ConfigError(
+            ("target",),
+            f"{project.target} is supported from ESP-IDF {chip.since} (a preview target before)",
+            f'set idf.version: "{chip.since}" or later',
+        )
 
 
 def _csv_table(project: Project, name: str, path: KeyPath) -> PartitionTable:
@@ -583,6 +617,32 @@ def _place_table(project: Project) -> Project:
     return dataclasses.replace(project, table=table)
 
 
+# The Kconfig of one app (kconfgen run over ESP-IDF's tree), injected by graph.load_project.
+KconfigSource = Callable[["Project", App], AppKconfig | None]
+
+
+def _with_kconfig(
+    project: Project, source: KconfigSource
+) -> tuple[Project, list[ConfigError], list[ConfigError]]:
+    """The project with each app's Kconfig, and what is wrong (errors, warnings) with its
+    sdkconfig: options under that Kconfig."""
+    found: dict[str, AppKconfig] = {}
+    errors: list[ConfigError] = []
+    for app in project.apps:
+        try:
+            app_kconfig = source(project, app)
+        except ConfigError as problem:
+            errors.append(problem)
+            continue
+        if app_kconfig is not None:
+            found[app.name] = app_kconfig
+    project = dataclasses.replace(project, kconfig=tuple(found.items()))
+    warnings: list[ConfigError] = []
+    for is_warning, error in kconfig_checks.findings(project, found):
+        (warnings if is_warning else errors).append(error)
+    return project, errors, warnings
+
+
 def _format(errors: list[ConfigError], source: SourceMap) -> ConfigErrors:
     located = [
         (source.locate(error.path, at_key=isinstance(error, UnknownKeyError)), error)
@@ -600,8 +660,12 @@ def load(
     resolve_host: Callable[[str], str],
     project_dir: Path,
     idf_root: Path | None = None,
+    kconfig: KconfigSource | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Project:
-    """Validate project.yaml text into a Project; `idf_root` is the ESP-IDF found, if any.
+    """Validate project.yaml text into a Project; `idf_root` is the ESP-IDF found, if any, and
+    `kconfig` gives each app's Kconfig (its options are checked against it; `warn` gets the
+    warning lines, such as a renamed option).
 
     Raises:
         ConfigErrors: every independent problem, one `file:line:col: key.path: problem; fix` line
@@ -610,11 +674,16 @@ def load(
     data, source = parse(text, file=file, env=env)
     try:
         project: Project = _load_section(Project, data, (), project_dir=project_dir)
-        project = _resolve(project, resolve_host)
-        errors = list(_cross_checks(project, idf_root))
+        project = _resolve(project, resolve_host, idf_root)
+        errors = [*_cross_checks(project, idf_root), *_release_checks(project)]
         if not errors:
             project = _place_table(project)
             errors = list(_ota_layout_checks(project))
+        if not errors and kconfig is not None:
+            project, errors, warnings = _with_kconfig(project, kconfig)
+            if warn is not None:
+                for line in _format(warnings, source).lines:
+                    warn(line)
     except ConfigError as error:
         errors = [error]
     except Invalid as invalid:

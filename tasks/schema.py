@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from . import chips, hosts
+from . import chips, hosts, releases
 from .errors import ConfigError, KeyPath, clip
 
 _URL_SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
@@ -300,7 +300,14 @@ def idf_version(value: object, path: KeyPath) -> str:
     """An ESP-IDF major.minor, quoted."""
     if isinstance(value, float):
         raise ConfigError(path, f"{value!r} reads as a number", f'quote it: "{value!r}"')
-    return str(pattern(r"\d+\.\d+", 'major.minor, like "5.3"')(value, path))
+    text = str(pattern(r"\d+\.\d+", 'major.minor, like "5.3"')(value, path))
+    if text not in releases.VERSIONS:
+        raise ConfigError(
+            path,
+            f"ESP-IDF {text} is not a release this project builds with",
+            "use one of: " + ", ".join(releases.VERSIONS),
+        )
+    return text
 
 
 def relative_path(value: object, path: KeyPath) -> str:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import kconfig_rules
 from .yamlsource import HexInt
 
 if TYPE_CHECKING:
@@ -52,6 +53,8 @@ _OWNERS: tuple[tuple[str, str], ...] = (
 _URL_OPTION = "CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL"
 _NATIVE_URL_OPTION = "CONFIG_EXAMPLE_FIRMWARE_UPG_URL"
 
+
+_PROJECT_WIDE = "project.yaml sdkconfig"
 
 # protocol_examples_common's Wi-Fi options, which the OTA examples use (facts §1).
 _EXAMPLE_SSID = "CONFIG_EXAMPLE_WIFI_SSID"
@@ -187,7 +190,7 @@ def _core(
                 title, wifi = f"Wi-Fi (apps.{app.name}.wifi_*_option)", {}
             wifi |= {ssid: project.wifi.ssid, password: project.wifi.password}
             yield title, wifi
-    yield "project.yaml sdkconfig", dict(project.sdkconfig)
+    yield _PROJECT_WIDE, dict(project.sdkconfig)
     yield f"project.yaml apps.{app.name}.sdkconfig", dict(app.sdkconfig)
 
 
@@ -223,6 +226,27 @@ def _security(project: Project, app: App) -> Iterator[tuple[str, dict[str, SdkVa
         )
 
 
+def _written(
+    project: Project, app: App, title: str, options: dict[str, SdkValue]
+) -> dict[str, str]:
+    """Each option by the name and in the type of the app's Kconfig, when it is known:
+    renamed options by their new name, project-wide ones only where the app has them."""
+    kconfig = project.kconfig_of(app.name)
+    if kconfig is None:
+        return {name: format_value(value) for name, value in options.items()}
+    written: dict[str, str] = {}
+    for name, value in options.items():
+        new, inverted = kconfig_rules.new_name(kconfig, name)
+        if inverted and isinstance(value, bool):
+            value = not value
+        symbol = kconfig.symbol(new)
+        if symbol is None and title == _PROJECT_WIDE:
+            continue  # e.g. an lwip option and an app without lwip (MINIMAL_BUILD)
+        text = kconfig_rules.typed(value, symbol)
+        written[new] = text if text is not None else format_value(value)
+    return written
+
+
 def plan(project: Project, app: App, *, partitions_csv: Path) -> SdkconfigPlan:
     """The defaults file for `app`: derived options first, then project-wide, then per-app ones."""
     groups = [(title, options) for title, options in _core(project, app, partitions_csv) if options]
@@ -230,10 +254,9 @@ def plan(project: Project, app: App, *, partitions_csv: Path) -> SdkconfigPlan:
     seen: set[str] = set()
     kept: list[tuple[str, tuple[tuple[str, str], ...]]] = []
     for title, options in reversed(groups):
-        items = tuple(
-            (name, format_value(value)) for name, value in options.items() if name not in seen
-        )
-        seen.update(options)
+        written = _written(project, app, title, options)
+        items = tuple((name, value) for name, value in written.items() if name not in seen)
+        seen.update(written)
         if items:
             kept.append((title, items))
     secret = bool(app.ota_client and project.wifi is not None and project.wifi.password)

@@ -124,19 +124,71 @@ def built(project_dir: Path, idf: Path) -> Path:
 APPS = DATA / "apps"
 
 
+# The real ESP-IDF Kconfig subsets in shared/esp-idf/kconfig/, one per release.
+IDF_TAGS = ("v5.3.2", "v5.4.4", "v5.5.5", "v6.0.2")
+
+
 @pytest.fixture(scope="session")
-def idf_v53(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """ESP-IDF v5.3.2's real Kconfig subset (shared/), extracted once: an IDF_PATH for kconfgen
-    and gen_esp32part.py, with no toolchain."""
+def idf_tree(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """ESP-IDF's real Kconfig subset of a release (shared/), extracted once per session: an
+    IDF_PATH for kconfgen and gen_esp32part.py, with no toolchain."""
     import tarfile
 
-    archive = SHARED / "esp-idf" / "kconfig" / "idf-v5.3.2-kconfig.tar.xz"
-    if not archive.is_file():
-        pytest.skip(f"{archive} absent (../shared next to the checkout)")
-    root = tmp_path_factory.mktemp("idf-v5.3.2")
-    with tarfile.open(archive) as tar:
-        tar.extractall(root, filter="data")
-    return root
+    trees: dict[str, Path] = {}
+
+    def extract(tag: str) -> Path:
+        if tag not in trees:
+            archive = SHARED / "esp-idf" / "kconfig" / f"idf-{tag}-kconfig.tar.xz"
+            if not archive.is_file():
+                pytest.skip(f"{archive} absent (../shared next to the checkout)")
+            root = tmp_path_factory.mktemp(f"idf-{tag}")
+            with tarfile.open(archive) as tar:
+                tar.extractall(root, filter="data")
+            trees[tag] = root
+        return trees[tag]
+
+    return extract
+
+
+@pytest.fixture(scope="session")
+def idf_v53(idf_tree: Callable[[str], Path]) -> Path:
+    """ESP-IDF v5.3.2's real Kconfig subset, extracted once."""
+    return idf_tree("v5.3.2")
+
+
+@pytest.fixture(scope="session")
+def kconfgen_env(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path | None]:
+    """An IDF_PYTHON_ENV_PATH whose kconfgen is the one a release runs: None for this venv's
+    (esp-idf-kconfig 2.x, v5.3 to v5.5); for v6.0 a venv with esp-idf-kconfig 3.x, made once
+    per session from the package index (skips when it cannot be installed)."""
+    import subprocess
+    import sys
+
+    made: dict[str, Path] = {}
+
+    def env_for(tag: str) -> Path | None:
+        if not tag.startswith("v6."):
+            return None
+        if "3" not in made:
+            venv = tmp_path_factory.mktemp("kconfgen3")
+            try:
+                subprocess.run(
+                    [sys.executable, "-m", "venv", "--without-pip", str(venv)],
+                    check=True, timeout=120, capture_output=True,
+                )  # fmt: skip
+                subprocess.run(
+                    [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
+                     "install", "-q", "esp-idf-kconfig>=3.2,<4"],
+                    check=True, timeout=300, capture_output=True,
+                )  # fmt: skip
+            except (OSError, subprocess.SubprocessError) as error:
+                pytest.skip(
+                    f"esp-idf-kconfig 3.x (ESP-IDF v6.0's kconfgen) not installable: {error}"
+                )
+            made["3"] = venv
+        return made["3"]
+
+    return env_for
 
 
 @pytest.fixture

@@ -370,3 +370,34 @@ def test_menuconfig__an_unknown_app(built: Path) -> None:
     code, _, text = run_with_output(built, "menuconfig", "--app", "nope")
     assert code == 1
     assert "--app: no app 'nope' in project.yaml; apps: factory, hello_world" in text
+
+
+def _set_idf_version(idf: Path, version: str) -> None:
+    major, minor, patch = version.split(".")
+    cmake = idf / "tools" / "cmake" / "version.cmake"
+    cmake.parent.mkdir(parents=True, exist_ok=True)
+    cmake.write_text(
+        f"set(IDF_VERSION_MAJOR {major})\nset(IDF_VERSION_MINOR {minor})\n"
+        f"set(IDF_VERSION_PATCH {patch})\n"
+    )
+
+
+def test_build__another_esp_idf_rebuilds_and_says_why(project_dir: Path, idf: Path) -> None:
+    _set_idf_version(idf, "5.3.1")
+    code, _ = run(project_dir, "build:hello_world")
+    assert code == 0
+    code, results = run(project_dir, "build:hello_world")
+    assert code == 0 and "build:hello_world" not in executed(results)
+    _set_idf_version(idf, "5.3.2")  # a patch upgrade
+    code, results, text = run_with_output(project_dir, "build:hello_world")
+    assert code == 0 and "build:hello_world" in executed(results)
+    assert (
+        f"app 'hello_world': rebuilding, ESP-IDF changed: ESP-IDF 5.3.1 at {idf.resolve()} -> "
+        f"ESP-IDF 5.3.2 at {idf.resolve()}"
+    ) in text
+    moved = idf.parent / "esp-idf-2"  # the same release at another IDF_PATH
+    idf.rename(moved)
+    os.environ["IDF_PATH"] = str(moved)  # the idf fixture's monkeypatch restores it
+    code, results, text = run_with_output(project_dir, "build:hello_world")
+    assert code == 0 and "build:hello_world" in executed(results)
+    assert f"-> ESP-IDF 5.3.2 at {moved.resolve()}" in text

@@ -64,3 +64,12 @@ def test_readme__reference_table_is_the_schema(request: pytest.FixtureRequest) -
         README.write_text(before + start + reference.reference_table() + end + after)
         return
     assert table == reference.reference_table(), "run pytest --update-golden to refresh the README"
+
+
+def test_readme__ci_container_is_the_release_project_yaml_names() -> None:
+    import yaml
+    from esp_ota_doit import releases
+
+    version = yaml.safe_load((REPO / "project.yaml").read_text())["idf"]["version"]
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "firmware.yml").read_text())
+    assert workflow["jobs"]["build"]["container"] == releases.RELEASES[version].container
