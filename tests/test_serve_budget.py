@@ -4,20 +4,24 @@ never one mid-transfer; pure bookkeeping first, then the real server on loopback
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.client
 import math
 import selectors
 import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
-from esp_ota_doit import serve_budget
+from esp_ota_doit import model, serve, serve_budget
+from esp_ota_doit.paths import Paths
 from esp_ota_doit.serve_budget import CLOSING, Budget, Refused, Throttle
 from esp_ota_doit.serve_http import Limits
 
-from tests.test_serve import Site, context, make_image, make_site, running
+from tests.test_serve import Site, context, get, make_image, make_site, running
 
 FLOOD = 2000
 
@@ -155,6 +159,31 @@ def test_raise_descriptor_limit__up_to_what_the_budget_needs(
     monkeypatch.setattr(resource, "setrlimit", lambda which, value: calls.append(value))
     serve_budget.raise_descriptor_limit(connections)
     assert calls == ([expected] if expected else [])
+
+
+def test_limits__defaults_are_the_project_yaml_defaults() -> None:
+    fields = {f.name: f for f in dataclasses.fields(model.Ota)}
+    plan_fields = {f.name: f for f in dataclasses.fields(serve.ServePlan)}
+    assert Limits().connections == fields["max_connections"].metadata["default"] == 1024
+    assert Limits().per_client == fields["max_per_client"].metadata["default"] == 32
+    assert plan_fields["max_connections"].default == 1024
+    assert plan_fields["max_per_client"].default == 32
+
+
+def test_plan__carries_the_limits_from_project_yaml(tmp_path: Path) -> None:
+    text = (
+        "name: x\ntarget: esp32\nflash: {size: 4MB}\n"
+        "apps: {hello_world: {path: 'idf:examples/get-started/hello_world', version: '1'}}\n"
+        "flash_app: hello_world\n"
+        "ota: {url: 'https://10.0.0.2:8070/a.bin', image: hello_world, "
+        "max_connections: 200, max_per_client: 4}\n"
+    )
+    project = model.load(
+        text, file="project.yaml", env={}, resolve_host=lambda h: h, project_dir=tmp_path
+    )
+    plan = serve.plan(project, Paths(tmp_path))
+    assert (plan.max_connections, plan.max_per_client) == (200, 4)
+    assert plan.to_json()["max_per_client"] == 4
 
 
 # ------------------------------------------------------------------------ the real server
@@ -326,3 +355,24 @@ def test_serve__when_every_slot_is_mid_transfer_a_newcomer_is_refused(big_site: 
             assert not any("/hello_world.bin" in line for line in lines)  # still sending
             assert rest_of(tls, received, len(site.image)) == site.image
     assert "127.0.0.2 refused: all 1 connections are mid-transfer or closing" in "\n".join(lines)
+
+
+def test_run__prints_the_connection_limits(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
+    ready, stop, ports = threading.Event(), threading.Event(), []
+    plan = replace(site.plan, port=0, max_connections=100, max_per_client=5)
+    thread = threading.Thread(
+        target=serve.run,
+        args=(plan,),
+        kwargs={"ready": ready, "stop": stop, "on_bound": ports.append},
+    )
+    thread.start()
+    assert ready.wait(10)
+    assert get(site, ports[0], "/hello_world.bin.sha256")[0] == 200
+    stop.set()
+    thread.join(10)
+    out = capsys.readouterr().out.splitlines()
+    assert out[4] == (
+        "connections: at most 100, 5 per client address; when full, the one idle longest is "
+        "closed for a newcomer"
+    )
+    assert out[5] == "Ctrl-C stops the server"
