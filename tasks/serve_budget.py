@@ -28,7 +28,8 @@ __all__ = [
 ]
 
 FD_MARGIN = 64  # descriptors kept free below RLIMIT_NOFILE: listen socket, files, CLOSING sockets
-CLOSING = 16  # evicted connections whose worker has not closed them yet; more and newcomers wait
+CLOSING = 16  # evicted sockets not yet closed by their worker, at least; more where descriptors
+# allow, since a flood's burst of evictions must not turn a board away while workers catch up
 
 
 @dataclass(slots=True, eq=False, kw_only=True)
@@ -76,14 +77,19 @@ def eviction_note(total: int, address: str, held: int) -> str:
 @dataclass(slots=True)
 class Budget:
     """At most `total` connections, and fewer than `total` from one address: at most
-    `per_client` (when it is below `total`)."""
+    `per_client` (when it is below `total`). With evicted ones still closing, at most
+    `descriptors` sockets (at least total + CLOSING)."""
 
     total: int
     per_client: int
+    descriptors: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _slots: set[Slot] = field(default_factory=set)  # evicted ones too, until their worker ends
     _per_address: Counter[str] = field(default_factory=Counter)  # not evicted
     _open: int = 0  # not evicted
+
+    def __post_init__(self) -> None:
+        self.descriptors = max(self.descriptors, self.total + CLOSING)
 
     def admit(
         self, address: str, conn: socket.socket, *, now: float, deadline: float
@@ -95,7 +101,7 @@ class Budget:
                 return Refused("per_client", address, self.per_client)
             victim = None
             if self._open >= self.total:
-                victim = self._victim() if len(self._slots) - self._open < CLOSING else None
+                victim = self._victim() if len(self._slots) < self.descriptors else None
                 if victim is None:
                     return Refused("full", address, self.total)
                 self._forget(victim)
@@ -200,19 +206,20 @@ def descriptor_budget() -> int:
 
 
 def raise_descriptor_limit(connections: int) -> None:
-    """Lift the soft RLIMIT_NOFILE towards the hard one when `connections` do not fit under it.
+    """Lift the soft RLIMIT_NOFILE to the hard one when it is too low for `connections` and as
+    many evicted sockets still closing.
 
-    Many systems start processes at a soft limit of 1024, which would cap the server below its
-    default budget; only as far as the budget needs, so children inherit no more than before."""
+    Many systems start processes at a soft limit of 1024 (kept low for select(), which this
+    server does not use) under a hard limit of 524288: that would cap the default budget."""
     try:
         import resource
     except ImportError:
         return
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = connections + FD_MARGIN
+    wanted = 2 * connections + FD_MARGIN
     if soft == resource.RLIM_INFINITY or soft >= wanted:
         return
-    raised = wanted if hard == resource.RLIM_INFINITY else min(hard, wanted)
+    raised = wanted if hard == resource.RLIM_INFINITY else hard
     if raised > soft:
         # Refused (a container's policy): the budget then stays under the soft limit instead.
         with contextlib.suppress(ValueError, OSError):

@@ -86,8 +86,9 @@ class Server:
         except OSError:
             self._socket.close()
             raise
-        self.connections = min(limits.connections, descriptor_budget())
-        self.budget = Budget(self.connections, limits.per_client)
+        descriptors = descriptor_budget()
+        self.connections = min(limits.connections, descriptors)
+        self.budget = Budget(self.connections, limits.per_client, descriptors)
         self._throttle = Throttle()
         self._closed = threading.Event()
         self._reaped = self._noted = 0.0

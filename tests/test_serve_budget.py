@@ -94,6 +94,15 @@ def test_budget__evicted_sockets_still_closing_are_bounded(sockets: list[socket.
     assert budget.open == 1
 
 
+def test_budget__descriptor_headroom_lets_more_evicted_sockets_close_late(
+    sockets: list[socket.socket],
+) -> None:
+    budget = Budget(total=1, per_client=1, descriptors=100)
+    for n in range(100):  # one open, 99 evicted and not yet closed
+        assert not isinstance(admit(budget, f"10.0.0.{n}", n, sockets), Refused)
+    assert admit(budget, "B", 100, sockets) == Refused("full", "B", 1)
+
+
 def test_budget__release_frees_the_address_and_expired_reports_once(
     sockets: list[socket.socket],
 ) -> None:
@@ -139,13 +148,14 @@ def test_refused__notes_name_the_option() -> None:
 @pytest.mark.parametrize(
     ("limits", "connections", "expected"),
     [
-        ((1024, 524288), 1024, (1088, 524288)),  # a common default: raised for the budget
-        ((256, 512), 1024, (512, 512)),  # at most the hard limit
+        ((1024, 524288), 1024, (524288, 524288)),  # a common default: raised to the hard limit
+        ((256, 512), 1024, (512, 512)),
         ((20000, 20000), 1024, None),  # enough already: untouched
-        ((1024, -1), 4096, (4160, -1)),  # hard unlimited (RLIM_INFINITY is -1 on Linux)
+        ((2111, 4096), 1024, (4096, 4096)),  # 1024 open, as many closing, the margin: 2112
+        ((1024, -1), 4096, (8256, -1)),  # hard unlimited (RLIM_INFINITY is -1 on Linux)
     ],
 )
-def test_raise_descriptor_limit__up_to_what_the_budget_needs(
+def test_raise_descriptor_limit__to_the_hard_limit_when_the_budget_needs_it(
     monkeypatch: pytest.MonkeyPatch,
     limits: tuple[int, int],
     connections: int,
