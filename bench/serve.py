@@ -29,12 +29,14 @@ FILE = "firmware.bin"
 OURS = """
 import sys
 from pathlib import Path
-from esp_ota_doit.serve_http import resource
+from esp_ota_doit.serve_http import Limits, resource
 from esp_ota_doit.serve_server import Server
 www, cert, key, port = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 body = (www / "firmware.bin").read_bytes()
+# Every client is 127.0.0.1: the per-address cap would refuse all but 32 of them.
 server = Server(resources={"/firmware.bin": resource(body, "application/octet-stream")},
-                cert=Path(cert), key=Path(key), bind="127.0.0.1", port=port)
+                cert=Path(cert), key=Path(key), bind="127.0.0.1", port=port,
+                limits=Limits(per_client=1024))
 print("ready", flush=True)
 server.serve()
 """

@@ -252,6 +252,18 @@ class Ota:
     bind: str = option(
         doc="address the server listens on", check=schema.bind_address, default="0.0.0.0"
     )
+    max_connections: int = option(
+        doc="built-in server: connections held at once (kept under the open-files limit); when "
+        "full, the one idle longest is closed for a newcomer, never one mid-transfer",
+        check=schema.integer(16, 16384),
+        default=1024,
+    )
+    max_per_client: int = option(
+        doc="built-in server: connections held at once from one client address; more are "
+        "refused at once (boards behind one NAT share an address)",
+        check=schema.integer(1, 16384),
+        default=32,
+    )
     cert: CertSpec = option(doc="server certificate", check=_section_check(CertSpec), default={})
     sign: str | None = option(
         doc="sign every app image (rsa3072, or ecdsa256 where the target has it) with "

@@ -71,6 +71,8 @@ class ServePlan:
     engine: Engine = "python"
     log_format: LogFormat = "text"
     signing_key: Path | None = None  # ota.sign: serve only images this key signed
+    max_connections: int = 1024
+    max_per_client: int = 32
 
     @property
     def sha256_path(self) -> str:
@@ -121,6 +123,8 @@ def plan(
         engine=_choice(engine, ENGINES, "--engine"),
         log_format=_choice(log_format, LOG_FORMATS, "--log-format"),
         signing_key=signing_key,
+        max_connections=ota.max_connections,
+        max_per_client=ota.max_per_client,
     )
 
 
@@ -417,11 +421,14 @@ def run(
 
         run_nginx(plan, ready=ready, stop=stop)
         return
+    from .serve_budget import raise_descriptor_limit
+    from .serve_http import Limits
     from .serve_server import Console, Server, TLSSetupError, bind_failure
 
     content = check(plan)
     console = Console(plan.log_format)
     where = certs.paths(plan.certs_dir)
+    raise_descriptor_limit(plan.max_connections)
     try:
         server = Server(
             resources=content.resources,
@@ -430,6 +437,7 @@ def run(
             bind=plan.bind,
             port=plan.port,
             listener=console.listener,
+            limits=Limits(connections=plan.max_connections, per_client=plan.max_per_client),
         )
     except TLSSetupError as err:  # loaded before the bind, so never blamed on ota.bind
         raise ServeError(
@@ -438,7 +446,7 @@ def run(
         ) from None
     except OSError as err:
         raise ServeError(bind_failure(plan.bind, plan.port, err)) from None
-    for text in banner(plan, content, server.port):
+    for text in banner(plan, content, server.port, extra=[server.limits_text]):
         console.line(text)
     if on_bound is not None:
         on_bound(server.port)
@@ -453,13 +461,16 @@ def run(
         server.close()
 
 
-def banner(plan: ServePlan, content: ServeContent, port: int) -> list[str]:
-    """What `doit serve` prints before the first request."""
+def banner(
+    plan: ServePlan, content: ServeContent, port: int, *, extra: Sequence[str] = ()
+) -> list[str]:
+    """What `doit serve` prints before the first request; `extra` is the server's own."""
     image = content.image
     return [
         f"serving {plan.url} on {plan.bind}:{port} (also {plan.sha256_path}, {MANIFEST_PATH})",
         f"image {content.image_file} version '{image.version}' {image.size} bytes",
         f"sha256 {image.sha256}",
         f"server cert SHA-256 {content.cert_fingerprint}",
+        *extra,
         "Ctrl-C stops the server",
     ]

@@ -80,7 +80,8 @@ class Limits:
     head_timeout: float = 20.0  # in total: handshake + request head, then each later head
     idle_timeout: float = 15.0  # keep-alive wait for the next request
     send_timeout: float = 60.0  # one send() to a stalled reader
-    connections: int = 1024
+    connections: int = 1024  # ota.max_connections: held at once, idle ones evicted first
+    per_client: int = 32  # ota.max_per_client: held at once from one address; more are refused
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import socket
 import sys
 import threading
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
 
+from .serve_budget import Budget, Refused, Slot, Throttle, descriptor_budget, eviction_note
 from .serve_http import (
     Limits,
     Malformed,
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["SLICE", "Console", "Listener", "Server", "TLSSetupError", "Transfer", "bind_failure"]
 
 SLICE = 256 * 1024  # bytes per send: what matched openssl s_server (toolchain notes)
-FD_MARGIN = 64  # file descriptors kept free below RLIMIT_NOFILE for everything but connections
 
 
 class TLSSetupError(Exception):
@@ -87,16 +86,25 @@ class Server:
         except OSError:
             self._socket.close()
             raise
-        self.connections = min(limits.connections, _fd_budget())
-        self._slots = threading.BoundedSemaphore(self.connections)
-        self._live: dict[socket.socket, float] = {}  # -> deadline for the request head
-        self._lock = threading.Lock()
+        descriptors = descriptor_budget()
+        self.connections = min(limits.connections, descriptors)
+        self.budget = Budget(self.connections, limits.per_client, descriptors)
+        self._throttle = Throttle()
         self._closed = threading.Event()
         self._reaped = self._noted = 0.0
 
     @property
     def port(self) -> int:
         return int(self._socket.getsockname()[1])
+
+    @property
+    def limits_text(self) -> str:
+        """The connection budget, for the start-up lines."""
+        return (
+            f"connections: at most {self.budget.total}, "
+            f"{min(self.budget.per_client, self.budget.total)} per client "
+            "address; when full, the one idle longest is closed for a newcomer"
+        )
 
     def serve(self, stop: threading.Event | None = None) -> None:
         self._socket.settimeout(0.2)
@@ -112,23 +120,49 @@ class Server:
                         break
                     self._accept_failed(err)
                     continue
-                if not self._slots.acquire(blocking=False):
-                    conn.close()
-                    continue
-                worker = threading.Thread(
-                    target=self._connection, args=(conn, _client(address)), daemon=True
-                )
-                worker.start()
+                self._admit(conn, address)
         finally:
             self.close()
 
     def close(self) -> None:
         self._closed.set()
         self._socket.close()
-        with self._lock:
-            live = list(self._live)
-        for conn in live:
+        for conn in self.budget.sockets():
             _shutdown(conn)
+
+    def _admit(
+        self, conn: socket.socket, address: tuple[str, int] | tuple[str, int, int, int]
+    ) -> None:
+        """Give the connection a slot and a thread, or close it at once; nothing here waits for
+        the client, so one slow or hostile client never holds up the accept loop."""
+        now = time.monotonic()
+        decision = self.budget.admit(
+            address[0], conn, now=now, deadline=now + self.limits.head_timeout
+        )
+        if isinstance(decision, Refused):
+            conn.close()
+            self._refused(decision, now)
+            return
+        slot, victim = decision
+        if victim is not None:
+            _shutdown(victim.conn)  # its worker sees EOF (or the evicted flag) and closes it
+            held = self._throttle.due("evicted", now)
+            if held is not None:
+                self.listener("note", eviction_note(self.budget.total, victim.address, held))
+        worker = threading.Thread(
+            target=self._connection, args=(conn, _client(address), slot), daemon=True
+        )
+        try:
+            worker.start()
+        except RuntimeError as err:  # can't start new thread: a process or memory limit
+            self.budget.release(slot)
+            conn.close()
+            self._accept_failed(OSError(str(err)))
+
+    def _refused(self, refused: Refused, now: float) -> None:
+        held = self._throttle.due(f"{refused.reason} {refused.address}", now)
+        if held is not None:
+            self.listener("note", refused.note(held))
 
     def _accept_failed(self, err: OSError) -> None:
         """One note a second at most, then a short pause: out of descriptors, retrying at once
@@ -146,73 +180,59 @@ class Server:
         if now - self._reaped < 0.2:
             return
         self._reaped = now
-        with self._lock:
-            late = [conn for conn, deadline in self._live.items() if deadline <= now]
-            for conn in late:
-                self._live[conn] = math.inf
-        for conn in late:
+        for conn in self.budget.expired(now):
             _shutdown(conn)
 
-    def _deadline(self, conn: socket.socket, deadline: float) -> None:
-        with self._lock:
-            if conn in self._live:
-                self._live[conn] = deadline
-
-    def _connection(self, raw: socket.socket, client: str) -> None:
+    def _connection(self, raw: socket.socket, client: str, slot: Slot) -> None:
         import ssl
 
         conn = raw
-        deadline = time.monotonic() + self.limits.head_timeout
-        self._track(conn, None, deadline)
+        deadline = slot.deadline
         try:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             # The handshake runs here, off the accept loop, under a timeout: a board that resets
             # mid-handshake, or a client that never says hello, holds only its own thread.
             raw.settimeout(self.limits.handshake_timeout)
             conn = self._context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
-            self._track(conn, raw, deadline)
+            if not self.budget.swap(slot, conn):
+                return
             try:
                 conn.do_handshake()
             except (OSError, ssl.SSLError) as err:
                 late = time.monotonic() >= deadline
                 reason = f"not done within {self.limits.head_timeout:g} s" if late else _reason(err)
-                self.listener("note", f"{client} TLS handshake failed: {reason}")
+                if not slot.evicted:
+                    self.listener("note", f"{client} TLS handshake failed: {reason}")
                 return
-            self._requests(conn, client, deadline)
-            if not self._closed.is_set():
+            self._requests(conn, client, slot, deadline)
+            if not self._closed.is_set() and not slot.evicted:
                 # close_notify: OpenSSL 3 clients call a bare EOF "unexpected eof while reading".
                 conn.settimeout(0.5)
                 conn.unwrap()
         except (OSError, ValueError):
             pass
         finally:
-            self._track(None, conn)
             conn.close()
-            self._slots.release()
+            self.budget.release(slot)
 
-    def _track(
-        self, new: socket.socket | None, old: socket.socket | None, deadline: float = math.inf
-    ) -> None:
-        with self._lock:
-            if old is not None:
-                self._live.pop(old, None)
-            if new is not None:
-                self._live[new] = deadline
-
-    def _requests(self, tls: ssl.SSLSocket, client: str, deadline: float) -> None:
+    def _requests(self, tls: ssl.SSLSocket, client: str, slot: Slot, deadline: float) -> None:
         stream = tls.makefile("rb", buffering=4096)  # per connection: keep 200 of them small
         try:
             while not self._closed.is_set():
                 tls.settimeout(self.limits.idle_timeout)
-                self._deadline(tls, deadline)
+                if not self.budget.waiting(slot, now=time.monotonic(), deadline=deadline):
+                    return
                 try:
                     request = read_request(stream, self.limits)
                 except Malformed as bad:
-                    self._send(tls, client, None, error(bad.status))
+                    if self.budget.busy(slot):
+                        self._send(tls, client, None, error(bad.status))
                     return
                 except (TimeoutError, OSError, ValueError):
                     request = None
-                self._deadline(tls, math.inf)
+                # From here until `waiting` above the connection is never evicted.
+                if not self.budget.busy(slot):
+                    return
                 if request is None:
                     if time.monotonic() >= deadline and not self._closed.is_set():
                         limit = f"{self.limits.head_timeout:g} s"
@@ -263,16 +283,6 @@ def _context(cert: Path, key: Path) -> ssl.SSLContext:
         raise TLSSetupError(getattr(err, "reason", None) or err.strerror or str(err)) from None
     context.set_alpn_protocols(["http/1.1"])
     return context
-
-
-def _fd_budget() -> int:
-    """Connections that fit under the soft RLIMIT_NOFILE, keeping FD_MARGIN descriptors free."""
-    try:
-        import resource
-    except ImportError:  # not on POSIX
-        return 1 << 30
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    return 1 << 30 if soft == resource.RLIM_INFINITY else max(1, soft - FD_MARGIN)
 
 
 def _client(address: tuple[str, int] | tuple[str, int, int, int]) -> str:
