@@ -16,10 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from esp_ota_doit.device import flash
+from esp_ota_doit.rehearsal import board as virtual_board
+from esp_ota_doit.rehearsal import idf_tree as virtual_idf
 
-from esp_ota_doit import flash, virtual_board, virtual_idf  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def build(folder: Path, app_size: int) -> None:
@@ -30,7 +31,7 @@ def build(folder: Path, app_size: int) -> None:
     bin_dir = folder / "bin"
     bin_dir.mkdir()
     shim = bin_dir / "idf.py"
-    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m esp_ota_doit.standin "$@"\n')
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m esp_ota_doit.rehearsal.standin "$@"\n')
     shim.chmod(0o755)
     env = {
         **os.environ,

@@ -23,14 +23,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from esp_ota_doit import certs  # noqa: E402
+from esp_ota_doit.tls import certs  # noqa: E402
 
 FILE = "firmware.bin"
 OURS = """
 import sys
 from pathlib import Path
-from esp_ota_doit.serve_http import Limits, resource
-from esp_ota_doit.serve_server import Server
+from esp_ota_doit.serve.protocol import Limits, resource
+from esp_ota_doit.serve.server import Server
 www, cert, key, port = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 body = (www / "firmware.bin").read_bytes()
 # Every client is 127.0.0.1: the per-address cap would refuse all but 32 of them.

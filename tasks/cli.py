@@ -11,7 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, adopt, model
+from . import __version__
+from .config import adopt, model
 from .errors import ConfigErrors, ProjectError
 
 __all__ = ["main"]

@@ -18,30 +18,18 @@ from typing import Any, cast
 from doit.exceptions import InvalidDodoFile, TaskFailed
 from doit.tools import config_changed
 
-from . import (
-    __version__,
-    board,
-    build,
-    certs,
-    flash,
-    hosts,
-    idftool,
-    kconfig_source,
-    manifest,
-    model,
-    publish,
-    rehearse,
-    render,
-    repro,
-    schema,
-    sdkconfig,
-    serve,
-    signing,
-    staging,
-)
+from . import __version__
+from .config import hosts, model, schema
+from .config.model import Project
+from .device import board, flash
 from .errors import ConfigError, ConfigErrors, ProjectError, warn
-from .model import Project
+from .firmware import build, kconfig_source, manifest, render, repro, staging
+from .idf import idftool, sdkconfig, signing
 from .paths import TEMPLATES, Paths
+from .rehearsal import rehearse
+from .serve import content as serve
+from .serve import nginx as publish
+from .tls import certs
 
 __all__ = [
     "DOIT_CONFIG",

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from esp_ota_doit import adopt, cli, idfapp, model
+from esp_ota_doit import cli
+from esp_ota_doit.config import adopt, model
+from esp_ota_doit.idf import app as idfapp
 
 AppCopy = Callable[[str], Path]
 

@@ -15,9 +15,12 @@ from pathlib import Path
 import pytest
 from doit.cmd_base import ModuleTaskLoader
 from doit.doit_cmd import DoitMain
-from esp_ota_doit import graph, idftool, images, model, virtual_idf
+from esp_ota_doit import graph
+from esp_ota_doit.config import model
 from esp_ota_doit.errors import ToolError
+from esp_ota_doit.idf import idftool, images
 from esp_ota_doit.paths import Paths
+from esp_ota_doit.rehearsal import idf_tree as virtual_idf
 
 from tests.doitrun import edit, executed, run, run_with_output
 
@@ -309,7 +312,7 @@ def test_build__menuconfig_changes_are_built(built: Path, monkeypatch: pytest.Mo
 
 
 def test_unmet_options__a_renamed_option_counts_under_its_old_name(built: Path) -> None:
-    from esp_ota_doit import build
+    from esp_ota_doit.firmware import build
 
     plan = next(
         p
@@ -324,7 +327,7 @@ def test_unmet_options__a_renamed_option_counts_under_its_old_name(built: Path) 
 
 
 def test_defaults_digest__follows_the_per_target_file(built: Path, tmp_path: Path) -> None:
-    from esp_ota_doit import build
+    from esp_ota_doit.firmware import build
 
     plan = build.plans(load_example(built), paths=Paths(built), idf_root=None)[0]
     before = build.defaults_digest(plan)

@@ -22,10 +22,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from esp_ota_doit import certs
-from esp_ota_doit.certs import CertError, CertPlan, check_embedded_ca, check_leaf, covers_host
+from esp_ota_doit.config.hosts import is_ip
 from esp_ota_doit.errors import ConfigError
-from esp_ota_doit.hosts import is_ip
+from esp_ota_doit.tls import certs
+from esp_ota_doit.tls.certs import CertError, CertPlan, check_embedded_ca, check_leaf, covers_host
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 REISSUE = "run `doit certs` to reissue"
@@ -74,7 +74,7 @@ def ext(cert: x509.Certificate, kind: type[E]) -> x509.Extension[E]:
 
 
 def external_ca(folder: Path, *, ca: bool = True, name: str = "CI CA") -> tuple[Path, Path]:
-    """A CA made without esp_ota_doit.certs, as a CI secret store would hold it."""
+    """A CA made without esp_ota_doit.tls.certs, as a CI secret store would hold it."""
     folder.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from esp_ota_doit import otadata, partitions, virtual_board
+from esp_ota_doit.idf import otadata, partition_files
+from esp_ota_doit.rehearsal import board as virtual_board
 
 from tests.doitrun import edit, run, run_with_output
 
@@ -90,7 +91,7 @@ def test_flash__a_changed_app_rewrites_only_the_app(
 
 def test_flash__otadata_is_always_reset(project: Path, board: virtual_board.VirtualBoard) -> None:
     run(project, "flash")
-    table = partitions.from_bin(images(project)["partition-table"][1])
+    table = partition_files.from_bin(images(project)["partition-table"][1])
     assert table.otadata is not None
     ota_0 = table.ota_slots[0]
     board.write(table.otadata.offset, otadata.OtadataEntry.for_seq(1).to_bytes())
@@ -157,7 +158,7 @@ def test_status__factory_then_ota_0(project: Path, board: virtual_board.VirtualB
     assert "boots: factory (no valid otadata entry: Defaulting to factory image)" in text
     assert "factory          simple_ota 1.0.0 (ESP-IDF v5.3.2)" in text
     assert "ota_0            no app" in text
-    table = partitions.from_bin(images(project)["partition-table"][1])
+    table = partition_files.from_bin(images(project)["partition-table"][1])
     assert table.otadata is not None
     board.write(table.otadata.offset, otadata.OtadataEntry.for_seq(1).to_bytes())
     _, _, text = run_with_output(project, "status")
@@ -172,7 +173,7 @@ def test_boot__refuses_an_empty_slot_then_selects_a_full_one(
     code, _, text = run_with_output(project, "boot", "--slot", "ota_0")
     assert code == 1
     assert "--slot ota_0: there is no valid app image at 0x110000" in text
-    table = partitions.from_bin(images(project)["partition-table"][1])
+    table = partition_files.from_bin(images(project)["partition-table"][1])
     board.write(table.ota_slots[0].offset, images(project)["app"][1])
     code, _, text = run_with_output(project, "boot", "--slot", "ota_0")
     assert code == 0, text
@@ -194,8 +195,8 @@ def test_flash__espbaud_must_be_a_number(
 
 
 def test_flash__erasing_refused_on_secured_boards_and_without_the_stub() -> None:
+    from esp_ota_doit.device.flash import _erase_first
     from esp_ota_doit.errors import DeviceError
-    from esp_ota_doit.flash import _erase_first
 
     with pytest.raises(DeviceError) as caught:
         _erase_first(None, "--erase was given", "flash encryption", True)
@@ -214,8 +215,8 @@ def test_flash__erasing_refused_on_secured_boards_and_without_the_stub() -> None
 
 
 def test_flash__unreadable_app_summary(project: Path) -> None:
-    from esp_ota_doit import build
     from esp_ota_doit.errors import ToolError
+    from esp_ota_doit.firmware import build
 
     (project / "build" / "factory" / "app.json").write_text("{not json")
     with pytest.raises(ToolError, match=r"app\.json cannot be read \(.*\); run doit build"):

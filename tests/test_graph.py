@@ -10,7 +10,8 @@ import pytest
 from cryptography import x509
 from doit.cmd_base import ModuleTaskLoader
 from doit.doit_cmd import DoitMain
-from esp_ota_doit import certs, graph
+from esp_ota_doit import graph
+from esp_ota_doit.tls import certs
 
 from tests.conftest import REPO
 from tests.doitrun import edit, executed, run
@@ -90,12 +91,13 @@ def test_render__a_deleted_output_is_rendered_again(project_dir: Path) -> None:
 
 
 def test_render__outputs_match_the_table(project_dir: Path) -> None:
-    from esp_ota_doit import partitions
+
+    from esp_ota_doit.idf import partition_files
 
     run(project_dir, "render")
     generated = project_dir / "build/generated"
-    table = partitions.from_csv((generated / "partitions.csv").read_text())
-    assert partitions.to_bin(table) == (generated / "partition-table.bin").read_bytes()
+    table = partition_files.from_csv((generated / "partitions.csv").read_text())
+    assert partition_files.to_bin(table) == (generated / "partition-table.bin").read_bytes()
     assert [p.name for p in table.partitions] == [
         "nvs",
         "otadata",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from esp_ota_doit import hosts, schema, sdkconfig, yamlsource
+from esp_ota_doit.config import hosts, schema, yamlsource
 from esp_ota_doit.errors import ConfigError, ConfigErrors, clip
+from esp_ota_doit.idf import sdkconfig
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import socket
 
 import pytest
-from esp_ota_doit import hosts
-from esp_ota_doit.hosts import is_ip, lan_address, resolve_host
+from esp_ota_doit.config import hosts
+from esp_ota_doit.config.hosts import is_ip, lan_address, resolve_host
 
 NO_ROUTE = (
     "ota.url host 'auto': this machine has no default route, using 127.0.0.1; "

@@ -10,9 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from esp_ota_doit import kconfig_source, model, sdkconfig
+from esp_ota_doit.config import model
+from esp_ota_doit.config.model import Project
 from esp_ota_doit.errors import ConfigErrors
-from esp_ota_doit.model import Project
+from esp_ota_doit.firmware import kconfig_source
+from esp_ota_doit.idf import sdkconfig
 
 _YAML = """\
 name: demo

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from esp_ota_doit import certs
-from esp_ota_doit.certs_x509 import load_pair
+from esp_ota_doit.tls import certs
+from esp_ota_doit.tls.x509 import load_pair
 
 from tests.conftest import REPO
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from esp_ota_doit import model, reference
+from esp_ota_doit.config import model, reference
 from esp_ota_doit.errors import ConfigErrors
 
 from tests.conftest import REPO
@@ -146,7 +146,8 @@ def _golden_cases() -> list[dict[str, str]]:
 def test_load__layout_csv_gives_esp_idfs_own_bytes(
     case: dict[str, str], shared: Path, tmp_path: Path
 ) -> None:
-    from esp_ota_doit import partitions
+
+    from esp_ota_doit.idf import partition_files
 
     golden = shared / "esp-idf" / "golden"
     text = _csv_project(
@@ -157,7 +158,7 @@ def test_load__layout_csv_gives_esp_idfs_own_bytes(
         size=case["flash_size"],
     )
     table = load(text, root=tmp_path).table
-    assert partitions.to_bin(table) == (golden / case["bin"]).read_bytes()
+    assert partition_files.to_bin(table) == (golden / case["bin"]).read_bytes()
 
 
 @pytest.mark.parametrize(

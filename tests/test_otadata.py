@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from esp_ota_doit import otadata, partitions
+from esp_ota_doit.idf import otadata, partitions
 
 TWO_OTA = partitions.layout(partitions.preset("two_ota"), table_offset=0x8000, path=())
 NO_FACTORY = partitions.layout(

@@ -6,9 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
-from esp_ota_doit import partitions as P
 from esp_ota_doit.errors import ConfigError
-from esp_ota_doit.partitions import APP_TYPE, DATA_TYPE, Partition, PartitionSpec, PartitionTable
+from esp_ota_doit.idf import partition_files as F
+from esp_ota_doit.idf import partitions as P
+from esp_ota_doit.idf.partitions import (
+    APP_TYPE,
+    DATA_TYPE,
+    Partition,
+    PartitionSpec,
+    PartitionTable,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -56,13 +63,13 @@ def flash_bytes(text: str) -> int:
 def run_like_gen_esp32part(csv: str, table_offset: int, flash_size: int) -> tuple[str, object]:
     """What `gen_esp32part.py --offset … --flash-size …` produces: the binary or its error text."""
     try:
-        t = P.from_csv(csv, table_offset=table_offset)
+        t = F.from_csv(csv, table_offset=table_offset)
         P.check_flash_size(t, flash_size, ("flash", "size"))
-    except P.PartitionCsvError as err:
+    except F.PartitionCsvError as err:
         return "error", str(err)
     except ConfigError as err:
         return "error", err.message + MENUCONFIG_TAIL
-    return "bin", P.to_bin(t)
+    return "bin", F.to_bin(t)
 
 
 def test_golden__every_index_case(shared: Path) -> None:
@@ -86,11 +93,11 @@ def test_golden__from_bin_round_trips(shared: Path) -> None:
     for path in sorted((shared / "esp-idf/golden").glob("*.bin")):
         offset = int(path.stem.rpartition("@")[2], 16)
         data = path.read_bytes()
-        t = P.from_bin(data, table_offset=offset)
-        assert P.to_bin(t) == data, path.name
-        assert P.from_bin(P.to_bin(t), table_offset=offset) == t
+        t = F.from_bin(data, table_offset=offset)
+        assert F.to_bin(t) == data, path.name
+        assert F.from_bin(F.to_bin(t), table_offset=offset) == t
         csv = (path.parent / (path.stem.rpartition("@")[0] + ".csv")).read_text()
-        assert t == P.from_csv(csv, table_offset=offset), path.name
+        assert t == F.from_csv(csv, table_offset=offset), path.name
 
 
 @pytest.mark.parametrize("offset", OFFSETS, ids=hex)
@@ -98,8 +105,8 @@ def test_golden__from_bin_round_trips(shared: Path) -> None:
 def test_preset__equals_esp_idf_csv(shared: Path, name: str, offset: int) -> None:
     csv = (shared / "esp-idf/partitions" / f"{name}.csv").read_text()
     t = P.layout(P.preset(name), table_offset=offset, path=LAYOUT)
-    assert t == P.from_csv(csv, table_offset=offset)
-    assert P.to_bin(t) == (shared / "esp-idf/golden" / f"{name}@{offset:#x}.bin").read_bytes()
+    assert t == F.from_csv(csv, table_offset=offset)
+    assert F.to_bin(t) == (shared / "esp-idf/golden" / f"{name}@{offset:#x}.bin").read_bytes()
 
 
 def test_preset__names_and_unknown() -> None:
@@ -170,7 +177,7 @@ def test_table__queries() -> None:
 def test_table__empty() -> None:
     t = P.layout([], table_offset=0x8000, path=LAYOUT)
     assert t.flash_used == 0 and t.otadata is None and t.factory is None and t.ota_slots == ()
-    assert P.from_bin(P.to_bin(t)) == t
+    assert F.from_bin(F.to_bin(t)) == t
 
 
 def test_subtype_name__data_undefined_and_unknown_app() -> None:
@@ -199,7 +206,7 @@ def test_subtype_name__data_undefined_and_unknown_app() -> None:
     ],
 )
 def test_parse_number__accepts(text: str | int, value: int) -> None:
-    assert P.parse_number(text) == value
+    assert F.parse_number(text) == value
 
 
 @pytest.mark.parametrize(
@@ -213,7 +220,7 @@ def test_parse_number__accepts(text: str | int, value: int) -> None:
 )
 def test_parse_number__rejects(text: str, message: str) -> None:
     with pytest.raises(ValueError) as info:
-        P.parse_number(text)
+        F.parse_number(text)
     assert str(info.value) == message
 
 
@@ -221,7 +228,7 @@ def test_parse_number__rejects(text: str, message: str) -> None:
     ("text", "value"), [("app", 0), ("APP", 0), ("data", 1), ("Data", 1), ("0x40", 0x40), (2, 2)]
 )
 def test_parse_type__accepts(text: str | int, value: int) -> None:
-    assert P.parse_type(text, (*LAYOUT, 0, "type")) == value
+    assert F.parse_type(text, (*LAYOUT, 0, "type")) == value
 
 
 @pytest.mark.parametrize(
@@ -235,7 +242,7 @@ def test_parse_type__accepts(text: str | int, value: int) -> None:
 )
 def test_parse_type__rejects(text: str | int, message: str, hint: str) -> None:
     with pytest.raises(ConfigError) as info:
-        P.parse_type(text, (*LAYOUT, 2, "type"))
+        F.parse_type(text, (*LAYOUT, 2, "type"))
     assert (info.value.path, info.value.message, info.value.hint) == (
         (*LAYOUT, 2, "type"),
         message,
@@ -262,7 +269,7 @@ def test_parse_type__rejects(text: str | int, message: str, hint: str) -> None:
     ],
 )
 def test_parse_subtype__accepts(type_: int, text: str | int | None, value: int) -> None:
-    assert P.parse_subtype(type_, text, (*LAYOUT, 0, "subtype")) == value
+    assert F.parse_subtype(type_, text, (*LAYOUT, 0, "subtype")) == value
 
 
 @pytest.mark.parametrize(
@@ -304,7 +311,7 @@ def test_parse_subtype__accepts(type_: int, text: str | int | None, value: int) 
 )
 def test_parse_subtype__rejects(type_: int, text: str | None, message: str, hint: str) -> None:
     with pytest.raises(ConfigError) as info:
-        P.parse_subtype(type_, text, (*LAYOUT, 1, "subtype"))
+        F.parse_subtype(type_, text, (*LAYOUT, 1, "subtype"))
     assert (info.value.path, info.value.message, info.value.hint) == (
         (*LAYOUT, 1, "subtype"),
         message,
@@ -326,7 +333,7 @@ def test_parse_subtype__rejects(type_: int, text: str | None, message: str, hint
     ],
 )
 def test_parse_flags__accepts(value: str | list[str] | None, flags: tuple[bool, bool]) -> None:
-    assert P.parse_flags(value, (*LAYOUT, 0, "flags")) == flags
+    assert F.parse_flags(value, (*LAYOUT, 0, "flags")) == flags
 
 
 @pytest.mark.parametrize(
@@ -339,7 +346,7 @@ def test_parse_flags__accepts(value: str | list[str] | None, flags: tuple[bool, 
 )
 def test_parse_flags__unknown_flag(value: str | list[str], bad: str, hint: str) -> None:
     with pytest.raises(ConfigError) as info:
-        P.parse_flags(value, (*LAYOUT, 3, "flags"))
+        F.parse_flags(value, (*LAYOUT, 3, "flags"))
     assert info.value.path == (*LAYOUT, 3, "flags")
     assert info.value.message == f"CSV flag column contains unknown flag '{bad}'"
     assert info.value.hint == hint
@@ -527,7 +534,7 @@ def test_layout__rejects(
 
 def test_layout__94_entries_fit() -> None:
     t = P.layout(ROWS_95[:94], table_offset=0x8000, path=LAYOUT)
-    assert P.from_bin(P.to_bin(t)) == t
+    assert F.from_bin(F.to_bin(t)) == t
 
 
 def test_layout__error_line_format() -> None:
@@ -550,25 +557,6 @@ def test_layout__rule_order_follows_gen_esp32part() -> None:
         P.layout(specs, table_offset=0x8000, path=LAYOUT)
     with pytest.raises(ConfigError, match="names must be unique"):
         P.layout([NVS, NVS, OTADATA, OTADATA], table_offset=0x8000, path=LAYOUT)
-
-
-@pytest.mark.parametrize(
-    ("parts", "message"),
-    [
-        ((part("a", 1, 2, 0x8000, 0x1000),), "Partition offset 0x8000 is below 0x9000"),
-        (
-            (part("a", 1, 2, 0xA000, 0x2000), part("b", 1, 2, 0x9000, 0x2000)),
-            "Partition at 0xa000 overlaps 0x9000-0xafff",
-        ),
-    ],
-)
-def test_check_overlaps__texts(parts: tuple[Partition, ...], message: str) -> None:
-    # Unreachable through layout() (placement rejects these first, as in gen_esp32part), so the
-    # rule is exercised directly.
-    with pytest.raises(ConfigError) as info:
-        P._check_overlaps(parts, 0x8000, LAYOUT)
-    assert info.value.message == message
-    assert info.value.path == (*LAYOUT, 0, "offset")
 
 
 # --- flash size -----------------------------------------------------------------------------------
@@ -637,10 +625,10 @@ def test_from_csv__tolerant_syntax() -> None:
         "app0,APP,ota_0,0x20000,1M\r\n"
         "raw,0x40\r\n"  # missing subtype, offset and size ... size is required
     )
-    with pytest.raises(P.PartitionCsvError) as info:
-        P.from_csv(text)
+    with pytest.raises(F.PartitionCsvError) as info:
+        F.from_csv(text)
     assert str(info.value) == "Error at line 7: Size field can't be empty" + CSV_TAIL
-    t = P.from_csv(text.replace("raw,0x40", "raw,0x40,,,4K"))
+    t = F.from_csv(text.replace("raw,0x40", "raw,0x40,,,4K"))
     assert [(p.name, p.type, p.subtype, p.offset, p.size) for p in t.partitions] == [
         ("nvs", 1, 2, 0x9000, 0x6000),
         ("keys", 1, 4, 0xF000, 0x1000),
@@ -712,8 +700,8 @@ CSV_ERRORS = {
 
 @pytest.mark.parametrize(("text", "expected"), list(CSV_ERRORS.values()), ids=list(CSV_ERRORS))
 def test_from_csv__rejects(text: str, expected: str) -> None:
-    with pytest.raises(P.PartitionCsvError) as info:
-        P.from_csv(text)
+    with pytest.raises(F.PartitionCsvError) as info:
+        F.from_csv(text)
     assert str(info.value) == expected
 
 
@@ -723,13 +711,13 @@ def test_to_csv__shape() -> None:
         table_offset=0x9000,
         path=LAYOUT,
     )
-    assert P.to_csv(t) == (
+    assert F.to_csv(t) == (
         "# Name, Type, SubType, Offset, Size, Flags (table at 0x9000)\n"
         "nvs,data,nvs,0xa000,0x6000,\n"
         "keys,data,nvs_keys,0x10000,0x1000,encrypted:readonly\n"
         "factory,app,factory,0x20000,0x100000,\n"
     )
-    assert P.from_csv(P.to_csv(t), table_offset=0x9000) == t
+    assert F.from_csv(F.to_csv(t), table_offset=0x9000) == t
 
 
 # --- binary ---------------------------------------------------------------------------------------
@@ -737,24 +725,24 @@ def test_to_csv__shape() -> None:
 
 def test_to_bin__layout_and_md5() -> None:
     t = table(part("nvs", 1, 2, 0x9000, 0x6000))
-    data = P.to_bin(t)
+    data = F.to_bin(t)
     assert len(data) == P.MAX_TABLE_LENGTH == 3072
     assert data[:32] == bytes.fromhex("aa50 0102 00900000 00600000") + b"nvs".ljust(
         16, b"\0"
     ) + bytes(4)
     assert data[32:48] == b"\xeb\xeb" + b"\xff" * 14
     assert data[64:] == b"\xff" * (3072 - 64)
-    assert P.to_bin(t, md5=False)[32:] == b"\xff" * (3072 - 32)
-    assert P.from_bin(P.to_bin(t, md5=False)) == t
+    assert F.to_bin(t, md5=False)[32:] == b"\xff" * (3072 - 32)
+    assert F.from_bin(F.to_bin(t, md5=False)) == t
 
 
 def test_to_bin__too_long() -> None:
     rows = tuple(part(f"d{i}", 1, 0x40, 0x9000 + i * 0x1000, 0x1000) for i in range(95))
     with pytest.raises(
-        P.PartitionBinError, match=r"^Binary partition table length \(3072\) longer than max$"
+        F.PartitionBinError, match=r"^Binary partition table length \(3072\) longer than max$"
     ):
-        P.to_bin(table(*rows))
-    assert P.from_bin(P.to_bin(table(*rows), md5=False)) == table(*rows)  # 95 fit without MD5
+        F.to_bin(table(*rows))
+    assert F.from_bin(F.to_bin(table(*rows), md5=False)) == table(*rows)  # 95 fit without MD5
 
 
 def test_from_bin__sixteen_byte_name_and_flags() -> None:
@@ -764,7 +752,7 @@ def test_from_bin__sixteen_byte_name_and_flags() -> None:
         ),
         offset=0xD000,
     )
-    assert P.from_bin(P.to_bin(t), table_offset=0xD000) == t
+    assert F.from_bin(F.to_bin(t), table_offset=0xD000) == t
 
 
 def corrupt(data: bytes, at: int, new: bytes) -> bytes:
@@ -772,15 +760,15 @@ def corrupt(data: bytes, at: int, new: bytes) -> bytes:
 
 
 def two_ota_bin() -> bytes:
-    return P.to_bin(layout_of("two_ota"))
+    return F.to_bin(layout_of("two_ota"))
 
 
 def test_from_bin__bad_md5() -> None:
     good = two_ota_bin()
     computed = good[6 * 32 + 16 : 7 * 32]
     bad = corrupt(good, 6 * 32 + 16, b"\x00" * 16)
-    with pytest.raises(P.PartitionBinError) as info:
-        P.from_bin(bad)
+    with pytest.raises(F.PartitionBinError) as info:
+        F.from_bin(bad)
     assert str(info.value) == (
         f"MD5 checksums don't match! (computed: 0x{computed.hex()}, parsed: 0x{'00' * 16})"
     )
@@ -800,14 +788,14 @@ def test_from_bin__bad_md5() -> None:
     ids=["bad_length", "no_end_marker", "empty", "bad_magic"],
 )
 def test_from_bin__rejects(data: bytes, message: str) -> None:
-    with pytest.raises(P.PartitionBinError) as info:
-        P.from_bin(data)
+    with pytest.raises(F.PartitionBinError) as info:
+        F.from_bin(data)
     assert str(info.value) == message
 
 
 def test_from_bin__reads_a_whole_sector() -> None:
     data = two_ota_bin() + b"\xff" * 0x400  # a board's 4 KB table sector
-    assert P.from_bin(data) == layout_of("two_ota")
+    assert F.from_bin(data) == layout_of("two_ota")
 
 
 # --- property: random valid layouts round-trip through both formats ----------------------------
@@ -854,7 +842,7 @@ def test_layout__round_trips_csv_and_bin(case: tuple[int, list[PartitionSpec]]) 
     t = P.layout(specs, table_offset=table_offset, path=LAYOUT)
     assert [p.name for p in t.partitions] == [s.name for s in specs]
     assert all(s.offset in (None, p.offset) for s, p in zip(specs, t.partitions, strict=True))
-    assert P.from_bin(P.to_bin(t), table_offset=table_offset) == t
-    assert P.from_bin(P.to_bin(t, md5=False), table_offset=table_offset) == t
-    assert P.from_csv(P.to_csv(t), table_offset=table_offset) == t
+    assert F.from_bin(F.to_bin(t), table_offset=table_offset) == t
+    assert F.from_bin(F.to_bin(t, md5=False), table_offset=table_offset) == t
+    assert F.from_csv(F.to_csv(t), table_offset=table_offset) == t
     assert P.layout(specs, table_offset=table_offset, path=LAYOUT) == t  # deterministic

@@ -15,8 +15,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from esp_ota_doit import certs, publish, serve
 from esp_ota_doit.errors import ToolError
+from esp_ota_doit.serve import content as serve
+from esp_ota_doit.serve import nginx as publish
+from esp_ota_doit.tls import certs
 
 from tests.test_serve import Site, cached_image, make_site
 

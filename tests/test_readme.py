@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from esp_ota_doit import reference
+from esp_ota_doit.config import reference
 
 from tests.conftest import REPO
 
@@ -68,7 +68,7 @@ def test_readme__reference_table_is_the_schema(request: pytest.FixtureRequest) -
 
 def test_readme__ci_container_is_the_release_project_yaml_names() -> None:
     import yaml
-    from esp_ota_doit import releases
+    from esp_ota_doit.idf import releases
 
     version = yaml.safe_load((REPO / "project.yaml").read_text())["idf"]["version"]
     workflow = yaml.safe_load((REPO / ".github" / "workflows" / "firmware.yml").read_text())

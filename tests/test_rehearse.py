@@ -9,8 +9,9 @@ import os
 from pathlib import Path
 
 import pytest
-from esp_ota_doit import flash, otadata, partitions
+from esp_ota_doit.device import flash
 from esp_ota_doit.errors import DeviceError
+from esp_ota_doit.idf import otadata, partition_files
 
 from tests.doitrun import edit, run_with_output
 
@@ -38,7 +39,7 @@ def test_rehearse__the_whole_story(rehearsal: Path) -> None:
     assert text.rstrip().endswith("booted ota_0: hello_world 1.0.1")
     # The flash file holds a valid otadata entry selecting ota_0, and the served image there.
     flash_file = (rehearsal / "build/virtual/esp32-flash.bin").read_bytes()
-    table = partitions.from_bin(flash_file[0x8000 : 0x8000 + 0xC00])
+    table = partition_files.from_bin(flash_file[0x8000 : 0x8000 + 0xC00])
     assert table.otadata is not None
     entries = otadata.decode(flash_file[table.otadata.offset : table.otadata.offset + 0x2000])
     active = max((e for e in entries if e.valid), key=lambda e: e.seq)

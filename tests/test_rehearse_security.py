@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
-from esp_ota_doit import otadata, partitions
+from esp_ota_doit.idf import otadata, partition_files
 
 from tests.doitrun import edit, run_with_output
 
@@ -49,7 +49,7 @@ def _ota(project: Path, extra: str) -> None:
 def _otadata(project: Path) -> list[tuple[int, int]]:
     """(seq, state) of both copies in build/virtual/esp32-flash.bin; each CRC must be right."""
     flash_file = (project / "build/virtual/esp32-flash.bin").read_bytes()
-    table = partitions.from_bin(flash_file[0x8000 : 0x8000 + 0xC00])
+    table = partition_files.from_bin(flash_file[0x8000 : 0x8000 + 0xC00])
     assert table.otadata is not None
     raw = flash_file[table.otadata.offset : table.otadata.offset + 0x2000]
     entries = otadata.decode(raw)

@@ -6,9 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from esp_ota_doit import model, render, sdkconfig
-from esp_ota_doit.model import Project
-from esp_ota_doit.yamlsource import HexInt
+from esp_ota_doit.config import model
+from esp_ota_doit.config.model import Project
+from esp_ota_doit.config.yamlsource import HexInt
+from esp_ota_doit.firmware import render
+from esp_ota_doit.idf import sdkconfig
 
 from tests.conftest import REPO
 

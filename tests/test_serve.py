@@ -21,11 +21,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from esp_ota_doit import certs, model, serve
+from esp_ota_doit.config import model
 from esp_ota_doit.errors import ConfigErrors
 from esp_ota_doit.paths import Paths
-from esp_ota_doit.serve_http import ByteRange, Limits, Request, parse_range, resource, respond
-from esp_ota_doit.serve_server import Console, Server
+from esp_ota_doit.serve import content as serve
+from esp_ota_doit.serve.protocol import (
+    ByteRange,
+    Limits,
+    Request,
+    parse_range,
+    resource,
+    respond,
+)
+from esp_ota_doit.serve.server import Console, Server
+from esp_ota_doit.tls import certs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -16,10 +16,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from esp_ota_doit import model, serve, serve_budget
+from esp_ota_doit.config import model
 from esp_ota_doit.paths import Paths
-from esp_ota_doit.serve_budget import CLOSING, Budget, Refused, Throttle
-from esp_ota_doit.serve_http import Limits
+from esp_ota_doit.serve import budget as serve_budget
+from esp_ota_doit.serve import content as serve
+from esp_ota_doit.serve.budget import CLOSING, Budget, Refused, Throttle
+from esp_ota_doit.serve.protocol import Limits
 
 from tests.test_serve import Site, context, get, make_image, make_site, running
 

@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from esp_ota_doit import model, otadata, partitions, sdkconfig, serve, signing
+from esp_ota_doit.config import model
 from esp_ota_doit.errors import ConfigError
+from esp_ota_doit.idf import otadata, partitions, sdkconfig, signing
+from esp_ota_doit.serve import content as serve
 
 from tests.test_model import errors, load
 from tests.test_serve import cached_image, make_site
@@ -336,7 +338,7 @@ def test_set_actual_seq__what_the_bootloader_writes_with_no_factory() -> None:
 
 
 def test_model_reference_documents_the_new_keys() -> None:
-    from esp_ota_doit import reference
+    from esp_ota_doit.config import reference
 
     keys = [row[0] for row in reference.reference_rows()]
     assert {"ota.sign", "ota.rollback", "apps.<name>.secure_version"} <= set(keys)

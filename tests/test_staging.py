@@ -7,8 +7,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from esp_ota_doit import staging
 from esp_ota_doit.errors import ToolError
+from esp_ota_doit.firmware import staging
 
 
 def _app(root: Path) -> Path:

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from esp_ota_doit import partitions
-from esp_ota_doit.standin import main
-from esp_ota_doit.standin_kconfig import parse_kconfig
+from esp_ota_doit.idf import partition_files
+from esp_ota_doit.rehearsal.standin.cli import main
+from esp_ota_doit.rehearsal.standin.kconfig import parse_kconfig
 from esptool.bin_image import LoadFirmwareImage
 from esptool.targets import CHIP_DEFS
 
@@ -102,7 +102,7 @@ def test_standin__version(
     assert main(["build", "--version"]) == 0
     assert capsys.readouterr().out == "ESP-IDF v5.1.4\n"
     result = subprocess.run(
-        [sys.executable, "-m", "esp_ota_doit.standin", "--version"],
+        [sys.executable, "-m", "esp_ota_doit.rehearsal.standin", "--version"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -139,7 +139,7 @@ def test_standin__build_outputs(simple_ota: Path, idf: Idf) -> None:
     assert "Project build complete. To flash, run:\n idf.py flash" in out
     assert (build / "ota_data_initial.bin").read_bytes() == b"\xff" * 0x2000
     assert (build / "simple_ota.elf").read_bytes().startswith(b"\x7fELF")
-    table = partitions.from_bin((build / "partition_table/partition-table.bin").read_bytes())
+    table = partition_files.from_bin((build / "partition_table/partition-table.bin").read_bytes())
     assert [p.name for p in table.partitions] == [
         "nvs",
         "otadata",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from esp_ota_doit.config.yamlsource import HexInt, parse
 from esp_ota_doit.errors import ConfigErrors, Location
-from esp_ota_doit.yamlsource import HexInt, parse
 
 
 def test_parse__positions_are_one_based() -> None:

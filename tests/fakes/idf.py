@@ -27,7 +27,7 @@ def main() -> int:
     if os.environ.get("FAKE_IDF_LOG"):
         _log(os.environ["FAKE_IDF_LOG"])
     sys.path.insert(0, str(REPO))
-    from esp_ota_doit.standin import main as standin_main
+    from esp_ota_doit.rehearsal.standin.cli import main as standin_main
 
     return standin_main(sys.argv[1:])
 

@@ -1,0 +1,76 @@
+"""project.yaml's partitions.layout, read into PartitionSpec rows: an ESP-IDF preset name, a list
+of {name, type, subtype, offset?, size, flags?} written in gen_esp32part's field syntax, or the
+path of an ESP-IDF partition CSV (read by the model, which knows the project folder).
+"""
+
+from __future__ import annotations
+
+from ..errors import ConfigError, KeyPath
+from ..idf import partition_files, partitions
+from ..idf.partitions import PartitionSpec
+from . import schema
+
+__all__ = ["layout_value", "spec_from_mapping"]
+
+_ROW_KEYS = ("name", "type", "subtype", "offset", "size", "flags")
+
+
+def layout_value(value: object, path: KeyPath) -> tuple[str, tuple[PartitionSpec, ...]]:
+    """(preset name, "custom" or the CSV path, rows); every bad row is reported, not just the first.
+
+    A CSV path comes back with no rows: its file is read when the table is placed.
+    """
+    if isinstance(value, str) and value.strip().lower().endswith(".csv"):
+        return schema.relative_file(value.strip(), path), ()
+    if isinstance(value, str):
+        name = schema.one_of(*partitions.PRESET_NAMES, "<file>.csv")(value, path)
+        return name, partitions.preset(name)
+    if not isinstance(value, list) or not value:
+        raise ConfigError(
+            path, f"expected a preset name or a list of partitions, got {schema.shown(value)}"
+        )
+    rows: list[PartitionSpec] = []
+    errors: list[ConfigError] = []
+    for index, row in enumerate(value):
+        try:
+            rows.append(spec_from_mapping(row, (*path, index)))
+        except ConfigError as error:
+            errors.append(error)
+        except schema.Invalid as invalid:
+            errors.extend(invalid.errors)
+    if errors:
+        raise schema.Invalid(errors)
+    return "custom", tuple(rows)
+
+
+def _number(value: object, path: KeyPath) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ConfigError(
+            path, f"expected a size like 0x10000, 64K or 1M, got {schema.shown(value)}"
+        )
+    try:
+        return partition_files.parse_number(value)
+    except ValueError:
+        raise ConfigError(
+            path, f"expected a size like 0x10000, 64K or 1M, got {schema.shown(value)}"
+        ) from None
+
+
+def spec_from_mapping(value: object, path: KeyPath) -> PartitionSpec:
+    """One {name, type, subtype, offset?, size, flags?} row; offset absent means automatic."""
+    data = schema.mapping(value, path, what="a partition {name, type, subtype, size}")
+    errors = schema.key_errors(data, path, dict.fromkeys(_ROW_KEYS, ""), ("name", "type", "size"))
+    if errors:
+        raise schema.Invalid(errors)
+    type_ = partition_files.parse_type(data["type"], (*path, "type"))
+    offset = data.get("offset")
+    encrypted, readonly = partition_files.parse_flags(data.get("flags"), (*path, "flags"))
+    return PartitionSpec(
+        name=schema.string(data["name"], (*path, "name")),
+        type=type_,
+        subtype=partition_files.parse_subtype(type_, data.get("subtype"), (*path, "subtype")),
+        offset=None if offset is None else _number(offset, (*path, "offset")),
+        size=_number(data["size"], (*path, "size")),
+        encrypted=encrypted,
+        readonly=readonly,
+    )

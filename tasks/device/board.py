@@ -1,0 +1,203 @@
+"""What a board holds, read over serial: its partition table, which slot otadata selects, and
+the app in each slot. Read-only, except `boot`, which rewrites otadata like otatool.py does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import DeviceError
+from ..idf import otadata, partition_files, partitions
+from ..idf.partitions import Partition, PartitionTable
+from .link import connect, probe_port, resolve_port
+
+if TYPE_CHECKING:
+    from ..config.model import Project
+
+__all__ = ["BoardPlan", "SlotInfo", "boot", "describe", "monitor", "plan", "read_slots", "status"]
+
+_DESC_END = 0x20 + 256  # image header + segment header + esp_app_desc_t
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BoardPlan:
+    target: str
+    table_offset: int
+    port: str | None  # project.yaml flash.port
+    baud: int
+    rollback: bool = False  # ota.rollback: a slot set to boot starts as ESP_OTA_IMG_NEW
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "target": self.target,
+            "table_offset": self.table_offset,
+            "port": self.port,
+            "baud": self.baud,
+            "rollback": self.rollback,
+        }
+
+
+def plan(project: Project) -> BoardPlan:
+    """How to reach the board and read it: target, table offset, port and baud settings."""
+    return BoardPlan(
+        target=project.target,
+        table_offset=project.partitions.table_offset,
+        port=project.flash.port,
+        baud=project.flash.baud,
+        rollback=project.ota is not None and project.ota.rollback,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlotInfo:
+    partition: Partition
+    project_name: str | None  # None: no app image there
+    version: str = ""
+    idf_version: str = ""
+
+
+def _read(esp: Any, offset: int, size: int) -> bytes:
+    from esptool.cmds import read_flash
+
+    return bytes(read_flash(esp, offset, size, output=None, no_progress=True) or b"")
+
+
+def _table(read: Callable[[int, int], bytes], table_offset: int) -> PartitionTable:
+    data = read(table_offset, partitions.MAX_TABLE_LENGTH)
+    if data.strip(b"\xff") == b"":
+        raise DeviceError(f"the board has no partition table at {table_offset:#x}; run doit flash")
+    try:
+        return partition_files.from_bin(data, table_offset=table_offset)
+    except partition_files.PartitionBinError as error:
+        raise DeviceError(
+            f"the board's partition table at {table_offset:#x} is invalid: {error}"
+        ) from None
+
+
+def read_slots(read: Callable[[int, int], bytes], table: PartitionTable) -> list[SlotInfo]:
+    """The app descriptor at the start of each app partition (header only, not the whole image)."""
+    from esptool.cmds import _parse_app_info  # esptool's own esp_app_desc_t parser
+
+    slots = []
+    for partition in table.partitions:
+        if partition.type != partitions.APP_TYPE:
+            continue
+        head = read(partition.offset, _DESC_END)
+        desc = _parse_app_info(head[0x20:]) if head[:1] == b"\xe9" else None
+        if desc is None:
+            slots.append(SlotInfo(partition=partition, project_name=None))
+        else:
+            slots.append(
+                SlotInfo(
+                    partition=partition,
+                    project_name=str(desc["project_name"]),
+                    version=str(desc["version"]),
+                    idf_version=str(desc["idf_ver"]),
+                )
+            )
+    return slots
+
+
+def describe(read: Callable[[int, int], bytes], table_offset: int) -> list[str]:
+    """The status report as lines: table, otadata entries, selected slot, each slot's app."""
+    table = _table(read, table_offset)
+    lines = [f"partition table at {table_offset:#x}:"]
+    lines += [
+        f"  {p.name:<16} {p.type_name:<5} {p.subtype_name:<10} {p.offset:#10x} {p.size:#10x}"
+        for p in table.partitions
+    ]
+    data = None
+    if table.otadata is not None:
+        data = read(table.otadata.offset, table.otadata.size)
+        for index, entry in enumerate(otadata.decode(data)):
+            if entry.seq == 0xFFFFFFFF:
+                lines.append(f"otadata[{index}]: empty")
+            else:
+                verdict = "valid" if entry.valid else "not valid"
+                crc_ok = "CRC ok" if entry.crc_ok else "CRC bad"
+                lines.append(
+                    f"otadata[{index}]: seq {entry.seq}, state {entry.state_text}, {crc_ok}, "
+                    f"{verdict}"
+                )
+    slot, why = otadata.boot_slot(table, data)
+    lines.append(f"boots: {slot.name if slot else 'nothing'} ({why})")
+    for info in read_slots(read, table):
+        what = (
+            f"{info.project_name} {info.version} (ESP-IDF {info.idf_version})"
+            if info.project_name is not None
+            else "no app"
+        )
+        lines.append(f"  {info.partition.name:<16} {what}")
+    return lines
+
+
+def status(plan: BoardPlan, *, port: str | None = None) -> None:
+    """doit status: print what the board holds and which app it boots."""
+    chosen = resolve_port(port, os.environ, plan.port)
+    with connect(chosen, plan.baud, plan.target) as esp:
+
+        def read(offset: int, size: int) -> bytes:
+            return _read(esp, offset, size)
+
+        print("\n".join(describe(read, plan.table_offset)))
+
+
+def boot(plan: BoardPlan, slot: str, *, port: str | None = None) -> None:
+    """doit boot --slot NAME: rewrite otadata so the board boots that slot next."""
+    from esptool.cmds import write_flash
+
+    chosen = resolve_port(port, os.environ, plan.port)
+    with connect(chosen, plan.baud, plan.target) as esp:
+
+        def read(offset: int, size: int) -> bytes:
+            return _read(esp, offset, size)
+
+        table = _table(read, plan.table_offset)
+        target = table.find(slot)
+        if target is None or target.type != partitions.APP_TYPE:
+            names = ", ".join(p.name for p in table.partitions if p.type == partitions.APP_TYPE)
+            raise DeviceError(
+                f"--slot {slot}: no app partition of that name; the board has {names}"
+            )
+        if table.otadata is None:
+            raise DeviceError("the board's partition table has no otadata partition")
+        info = next(i for i in read_slots(read, table) if i.partition == target)
+        if info.project_name is None:
+            raise DeviceError(f"--slot {slot}: there is no valid app image at {target.offset:#x}")
+        current = read(table.otadata.offset, table.otadata.size)
+        # As esp_ota_set_boot_partition: NEW under app rollback (the bootloader then boots it
+        # pending verify and the app must confirm itself), else UNDEFINED.
+        state = otadata.NEW if plan.rollback else otadata.UNDEFINED
+        new = otadata.set_boot(table, current, target, state=state)
+        write_flash(esp, [(table.otadata.offset, new)], compress=True)
+        pending = " (new: it must confirm itself on its first boot)" if plan.rollback else ""
+        print(f"the board boots {slot} next: {info.project_name} {info.version}{pending}")
+
+
+def monitor(build_dir: Path, configured: str | None, *, port: str | None = None) -> None:
+    """esp-idf-monitor on the board, at the console baud (monitor_baud of
+    project_description.json, 115200 by default), with the app's ELF when it exists."""
+    import json
+    import subprocess
+    import sys
+
+    chosen = resolve_port(port, os.environ, configured)
+    probe_port(chosen)  # esp-idf-monitor reports a failed connection with exit status 0
+    try:
+        description = json.loads((build_dir / "project_description.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        description = {}
+    baud = int(description.get("monitor_baud") or 115200)
+    command = [sys.executable, "-m", "esp_idf_monitor", "--port", chosen, "--baud", str(baud)]
+    elf = Path(str(description.get("app_elf", "")))
+    if description.get("app_elf") and not elf.is_absolute():
+        elf = build_dir / elf
+    if description.get("app_elf") and elf.is_file():
+        command.append(str(elf))
+    code = subprocess.run(command, check=False).returncode
+    if code not in (0, 130):
+        raise DeviceError(f"esp-idf-monitor exited with {code}")

@@ -1,0 +1,314 @@
+"""`doit flash`: writing a build to a board over serial through esptool's Python API.
+
+Correct by construction where `idf.py flash` leaves it to the user: otadata is always reset, a
+changed partition table erases the chip first, and regions the chip already holds are skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import DeviceError
+from ..firmware import build
+from ..firmware.render import write_if_changed
+from ..idf import partition_files, partitions
+from . import link as esplink
+
+if TYPE_CHECKING:
+    from ..config.model import Project
+    from ..paths import Paths
+
+__all__ = ["FlashPlan", "Region", "plan", "write"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlashPlan:
+    """What `doit flash` writes and where; the images themselves come from build/<app>/app.json."""
+
+    app: str
+    target: str
+    flash_size: str  # "4MB": explicit, as the emulator's flash id always says 4 MB
+    table_offset: int
+    app_summary: Path
+    boards_dir: Path
+    port: str | None  # project.yaml flash.port
+    baud: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "app": self.app,
+            "target": self.target,
+            "flash_size": self.flash_size,
+            "table_offset": self.table_offset,
+            "app_summary": str(self.app_summary),
+            "boards_dir": str(self.boards_dir),
+            "port": self.port,
+            "baud": self.baud,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Region:
+    role: str
+    offset: int
+    data: bytes
+    encrypted: bool
+
+    @property
+    def md5(self) -> str:
+        return hashlib.md5(self.data).hexdigest()
+
+
+def plan(project: Project, paths: Paths) -> FlashPlan:
+    """What `doit flash` writes: flash_app's build, at project.yaml's flash settings."""
+    return FlashPlan(
+        app=project.flash_app,
+        target=project.target,
+        flash_size=project.flash.size_text,
+        table_offset=project.partitions.table_offset,
+        app_summary=paths.app_summary(project.flash_app),
+        boards_dir=paths.boards,
+        port=project.flash.port,
+        baud=project.flash.baud,
+    )
+
+
+def _regions(summary: Mapping[str, Any]) -> list[Region]:
+    regions = []
+    for image in summary["images"]:
+        path = Path(str(image["file"]))
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise DeviceError(f"{path} is missing; run doit build") from None
+        regions.append(
+            Region(
+                role=str(image["role"]),
+                offset=int(str(image["offset"]), 16),
+                data=data,
+                encrypted=str(image.get("encrypted", "false")) == "true",
+            )
+        )
+    return sorted(regions, key=lambda region: region.offset)
+
+
+def _board_table(esp: Any, plan: FlashPlan) -> bytes:
+    from esptool.cmds import read_flash
+
+    data = read_flash(
+        esp, plan.table_offset, partitions.MAX_TABLE_LENGTH, output=None, no_progress=True
+    )
+    return bytes(data or b"")
+
+
+def _erase_reason(board: bytes, new: bytes, table_offset: int) -> str | None:
+    """Why the whole chip must be erased first, or None: only when the board holds another table."""
+    if board == new or board.strip(b"\xff") == b"":
+        return None
+    try:
+        old = partition_files.from_bin(board, table_offset=table_offset)
+    except partition_files.PartitionBinError as error:
+        return f"the board's partition table is unreadable ({error})"
+    new_table = partition_files.from_bin(new, table_offset=table_offset)
+    changed = [
+        f"{p.name} {p.offset:#x}+{p.size:#x}" for p in new_table.partitions if old.find(p.name) != p
+    ]
+    what = ", ".join(changed) if changed else "rows removed or reordered"
+    return f"the board's partition table differs from the new one ({what})"
+
+
+def write(
+    plan: FlashPlan, *, port: str | None = None, baud: int | None = None, erase: bool = False
+) -> int:
+    """doit flash: connect, erase if needed, write what changed, reset otadata, record the board.
+
+    Returns:
+        The number of bytes written (0 for a board that already held everything).
+    """
+    summary = build.read_summary(plan.app_summary)
+    regions = _regions(summary)
+    chosen_port = esplink.resolve_port(port, os.environ, plan.port)
+    if summary.get("synthetic") and not chosen_port.startswith("socket://127.0.0.1:"):
+        raise DeviceError(
+            f"refusing to write synthetic images (built without ESP-IDF) to {chosen_port}; "
+            "they only go to the virtual board (doit rehearse)"
+        )
+    speed = baud or esplink.env_baud(os.environ) or plan.baud
+    try:
+        rows, mac = _flash(plan, summary, regions, chosen_port, speed, erase)
+    except Exception as error:  # sorted below: only transfer errors get one retry
+        if not esplink.is_transfer_error(error):
+            raise esplink.as_device_error(error) from None
+        if speed <= esplink.FALLBACK_BAUD:
+            raise DeviceError(esplink.connect_hint(chosen_port, error)) from None
+        print(
+            f"transfer failed at {speed} baud ({error}); retrying once at {esplink.FALLBACK_BAUD}"
+        )
+        try:
+            rows, mac = _flash(plan, summary, regions, chosen_port, esplink.FALLBACK_BAUD, erase)
+        except Exception as again:  # as above, without a third try
+            raise esplink.as_device_error(again, chosen_port) from None
+    _print_summary(rows)
+    _record(plan, summary, regions, mac)
+    return _written(rows)
+
+
+def _security(esp: Any) -> str | None:
+    """What makes this board refuse erasing and ciphertext reads, if anything."""
+    features = []
+    for method, name in (
+        ("get_flash_encryption_enabled", "flash encryption"),
+        ("get_secure_boot_enabled", "secure boot"),
+    ):
+        try:
+            if getattr(esp, method)():
+                features.append(name)
+        except Exception:  # chips or loaders without the query
+            continue
+    return " and ".join(features) or None
+
+
+def _check_flash_size(esp: Any, plan: FlashPlan, port: str) -> None:
+    """A 4 MB layout on a 2 MB chip flashes, then fails at run time (ota_begin err=0x104)."""
+    if port.startswith("socket://"):  # the emulator's flash id always says 4 MB
+        return
+    from esptool.cmds import detect_flash_size
+
+    found = detect_flash_size(esp)
+    if found and _megabytes(found) < _megabytes(plan.flash_size):
+        raise DeviceError(
+            f"the board's flash is {found}, project.yaml says flash.size {plan.flash_size}; "
+            "set flash.size (and a layout that fits) or use a module with more flash"
+        )
+
+
+def _megabytes(text: str) -> int:
+    return int(text.upper().removesuffix("MB")) if text.upper().endswith("MB") else 0
+
+
+def _erase_first(esp: Any, reason: str | None, secured: str | None, stub: bool) -> None:
+    from esptool.cmds import erase_flash
+
+    if reason is None:
+        return
+    if secured:
+        raise DeviceError(
+            f"cannot erase the chip ({reason}): {secured} is enabled on this board and esptool "
+            "refuses to erase it; flash it with idf.py encrypted-flash as ESP-IDF documents"
+        )
+    if not stub:
+        raise DeviceError(
+            f"the chip needs erasing ({reason}), which needs the flasher stub, and this build "
+            "sets CONFIG_ESPTOOLPY_NO_STUB; erase it once with python -m esptool erase-flash"
+        )
+    print(f"erasing the whole chip: {reason}")
+    erase_flash(esp)
+
+
+def _flash(
+    plan: FlashPlan,
+    summary: Mapping[str, Any],
+    regions: list[Region],
+    port: str,
+    baud: int,
+    erase: bool,
+) -> tuple[list[tuple[str, int, str, float]], str]:
+    from esptool.cmds import reset_chip, write_flash
+
+    extra = summary.get("extra_esptool_args") or {}
+    before = str(extra.get("before", "default_reset")).replace("_", "-")
+    progress = esplink.Progress()
+    rows: list[tuple[str, int, str, float]] = []
+    stub = bool(extra.get("stub", True))
+    with (
+        esplink.quiet_esptool(progress),
+        esplink.connect(port, baud, plan.target, before=before, stub=stub) as esp,
+    ):
+        mac = ":".join(f"{byte:02x}" for byte in esp.read_mac())
+        _check_flash_size(esp, plan, port)
+        secured = _security(esp)
+        table = next((r.data for r in regions if r.role == "partition-table"), b"")
+        if erase:
+            _erase_first(esp, "--erase was given", secured, stub)
+        elif secured:
+            # Reads return ciphertext on such a board: no table comparison, no MD5 skipping.
+            print(f"{secured} is enabled: writing every region, erasing nothing")
+        else:
+            board = _board_table(esp, plan)
+            _erase_first(esp, _erase_reason(board, table, plan.table_offset), secured, stub)
+        for region in regions:
+            started = time.monotonic()
+            if not secured and esp.flash_md5sum(region.offset, len(region.data)) == region.md5:
+                rows.append((region.role, region.offset, "unchanged", 0.0))
+                continue
+            progress.label = region.role
+            kwargs: dict[str, Any] = {"compress": True, "flash_size": plan.flash_size}
+            if region.encrypted:
+                kwargs["encrypt_files"] = [(region.offset, region.data)]
+                write_flash(esp, [], **kwargs)
+            else:
+                write_flash(esp, [(region.offset, region.data)], **kwargs)
+            progress.end()
+            rows.append(
+                (
+                    region.role,
+                    region.offset,
+                    f"{len(region.data)} bytes",
+                    time.monotonic() - started,
+                )
+            )
+        after = str(extra.get("after", "hard_reset")).replace("_", "-")
+        if not port.startswith("socket://"):  # a TCP loader cannot be reset
+            reset_chip(esp, after)
+    return rows, mac
+
+
+def _print_summary(rows: list[tuple[str, int, str, float]]) -> None:
+    print(f"{'region':<16} {'offset':>10}  {'written':<14} {'time':>6}")
+    for role, offset, written, seconds in rows:
+        print(f"{role:<16} {offset:#10x}  {written:<14} {seconds:5.1f}s")
+    print(f"{_written(rows)} bytes written")
+
+
+def _written(rows: list[tuple[str, int, str, float]]) -> int:
+    return sum(int(written.split()[0]) for _, _, written, _ in rows if written != "unchanged")
+
+
+def _record(plan: FlashPlan, summary: Mapping[str, Any], regions: list[Region], mac: str) -> None:
+    """build/boards/<mac>.json: what this board now holds; serve and status read it."""
+    settings = summary.get("flash_settings") or {}
+    record = {
+        "chip": plan.target,
+        "mac": mac,
+        "flash_size": plan.flash_size,
+        "flash_mode": settings.get("flash_mode"),
+        "images": {
+            r.role: {
+                "offset": f"{r.offset:#x}",
+                "sha256": hashlib.sha256(r.data).hexdigest(),
+                "size": len(r.data),
+            }
+            for r in regions
+        },
+        "partition_table_sha256": next(
+            (hashlib.sha256(r.data).hexdigest() for r in regions if r.role == "partition-table"),
+            None,
+        ),
+        "ca_sha256": summary.get("ca_sha256"),
+        "ota_url": summary.get("ota_url"),
+        "app": {
+            "name": plan.app,
+            "version": summary.get("version"),
+            "project_name": summary.get("project_name"),
+            "secure_version": (summary.get("app_image") or {}).get("secure_version"),
+        },
+    }
+    path = plan.boards_dir / f"{mac.replace(':', '')}.json"
+    write_if_changed(path, json.dumps(record, indent=2) + "\n")

@@ -1,0 +1,244 @@
+"""The serial link to a board's ROM loader, through esptool's Python API: which port, which
+baud, the chip check, and esptool's chatter reduced to one progress line per region.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from ..errors import DeviceError, clip
+
+__all__ = [
+    "FALLBACK_BAUD",
+    "Progress",
+    "as_device_error",
+    "connect",
+    "connect_hint",
+    "env_baud",
+    "is_transfer_error",
+    "port_problem",
+    "probe_port",
+    "quiet_esptool",
+    "resolve_port",
+]
+
+FALLBACK_BAUD = 115200
+
+
+def resolve_port(option: str | None, env: Mapping[str, str], configured: str | None) -> str:
+    """--port, else $ESPPORT, else flash.port, else the one serial port that looks like a board."""
+    for value in (option, env.get("ESPPORT"), configured):
+        if value:
+            return value
+    from serial.tools import list_ports
+
+    candidates = sorted(str(port.device) for port in list_ports.comports() if port.vid is not None)
+    if len(candidates) == 1:
+        return candidates[0]
+    if candidates:
+        raise DeviceError(
+            f"several serial ports could be the board: {', '.join(candidates)}; "
+            "choose one with doit flash --port PORT, $ESPPORT or flash.port"
+        )
+    raise DeviceError(
+        "no serial port found; plug the board in with a data cable (not charge-only), check you "
+        "may open it (Linux: add yourself to the dialout group and log in again), or name it "
+        "with doit flash --port PORT or $ESPPORT"
+    )
+
+
+def _chip_name(target: str) -> str:
+    from esptool.targets import CHIP_DEFS
+
+    return str(CHIP_DEFS[target].CHIP_NAME)
+
+
+@contextmanager
+def connect(
+    port: str, baud: int, target: str, *, before: str = "default-reset", stub: bool = True
+) -> Iterator[Any]:
+    """An esptool connection to the board, its chip checked against `target`, flash attached."""
+    from esptool.cmds import attach_flash, detect_chip, run_stub
+    from esptool.util import FatalError
+
+    # Like esptool: sync with the ROM loader at 115200, then switch to the fast rate.
+    try:
+        esp = detect_chip(port, min(baud, FALLBACK_BAUD), before, False, 3)
+    except (FatalError, OSError) as error:
+        raise DeviceError(connect_hint(port, error)) from None
+    try:
+        found, wanted = str(esp.CHIP_NAME), _chip_name(target)
+        if found != wanted:
+            raise DeviceError(f"board is {found}, project.yaml says {target} ({wanted})")
+        if stub and not getattr(esp, "IS_STUB", False):
+            esp = run_stub(esp)
+        if baud > FALLBACK_BAUD and not port.startswith("socket://"):
+            esp.change_baud(baud)
+        attach_flash(esp)
+        yield esp
+    finally:
+        port_handle = getattr(esp, "_port", None)
+        if port_handle is not None:
+            port_handle.close()
+
+
+def port_problem(port: str) -> str | None:
+    """What is surely wrong with a device path before opening it; None for URLs and good paths."""
+    if "://" in port:
+        return None  # pyserial URLs (socket://, rfc2217://) are checked by connecting
+    if not os.path.exists(port):
+        from serial.tools import list_ports
+
+        present = sorted(str(p.device) for p in list_ports.comports())
+        listed = ", ".join(present) if present else "none"
+        return (
+            f"no such port {clip(port)} (ports present: {listed}); plug the board in or fix --port"
+        )
+    if not os.access(port, os.R_OK | os.W_OK):
+        return (
+            f"{clip(port)}: permission denied; on Linux add yourself to the dialout group, "
+            "log in again"
+        )
+    return None
+
+
+def probe_port(port: str) -> None:
+    """Open and close a device path once, exclusively, so that a missing, forbidden or busy port
+    is reported truthfully (esp-idf-monitor prints "Connection failed" and exits 0)."""
+    problem = port_problem(port)
+    if problem:
+        raise DeviceError(problem)
+    if "://" in port:
+        return
+    import serial
+
+    try:
+        serial.Serial(port, exclusive=True).close()
+    except (serial.SerialException, OSError) as error:
+        raise DeviceError(connect_hint(port, error)) from None
+
+
+def connect_hint(port: str, error: BaseException) -> str:
+    problem = port_problem(port)
+    if problem:
+        return problem
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    lowered = text.lower()
+    if "permission denied" in lowered or "errno 13" in lowered:
+        return (
+            f"{port}: permission denied; on Linux add yourself to the dialout group, log in again"
+        )
+    # pyserial's "the port is busy or doesn't exist" covers both: existence was checked above.
+    if any(w in lowered for w in ("busy", "resource temporarily unavailable", "errno 16")):
+        return f"{port} is busy: another program (a serial monitor?) holds it; close it and retry"
+    return (
+        f"cannot talk to the board on {port}: {text}; check the cable and port, hold BOOT while "
+        "resetting if it does not enter the bootloader (probably the connection, not this tool)"
+    )
+
+
+class Progress:
+    """esptool's logger, reduced to one progress line per region (TemplateLogger contract)."""
+
+    def __init__(self) -> None:
+        import sys
+
+        from esptool.logger import TemplateLogger
+
+        outer = self
+
+        class Logger(TemplateLogger):  # type: ignore[misc]
+            def print(self, *args: Any, **kwargs: Any) -> None:
+                pass
+
+            def note(self, message: str) -> None:
+                pass
+
+            def warning(self, message: str) -> None:
+                print(f"warning: {message}", file=sys.stderr)
+
+            def error(self, message: str) -> None:
+                print(f"error: {message}", file=sys.stderr)
+
+            def stage(self, finish: bool = False) -> None:
+                pass
+
+            def progress_bar(
+                self,
+                cur_iter: int,
+                total_iters: int,
+                prefix: str = "",
+                suffix: str = "",
+                bar_length: int = 30,
+            ) -> None:
+                outer.show(cur_iter, total_iters)
+
+            def set_verbosity(self, verbosity: str) -> None:
+                pass
+
+        self.logger = Logger()
+        self.label = ""
+        self.tty = sys.stdout.isatty()
+        self.last = -1
+
+    def show(self, done: int, total: int) -> None:
+        percent = 100 * done // max(total, 1)
+        if self.tty:
+            bar = "━" * (percent * 30 // 100)
+            print(f"\r  {self.label:<16} {bar:<30} {percent:3d}%", end="", flush=True)
+        elif percent // 25 != self.last // 25:
+            print(f"  {self.label:<16} {percent:3d}%", flush=True)
+        self.last = percent
+
+    def end(self) -> None:
+        if self.tty and self.last >= 0:
+            print()
+        self.last = -1
+
+
+@contextmanager
+def quiet_esptool(progress: Progress) -> Iterator[None]:
+    from esp_pylib.logger import EspLog
+    from esptool.logger import log
+
+    previous = EspLog.instance
+    log.set_logger(progress.logger)
+    try:
+        yield
+    finally:
+        EspLog.instance = previous
+
+
+def env_baud(env: Mapping[str, str]) -> int | None:
+    text = env.get("ESPBAUD", "").strip()
+    if not text:
+        return None
+    if not text.isdigit():
+        raise DeviceError(f"ESPBAUD='{text}' is not a baud rate; use a number like 460800")
+    return int(text)
+
+
+def is_transfer_error(error: BaseException) -> bool:
+    """A serial link that dropped or timed out mid-transfer: worth one try at 115200."""
+    text = str(error).lower()
+    if isinstance(error, DeviceError):
+        return False
+    return isinstance(error, OSError) or any(
+        word in text for word in ("timed out", "timeout", "serial data stream stopped", "packet")
+    )
+
+
+def as_device_error(error: BaseException, port: str | None = None) -> BaseException:
+    """esptool's own refusals pass through in its words; link trouble gets the cable hint."""
+    from esptool.util import FatalError
+
+    if isinstance(error, DeviceError):
+        return error
+    if isinstance(error, FatalError) and not is_transfer_error(error):
+        return DeviceError(f"esptool: {str(error).strip()}")
+    if port is not None and (isinstance(error, FatalError | OSError)):
+        return DeviceError(connect_hint(port, error))
+    return error  # anything else is a bug in this project: keep its traceback

@@ -1,0 +1,119 @@
+"""`doit reproduce`: build each app twice, at two different paths, and compare every output.
+
+With CONFIG_APP_REPRODUCIBLE_BUILD=y ESP-IDF maps build paths away and drops the build time
+(facts §6.1), so both builds must match byte for byte; a difference is named down to the segment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..errors import ToolError
+from ..idf import idftool
+from . import build
+from .render import write_if_changed
+
+__all__ = ["first_difference", "reproduce"]
+
+_FORCE = "CONFIG_APP_REPRODUCIBLE_BUILD=y\n"
+
+
+def _variant(plan: build.BuildPlan, root: Path) -> build.BuildPlan:
+    """The same build, with sources and build dir under `root`, reproducible forced on."""
+    source = root / "src"
+    force = root / "reproducible.defaults"
+    write_if_changed(force, _FORCE)
+    own = [source / "sdkconfig.defaults"] if (plan.source / "sdkconfig.defaults").exists() else []
+    generated = [path for path in plan.defaults if path.parent != plan.project_dir]
+    ca_dest = source / plan.ca_dest.relative_to(plan.project_dir) if plan.ca_dest else None
+    return dataclasses.replace(
+        plan,
+        project_dir=source,
+        build_dir=root / "build",
+        sdkconfig=root / "build" / "sdkconfig",
+        defaults=(*own, *generated, force),
+        ca_dest=ca_dest,
+        # The check that requested options took effect belongs to `doit build`.
+        options=(),
+    )
+
+
+def _outputs(plan: build.BuildPlan) -> dict[str, Path]:
+    """Every flash image by role, and the ELF."""
+    flasher = build.read_flasher_args(plan.build_dir)
+    found: dict[str, Path] = {}
+    for role in ("bootloader", "partition-table", "otadata", "app"):
+        entry = flasher.get(role)
+        if isinstance(entry, dict):
+            found[role] = plan.build_dir / str(entry["file"])
+    description = json.loads((plan.build_dir / "project_description.json").read_text())
+    found["elf"] = Path(str(description["app_elf"]))
+    if not found["elf"].is_absolute():
+        found["elf"] = plan.build_dir / found["elf"]
+    return found
+
+
+def first_difference(first: bytes, second: bytes, target: str) -> str:
+    """Where two images first differ: the segment (for ESP images), else the byte offset."""
+    if first[:1] == second[:1] == b"\xe9":
+        try:
+            from esptool.bin_image import LoadFirmwareImage
+
+            images = LoadFirmwareImage(target, first), LoadFirmwareImage(target, second)
+            for index, (a, b) in enumerate(
+                zip(images[0].segments, images[1].segments, strict=False)
+            ):
+                if a.data != b.data or a.addr != b.addr:
+                    kind = ", ".join(a.get_memory_type(images[0])) or "?"
+                    return f"segment {index} ({kind} at 0x{a.addr:08x})"
+        except Exception:
+            pass
+    offset = next(
+        (i for i, (a, b) in enumerate(zip(first, second, strict=False)) if a != b),
+        min(len(first), len(second)),
+    )
+    return f"byte 0x{offset:x}" + (" (sizes differ)" if len(first) != len(second) else "")
+
+
+def reproduce(plans: Sequence[build.BuildPlan], root: Path) -> None:
+    """Build each app at two paths and compare; raise naming every image that differs."""
+    idf = idftool.find_idf(os.environ, plans[0].idf_version)
+    shutil.rmtree(root, ignore_errors=True)  # two fresh build dirs, every time
+    rows: list[tuple[str, str, str, str]] = []
+    differences: list[str] = []
+    for plan in plans:
+        builds = [_variant(plan, root / plan.app / name) for name in ("a", "second-path")]
+        outputs = []
+        for variant in builds:
+            build.prepare(variant)  # stages the sources and places the CA, as `doit build` does
+            idftool.run_idf(
+                variant.command(idf),
+                log=variant.build_dir / "build.log",
+                what=f"reproduce {plan.app}",
+            )
+            outputs.append(_outputs(variant))
+        for role, path in outputs[0].items():
+            a, b = path.read_bytes(), outputs[1][role].read_bytes()
+            digest = hashlib.sha256(a).hexdigest()[:16]
+            same = a == b
+            rows.append((plan.app, role, digest, "same" if same else "DIFFERENT"))
+            if not same:
+                where = first_difference(a, b, plan.target)
+                differences.append(f"{plan.app} {role} ({path.name}) differs at {where}")
+    _print_table(rows)
+    if differences:
+        raise ToolError("builds are not reproducible: " + "; ".join(differences))
+    print("every image and ELF is byte-identical across both builds")
+
+
+def _print_table(rows: Sequence[tuple[str, str, str, str]]) -> None:
+    header = ("app", "image", "sha256", "result")
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(4)]
+    for row in (header, *rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))

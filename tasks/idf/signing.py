@@ -1,0 +1,270 @@
+"""Signed apps without hardware secure boot: the project's signing key and Secure Boot V2
+signature blocks, made and checked with esptool's espsecure (v5.6 API).
+
+ESP-IDF v5.3.2 (bootloader Kconfig, secure_boot_signatures_app.c): with
+CONFIG_SECURE_SIGNED_ON_UPDATE_NO_SECURE_BOOT an OTA image is accepted only when one of its
+signature blocks carries a key that signs the running app, and its signature verifies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import struct
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError, ProjectError, warn
+
+if TYPE_CHECKING:
+    from ..config.model import Project
+
+__all__ = [
+    "SECTOR",
+    "SignatureError",
+    "SigningKeyError",
+    "SigningPlan",
+    "check_update",
+    "create_key",
+    "has_signature",
+    "key_scheme",
+    "new_key",
+    "plan",
+    "rotate",
+    "sign",
+    "signed_public_key",
+    "verify",
+]
+
+SECTOR = 0x1000  # the signature sector follows the image, padded to a 4 KiB boundary
+_BLOCK = struct.Struct("<BBxx32s")  # magic 0xE7, version (2 RSA, 3 ECDSA), pad, image digest
+_RSA_VERSION, _ECDSA_VERSION = 0x02, 0x03
+_DIR_MODE, _KEY_MODE = 0o700, 0o600
+_LOSS = (
+    "keep a copy somewhere safe: a lost signing key means no further OTA update for any board "
+    "flashed with these apps (each needs a serial flash)"
+)
+
+
+class SignatureError(ProjectError):
+    """An image is unsigned, or its signature does not verify with the key."""
+
+
+class SigningKeyError(ProjectError):
+    """The signing key is missing, unreadable or of the wrong scheme."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SigningPlan:
+    """Which scheme signs the images and with which key file."""
+
+    scheme: str  # rsa3072 | ecdsa256
+    key: Path  # keys/signing_key.pem, or $OTA_SIGNING_KEY
+    from_env: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {"scheme": self.scheme, "key": str(self.key), "from_env": self.from_env}
+
+
+def plan(project: Project, env: Mapping[str, str], keys_dir: Path) -> SigningPlan | None:
+    """The signing plan for ota.sign; None when images are not signed.
+
+    Raises:
+        ConfigError: $OTA_SIGNING_KEY names a file that does not exist.
+    """
+    if project.ota is None or project.ota.sign is None:
+        return None
+    named = env.get("OTA_SIGNING_KEY", "").strip()
+    if named:
+        key = Path(named).expanduser()
+        if not key.is_file():
+            raise ConfigError(
+                ("ota", "sign"),
+                f"$OTA_SIGNING_KEY names '{named}', which is not a file",
+                "point it at the signing key (a PEM file), or unset it to use keys/",
+            )
+        return SigningPlan(scheme=project.ota.sign, key=key.resolve(), from_env=True)
+    return SigningPlan(scheme=project.ota.sign, key=keys_dir / "signing_key.pem", from_env=False)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """espsecure prints through esptool's logger; keep its chatter out of our output."""
+    from ..device.link import Progress, quiet_esptool
+
+    with quiet_esptool(Progress()):
+        yield
+
+
+def new_key(scheme: str, path: Path) -> None:
+    """espsecure generate-signing-key --version 2 --scheme <scheme>, written 0600 atomically."""
+    import espsecure
+
+    path.parent.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+    os.chmod(path.parent, _DIR_MODE)
+    with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
+        os.chmod(scratch, _DIR_MODE)
+        made = Path(scratch) / path.name
+        with _quiet():
+            espsecure.generate_signing_key("2", scheme, str(made))
+        os.chmod(made, _KEY_MODE)
+        os.link(made, path)  # fails rather than replace a key that appeared meanwhile
+
+
+def key_scheme(key: Path) -> str:
+    """rsa3072, ecdsa256, or what else the PEM private key at `key` is."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        loaded = load_pem_private_key(key.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError):
+        return "unreadable (not a PEM private key)"
+    if isinstance(loaded, rsa.RSAPrivateKey) and loaded.key_size == 3072:
+        return "rsa3072"
+    if isinstance(loaded, ec.EllipticCurvePrivateKey) and loaded.curve.name == "secp256r1":
+        return "ecdsa256"
+    return "another scheme"
+
+
+def create_key(plan: SigningPlan) -> str:
+    """Make keys/signing_key.pem once (warning that its loss is fatal); check an existing or CI
+    key matches ota.sign. Returns the line to print."""
+    if not plan.key.exists():
+        if plan.from_env:
+            raise SigningKeyError(f"$OTA_SIGNING_KEY: {plan.key} does not exist")
+        new_key(plan.scheme, plan.key)
+        warn(f"signing key created: {plan.key} ({plan.scheme}); {_LOSS}")
+        return f"signing key created: {plan.key}"
+    found = key_scheme(plan.key)
+    if found != plan.scheme:
+        raise SigningKeyError(
+            f"{plan.key} is a {found} key but ota.sign is {plan.scheme}; set ota.sign to match, "
+            "or `doit rotate-signing-key` (boards then need a serial flash)"
+        )
+    if not plan.from_env:
+        os.chmod(plan.key, _KEY_MODE)
+        os.chmod(plan.key.parent, _DIR_MODE)
+    return f"signing key: {plan.key} ({plan.scheme})"
+
+
+def rotate(plan: SigningPlan, now: datetime | None = None) -> str:
+    """Replace the signing key on purpose; the old one is kept as signing_key.pem.<time>.old."""
+    if plan.from_env:
+        raise SigningKeyError("$OTA_SIGNING_KEY names the key, so it cannot be rotated here")
+    moment = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    old = plan.key.with_name(f"{plan.key.name}.{moment}.old")
+    if plan.key.exists():
+        os.replace(plan.key, old)
+    new_key(plan.scheme, plan.key)
+    warn(
+        f"signing key rotated: {plan.key}; the old key is kept as {old.name}. Boards running "
+        "apps signed with the old key refuse images signed with the new one: flash them over "
+        f"serial. {_LOSS}"
+    )
+    return f"signing key rotated: {plan.key} (old key kept as {old})"
+
+
+def sign(key: Path, image: bytes) -> bytes:
+    """espsecure sign-data --version 2: the image padded to 4 KiB plus one signature sector."""
+    import espsecure
+
+    with tempfile.TemporaryDirectory() as scratch:
+        unsigned, signed = Path(scratch) / "unsigned.bin", Path(scratch) / "signed.bin"
+        unsigned.write_bytes(image)
+        with key.open("rb") as keyfile, unsigned.open("rb") as data, _quiet():
+            espsecure.sign_data("2", [keyfile], str(signed), False, False, None, None, None, data)
+        return signed.read_bytes()
+
+
+def verify(data: bytes, key: bytes, name: str) -> None:
+    """espsecure verify-signature --version 2 with `key` (a PEM private or public key).
+
+    Raises:
+        SignatureError: naming the image and why.
+    """
+    import espsecure
+    from esptool.util import FatalError
+
+    if not has_signature(data):
+        raise SignatureError(f"{name}: no Secure Boot V2 signature block (the image is unsigned)")
+    try:
+        with _quiet():
+            espsecure.verify_signature("2", False, None, io.BytesIO(key), io.BytesIO(data))
+    except (FatalError, AssertionError, ValueError, struct.error) as error:
+        # espsecure asserts on a block of the other scheme: that is "another key" too.
+        reason = str(error) or "the signature block is for another key type"
+        raise SignatureError(f"{name}: signature does not verify with the key ({reason})") from None
+
+
+def _sector(data: bytes) -> bytes | None:
+    """The signature sector at the end of a signed image, when there is one."""
+    if len(data) < 2 * SECTOR or len(data) % SECTOR:
+        return None
+    sector = data[-SECTOR:]
+    magic, version, _ = _BLOCK.unpack_from(sector)
+    return sector if magic == 0xE7 and version in (_RSA_VERSION, _ECDSA_VERSION) else None
+
+
+def has_signature(data: bytes) -> bool:
+    return _sector(data) is not None
+
+
+def signed_public_key(data: bytes) -> bytes | None:
+    """The public key (PEM) in the first signature block of a signed image: the key the
+    running app trusts (Take trusted digest key(s) from running app)."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    sector = _sector(data)
+    if sector is None:
+        return None
+    version = sector[1]
+    key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+    if version == _RSA_VERSION:  # key.n (384 bytes, little-endian), key.e
+        modulus = int.from_bytes(sector[36 : 36 + 384], "little")
+        exponent = int.from_bytes(sector[420:424], "little")
+        key = rsa.RSAPublicNumbers(exponent, modulus).public_key()
+    else:  # curve id, then x and y little-endian (micro-ecc's native format)
+        x = int.from_bytes(sector[37:69], "little")
+        y = int.from_bytes(sector[69:101], "little")
+        key = ec.EllipticCurvePublicNumbers(x, y, ec.SECP256R1()).public_key()
+    return key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+
+
+def _block_intact(data: bytes) -> bool:
+    import espsecure
+
+    with _quiet():
+        return espsecure.validate_signature_block(data, 0) is not None
+
+
+def check_update(new: bytes, running: bytes, name: str) -> None:
+    """The OTA rule of CONFIG_SECURE_SIGNED_ON_UPDATE_NO_SECURE_BOOT: take the trusted key from
+    the running app's signature block, and verify the new image with it (esp_image_format.c).
+
+    Raises:
+        SignatureError: in ESP-IDF's words, with the reason.
+    """
+    trusted = signed_public_key(running)
+    if trusted is None:
+        raise SignatureError("No signatures were found for the running app")
+    try:
+        verify(new, trusted, name)
+    except SignatureError as error:
+        other = has_signature(new) and _block_intact(new) and signed_public_key(new) != trusted
+        reason = (
+            "signed with a key the running app does not trust"
+            if other
+            else "image valid, signature bad"
+            if has_signature(new)
+            else "the image carries no signature"
+        )
+        raise SignatureError(
+            f"{name}: Secure boot signature verification failed ({reason}): {error}"
+        ) from None

@@ -1,0 +1,79 @@
+"""A synthetic ESP-IDF tree for machines without ESP-IDF: skeletons of the example projects that
+project.yaml names with `idf:`, which the idf.py stand-in (tasks/standin.py) can build.
+
+Each skeleton keeps what the build contract depends on: the CMake project name, the embedded
+server_certs/ca_cert.pem, the example's own Kconfig options and sdkconfig.defaults (facts §1).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..firmware.render import write_if_changed
+
+__all__ = ["EXAMPLES", "write"]
+
+_PROJECT = (
+    "cmake_minimum_required(VERSION 3.16)\n"
+    "include($ENV{{IDF_PATH}}/tools/cmake/project.cmake)\n"
+    "project({name})\n"
+)
+# The ESP-IDF OTA examples' placeholder CA; the build replaces it with this project's CA.
+_EXAMPLE_CA = (
+    "-----BEGIN CERTIFICATE-----\n"
+    "(the OTA examples' self-signed test certificate, CN=ESP; replaced at build time)\n"
+    "-----END CERTIFICATE-----\n"
+)
+# Every OTA example's own sdkconfig.defaults (facts §1.0).
+_OTA_DEFAULTS = "CONFIG_ESPTOOLPY_FLASHSIZE_4MB=y\nCONFIG_PARTITION_TABLE_TWO_OTA=y\n"
+_HELLO_COMPONENT = 'idf_component_register(SRCS "hello_world_main.c" INCLUDE_DIRS "")\n'
+_OTA_KCONFIG = (
+    'menu "Example Configuration"\n'
+    "    config EXAMPLE_FIRMWARE_UPGRADE_URL\n"
+    '        string "firmware upgrade url endpoint"\n'
+    '        default "https://192.168.0.3:8070/hello_world.bin"\n'
+    "    config EXAMPLE_SKIP_COMMON_NAME_CHECK\n"
+    '        bool "Skip server certificate CN fieldcheck"\n'
+    "        default n\n"
+    "endmenu\n"
+)
+
+
+def _ota_example(name: str, source: str) -> dict[str, str]:
+    return {
+        "CMakeLists.txt": _PROJECT.format(name=name),
+        "main/CMakeLists.txt": (
+            "idf_build_get_property(project_dir PROJECT_DIR)\n"
+            f'idf_component_register(SRCS "{source}" INCLUDE_DIRS "."\n'
+            "                       EMBED_TXTFILES ${project_dir}/server_certs/ca_cert.pem)\n"
+        ),
+        f"main/{source}": "/* synthetic: the stand-in builds no code */\nvoid app_main(void) {}\n",
+        "main/Kconfig.projbuild": _OTA_KCONFIG,
+        "main/idf_component.yml": (
+            "dependencies:\n  protocol_examples_common:\n"
+            "    path: ${IDF_PATH}/examples/common_components/protocol_examples_common\n"
+        ),
+        "server_certs/ca_cert.pem": _EXAMPLE_CA,
+        "sdkconfig.defaults": _OTA_DEFAULTS,
+    }
+
+
+EXAMPLES: dict[str, dict[str, str]] = {
+    "examples/system/ota/simple_ota_example": _ota_example("simple_ota", "simple_ota_example.c"),
+    "examples/system/ota/advanced_https_ota": _ota_example(
+        "advanced_https_ota", "advanced_https_ota_example.c"
+    ),
+    "examples/get-started/hello_world": {
+        "CMakeLists.txt": _PROJECT.format(name="hello_world"),
+        "main/CMakeLists.txt": _HELLO_COMPONENT,
+        "main/hello_world_main.c": "/* synthetic: the stand-in builds no code */\n"
+        "void app_main(void) {}\n",
+    },
+}
+
+
+def write(root: Path) -> None:
+    """Write the skeletons under `root` (an IDF_PATH); unchanged files keep their mtime."""
+    for folder, files in EXAMPLES.items():
+        for name, text in files.items():
+            write_if_changed(root / folder / name, text)

@@ -1,0 +1,429 @@
+"""The idf.py stand-in's ninja outputs: esptool-made app and bootloader images, fake ELFs, the
+partition-table and otadata binaries with their size checks, and the flash files that list them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import struct
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from ...errors import ConfigError, ProjectError
+from ...idf import partition_files, partitions
+from .kconfig import Config, Value, flash_settings
+
+__all__ = [
+    "IdfPyError",
+    "Step",
+    "args_file",
+    "flash_files",
+    "flasher_args",
+    "project_description",
+    "steps",
+]
+
+Step = tuple[str, Mapping[str, bytes | str], tuple[str, ...]]
+_Files = list[tuple[str, bytes]]
+_MB = 1024 * 1024
+_NOT_COMPILED = {"PARTITION_TABLE_CUSTOM_FILENAME", "PARTITION_TABLE_FILENAME"}  # paths only
+_CMAKE_KEYWORDS = {"SRCS", "SRC_DIRS", "EXCLUDE_SRCS", "INCLUDE_DIRS", "PRIV_INCLUDE_DIRS"}
+_CMAKE_KEYWORDS |= {"REQUIRES", "PRIV_REQUIRES", "LDFRAGMENTS", "REQUIRED_IDF_TARGETS", "KCONFIG"}
+_CMAKE_KEYWORDS |= {"EMBED_FILES", "EMBED_TXTFILES", "KCONFIG_PROJBUILD", "WHOLE_ARCHIVE"}
+# check_sizes.py's and gen_esp32part.py's wording, verbatim (str.format fields).
+_TEXTS = {
+    "app-size": "{name} binary size {size:#x} bytes. Smallest app partition is {smallest:#x} "
+    "bytes. {free:#x} bytes ({pct}%) free.",
+    "part": "  - Part '{p.name}' {p.type}/{p.subtype} @ {p.offset:#x} size {p.size:#x} "
+    "(overflow {over:#x})",
+    "bootloader-big": "Error: Bootloader binary size {size:#x} bytes is too large for partition "
+    "table offset {offset:#x}. Bootloader binary can be maximum {room:#x} ({room}) bytes unless "
+    "the partition table offset is increased in the Partition Table section of the project "
+    "configuration menu.",
+    "flash-size": "Change the flash size in menuconfig under the 'Serial Flasher Config' menu.",
+}
+
+
+class IdfPyError(ProjectError):
+    """What idf.py reports before exiting 2; `tool` names the cmake or ninja run that failed."""
+
+    def __init__(self, lines: Sequence[str], *, tool: str = "", failed: str = "") -> None:
+        super().__init__("\n".join(lines))
+        self.lines, self.tool, self.failed = list(lines), tool, failed
+
+
+# --- the app's inputs: main/CMakeLists.txt, embedded files, sources ----------------------------
+
+
+def _component_args(project: Path) -> dict[str, list[str]]:
+    """idf_component_register()'s keyword arguments in main/CMakeLists.txt."""
+    path = project / "main" / "CMakeLists.txt"
+    text = re.sub(r"#.*", "", path.read_text()) if path.is_file() else ""
+    match = re.search(r"idf_component_register\s*\((.*?)\)", text, re.S)
+    groups: dict[str, list[str]] = {}
+    key = ""
+    for token in re.findall(r'"[^"]*"|[^\s"]+', match[1] if match else ""):
+        token = token.strip('"')
+        if token in _CMAKE_KEYWORDS:
+            key = token
+            groups.setdefault(key, [])
+        elif key:
+            groups[key].append(token)
+    return groups
+
+
+def _embedded(project: Path, args: Mapping[str, list[str]]) -> list[tuple[str, bytes]]:
+    """(symbol stem, bytes) of EMBED_FILES and EMBED_TXTFILES; text files get their NUL."""
+    main, found = project / "main", []
+    variables = [("${project_dir}", project), ("${PROJECT_DIR}", project)]
+    variables += [("${CMAKE_CURRENT_SOURCE_DIR}", main), ("${COMPONENT_DIR}", main)]
+    for kind in ("EMBED_FILES", "EMBED_TXTFILES"):
+        for raw in args.get(kind, []):
+            text = raw
+            for variable, value in variables:
+                text = text.replace(variable, str(value))
+            path = main / text
+            if not path.is_file():
+                stem = path.name
+                message = f"ninja: error: '{path}', needed by 'esp-idf/main/{stem}.S', "
+                raise IdfPyError([message + "missing and no known rule to make it"], tool="ninja")
+            data = path.read_bytes() + (b"\0" if kind == "EMBED_TXTFILES" else b"")
+            found.append((re.sub(r"\W", "_", path.name), data))
+    return found
+
+
+def _sources(project: Path) -> list[tuple[str, bytes]]:
+    """Every file of the app's own components, by path relative to the project."""
+    roots = [project / "main", project / "components"]
+    files = sorted(p for root in roots if root.is_dir() for p in root.rglob("*") if p.is_file())
+    return [(p.relative_to(project).as_posix(), p.read_bytes()) for p in files]
+
+
+# --- images: esptool's image classes with synthetic segments ---------------------------------
+
+
+def _image(
+    target: str, values: Mapping[str, Value], segments: Sequence[tuple[str, int, bytes]], entry: int
+) -> bytes:
+    """A saved image: header from the config, esptool's checksum and appended SHA-256."""
+    from esptool.bin_image import ELFSection
+    from esptool.cmds import FLASH_MODES as ESPTOOL_MODES
+    from esptool.targets import CHIP_DEFS
+
+    chip, (mode, size, freq) = CHIP_DEFS[target], flash_settings(values)
+    image = chip.BOOTLOADER_IMAGE()
+    image.flash_mode = ESPTOOL_MODES[mode]
+    image.flash_size_freq = chip.FLASH_SIZES[size] + chip.FLASH_FREQUENCY[freq]
+    image.entrypoint = entry
+    image.max_rev_full = 0xFFFF  # elf2image's 'no maximum'; CONFIG_ESP_REV_MAX_FULL is not modelled
+    # esptool moves a segment named .flash.appdesc first even where IROM sits below DROM (C6, H2).
+    image.segments = [ELFSection(name.encode(), addr, data, 0) for name, addr, data in segments]
+    return bytes(image.save(None))
+
+
+def _filler(seed: bytes, size: int) -> bytes:
+    return hashlib.shake_256(seed).digest(size)
+
+
+def _stamp(old: Path, inputs: str, values: Mapping[str, Value], option: str) -> int:
+    """Build time in ns, or 0 unless `option` or $STANDIN_STAMP_TIME asks for it; kept from the
+    previous .elf when its inputs are unchanged (as ninja would not recompile)."""
+    if values.get(option) is not True and os.environ.get("STANDIN_STAMP_TIME") != "1":
+        return 0
+    head = old.read_bytes()[:200] if old.is_file() else b""
+    match = re.search(rb"inputs (\w+)\nstamp (\d+)\n", head)
+    return int(match[2]) if match and match[1].decode() == inputs else time.time_ns()
+
+
+def _elf(inputs: str, stamp: int, body: bytes) -> bytes:
+    """Not an ELF: the 0x7f 'ELF' magic, then the inputs; only its SHA-256 matters (app desc)."""
+    ident = b"\x7fELF\x01\x01\x01" + bytes(9)
+    text = f"ESP-IDF stand-in: not a real ELF\ninputs {inputs}\nstamp {stamp or ''}\n"
+    return ident + text.encode() + body
+
+
+def _app_desc(config: Config, idf_ver: str, stamp: int, elf: bytes) -> bytes:
+    values = config.values
+    moment = dt.datetime.fromtimestamp(stamp / 1e9) if stamp else None
+    when = (
+        (f"{moment:%H:%M:%S}", f"{moment:%b} {moment.day:2d} {moment.year}") if moment else ("", "")
+    )
+    version = "" if values.get("APP_EXCLUDE_PROJECT_VER_VAR") is True else config.version
+    name = "" if values.get("APP_EXCLUDE_PROJECT_NAME_VAR") is True else config.name
+    secure = int(values.get("BOOTLOADER_APP_SECURE_VERSION", 0))
+    fields = (version, name, *when, idf_ver)
+    # esp_app_desc_t (facts §4.3): 256 bytes; strings cut to fit with their NUL; eFuse block
+    # revisions 0.0 .. 0.99.
+    text = [f.encode()[: (32 if i in (0, 1, 4) else 16) - 1] for i, f in enumerate(fields)]
+    return struct.pack(
+        "<II8s32s32s16s16s32s32sHH76s",
+        0xABCD5432,
+        secure,
+        b"",
+        *text,
+        hashlib.sha256(elf).digest(),
+        0,
+        99,
+        b"",
+    )
+
+
+def _app(
+    config: Config, idf_ver: str, build: Path, made_of: tuple[_Files, _Files], extra: int
+) -> tuple[bytes, bytes, str]:
+    """(elf, bin, map text) of the app from its (sources, embedded files); `extra` more bytes of
+    code pad it."""
+    from esptool.targets import CHIP_DEFS
+
+    sources, embedded = made_of
+    compiled = {k: v for k, v in config.values.items() if k not in _NOT_COMPILED}
+    files = [[path, hashlib.sha256(data).hexdigest()] for path, data in sources]
+    inputs = [config.name, config.version, config.target, idf_ver, compiled, files]
+    seed = hashlib.sha256(json.dumps(inputs).encode()).digest()
+    rodata = b"".join(b"_binary_%s_start\0" % stem.encode() + data for stem, data in embedded)
+    rodata += _filler(seed + b"rodata", 2048 + seed[0] * 16)
+    rodata += bytes(-len(rodata) % 4)
+    size = 4096 + seed[1] * 32 + min(sum(len(data) for _, data in sources), 32768) + extra
+    code = _filler(seed + b"text", size)
+    digest = hashlib.sha256(seed + rodata + code).hexdigest()
+    stamp = _stamp(build / f"{config.name}.elf", digest, config.values, "APP_COMPILE_TIME_DATE")
+    elf = _elf(digest, stamp, rodata + code)
+    chip = CHIP_DEFS[config.target]
+    drom, drom_addr = (
+        _app_desc(config, idf_ver, stamp, elf) + rodata,
+        chip.DROM_MAP_START + 0x20,
+    )
+    after = 0x20 + len(drom) + 8  # the code's file offset; its address must match it mod 64K
+    irom = chip.IROM_MAP_START + (after // 0x10000 + 1) * 0x10000 + after % 0x10000
+    segments = [(".flash.appdesc", drom_addr, drom), (".flash.text", irom, code)]
+    layout = [(".flash.appdesc", drom_addr, 256), (".flash.rodata", drom_addr + 256, len(rodata))]
+    lines = [f"Link map of {config.name}.elf (ESP-IDF stand-in: no linker ran)"]
+    lines += [f"{n:<16}0x{a:08x} 0x{s:x}" for n, a, s in [*layout, (".flash.text", irom, size)]]
+    return elf, _image(config.target, config.values, segments, irom), "\n".join(lines) + "\n"
+
+
+def _bootloader(config: Config, idf_ver: str, build: Path) -> tuple[bytes, bytes]:
+    """(elf, bin): RAM segments only, DRAM starting with an esp_bootloader_desc_t."""
+    from esptool.targets import CHIP_DEFS
+
+    chip, values = CHIP_DEFS[config.target], config.values
+    keys = ("FLASHMODE", "FLASHFREQ", "FLASHSIZE")
+    inputs = [
+        config.target,
+        idf_ver,
+        values["PARTITION_TABLE_OFFSET"],
+        values["LOG_DEFAULT_LEVEL"],
+    ]
+    digest = hashlib.sha256(json.dumps(inputs + [values[f"ESPTOOLPY_{k}"] for k in keys]).encode())
+    seed = digest.hexdigest()
+    old = build / "bootloader" / "bootloader.elf"
+    stamp = _stamp(old, seed, values, "BOOTLOADER_COMPILE_TIME_DATE")
+    when = f"{dt.datetime.fromtimestamp(stamp / 1e9):%b %d %Y %H:%M:%S}" if stamp else ""
+    version = int(values["BOOTLOADER_PROJECT_VER"])
+    desc = struct.pack("<B3sI32s24s16s", 0x50, b"", version, idf_ver.encode(), when.encode(), b"")
+    dram = desc + _filler(seed.encode() + b"dram", 0x400)
+    iram = _filler(seed.encode() + b"iram", 0x3000)
+    start = {name: low for low, _, name in reversed(chip.MEMORY_MAP)}
+    iram_addr = start["IRAM"] + 0x8000
+    segments = [
+        (".dram0.bootdesc", start["DRAM"] + 0x20000, dram),
+        (".iram_loader.text", iram_addr, iram),
+    ]
+    return _elf(seed, stamp, dram + iram), _image(config.target, values, segments, iram_addr)
+
+
+# --- ninja's steps and size checks -------------------------------------------------------------
+
+
+def _app_size_lines(name: str, size: int, table: partitions.PartitionTable) -> list[str]:
+    """check_sizes.py's app check (facts §2.7); all partitions too small fails the build."""
+    apps = [p for p in table.partitions if p.type == partitions.APP_TYPE]
+    small = [p for p in apps if p.size < size]
+    parts = [_TEXTS["part"].format(p=p, over=size - p.size) for p in small]
+    if small and len(small) == len(apps):
+        head = (
+            "app partition is too small" if len(apps) == 1 else "All app partitions are too small"
+        )
+        lines = [f"Error: {head} for binary {name} size {size:#x}:", *parts]
+        raise IdfPyError(lines, tool="ninja", failed="esp-idf/esptool_py/CMakeFiles/app_check_size")
+    if small or not apps:
+        count = f"{len(small)}/{len(apps)}"
+        return [f"Warning: {count} app partitions are too small for binary {name} size {size:#x}:",
+                *parts] if small else []  # fmt: skip
+    smallest = min(p.size for p in apps)
+    free, pct = smallest - size, round(100 * (smallest - size) / smallest)
+    lines = [_TEXTS["app-size"].format(name=name, size=size, smallest=smallest, free=free, pct=pct)]
+    if free / smallest < 0.05:
+        lines.append(
+            f"Warning: The smallest app partition is nearly full ({pct}% free space left)!"
+        )
+    return lines
+
+
+def _bootloader_size_line(size: int, config: Config, table: partitions.PartitionTable) -> str:
+    room = table.offset - int(config.values["BOOTLOADER_OFFSET_IN_FLASH"])
+    if size > room:
+        text = _TEXTS["bootloader-big"].format(size=size, offset=table.offset, room=room)
+        raise IdfPyError(
+            [text], tool="ninja", failed="bootloader-prefix/src/bootloader-stamp/bootloader-done"
+        )
+    pct = round(100 * (room - size) / room)
+    return f"Bootloader binary size {size:#x} bytes. {room - size:#x} bytes ({pct}%) free."
+
+
+def _checked_table(config: Config) -> partitions.PartitionTable:
+    failed = "partition_table/partition-table.bin"
+    if config.table is None:
+        missing = f"Partition table CSV {config.missing_csv} does not exist."
+        lines = [missing, "Either change partition table in menuconfig or create this input file."]
+        raise IdfPyError(lines, tool="ninja", failed=failed)
+    size = str(config.values["ESPTOOLPY_FLASHSIZE"])
+    try:
+        partitions.check_flash_size(config.table, int(size.removesuffix("MB")) * _MB, ())
+    except ConfigError as err:
+        text = f"{err.message}. {_TEXTS['flash-size']}"
+        raise IdfPyError([text], tool="ninja", failed=failed) from None
+    return config.table
+
+
+def _compile_failure(args: Mapping[str, list[str]]) -> IdfPyError:
+    source = next(iter(args.get("SRCS", [])), "main.c")
+    error = "error: 'standin_undeclared' undeclared (first use in this function)"
+    lines = [f"main/{source}: In function 'app_main':", f"main/{source}:12:5: {error}"]
+    return IdfPyError(
+        lines, tool="ninja", failed=f"esp-idf/main/CMakeFiles/__idf_main.dir/{source}.obj"
+    )
+
+
+def steps(config: Config, *, project: Path, build: Path, idf_ver: str) -> list[Step]:
+    """What ninja would (re)make: (progress label, files by build-relative path, lines after)."""
+    table = _checked_table(config)
+    args = _component_args(project)
+    if os.environ.get("STANDIN_FAIL") == "compile":
+        raise _compile_failure(args)
+    made_of = _sources(project), _embedded(project, args)
+    elf, image, link_map = _app(config, idf_ver, build, made_of, 0)
+    wanted = int(os.environ.get("STANDIN_APP_SIZE", "0") or 0)
+    if len(image) < wanted:
+        extra = (wanted - len(image) + 15) // 16 * 16
+        elf, image, link_map = _app(config, idf_ver, build, made_of, extra)
+    boot_elf, boot = _bootloader(config, idf_ver, build)
+    name, md5 = config.name, config.values["PARTITION_TABLE_MD5"] is True
+    app_lines = (
+        f"Generated {build / name}.bin",
+        *_app_size_lines(f"{name}.bin", len(image), table),
+    )
+    boot_line = _bootloader_size_line(len(boot), config, table)
+    table_bin = {"partition_table/partition-table.bin": partition_files.to_bin(table, md5=md5)}
+    made: list[Step] = [("Generating ../../partition_table/partition-table.bin", table_bin, ())]
+    if table.otadata is not None:
+        blank = {"ota_data_initial.bin": b"\xff" * table.otadata.size}
+        made.append(("Generating ../../ota_data_initial.bin", blank, ()))
+    made.append(
+        (f"Linking CXX executable {name}.elf", {f"{name}.elf": elf, f"{name}.map": link_map}, ())
+    )
+    made.append(
+        ("Generating binary image from built executable", {f"{name}.bin": image}, app_lines)
+    )
+    boot_files = {"bootloader/bootloader.elf": boot_elf, "bootloader/bootloader.bin": boot}
+    made.append(("Performing build step for 'bootloader'", boot_files, (boot_line,)))
+    return made
+
+
+# --- the flash files: flasher_args.json, flash_args, project_description.json -------------------
+
+
+def flash_files(config: Config) -> dict[str, tuple[int, str]]:
+    """The images `idf.py flash` writes: name -> (offset, path relative to the build dir)."""
+    offset = int(config.values["BOOTLOADER_OFFSET_IN_FLASH"])
+    files = {"bootloader": (offset, "bootloader/bootloader.bin")}
+    table = config.table
+    if table is None:
+        return files
+    boot = table.factory or next(iter(table.ota_slots), None)
+    if boot is not None:
+        files["app"] = (boot.offset, f"{config.name}.bin")
+    files["partition-table"] = (table.offset, "partition_table/partition-table.bin")
+    if table.otadata is not None:
+        files["otadata"] = (table.otadata.offset, "ota_data_initial.bin")
+    return files
+
+
+def flasher_args(config: Config) -> str:
+    """flasher_args.json: esptool's write_flash arguments and each image's offset."""
+    values, files = config.values, flash_files(config)
+    mode, size, freq = flash_settings(values)
+    data: dict[str, object] = {
+        "write_flash_args": ["--flash_mode", mode, "--flash_size", size, "--flash_freq", freq],
+        "flash_settings": {"flash_mode": mode, "flash_size": size, "flash_freq": freq},
+        "flash_files": {hex(off): path for off, path in sorted(files.values())},
+    }
+    data |= {
+        key: {"offset": hex(off), "file": path, "encrypted": "false"}
+        for key, (off, path) in files.items()
+    }
+    data["extra_esptool_args"] = {
+        "after": values["ESPTOOLPY_AFTER"],
+        "before": values["ESPTOOLPY_BEFORE"],
+        "stub": values["ESPTOOLPY_NO_STUB"] is not True,
+        "chip": config.target,
+    }
+    return json.dumps(data, indent=4) + "\n"
+
+
+def args_file(config: Config, keys: Sequence[str]) -> str:
+    """A flash_args file: the flash settings line, then `offset path` of each of `keys`."""
+    mode, size, freq = flash_settings(config.values)
+    files = flash_files(config)
+    lines = [f"--flash_mode {mode} --flash_freq {freq} --flash_size {size}"]
+    lines += [f"{hex(off)} {path}" for off, path in sorted(files[k] for k in keys if k in files)]
+    return "\n".join(lines) + "\n"
+
+
+def project_description(config: Config, *, project: Path, build: Path, idf_ver: str) -> str:
+    """project_description.json, with the fields idf.py monitor and this project read."""
+    xtensa = config.target in ("esp32", "esp32s2", "esp32s3")
+    prefix = f"xtensa-{config.target}-elf-" if xtensa else "riscv32-esp-elf-"
+    components = ["bootloader", "esp_app_format", "esptool_py", "main", "partition_table"]
+    if "EXAMPLE_CONNECT_IPV4" in config.values:
+        components.append("protocol_examples_common")
+    gdbinit = build / "prefix_map_gdbinit" if config.values["APP_REPRODUCIBLE_BUILD"] else ""
+    data = {
+        "version": "1.1",
+        "project_name": config.name,
+        "project_version": config.version,
+        "project_path": str(project),
+        "idf_path": os.environ.get("IDF_PATH", ""),
+        "build_dir": str(build),
+        "config_file": str(config.sdkconfig),
+        "config_defaults": ";".join(map(str, config.defaults)),
+        "bootloader_elf": str(build / "bootloader" / "bootloader.elf"),
+        "app_elf": f"{config.name}.elf",
+        "app_bin": f"{config.name}.bin",
+        "build_type": "flash_app",
+        "git_revision": idf_ver,
+        "target": config.target,
+        "rev": "",
+        "min_rev": "",
+        "max_rev": "",
+        "phy_data_partition": "",
+        "monitor_baud": config.values["ESPTOOLPY_MONITOR_BAUD"],
+        "monitor_toolprefix": prefix,
+        "c_compiler": f"{prefix}gcc",
+        "config_environment": {
+            "COMPONENT_KCONFIGS": "",
+            "COMPONENT_KCONFIGS_PROJBUILD": ";".join(map(str, config.kconfigs)),
+        },
+        "common_component_reqs": [],
+        "build_components": components,
+        "build_component_paths": [str(project / "main")],
+        "build_component_info": {},
+        "all_component_info": {},
+        "debug_prefix_map_gdbinit": str(gdbinit),
+    }
+    return json.dumps(data, indent=4) + "\n"

@@ -1,0 +1,476 @@
+"""`doit serve`: the OTA image over HTTPS for esp_https_ota (ESP-IDF v5.3 §7.4), checked first.
+
+The plan is pure; `check` loads and verifies what will be served and refuses what boards would
+reject; `run` serves it (tasks/serve_server.py, serve_http.py) or hands it to nginx (publish.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..errors import ConfigError, ProjectError, warn
+from ..idf.chips import CHIPS
+from ..tls import certs
+
+if TYPE_CHECKING:
+    from ..config.model import Project
+    from ..idf.images import AppImage
+    from ..paths import Paths
+    from .protocol import Resource
+
+__all__ = [
+    "ENGINES",
+    "LOG_FORMATS",
+    "MANIFEST_PATH",
+    "ServeContent",
+    "ServeError",
+    "ServePlan",
+    "banner",
+    "board_warnings",
+    "check",
+    "plan",
+    "run",
+]
+
+Engine = Literal["python", "nginx"]
+LogFormat = Literal["text", "json"]
+ENGINES: tuple[Engine, ...] = ("python", "nginx")
+LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
+MANIFEST_PATH = "/manifest.json"
+
+
+class ServeError(ProjectError):
+    """The server would hand boards something they reject, or cannot start."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServePlan:
+    """What `doit serve` and `doit publish` serve, where, and what they check it against."""
+
+    project: str
+    url: str  # as boards use it, host resolved
+    url_path: str
+    host: str
+    port: int
+    bind: str
+    app: str  # ota.image
+    target: str
+    chip_family: str
+    app_summary: Path  # build/<app>/app.json
+    flash_app: str
+    flash_summary: Path | None  # the flashed app's app.json when it embeds the CA
+    certs_dir: Path
+    boards_dir: Path
+    publish_dir: Path
+    engine: Engine = "python"
+    log_format: LogFormat = "text"
+    signing_key: Path | None = None  # ota.sign: serve only images this key signed
+    max_connections: int = 1024
+    max_per_client: int = 32
+
+    @property
+    def sha256_path(self) -> str:
+        return f"{self.url_path}.sha256"
+
+    @property
+    def file_name(self) -> str:
+        return self.url_path.rsplit("/", 1)[-1]
+
+    def to_json(self) -> dict[str, object]:
+        """Plain data for doit's config_changed (paths as text)."""
+        values = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
+
+
+def plan(
+    project: Project,
+    paths: Paths,
+    *,
+    engine: str = "python",
+    log_format: str = "text",
+    signing_key: Path | None = None,
+) -> ServePlan:
+    """The serve plan for project.yaml's ota: section (pure)."""
+    ota = project.ota
+    if ota is None:
+        raise ConfigError(("ota",), "project.yaml has no ota: section; there is nothing to serve")
+    # schema.url already made the path literal (no escapes, no dot segments) and kept it off
+    # /manifest.json, so nginx and this server serve exactly the URL boards use.
+    flash = next((a for a in project.apps if a.name == project.flash_app), None)
+    embeds_ca = flash is not None and flash.ota_client and flash.name != ota.image
+    return ServePlan(
+        project=project.name,
+        url=ota.url_text,
+        url_path=ota.url.path,
+        host=ota.host,
+        port=ota.url.port,
+        bind=ota.bind,
+        app=ota.image,
+        target=project.target,
+        chip_family=CHIPS[project.target].family,
+        app_summary=paths.app_summary(ota.image),
+        flash_app=project.flash_app,
+        flash_summary=paths.app_summary(project.flash_app) if embeds_ca else None,
+        certs_dir=paths.certs,
+        boards_dir=paths.boards,
+        publish_dir=paths.publish,
+        engine=_choice(engine, ENGINES, "--engine"),
+        log_format=_choice(log_format, LOG_FORMATS, "--log-format"),
+        signing_key=signing_key,
+        max_connections=ota.max_connections,
+        max_per_client=ota.max_per_client,
+    )
+
+
+def _choice(value: str, choices: Sequence[Any], what: str) -> Any:
+    if value not in choices:
+        names = ", ".join(f"'{c}'" for c in choices)
+        raise ConfigError((), f"{what}: expected one of {names}, got '{value}'")
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServeContent:
+    """Everything served, in memory, after the checks passed."""
+
+    image: AppImage
+    image_file: Path
+    md5: str
+    cert_fingerprint: str
+    resources: Mapping[str, Resource]  # URL path -> body; nothing else is ever served
+    warnings: tuple[str, ...]
+
+
+def check(plan: ServePlan, *, emit: Callable[[str], None] = warn) -> ServeContent:
+    """Load and verify the image, cert and CA; refuse what boards would reject, warn the rest.
+
+    Raises:
+        ServeError: one line naming what is wrong and the command that fixes it.
+    """
+    from ..idf import images
+
+    summary = _summary(plan.app_summary, plan.app)
+    image_file = _app_file(summary, plan)
+    data = _read(image_file, f"run `doit build:{plan.app}`")
+    try:
+        image = images.read_app(data, plan.target, name=image_file.name)
+    except images.ImageError as err:
+        raise ServeError(f"cannot serve {err}") from None
+    _check_signature(plan, data, image_file.name)
+    recorded = _dict(summary.get("app_image")).get("sha256")
+    if recorded not in (None, image.sha256):
+        raise ServeError(
+            f"cannot serve {image_file.name}: its SHA-256 {image.sha256[:16]}… is not the one "
+            f"`doit build:{plan.app}` recorded ({str(recorded)[:16]}…); run `doit build:{plan.app}`"
+        )
+    where = certs.paths(plan.certs_dir)
+    cert_pem, ca_pem = _read(where.server_cert, "run `doit certs`"), _read(where.ca_cert, "")
+    try:
+        certs.check_leaf(cert_pem, _read(where.server_key, "run `doit certs`"), ca_pem, plan.host)
+    except certs.CertError as err:
+        raise ServeError(f"cannot serve {plan.url}: {err}") from None
+    ca_digests = _ca_digests(ca_pem)
+    _check_embedded(plan, summary, ca_digests)
+    boards = _boards(plan.boards_dir, emit)
+    _check_downgrade(plan, image, boards)
+    notes = board_warnings(plan, summary, image, ca_digests, boards)
+    if summary.get("holds_secret"):
+        notes.append(
+            f"{image_file.name} embeds the Wi-Fi password (apps.{plan.app} is an OTA client and "
+            "wifi.password is set): anyone who reaches this server can read it; provision "
+            "Wi-Fi another way (e.g. CONFIG_EXAMPLE_WIFI_SSID_PWD_FROM_STDIN) for served images"
+        )
+    for note in notes:
+        emit(note)
+    return ServeContent(
+        image=image,
+        image_file=image_file,
+        md5=hashlib.md5(data).hexdigest(),
+        cert_fingerprint=certs.fingerprint(cert_pem),
+        resources=_resources(plan, image, data),
+        warnings=tuple(notes),
+    )
+
+
+def _check_signature(plan: ServePlan, data: bytes, name: str) -> None:
+    """ota.sign: boards take only images signed by the key of the app they run."""
+    from ..idf import signing
+
+    if plan.signing_key is None:
+        return
+    key = _read(plan.signing_key, "run `doit signing-key`")
+    try:
+        signing.verify(data, key, name)
+    except signing.SignatureError as err:
+        raise ServeError(
+            f"cannot serve {err}; boards would refuse it: run `doit build:{plan.app}`"
+        ) from None
+
+
+def _check_downgrade(
+    plan: ServePlan, image: AppImage, boards: Sequence[tuple[str, Mapping[str, Any]]]
+) -> None:
+    """Anti-rollback: a board's bootloader never boots a secure_version below its eFuse value,
+    which is at least the secure_version of the app it runs."""
+    for mac, board in boards:
+        running = _dict(board.get("app")).get("secure_version")
+        if isinstance(running, int) and image.secure_version < running:
+            raise ServeError(
+                f"cannot serve {image.name}: its secure_version {image.secure_version} is lower "
+                f"than {running}, which board {mac} already runs; its anti-rollback eFuse "
+                f"refuses it: set apps.{plan.app}.secure_version to {running} or more"
+            )
+
+
+def _resources(plan: ServePlan, image: AppImage, data: bytes) -> dict[str, Resource]:
+    from .protocol import resource
+
+    manifest = {
+        "name": plan.project,
+        "version": image.version,
+        "builds": [
+            {
+                "chipFamily": plan.chip_family,
+                "ota": {
+                    # Relative to /manifest.json, as ESPHome's update component resolves it.
+                    "path": plan.url_path.lstrip("/"),
+                    "sha256": image.sha256,
+                    "md5": hashlib.md5(data).hexdigest(),
+                    "size": image.size,
+                    "secure_version": image.secure_version,
+                },
+            }
+        ],
+    }
+    return {
+        plan.url_path: resource(data, "application/octet-stream"),
+        plan.sha256_path: resource(
+            f"{image.sha256}  {plan.file_name}\n".encode(), "text/plain; charset=utf-8"
+        ),
+        MANIFEST_PATH: resource(
+            (json.dumps(manifest, indent=2) + "\n").encode(), "application/json"
+        ),
+    }
+
+
+def _read(path: Path, fix: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        hint = fix or "run `doit certs`"
+        raise ServeError(f"{path}: missing; {hint}") from None
+    except OSError as err:
+        raise ServeError(f"{path}: cannot be read ({err.strerror})") from None
+
+
+def _summary(path: Path, app: str) -> dict[str, Any]:
+    data = _read(path, f"run `doit build:{app}` first")
+    try:
+        loaded = json.loads(data)
+    except ValueError:
+        raise ServeError(f"{path}: not JSON; run `doit build:{app}`") from None
+    return _dict(loaded)
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _app_file(summary: Mapping[str, Any], plan: ServePlan) -> Path:
+    entries = summary.get("images")
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and entry.get("role") == "app" and entry.get("file"):
+            return Path(str(entry["file"]))
+    raise ServeError(f"{plan.app_summary}: names no app image; run `doit build:{plan.app}`")
+
+
+def _ca_digests(ca_pem: bytes) -> frozenset[str]:
+    """SHA-256 of certs/ca_cert.pem as stored and as the build embeds it (re-encoded PEM)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    pem = x509.load_pem_x509_certificate(ca_pem).public_bytes(Encoding.PEM)
+    return frozenset({hashlib.sha256(ca_pem).hexdigest(), hashlib.sha256(pem).hexdigest()})
+
+
+def _check_embedded(plan: ServePlan, summary: Mapping[str, Any], ca: frozenset[str]) -> None:
+    """The CA compiled into the flashed app (and the served one) must be the current CA."""
+    apps: list[tuple[str, Mapping[str, Any]]] = [(plan.app, summary)]
+    if plan.flash_summary is not None:
+        if plan.flash_summary.is_file():
+            apps.append((plan.flash_app, _summary(plan.flash_summary, plan.flash_app)))
+        else:
+            warn(
+                f"{plan.flash_summary}: missing, so the CA embedded in app '{plan.flash_app}' "
+                f"is not checked; run `doit build:{plan.flash_app}`"
+            )
+    for app, facts in apps:
+        embedded = facts.get("ca_sha256")
+        if isinstance(embedded, str) and embedded not in ca:
+            raise ServeError(
+                f"the CA embedded in app '{app}' (SHA-256 {embedded[:16]}…) is not the CA that "
+                f"signed the server cert (certs/ca_cert.pem, SHA-256 {min(ca)[:16]}…); "
+                f"run `doit build:{app}` and flash it over serial"
+            )
+
+
+def _boards(folder: Path, emit: Callable[[str], None]) -> list[tuple[str, dict[str, Any]]]:
+    """build/boards/<mac>.json as the flash task left them; unreadable files are skipped."""
+    records = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            emit(f"{path}: skipped, not a readable board record ({err})")
+            continue
+        if isinstance(record, dict):
+            records.append((str(record.get("mac") or path.stem), record))
+        else:
+            emit(f"{path}: skipped, not a board record")
+    return records
+
+
+def board_warnings(
+    plan: ServePlan,
+    summary: Mapping[str, Any],
+    image: AppImage,
+    ca: frozenset[str],
+    boards: Sequence[tuple[str, Mapping[str, Any]]],
+) -> list[str]:
+    """What each board flashed over serial will not get, or will refuse, from this server (pure)."""
+    served = {str(e.get("role")): e for e in summary.get("images") or [] if isinstance(e, dict)}
+    settings = _dict(summary.get("flash_settings"))
+    notes: list[str] = []
+    for mac, board in boards:
+        flashed = _dict(board.get("images"))
+        table = board.get("partition_table_sha256") or _dict(flashed.get("partition-table")).get(
+            "sha256"
+        )
+        pairs = (
+            (
+                "bootloader",
+                _dict(flashed.get("bootloader")).get("sha256"),
+                served.get("bootloader", {}).get("sha256"),
+            ),
+            ("partition table", table, served.get("partition-table", {}).get("sha256")),
+            ("flash size", board.get("flash_size"), settings.get("flash_size")),
+            ("flash mode", board.get("flash_mode"), settings.get("flash_mode")),
+            ("embedded CA", board.get("ca_sha256"), summary.get("ca_sha256")),
+        )
+        for what, before, now in pairs:
+            if before and now and before != now:
+                notes.append(
+                    f"board {mac}: the {what} of app '{plan.app}' differs from the one flashed "
+                    f"over serial ({_shown(before)} -> {_shown(now)}); OTA cannot deliver it: "
+                    "run `doit flash`"
+                )
+        notes += _trust_warnings(plan, image, mac, board, ca)
+    return notes
+
+
+def _trust_warnings(
+    plan: ServePlan, image: AppImage, mac: str, board: Mapping[str, Any], ca: frozenset[str]
+) -> list[str]:
+    notes = []
+    trusted = board.get("ca_sha256")
+    if isinstance(trusted, str) and trusted not in ca:
+        notes.append(
+            f"board {mac}: its embedded CA (SHA-256 {trusted[:16]}…) did not sign this server's "
+            "cert; it will refuse the download: run `doit flash`"
+        )
+    url = board.get("ota_url")
+    if isinstance(url, str) and url and url != plan.url:
+        notes.append(
+            f"board {mac}: fetches '{url}' but this server is '{plan.url}' (an `auto` host may "
+            "have changed); it will not find this server: set $OTA_HOST or run `doit flash`"
+        )
+    version = _dict(board.get("app")).get("version")
+    if version == image.version:
+        notes.append(
+            f"board {mac}: already runs version '{version}'; advanced_https_ota_example refuses "
+            f"an image with the running version: bump apps.{plan.app}.version"
+        )
+    return notes
+
+
+def _shown(value: object) -> str:
+    text = str(value)
+    return f"{text[:16]}…" if len(text) == 64 else text
+
+
+def run(
+    plan: ServePlan,
+    *,
+    ready: threading.Event | None = None,
+    stop: threading.Event | None = None,
+    on_bound: Callable[[int], None] | None = None,
+) -> None:
+    """Serve until Ctrl-C (returns normally) or until `stop` is set.
+
+    Raises:
+        ServeError: a refusal from `check`, an unloadable cert/key, or an unbindable port.
+    """
+    if plan.engine == "nginx":
+        from .nginx import run_nginx
+
+        run_nginx(plan, ready=ready, stop=stop)
+        return
+    from .budget import raise_descriptor_limit
+    from .protocol import Limits
+    from .server import Console, Server, TLSSetupError, bind_failure
+
+    content = check(plan)
+    console = Console(plan.log_format)
+    where = certs.paths(plan.certs_dir)
+    raise_descriptor_limit(plan.max_connections)
+    try:
+        server = Server(
+            resources=content.resources,
+            cert=where.server_cert,
+            key=where.server_key,
+            bind=plan.bind,
+            port=plan.port,
+            listener=console.listener,
+            limits=Limits(connections=plan.max_connections, per_client=plan.max_per_client),
+        )
+    except TLSSetupError as err:  # loaded before the bind, so never blamed on ota.bind
+        raise ServeError(
+            f"cannot load the server certificate/key from {plan.certs_dir}/ ({err}); "
+            "run `doit certs`"
+        ) from None
+    except OSError as err:
+        raise ServeError(bind_failure(plan.bind, plan.port, err)) from None
+    for text in banner(plan, content, server.port, extra=[server.limits_text]):
+        console.line(text)
+    if on_bound is not None:
+        on_bound(server.port)
+    if ready is not None:
+        ready.set()
+    try:
+        with console:
+            server.serve(stop)
+    except KeyboardInterrupt:
+        console.line("stopped (Ctrl-C)")
+    finally:
+        server.close()
+
+
+def banner(
+    plan: ServePlan, content: ServeContent, port: int, *, extra: Sequence[str] = ()
+) -> list[str]:
+    """What `doit serve` prints before the first request; `extra` is the server's own."""
+    image = content.image
+    return [
+        f"serving {plan.url} on {plan.bind}:{port} (also {plan.sha256_path}, {MANIFEST_PATH})",
+        f"image {content.image_file} version '{image.version}' {image.size} bytes",
+        f"sha256 {image.sha256}",
+        f"server cert SHA-256 {content.cert_fingerprint}",
+        *extra,
+        "Ctrl-C stops the server",
+    ]
