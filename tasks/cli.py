@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .config import adopt, model
+from .config import adopt, loader
 from .errors import ConfigErrors, ProjectError
 
 __all__ = ["main"]
@@ -52,7 +52,7 @@ def _validation_host(host: str) -> str:
 def _check(adoption: adopt.Adoption) -> None:
     """The project.yaml about to be written must load, as doit will load it."""
     try:
-        model.load(
+        loader.load(
             adoption.project_yaml,
             file="project.yaml",
             env={**os.environ, "WIFI_PASSWORD": ""},

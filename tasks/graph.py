@@ -19,15 +19,16 @@ from doit.exceptions import InvalidDodoFile, TaskFailed
 from doit.tools import config_changed
 
 from . import __version__
-from .config import hosts, model, schema
+from .config import hosts, loader, schema
 from .config.model import Project
 from .device import board, flash
 from .errors import ConfigError, ConfigErrors, ProjectError, warn
-from .firmware import build, kconfig_source, manifest, render, repro, staging
-from .idf import idftool, sdkconfig, signing
+from .firmware import build, defaults, kconfig_source, manifest, render, repro, signing_key, staging
+from .idf import idftool, signing
 from .paths import TEMPLATES, Paths
 from .rehearsal import rehearse
 from .serve import content as serve
+from .serve import engines
 from .serve import nginx as publish
 from .tls import certs
 
@@ -73,7 +74,7 @@ def _resolve_host(env: dict[str, str], host: str) -> str:
 @functools.lru_cache(maxsize=4)
 def _load(root: str, text: str, env_items: tuple[tuple[str, str], ...]) -> Project:
     env = dict(env_items)
-    return model.load(
+    return loader.load(
         text,
         file="project.yaml",
         env=env,
@@ -211,7 +212,7 @@ def task_render() -> Iterator[dict[str, Any]]:
         }
     )
     for app in project.apps:
-        plan = sdkconfig.plan(project, app, partitions_csv=paths.partitions_csv)
+        plan = defaults.plan(project, app, partitions_csv=paths.partitions_csv)
         target = paths.sdkconfig_defaults(app.name)
         yield _recorded(
             {
@@ -296,9 +297,9 @@ def task_rotate_ca() -> dict[str, Any]:
     }
 
 
-def _signing_plan(project: Project) -> signing.SigningPlan | None:
+def _signing_plan(project: Project) -> signing_key.SigningPlan | None:
     with _planning():
-        return signing.plan(project, os.environ, Paths(project.project_dir).keys)
+        return signing_key.plan(project, os.environ, Paths(project.project_dir).keys)
 
 
 def _signing_key(project: Project) -> Path | None:
@@ -306,15 +307,15 @@ def _signing_key(project: Project) -> Path | None:
     return plan.key if plan is not None else None
 
 
-def _create_key(plan: signing.SigningPlan) -> None:
-    print(signing.create_key(plan))
+def _create_key(plan: signing_key.SigningPlan) -> None:
+    print(signing_key.create_key(plan))
 
 
-def _rotate_key(plan: signing.SigningPlan) -> None:
-    print(signing.rotate(plan))
+def _rotate_key(plan: signing_key.SigningPlan) -> None:
+    print(signing_key.rotate(plan))
 
 
-def _key_ready(plan: signing.SigningPlan) -> bool:
+def _key_ready(plan: signing_key.SigningPlan) -> bool:
     # A missing key or one of another scheme runs the task, which makes it or says why.
     return plan.key.exists() and signing.key_scheme(plan.key) == plan.scheme
 
@@ -605,7 +606,7 @@ def _serve(plan: serve.ServePlan, engine: str, log_format: str) -> TaskFailed | 
     # Serving runs until Ctrl-C: other commands (status, a rebuild) must not wait for it. Targets
     # are replaced atomically, so what it reads next is old or new, never half.
     release_lock()
-    return _run(serve.run, chosen)
+    return _run(engines.run, chosen)
 
 
 def task_serve() -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from esp_ota_doit import cli
-from esp_ota_doit.config import adopt, model
+from esp_ota_doit.config import adopt, loader
 from esp_ota_doit.idf import app as idfapp
 
 AppCopy = Callable[[str], Path]
@@ -207,7 +207,7 @@ def test_init__the_written_project_loads_as_doit_loads_it(
 ) -> None:
     folder = app_copy("ota_seed")
     assert _init(folder, capsys)[0] == 0
-    project = model.load(
+    project = loader.load(
         (folder / "project.yaml").read_text(),
         file="project.yaml",
         env={},

@@ -16,7 +16,7 @@ import pytest
 from doit.cmd_base import ModuleTaskLoader
 from doit.doit_cmd import DoitMain
 from esp_ota_doit import graph
-from esp_ota_doit.config import model
+from esp_ota_doit.config import loader, model
 from esp_ota_doit.errors import ToolError
 from esp_ota_doit.idf import idftool, images
 from esp_ota_doit.paths import Paths
@@ -26,7 +26,7 @@ from tests.doitrun import edit, executed, run, run_with_output
 
 
 def load_example(project_dir: Path) -> model.Project:
-    return model.load(
+    return loader.load(
         (project_dir / "project.yaml").read_text(),
         file="project.yaml",
         env={},

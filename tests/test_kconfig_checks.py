@@ -10,11 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from esp_ota_doit.config import model
+from esp_ota_doit.config import loader
 from esp_ota_doit.config.model import Project
 from esp_ota_doit.errors import ConfigErrors
-from esp_ota_doit.firmware import kconfig_source
-from esp_ota_doit.idf import sdkconfig
+from esp_ota_doit.firmware import defaults, kconfig_source
 
 _YAML = """\
 name: demo
@@ -81,7 +80,7 @@ def load(
         source = kconfig_source.source(env, warnings.append)
         assert source is not None, warnings
         try:
-            project = model.load(
+            project = loader.load(
                 text,
                 file="project.yaml",
                 env=env,
@@ -112,7 +111,7 @@ def test_render__every_type_ends_with_the_wanted_value(
         assert kconfig is not None and kconfig.release == tag[1:]
         got = {name: kconfig.values.get(name) for name in _WANTED}
         assert got == _WANTED, app.name
-        lines = dict(sdkconfig.plan(project, app, partitions_csv=Path("p.csv")).groups)
+        lines = dict(defaults.plan(project, app, partitions_csv=Path("p.csv")).groups)
         assert lines["project.yaml sdkconfig"] == (
             ("CONFIG_LOG_DEFAULT_LEVEL_DEBUG", "y"),
             ("CONFIG_FREERTOS_HZ", "1000"),
@@ -163,7 +162,7 @@ def test_render__an_option_only_one_app_has_goes_to_that_app(
     project, _ = load("v5.3.2", "esp32", common="  CONFIG_EXAMPLE_SKIP_COMMON_NAME_CHECK: true\n")
     assert isinstance(project, Project), str(project)
     plans = {
-        app.name: dict(sdkconfig.plan(project, app, partitions_csv=Path("p.csv")).groups)
+        app.name: dict(defaults.plan(project, app, partitions_csv=Path("p.csv")).groups)
         for app in project.apps
     }
     assert plans["factory"]["project.yaml sdkconfig"] == (
@@ -198,7 +197,7 @@ def test_render__doit_list_prints_the_line_and_writes_nothing(
 
 def _load_plain(text: str, idf_root: Path | None = None) -> Project | ConfigErrors:
     try:
-        return model.load(
+        return loader.load(
             text,
             file="project.yaml",
             env={},

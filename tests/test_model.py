@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from esp_ota_doit.config import model, reference
+from esp_ota_doit.config import loader, model, reference
 from esp_ota_doit.errors import ConfigErrors
 
 from tests.conftest import REPO
@@ -21,7 +21,7 @@ flash_app: main
 
 
 def load(text: str, *, env: dict[str, str] | None = None, root: Path = REPO) -> model.Project:
-    return model.load(
+    return loader.load(
         text,
         file="project.yaml",
         env=env or {},
@@ -204,7 +204,7 @@ def test_load__idf_paths_are_checked_when_esp_idf_is_here(tmp_path: Path) -> Non
     typo = MINIMAL.replace("hello_world", "hello_wrold")
 
     def load_with_idf(text: str) -> model.Project:
-        return model.load(
+        return loader.load(
             text,
             file="project.yaml",
             env={},

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from esp_ota_doit.config import model
+from esp_ota_doit.config import loader
 from esp_ota_doit.config.model import Project
-from esp_ota_doit.config.yamlsource import HexInt
-from esp_ota_doit.firmware import render
+from esp_ota_doit.firmware import defaults, render
 from esp_ota_doit.idf import sdkconfig
+from esp_ota_doit.idf.kconfig_rules import HexInt
 
 from tests.conftest import REPO
 
@@ -19,7 +19,7 @@ CSV = Path("/project/build/generated/partitions.csv")
 
 
 def load(text: str, env: dict[str, str] | None = None) -> Project:
-    return model.load(
+    return loader.load(
         text,
         file="project.yaml",
         env=env or {},
@@ -37,7 +37,7 @@ def example(env: dict[str, str] | None = None, **replacements: str) -> Project:
 
 
 def options(project: Project, app: str) -> dict[str, str]:
-    plan = sdkconfig.plan(project, project.app(app), partitions_csv=CSV)
+    plan = defaults.plan(project, project.app(app), partitions_csv=CSV)
     return {name: value for _, items in plan.groups for name, value in items}
 
 
@@ -90,7 +90,7 @@ def test_plan__per_app_wins_over_project_wide_and_appears_once() -> None:
             ),
         }
     )
-    plan = sdkconfig.plan(project, project.app("hello_world"), partitions_csv=CSV)
+    plan = defaults.plan(project, project.app("hello_world"), partitions_csv=CSV)
     names = [name for _, items in plan.groups for name, _ in items]
     assert len(names) == len(set(names))
     hello = options(project, "hello_world")
@@ -106,14 +106,14 @@ def test_plan__flash_freq_defaults_per_target() -> None:
 
 def test_plan__secret_only_when_a_password_is_rendered() -> None:
     with_password = example({"WIFI_PASSWORD": "hunter2hunter2"})
-    assert sdkconfig.plan(
+    assert defaults.plan(
         with_password, with_password.app("factory"), partitions_csv=CSV
     ).holds_secret
-    assert not sdkconfig.plan(
+    assert not defaults.plan(
         with_password, with_password.app("hello_world"), partitions_csv=CSV
     ).holds_secret
     open_network = example()
-    assert not sdkconfig.plan(
+    assert not defaults.plan(
         open_network, open_network.app("factory"), partitions_csv=CSV
     ).holds_secret
 
@@ -124,7 +124,7 @@ def test_render__sdkconfig_defaults_golden(
 ) -> None:
     project = example({"WIFI_PASSWORD": "golden-password"})
     target = tmp_path / f"{app}.sdkconfig.defaults"
-    render.write_sdkconfig(sdkconfig.plan(project, project.app(app), partitions_csv=CSV), target)
+    render.write_sdkconfig(defaults.plan(project, project.app(app), partitions_csv=CSV), target)
     golden(GOLDEN / f"{app}.sdkconfig.defaults", target.read_bytes())
 
 

@@ -21,10 +21,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from esp_ota_doit.config import model
+from esp_ota_doit.config import loader
 from esp_ota_doit.errors import ConfigErrors
 from esp_ota_doit.paths import Paths
 from esp_ota_doit.serve import content as serve
+from esp_ota_doit.serve import engines
 from esp_ota_doit.serve.protocol import (
     ByteRange,
     Limits,
@@ -163,7 +164,7 @@ def make_site(
     root.mkdir(parents=True, exist_ok=True)
     text = PROJECT_YAML.format(target="esp32", host=host, port=port)
     (root / "project.yaml").write_text(text)
-    project = model.load(
+    project = loader.load(
         text, file="project.yaml", env={}, resolve_host=lambda h: h, project_dir=root
     )
     paths = Paths(root)
@@ -292,7 +293,7 @@ def test_plan__a_path_nginx_and_we_cannot_serve_literally_is_refused(tmp_path: P
         "/hello_world.bin", "/fw/../hello%20world.bin"
     )
     with pytest.raises(ConfigErrors, match=r"ota\.url: path '/fw/\.\./hello%20world\.bin' must"):
-        model.load(
+        loader.load(
             text, file="project.yaml", env={}, resolve_host=lambda h: h, project_dir=tmp_path
         )
 
@@ -868,11 +869,11 @@ def test_refuse__an_unloadable_server_key_is_not_blamed_on_ota_bind(
 ) -> None:
     other = make_site(tmp_path)
     content = serve.check(other.plan, emit=lambda _: None)
-    monkeypatch.setattr(serve, "check", lambda plan: content)  # key replaced after the check
+    monkeypatch.setattr(engines, "check", lambda plan: content)  # key replaced after the check
     key = certs.paths(other.plan.certs_dir).server_key
     key.write_bytes(key.read_bytes()[:60] + b"garbage\n-----END PRIVATE KEY-----\n")
     with pytest.raises(serve.ServeError) as caught:
-        serve.run(replace(other.plan, port=0))
+        engines.run(replace(other.plan, port=0))
     message = str(caught.value)
     assert message.startswith(
         f"cannot load the server certificate/key from {other.plan.certs_dir}/ ("
@@ -887,7 +888,7 @@ def test_refuse__busy_port(site: Site) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(serve.ServeError) as caught:
-            serve.run(replace(site.plan, port=port))
+            engines.run(replace(site.plan, port=port))
     assert str(caught.value) == (
         f"port {port} on 127.0.0.1 is already in use by another process; find it with "
         f"`ss -ltnp 'sport = :{port}'`, stop it, or change ota.url's port"
@@ -1058,7 +1059,7 @@ def test_run__serves_until_stop_and_prints_the_banner(
     ready, stop, ports = threading.Event(), threading.Event(), []
     plan = replace(site.plan, port=0, log_format="json")
     thread = threading.Thread(
-        target=serve.run,
+        target=engines.run,
         args=(plan,),
         kwargs={"ready": ready, "stop": stop, "on_bound": ports.append},
     )
@@ -1083,7 +1084,7 @@ def test_run__ctrl_c_stops_cleanly(site: Site, capsys: pytest.CaptureFixture[str
     ready = threading.Event()
     timer = threading.Thread(target=lambda: ready.wait(10) and _thread.interrupt_main())
     timer.start()
-    serve.run(replace(site.plan, port=0), ready=ready)  # returns normally: doit exits 0
+    engines.run(replace(site.plan, port=0), ready=ready)  # returns normally: doit exits 0
     timer.join()
     assert capsys.readouterr().out.splitlines()[-1] == "stopped (Ctrl-C)"
 

@@ -16,10 +16,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from esp_ota_doit.config import model
+from esp_ota_doit.config import loader, model
 from esp_ota_doit.paths import Paths
 from esp_ota_doit.serve import budget as serve_budget
 from esp_ota_doit.serve import content as serve
+from esp_ota_doit.serve import engines
 from esp_ota_doit.serve.budget import CLOSING, Budget, Refused, Throttle
 from esp_ota_doit.serve.protocol import Limits
 
@@ -190,7 +191,7 @@ def test_plan__carries_the_limits_from_project_yaml(tmp_path: Path) -> None:
         "ota: {url: 'https://10.0.0.2:8070/a.bin', image: hello_world, "
         "max_connections: 200, max_per_client: 4}\n"
     )
-    project = model.load(
+    project = loader.load(
         text, file="project.yaml", env={}, resolve_host=lambda h: h, project_dir=tmp_path
     )
     plan = serve.plan(project, Paths(tmp_path))
@@ -373,7 +374,7 @@ def test_run__prints_the_connection_limits(site: Site, capsys: pytest.CaptureFix
     ready, stop, ports = threading.Event(), threading.Event(), []
     plan = replace(site.plan, port=0, max_connections=100, max_per_client=5)
     thread = threading.Thread(
-        target=serve.run,
+        target=engines.run,
         args=(plan,),
         kwargs={"ready": ready, "stop": stop, "on_bound": ports.append},
     )

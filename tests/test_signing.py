@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from esp_ota_doit.config import model
 from esp_ota_doit.errors import ConfigError
-from esp_ota_doit.idf import otadata, partitions, sdkconfig, signing
+from esp_ota_doit.firmware import defaults, signing_key
+from esp_ota_doit.idf import otadata, partitions, signing
 from esp_ota_doit.serve import content as serve
 
 from tests.test_model import errors, load
@@ -113,20 +114,20 @@ def test_check_update__trust_comes_from_the_running_app(keys: dict[str, Path]) -
 def test_create_key__once_private_and_warned(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    plan = signing.SigningPlan(
+    plan = signing_key.SigningPlan(
         scheme="rsa3072", key=tmp_path / "keys" / "signing_key.pem", from_env=False
     )
-    assert signing.create_key(plan).startswith("signing key created")
+    assert signing_key.create_key(plan).startswith("signing key created")
     assert "a lost signing key means no further OTA update" in capsys.readouterr().err
     assert plan.key.stat().st_mode & 0o777 == 0o600
     assert plan.key.parent.stat().st_mode & 0o777 == 0o700
     before = plan.key.read_bytes()
-    assert signing.create_key(plan).startswith("signing key:")
+    assert signing_key.create_key(plan).startswith("signing key:")
     assert plan.key.read_bytes() == before
     mismatch = "is a rsa3072 key but ota.sign is ecdsa256"
-    with pytest.raises(signing.SigningKeyError, match=mismatch):
-        signing.create_key(dataclasses.replace(plan, scheme="ecdsa256"))
-    signing.rotate(plan)
+    with pytest.raises(signing_key.SigningKeyError, match=mismatch):
+        signing_key.create_key(dataclasses.replace(plan, scheme="ecdsa256"))
+    signing_key.rotate(plan)
     assert "the old key is kept as" in capsys.readouterr().err
     old = list(plan.key.parent.glob("signing_key.pem.*.old"))
     assert len(old) == 1 and old[0].read_bytes() == before
@@ -135,15 +136,15 @@ def test_create_key__once_private_and_warned(
 
 def test_plan__ota_signing_key_names_the_ci_key(tmp_path: Path) -> None:
     project = load(_with(EXAMPLE, "  sign: rsa3072\n"))
-    assert signing.plan(load(EXAMPLE), {}, tmp_path) is None
-    local = signing.plan(project, {}, tmp_path)
+    assert signing_key.plan(load(EXAMPLE), {}, tmp_path) is None
+    local = signing_key.plan(project, {}, tmp_path)
     assert local is not None and local.key == tmp_path / "signing_key.pem"
     ci = tmp_path / "ci.pem"
     ci.write_text("x")
-    named = signing.plan(project, {"OTA_SIGNING_KEY": str(ci)}, tmp_path)
+    named = signing_key.plan(project, {"OTA_SIGNING_KEY": str(ci)}, tmp_path)
     assert named is not None and named.key == ci and named.from_env
     with pytest.raises(ConfigError, match=r"\$OTA_SIGNING_KEY names '/nope', which is not a file"):
-        signing.plan(project, {"OTA_SIGNING_KEY": "/nope"}, tmp_path)
+        signing_key.plan(project, {"OTA_SIGNING_KEY": "/nope"}, tmp_path)
 
 
 # --- project.yaml rules ---------------------------------------------------------------------
@@ -154,7 +155,7 @@ def test_load__without_the_new_keys_nothing_changes() -> None:
     assert project.ota is not None and project.ota.sign is None and not project.ota.rollback
     assert not project.anti_rollback
     for app in project.apps:
-        options = sdkconfig.plan(project, app, partitions_csv=Path("p.csv")).to_json()
+        options = defaults.plan(project, app, partitions_csv=Path("p.csv")).to_json()
         assert "SECURE" not in json.dumps(options) and "ROLLBACK" not in json.dumps(options)
 
 
@@ -242,7 +243,7 @@ def test_load__options_the_features_set_cannot_be_set_by_hand() -> None:
 
 def test_sdkconfig__the_options_of_each_feature() -> None:
     project = load(_with(EXAMPLE, "  sign: rsa3072\n  rollback: true\n"))
-    groups = dict(sdkconfig.plan(project, project.app("factory"), partitions_csv=Path("p")).groups)
+    groups = dict(defaults.plan(project, project.app("factory"), partitions_csv=Path("p")).groups)
     assert groups["signed apps (ota.sign)"] == (
         ("CONFIG_SECURE_SIGNED_APPS_NO_SECURE_BOOT", "y"),
         ("CONFIG_SECURE_SIGNED_ON_UPDATE_NO_SECURE_BOOT", "y"),

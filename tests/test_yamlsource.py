@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from esp_ota_doit.config.yamlsource import HexInt, parse
+from esp_ota_doit.config.yamlsource import parse
 from esp_ota_doit.errors import ConfigErrors, Location
+from esp_ota_doit.idf.kconfig_rules import HexInt
 
 
 def test_parse__positions_are_one_based() -> None:

@@ -16,10 +16,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import ProjectError
-from ..firmware.render import render_template
+from ..files import render_template
 from ..idf import app as idfapp
 from ..idf import chips, idftool, kconfig, partition_files, partitions
-from ..idf.sdkconfig import owner_of, parse
+from ..idf.sdkconfig import (
+    EXAMPLE_PASSWORD_OPTION,
+    EXAMPLE_SSID_OPTION,
+    owner_of,
+    parse,
+    yaml_value,
+)
 
 __all__ = ["Adoption", "InitError", "plan", "write"]
 
@@ -248,7 +254,7 @@ def _wifi(
     if ssid and password:
         where = "the app's own Kconfig.projbuild"
     elif app.uses_examples_common:
-        ssid, password = "CONFIG_EXAMPLE_WIFI_SSID", "CONFIG_EXAMPLE_WIFI_PASSWORD"
+        ssid, password = EXAMPLE_SSID_OPTION, EXAMPLE_PASSWORD_OPTION
         where = "protocol_examples_common"
     else:
         said.append("Wi-Fi: no SSID/password options found; wifi: not set")
@@ -302,13 +308,6 @@ def _carried(
         f"project.yaml (kconfgen save-defconfig, ESP-IDF {version} at {idf_root})"
     )
     return carried
-
-
-def _yaml_value(value: str) -> str:
-    """An sdkconfig value as project.yaml spells it (ESP-IDF's string escapes are YAML's)."""
-    if value in ("y", "n"):
-        return "true" if value == "y" else "false"
-    return value
 
 
 def plan(
@@ -365,8 +364,8 @@ def plan(
         ca_cert=ca_cert,
         url=url,
         wifi=wifi,
-        examples_wifi=wifi is not None and wifi[1] == "CONFIG_EXAMPLE_WIFI_SSID",
-        sdkconfig=[(key, _yaml_value(value)) for key, value in carried.items()],
+        examples_wifi=wifi is not None and wifi[1] == EXAMPLE_SSID_OPTION,
+        sdkconfig=[(key, yaml_value(value)) for key, value in carried.items()],
     )
     return Adoption(folder=folder, project_yaml=text, said=tuple(said))
 

@@ -1,6 +1,6 @@
 """Every CONFIG_ option of project.yaml checked against the Kconfig of the apps it goes to,
 before any build: unknown (with did-you-mean), renamed (a warning), wrong type or range, a
-dependency that is off. model.load turns what this yields into project.yaml:L:C: lines.
+dependency that is off. loader.load turns what this yields into project.yaml:L:C: lines.
 """
 
 from __future__ import annotations

@@ -1,27 +1,24 @@
 """The project.yaml model: declared once as frozen dataclasses whose field metadata drives the
-loader, the error messages and the README reference table (reference.py). `load()` is pure
-given its inputs (text, environment, host resolver, project dir).
+loader (loader.py), the error messages and the README reference table (reference.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, ConfigErrors, KeyPath
-from ..idf import app as idfapp
-from ..idf import chips, kconfig, partition_files, partitions, releases
-from ..idf.kconfig_rules import AppKconfig
-from ..idf.partitions import Partition, PartitionSpec, PartitionTable
+from ..errors import ConfigError, KeyPath
+from ..idf import chips, partitions, releases
+from ..idf.kconfig_rules import AppKconfig, HexInt, SdkValue
+from ..idf.partitions import PartitionSpec, PartitionTable
 from ..idf.sdkconfig import owner_of
-from . import kconfig_checks, schema
+from . import schema
 from .layout import layout_value
 from .schema import Invalid, UnknownKeyError
-from .yamlsource import HexInt, SourceMap, parse
 
 __all__ = [
     "App",
@@ -33,12 +30,12 @@ __all__ = [
     "Partitions",
     "Project",
     "SdkValue",
+    "Sdkconfig",
     "Wifi",
-    "load",
+    "load_section",
 ]
 
 REQUIRED: Any = object()
-SdkValue = bool | int | str
 Sdkconfig = tuple[tuple[str, SdkValue], ...]
 _APP_NAME = re.compile(r"[a-z][a-z0-9_]{0,30}")
 _sdkconfig = schema.config_options(owner_of)  # refuses options that project.yaml keys set
@@ -57,12 +54,12 @@ def derived(default: object) -> Any:
 
 def _section_check(cls: type[Any]) -> schema.Check:
     def check(value: object, path: KeyPath) -> Any:
-        return _load_section(cls, value, path)
+        return load_section(cls, value, path)
 
     return check
 
 
-def _load_section(cls: type[Any], value: object, path: KeyPath, **extra: object) -> Any:
+def load_section(cls: type[Any], value: object, path: KeyPath, **extra: object) -> Any:
     data = schema.mapping(value, path)
     declared = {f.name: f.metadata for f in dataclasses.fields(cls) if "check" in f.metadata}
     required = [name for name, meta in declared.items() if meta["default"] is REQUIRED]
@@ -216,7 +213,7 @@ def _apps(value: object, path: KeyPath) -> tuple[App, ...]:
             )
             continue
         try:
-            apps.append(_load_section(App, raw, where, name=name))
+            apps.append(load_section(App, raw, where, name=name))
         except ConfigError as error:
             errors.append(error)
         except Invalid as invalid:
@@ -351,357 +348,5 @@ class Project:
         return any(app.secure_version is not None for app in self.apps)
 
 
-# --- cross-field rules ---------------------------------------------------------------------------
-
-
-def _app_path_checks(project: Project, app: App, idf_root: Path | None) -> Iterator[ConfigError]:
-    """A local app must be an ESP-IDF app; an idf: one must exist in the ESP-IDF found here."""
-    where = ("apps", app.name, "path")
-    if app.in_idf:
-        if idf_root is not None and not (idf_root / app.idf_subpath).is_dir():
-            yield ConfigError(
-                where,
-                f"'{app.idf_subpath}' does not exist in the ESP-IDF at {idf_root}",
-                "fix the path (it is relative to $IDF_PATH), or check IDF_PATH",
-            )
-        return
-    folder = project.project_dir / app.path
-    if not folder.is_dir():
-        yield ConfigError(
-            where,
-            f"folder {schema.shown(app.path)} does not exist next to project.yaml",
-            "fix the path or write idf:<path inside ESP-IDF>",
-        )
-    elif not idfapp.is_idf_app(folder):
-        yield ConfigError(
-            where,
-            f"folder {schema.shown(app.path)} is not an ESP-IDF app (no CMakeLists.txt that calls "
-            "project())",
-            "name the folder that holds the app's top-level CMakeLists.txt",
-        )
-
-
-def _owned_options(app: App) -> Iterator[ConfigError]:
-    """The app's own URL and Wi-Fi options come from ota: and wifi:, never from sdkconfig:."""
-    owned = {
-        option: key
-        for option, key in (
-            (app.url_option, "ota.url"),
-            (app.wifi_ssid_option, "wifi.ssid"),
-            (app.wifi_password_option, "wifi.password"),
-        )
-        if option
-    }
-    for name, _ in app.sdkconfig:
-        if name in owned:
-            yield ConfigError(
-                ("apps", app.name, "sdkconfig", name),
-                f"is set from {owned[name]}",
-                "remove it here",
-            )
-    if (app.wifi_ssid_option is None) != (app.wifi_password_option is None):
-        yield ConfigError(
-            ("apps", app.name, "wifi_ssid_option"),
-            "wifi_ssid_option and wifi_password_option go together",
-            "set both, or neither for protocol_examples_common's",
-        )
-
-
-def _cross_checks(project: Project, idf_root: Path | None) -> Iterator[ConfigError]:
-    names = [app.name for app in project.apps]
-    if project.flash_app not in names:
-        yield ConfigError(
-            ("flash_app",),
-            f"no app {schema.shown(project.flash_app)} in apps",
-            schema.did_you_mean(project.flash_app, names),
-        )
-    ota = project.ota
-    if ota is not None and ota.image not in names:
-        yield ConfigError(
-            ("ota", "image"),
-            f"no app {schema.shown(ota.image)} in apps",
-            schema.did_you_mean(ota.image, names),
-        )
-    for app in project.apps:
-        if app.ota_client and ota is None:
-            yield ConfigError(
-                ("apps", app.name, "ota_client"),
-                "an OTA client needs the ota: section",
-                "add ota: {url: ..., image: ...}",
-            )
-        yield from _app_path_checks(project, app, idf_root)
-        yield from _owned_options(app)
-    chip = chips.CHIPS[project.target]
-    yield from _security_checks(project, chip)
-    if project.flash.freq not in chip.flash_freqs:
-        yield ConfigError(
-            ("flash", "freq"),
-            f"{schema.shown(project.flash.freq)} is not a flash frequency of {project.target}",
-            "use one of: " + ", ".join(chip.flash_freqs),
-        )
-    if project.wifi is not None and not chip.has_wifi:
-        yield ConfigError(
-            ("wifi",),
-            f"{project.target} has no Wi-Fi",
-            "remove wifi: (the OTA examples use Ethernet there)",
-        )
-
-
-# Options that ota.sign / ota.rollback / secure_version set once they are on.
-_SECURITY_OPTIONS = (
-    ("CONFIG_SECURE_", "ota.sign"),
-    ("CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE", "ota.rollback"),
-    ("CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK", "apps.<app>.secure_version"),
-    ("CONFIG_BOOTLOADER_APP_SECURE_VERSION", "apps.<app>.secure_version"),
-)
-
-
-def _security_checks(project: Project, chip: chips.Chip) -> Iterator[ConfigError]:
-    ota = project.ota
-    if ota is not None and ota.sign is not None and ota.sign not in chip.sign_schemes:
-        yield ConfigError(
-            ("ota", "sign"),
-            f"{project.target} cannot verify {ota.sign} signatures (its Secure Boot V2 "
-            f"supports {', '.join(chip.sign_schemes)} only)",
-            f"use ota.sign: {chip.sign_schemes[0]}",
-        )
-    for app in project.apps:
-        version = app.secure_version
-        if version is None:
-            continue
-        where = ("apps", app.name, "secure_version")
-        if ota is None or not ota.rollback:
-            yield ConfigError(
-                where,
-                "anti-rollback needs app rollback (CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK depends "
-                "on CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE)",
-                "set ota.rollback: true",
-            )
-        if version > chip.secure_version_bits:
-            yield ConfigError(
-                where,
-                f"Max secure version is {chip.secure_version_bits}. Given {version} version can "
-                "not be written.",
-                f"{project.target} keeps it in {chip.secure_version_bits} eFuse bits, one per "
-                "version: use 0 to " + str(chip.secure_version_bits),
-            )
-    on = {
-        "ota.sign": ota is not None and ota.sign is not None,
-        "ota.rollback": ota is not None and ota.rollback,
-        "apps.<app>.secure_version": project.anti_rollback,
-    }
-    sections: list[tuple[KeyPath, Sdkconfig]] = [(("sdkconfig",), project.sdkconfig)]
-    sections += [(("apps", app.name, "sdkconfig"), app.sdkconfig) for app in project.apps]
-    for path, options in sections:
-        for name, _ in options:
-            owner = next((key for prefix, key in _SECURITY_OPTIONS if name.startswith(prefix)), "")
-            if on.get(owner):
-                yield ConfigError(
-                    (*path, name), f"{name} is set by {owner}", f"remove it here and keep {owner}"
-                )
-
-
-def _ota_layout_checks(project: Project) -> Iterator[ConfigError]:
-    table, layout_name = project.table, project.partitions.layout[0]
-    if project.ota is None:
-        return
-    test = [p for p in table.partitions if p.type == partitions.APP_TYPE and p.subtype == 0x20]
-    if project.anti_rollback and (table.factory is not None or test):
-        yield ConfigError(
-            ("partitions", "layout"),
-            "Anti-rollback option is enabled. Partition table should consist of two ota "
-            "app without factory or test partitions.",
-            "use a layout of otadata, ota_0 and ota_1 only (apps.<name>.secure_version turns "
-            "anti-rollback on)",
-        )
-    missing = [
-        what
-        for what, absent in (
-            ("otadata partition", table.otadata is None),
-            ("OTA app slot", not table.ota_slots),
-        )
-        if absent
-    ]
-    if missing:
-        yield ConfigError(
-            ("partitions", "layout"),
-            f"layout '{layout_name}' has no {' and no '.join(missing)}, but ota: is set",
-            "use layout two_ota (or add otadata and ota_0 rows), or remove ota:",
-        )
-    elif gap := _first_gap(table):
-        slot, expected = gap
-        path, where = _row(project, slot, "subtype")
-        yield ConfigError(
-            path,
-            f"{where}partition '{slot.name}' is OTA slot {slot.subtype_name}, but there is no "
-            f"ota_{expected}: ESP-IDF counts consecutive slots from ota_0",
-            f"make it ota_{expected}",
-        )
-    elif table.factory is None and len(table.ota_slots) < 2:
-        yield ConfigError(
-            ("partitions", "layout"),
-            "with no factory partition OTA needs two slots (ota_0, ota_1)",
-            "add ota_1",
-        )
-
-
-def _first_gap(table: PartitionTable) -> tuple[Partition, int] | None:
-    """The first OTA slot out of the ota_0, ota_1, ... sequence, and the slot expected there."""
-    for expected, slot in enumerate(table.ota_slots):
-        if slot.subtype - 0x10 != expected:
-            return slot, expected
-    return None
-
-
-def _row(project: Project, partition: Partition, field: str) -> tuple[KeyPath, str]:
-    """Where `partition` was written: its project.yaml row, its CSV line, or the preset name."""
-    name, _ = project.partitions.layout
-    index = project.table.partitions.index(partition)
-    if name == "custom":
-        return ("partitions", "layout", index, field), ""
-    if name.lower().endswith(".csv"):
-        text = (project.project_dir / name).read_text(encoding="utf-8")
-        return ("partitions", "layout"), f"{name}:{partition_files.row_lines(text)[index]}: "
-    return ("partitions", "layout"), ""
-
-
-def _found_release(idf_root: Path | None) -> str:
-    """The major.minor of the ESP-IDF found, when it is one this project builds with."""
-    found = kconfig.idf_version(idf_root) if idf_root is not None else None
-    try:
-        return releases.release(found).version if found else _DEFAULT_RELEASE
-    except KeyError:
-        return _DEFAULT_RELEASE
-
-
-_DEFAULT_RELEASE = "5.3"
-
-
-def _resolve(
-    project: Project, resolve_host: Callable[[str], str], idf_root: Path | None
-) -> Project:
-    chip = chips.CHIPS[project.target]
-    flash = dataclasses.replace(project.flash, freq=project.flash.freq or chip.default_freq)
-    ota = project.ota
-    if ota is not None:
-        ota = dataclasses.replace(ota, host=resolve_host(ota.url.host))
-    idf = dataclasses.replace(project.idf, version=project.idf.version or _found_release(idf_root))
-    return dataclasses.replace(project, flash=flash, ota=ota, idf=idf)
-
-
-def _release_checks(project: Project) -> Iterator[ConfigError]:
-    chip = chips.CHIPS[project.target]
-    if releases.numbers(project.idf.version) < releases.numbers(chip.since):
-        yield ConfigError(
-            ("target",),
-            f"{project.target} is supported from ESP-IDF {chip.since} (a preview target before)",
-            f'set idf.version: "{chip.since}" or later',
-        )
-
-
-def _csv_table(project: Project, name: str, path: KeyPath) -> PartitionTable:
-    """partitions.layout: <file>.csv, read with gen_esp32part's rules; errors name file:line."""
-    csv_file = project.project_dir / name
-    try:
-        text = csv_file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            path,
-            f"'{name}' does not exist next to project.yaml",
-            "fix the path, or name a preset (" + ", ".join(partitions.PRESET_NAMES) + ")",
-        ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-        raise ConfigError(path, f"'{name}' cannot be read ({reason})") from None
-    try:
-        return partition_files.from_csv(text, table_offset=project.partitions.table_offset)
-    except partition_files.PartitionCsvError as error:
-        raise ConfigError(path, f"{name}:{error.line}: {error.problem}", error.hint) from None
-
-
-def _place_table(project: Project) -> Project:
-    layout_path: KeyPath = ("partitions", "layout")
-    name, specs = project.partitions.layout
-    if name.lower().endswith(".csv"):
-        table = _csv_table(project, name, layout_path)
-    else:
-        offset = project.partitions.table_offset
-        table = partitions.layout(specs, table_offset=offset, path=layout_path)
-    partitions.check_flash_size(table, project.flash.size, ("flash", "size"))
-    return dataclasses.replace(project, table=table)
-
-
 # The Kconfig of one app (kconfgen run over ESP-IDF's tree), injected by graph.load_project.
 KconfigSource = Callable[["Project", App], AppKconfig | None]
-
-
-def _with_kconfig(
-    project: Project, source: KconfigSource
-) -> tuple[Project, list[ConfigError], list[ConfigError]]:
-    """The project with each app's Kconfig, and what is wrong (errors, warnings) with its
-    sdkconfig: options under that Kconfig."""
-    found: dict[str, AppKconfig] = {}
-    errors: list[ConfigError] = []
-    for app in project.apps:
-        try:
-            app_kconfig = source(project, app)
-        except ConfigError as problem:
-            errors.append(problem)
-            continue
-        if app_kconfig is not None:
-            found[app.name] = app_kconfig
-    project = dataclasses.replace(project, kconfig=tuple(found.items()))
-    warnings: list[ConfigError] = []
-    for is_warning, error in kconfig_checks.findings(project, found):
-        (warnings if is_warning else errors).append(error)
-    return project, errors, warnings
-
-
-def _format(errors: list[ConfigError], source: SourceMap) -> ConfigErrors:
-    located = [
-        (source.locate(error.path, at_key=isinstance(error, UnknownKeyError)), error)
-        for error in errors
-    ]
-    located.sort(key=lambda item: (item[0].line, item[0].column))
-    return ConfigErrors(f"{where}: {error.describe()}" for where, error in located)
-
-
-def load(
-    text: str,
-    *,
-    file: str,
-    env: Mapping[str, str],
-    resolve_host: Callable[[str], str],
-    project_dir: Path,
-    idf_root: Path | None = None,
-    kconfig: KconfigSource | None = None,
-    warn: Callable[[str], None] | None = None,
-) -> Project:
-    """Validate project.yaml text into a Project; `idf_root` is the ESP-IDF found, if any, and
-    `kconfig` gives each app's Kconfig (its options are checked against it; `warn` gets the
-    warning lines, such as a renamed option).
-
-    Raises:
-        ConfigErrors: every independent problem, one `file:line:col: key.path: problem; fix` line
-            each, in file order. Cross-field rules run only when each key is valid on its own.
-    """
-    data, source = parse(text, file=file, env=env)
-    try:
-        project: Project = _load_section(Project, data, (), project_dir=project_dir)
-        project = _resolve(project, resolve_host, idf_root)
-        errors = [*_cross_checks(project, idf_root), *_release_checks(project)]
-        if not errors:
-            project = _place_table(project)
-            errors = list(_ota_layout_checks(project))
-        if not errors and kconfig is not None:
-            project, errors, warnings = _with_kconfig(project, kconfig)
-            if warn is not None:
-                for line in _format(warnings, source).lines:
-                    warn(line)
-    except ConfigError as error:
-        errors = [error]
-    except Invalid as invalid:
-        errors = invalid.errors
-    if errors:
-        raise _format(errors, source)
-    return project

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from ..idf.kconfig_rules import HexInt
 from .model import REQUIRED, App, CertSpec, Flash, Idf, Ota, Partitions, Project, Wifi
-from .yamlsource import HexInt
 
 __all__ = ["reference_rows", "reference_table"]
 

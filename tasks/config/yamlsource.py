@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 import yaml
 
 from ..errors import ConfigError, ConfigErrors, KeyPath, Location
+from ..idf.kconfig_rules import HexInt
 
-__all__ = ["MAX_DEPTH", "MAX_NUMBER_CHARS", "MAX_VALUES", "HexInt", "SourceMap", "parse"]
+__all__ = ["MAX_DEPTH", "MAX_NUMBER_CHARS", "MAX_VALUES", "SourceMap", "parse"]
 
 # A real project.yaml has a few hundred values, nests 5 deep and has short numbers. The limits
 # stop alias bombs (exponential expansion), RecursionError and int() of 5000 digits early.
@@ -35,13 +36,6 @@ class _Refused(Exception):
 
 # ${VAR} or ${VAR:-default}; `$${` stays a literal `${`.
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{")
-
-
-class HexInt(int):
-    """An int written in hex in project.yaml; sdkconfig needs it back in hex for `hex` options."""
-
-    def __repr__(self) -> str:
-        return hex(self)
 
 
 @dataclass(slots=True)

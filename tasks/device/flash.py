@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DeviceError
+from ..files import write_if_changed
 from ..firmware import build
-from ..firmware.render import write_if_changed
-from ..idf import partition_files, partitions
+from ..idf import esptool_log, partition_files, partitions
 from . import link as esplink
 
 if TYPE_CHECKING:
@@ -224,11 +224,11 @@ def _flash(
 
     extra = summary.get("extra_esptool_args") or {}
     before = str(extra.get("before", "default_reset")).replace("_", "-")
-    progress = esplink.Progress()
+    progress = esptool_log.Progress()
     rows: list[tuple[str, int, str, float]] = []
     stub = bool(extra.get("stub", True))
     with (
-        esplink.quiet_esptool(progress),
+        esptool_log.quiet_esptool(progress),
         esplink.connect(port, baud, plan.target, before=before, stub=stub) as esp,
     ):
         mac = ":".join(f"{byte:02x}" for byte in esp.read_mac())

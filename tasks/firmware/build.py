@@ -17,18 +17,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ToolError, warn
+from ..files import write_if_changed
 from ..idf import images as image_checks
 from ..idf import kconfig, sdkconfig, signing
 from ..idf.idftool import IdfTool, find_idf, run_idf
 from ..idf.partitions import Partition
 from ..tls import certs
-from .render import write_if_changed
+from . import defaults
 from .staging import stage
 
 if TYPE_CHECKING:
     from ..config.model import App, Project
-    from ..idf.sdkconfig import SdkconfigPlan
     from ..paths import Paths
+    from .defaults import SdkconfigPlan
 
 __all__ = [
     "BuildPlan",
@@ -430,7 +431,7 @@ def plans(
         plan(
             project,
             app,
-            sdkconfig.plan(project, app, partitions_csv=paths.partitions_csv),
+            defaults.plan(project, app, partitions_csv=paths.partitions_csv),
             paths=paths,
             idf_root=idf_root,
             signing_key=signing_key,

@@ -1,4 +1,4 @@
-"""Each app's Kconfig for model.load, from ESP-IDF's own kconfgen over the ESP-IDF found here
+"""Each app's Kconfig for loader.load, from ESP-IDF's own kconfgen over the ESP-IDF found here
 (or the virtual tree the idf.py stand-in builds from): run the way tools/cmake/kconfig.cmake of
 that release runs it, before any build, cached under build/kconfig/ on the Kconfig files.
 """
@@ -15,9 +15,10 @@ from pathlib import Path
 from ..config.model import App, KconfigSource, Project
 from ..errors import ConfigError, ToolError
 from ..idf import app as idfapp
-from ..idf import idftool, kconfig, releases, sdkconfig
+from ..idf import idftool, kconfig, releases
 from ..idf.kconfig_rules import AppKconfig, app_kconfig
 from ..paths import Paths
+from . import defaults
 
 __all__ = ["source"]
 
@@ -41,7 +42,7 @@ def _kconfgen_problem(command: tuple[str, ...], release: str) -> str | None:
     return None
 
 
-def _defaults_text(plan: sdkconfig.SdkconfigPlan) -> str:
+def _defaults_text(plan: defaults.SdkconfigPlan) -> str:
     lines = [
         line
         if not any(line.startswith(f"{name}=") for name in plan.secret_options)
@@ -63,7 +64,7 @@ def _app_kconfig(
     try:
         files = idfapp.read_app(folder)
     except (OSError, UnicodeDecodeError, ValueError):
-        return None  # model.load has said what is wrong with the path
+        return None  # loader.load has said what is wrong with the path
     tree = kconfig.tree(
         idf_root,
         project.target,
@@ -84,7 +85,7 @@ def _app_kconfig(
         renames=alone.renames,
     )
     typed = dataclasses.replace(project, kconfig=((app.name, facts),))
-    plan = sdkconfig.plan(typed, app, partitions_csv=paths.partitions_csv)
+    plan = defaults.plan(typed, app, partitions_csv=paths.partitions_csv)
     with tempfile.TemporaryDirectory(prefix="esp-ota-defaults-") as folder_text:
         ours = Path(folder_text) / "sdkconfig.defaults"
         ours.write_text(_defaults_text(plan), encoding="utf-8")
@@ -95,7 +96,7 @@ def _app_kconfig(
 
 
 def source(env: Mapping[str, str], warn: Callable[[str], None]) -> KconfigSource | None:
-    """How model.load gets each app's Kconfig here; None without ESP-IDF (nothing to check)."""
+    """How loader.load gets each app's Kconfig here; None without ESP-IDF (nothing to check)."""
     idf_root = idftool.idf_path(env)
     if idf_root is None or not (idf_root / "Kconfig").is_file():
         return None

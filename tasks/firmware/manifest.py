@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from .render import write_if_changed
+from ..files import write_if_changed
 
 __all__ = ["git_commit", "is_current", "write"]
 

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ToolError
+from ..files import write_if_changed
 from ..idf import idftool
 from . import build
-from .render import write_if_changed
 
 __all__ = ["first_difference", "reproduce"]
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..errors import ToolError, warn
+from ..files import write_if_changed
 from ..idf import app as idfapp
-from .render import write_if_changed
 
 __all__ = ["app_sources", "stage"]
 

@@ -1,6 +1,6 @@
 """project.yaml's CONFIG_ values against an app's Kconfig, as ESP-IDF's kconfgen evaluated it
 (kconfig_menus.json and sdkconfig.json): typed values, unknown and renamed options, ranges and
-dependencies. Pure: kconfig.evaluate runs kconfgen; model.load reports what this finds.
+dependencies. Pure: kconfig.evaluate runs kconfgen; loader.load reports what this finds.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..config.yamlsource import HexInt
 from ..errors import ConfigError, KeyPath
 
 __all__ = [
     "AppKconfig",
+    "HexInt",
+    "SdkValue",
     "Symbol",
     "app_kconfig",
     "dependency_problem",
@@ -26,7 +27,16 @@ __all__ = [
     "value_of",
 ]
 
-SdkValue = bool | int | str
+SdkValue = bool | int | str  # a CONFIG_ value as project.yaml gives it
+
+
+class HexInt(int):
+    """An int written in hex (0x...) in project.yaml; sdkconfig writes it back in hex."""
+
+    def __repr__(self) -> str:
+        return hex(self)
+
+
 _TYPES = ("bool", "tristate", "int", "hex", "string")
 _CHOICE = re.compile(r"<choice (\w+)>")
 

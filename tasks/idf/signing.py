@@ -13,29 +13,20 @@ import io
 import os
 import struct
 import tempfile
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, ProjectError, warn
-
-if TYPE_CHECKING:
-    from ..config.model import Project
+from ..errors import ProjectError
 
 __all__ = [
+    "DIR_MODE",
+    "KEY_MODE",
     "SECTOR",
     "SignatureError",
-    "SigningKeyError",
-    "SigningPlan",
     "check_update",
-    "create_key",
     "has_signature",
     "key_scheme",
     "new_key",
-    "plan",
-    "rotate",
     "sign",
     "signed_public_key",
     "verify",
@@ -44,58 +35,17 @@ __all__ = [
 SECTOR = 0x1000  # the signature sector follows the image, padded to a 4 KiB boundary
 _BLOCK = struct.Struct("<BBxx32s")  # magic 0xE7, version (2 RSA, 3 ECDSA), pad, image digest
 _RSA_VERSION, _ECDSA_VERSION = 0x02, 0x03
-_DIR_MODE, _KEY_MODE = 0o700, 0o600
-_LOSS = (
-    "keep a copy somewhere safe: a lost signing key means no further OTA update for any board "
-    "flashed with these apps (each needs a serial flash)"
-)
+DIR_MODE, KEY_MODE = 0o700, 0o600  # keys/ and the key file
 
 
 class SignatureError(ProjectError):
     """An image is unsigned, or its signature does not verify with the key."""
 
 
-class SigningKeyError(ProjectError):
-    """The signing key is missing, unreadable or of the wrong scheme."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SigningPlan:
-    """Which scheme signs the images and with which key file."""
-
-    scheme: str  # rsa3072 | ecdsa256
-    key: Path  # keys/signing_key.pem, or $OTA_SIGNING_KEY
-    from_env: bool
-
-    def to_json(self) -> dict[str, object]:
-        return {"scheme": self.scheme, "key": str(self.key), "from_env": self.from_env}
-
-
-def plan(project: Project, env: Mapping[str, str], keys_dir: Path) -> SigningPlan | None:
-    """The signing plan for ota.sign; None when images are not signed.
-
-    Raises:
-        ConfigError: $OTA_SIGNING_KEY names a file that does not exist.
-    """
-    if project.ota is None or project.ota.sign is None:
-        return None
-    named = env.get("OTA_SIGNING_KEY", "").strip()
-    if named:
-        key = Path(named).expanduser()
-        if not key.is_file():
-            raise ConfigError(
-                ("ota", "sign"),
-                f"$OTA_SIGNING_KEY names '{named}', which is not a file",
-                "point it at the signing key (a PEM file), or unset it to use keys/",
-            )
-        return SigningPlan(scheme=project.ota.sign, key=key.resolve(), from_env=True)
-    return SigningPlan(scheme=project.ota.sign, key=keys_dir / "signing_key.pem", from_env=False)
-
-
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     """espsecure prints through esptool's logger; keep its chatter out of our output."""
-    from ..device.link import Progress, quiet_esptool
+    from .esptool_log import Progress, quiet_esptool
 
     with quiet_esptool(Progress()):
         yield
@@ -105,14 +55,14 @@ def new_key(scheme: str, path: Path) -> None:
     """espsecure generate-signing-key --version 2 --scheme <scheme>, written 0600 atomically."""
     import espsecure
 
-    path.parent.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
-    os.chmod(path.parent, _DIR_MODE)
+    path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    os.chmod(path.parent, DIR_MODE)
     with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
-        os.chmod(scratch, _DIR_MODE)
+        os.chmod(scratch, DIR_MODE)
         made = Path(scratch) / path.name
         with _quiet():
             espsecure.generate_signing_key("2", scheme, str(made))
-        os.chmod(made, _KEY_MODE)
+        os.chmod(made, KEY_MODE)
         os.link(made, path)  # fails rather than replace a key that appeared meanwhile
 
 
@@ -130,44 +80,6 @@ def key_scheme(key: Path) -> str:
     if isinstance(loaded, ec.EllipticCurvePrivateKey) and loaded.curve.name == "secp256r1":
         return "ecdsa256"
     return "another scheme"
-
-
-def create_key(plan: SigningPlan) -> str:
-    """Make keys/signing_key.pem once (warning that its loss is fatal); check an existing or CI
-    key matches ota.sign. Returns the line to print."""
-    if not plan.key.exists():
-        if plan.from_env:
-            raise SigningKeyError(f"$OTA_SIGNING_KEY: {plan.key} does not exist")
-        new_key(plan.scheme, plan.key)
-        warn(f"signing key created: {plan.key} ({plan.scheme}); {_LOSS}")
-        return f"signing key created: {plan.key}"
-    found = key_scheme(plan.key)
-    if found != plan.scheme:
-        raise SigningKeyError(
-            f"{plan.key} is a {found} key but ota.sign is {plan.scheme}; set ota.sign to match, "
-            "or `doit rotate-signing-key` (boards then need a serial flash)"
-        )
-    if not plan.from_env:
-        os.chmod(plan.key, _KEY_MODE)
-        os.chmod(plan.key.parent, _DIR_MODE)
-    return f"signing key: {plan.key} ({plan.scheme})"
-
-
-def rotate(plan: SigningPlan, now: datetime | None = None) -> str:
-    """Replace the signing key on purpose; the old one is kept as signing_key.pem.<time>.old."""
-    if plan.from_env:
-        raise SigningKeyError("$OTA_SIGNING_KEY names the key, so it cannot be rotated here")
-    moment = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    old = plan.key.with_name(f"{plan.key.name}.{moment}.old")
-    if plan.key.exists():
-        os.replace(plan.key, old)
-    new_key(plan.scheme, plan.key)
-    warn(
-        f"signing key rotated: {plan.key}; the old key is kept as {old.name}. Boards running "
-        "apps signed with the old key refuse images signed with the new one: flash them over "
-        f"serial. {_LOSS}"
-    )
-    return f"signing key rotated: {plan.key} (old key kept as {old})"
 
 
 def sign(key: Path, image: bytes) -> bytes:

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from ..errors import DeviceError
-from ..firmware.render import write_if_changed
+from ..files import write_if_changed
 
 __all__ = ["INSTALL_HINT", "VirtualBoard", "is_virtual_port"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..firmware.render import write_if_changed
+from ..files import write_if_changed
 
 __all__ = ["EXAMPLES", "write"]
 

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..device import flash
 from ..errors import ProjectError
-from ..firmware import build, render
+from ..firmware import build, defaults, render, signing_key
+from ..firmware.defaults import SdkconfigPlan
 from ..idf import idftool, images, signing
 from ..idf.partitions import PartitionTable
-from ..idf.sdkconfig import SdkconfigPlan
 from ..serve import content as serve
 from ..tls import certs
 from . import board as virtual_board
@@ -91,7 +91,7 @@ class RehearsalPlan:
     board_file: Path
     flash_size: int
     url_option: str  # the factory app's Kconfig option holding the URL
-    signing: signing.SigningPlan | None = None
+    signing: signing_key.SigningPlan | None = None
     rollback: bool = False
     anti_rollback: bool = False
 
@@ -108,7 +108,7 @@ def plan(
     *,
     cert_plan: certs.CertPlan,
     env: Mapping[str, str],
-    signing_plan: signing.SigningPlan | None = None,
+    signing_plan: signing_key.SigningPlan | None = None,
 ) -> RehearsalPlan:
     """The rehearsal of project.yaml's OTA; synthetic (stand-in builds under build/virtual/)
     when this machine has no idf.py.
@@ -116,7 +116,6 @@ def plan(
     Raises:
         ConfigError: the OTA URL cannot be served (see serve.plan).
     """
-    from ..idf import sdkconfig
     from ..paths import Paths
 
     synthetic = not idftool.available(env)
@@ -130,7 +129,7 @@ def plan(
         partitions_bin=real.partition_table_bin,
         sdkconfigs=tuple(
             (
-                sdkconfig.plan(project, app, partitions_csv=real.partitions_csv),
+                defaults.plan(project, app, partitions_csv=real.partitions_csv),
                 real.sdkconfig_defaults(app.name),
             )
             for app in project.apps
@@ -150,7 +149,7 @@ def plan(
         serve=serve.plan(project, paths, signing_key=signing_plan.key if signing_plan else None),
         board_file=real.build / "virtual" / f"{project.target}-flash.bin",
         flash_size=project.flash.size,
-        url_option=sdkconfig.url_option(project.app(project.flash_app)),
+        url_option=defaults.url_option(project.app(project.flash_app)),
         signing=signing_plan,
         rollback=project.ota is not None and project.ota.rollback,
         anti_rollback=project.anti_rollback,
@@ -351,7 +350,7 @@ def run(plan: RehearsalPlan, *, failure: str = "none", partial: bool = False) ->
     print(certs.issue(plan.certs), flush=True)
     if plan.signing is not None:
         _step("signing key")
-        print(signing.create_key(plan.signing), flush=True)
+        print(signing_key.create_key(plan.signing), flush=True)
     _step("build")
     _build(plan)
     builds = _Builds(

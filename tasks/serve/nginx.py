@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ToolError
-from ..firmware.render import render_template, write_if_changed
+from ..files import render_template, write_if_changed
 from ..tls import certs
 from .content import MANIFEST_PATH, ServeContent, ServeError, ServePlan, banner
 from .server import bind_failure

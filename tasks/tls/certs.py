@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from ..errors import ConfigError
-from ..firmware.render import write_if_changed
+from ..files import write_if_changed
 from .x509 import (
     CertError,
     KeyType,

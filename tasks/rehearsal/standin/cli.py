@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import ConfigError
-from ...firmware.render import write_if_changed
+from ...files import write_if_changed
 from ...idf import partition_files, partitions
 from ...idf.chips import CHIPS, TARGETS
 from . import images as standin_images
