@@ -20,8 +20,9 @@ from pathlib import Path
 
 from .errors import ToolError
 
-__all__ = ["Captured", "capture", "interactive", "run", "start", "stop"]
+__all__ = ["Captured", "Child", "capture", "interactive", "run", "start", "stop"]
 
+Child = subprocess.Popen[bytes]  # a long-running helper from `start`
 _TAIL_LINES = 20
 # Interrupt first (idf.py and ninja clean up), then terminate, then kill.
 _ESCALATION = ((signal.SIGINT, 5.0), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0))
@@ -188,7 +189,7 @@ def start(
     *,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
-) -> subprocess.Popen[bytes]:
+) -> Child:
     """A long-running helper (nginx in the foreground): its own process group, killed when this
     process dies; stop it with `stop`.
 

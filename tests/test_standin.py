@@ -14,12 +14,19 @@ from pathlib import Path
 
 import pytest
 from esp_ota_doit.idf import partition_files
-from esp_ota_doit.rehearsal.standin.cli import main
+from esp_ota_doit.rehearsal.standin import cli
 from esp_ota_doit.rehearsal.standin.kconfig import parse_kconfig
 from esptool.bin_image import LoadFirmwareImage
 from esptool.targets import CHIP_DEFS
 
 from tests.conftest import REPO
+from tests.fakes.idf import behaviour
+
+
+def main(argv: list[str]) -> int:
+    """The stand-in as tests/fakes/idf.py runs it: STANDIN_* variables become its Behaviour."""
+    return cli.main(argv, behaviour())  # type: ignore[arg-type]
+
 
 FAKE_IDF = REPO / "tests" / "fakes" / "idf.py"
 CA = "-----BEGIN CERTIFICATE-----\nMIIB test CA\n-----END CERTIFICATE-----\n"
@@ -108,7 +115,8 @@ def test_standin__version(
         text=True,
         check=False,
     )
-    assert (result.returncode, result.stdout) == (0, "ESP-IDF v5.1.4\n")
+    # Run as the package ships it, the stand-in knows no test switch.
+    assert (result.returncode, result.stdout) == (0, "ESP-IDF v5.3.2\n")
 
 
 def test_standin__build_outputs(simple_ota: Path, idf: Idf) -> None:

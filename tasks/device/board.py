@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import process
 from ..errors import DeviceError
 from ..idf import otadata, partition_files, partitions
 from ..idf.partitions import Partition, PartitionTable
@@ -182,7 +183,6 @@ def monitor(build_dir: Path, configured: str | None, *, port: str | None = None)
     """esp-idf-monitor on the board, at the console baud (monitor_baud of
     project_description.json, 115200 by default), with the app's ELF when it exists."""
     import json
-    import subprocess
     import sys
 
     chosen = resolve_port(port, os.environ, configured)
@@ -198,6 +198,6 @@ def monitor(build_dir: Path, configured: str | None, *, port: str | None = None)
         elf = build_dir / elf
     if description.get("app_elf") and elf.is_file():
         command.append(str(elf))
-    code = subprocess.run(command, check=False).returncode
+    code = process.interactive(command, umask=0o022)
     if code not in (0, 130):
         raise DeviceError(f"esp-idf-monitor exited with {code}")

@@ -10,17 +10,17 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import process
 from ..errors import ToolError, warn
 from ..files import write_if_changed
 from ..idf import images as image_checks
 from ..idf import kconfig, sdkconfig, signing
-from ..idf.idftool import IdfTool, find_idf, run_idf
+from ..idf.idftool import IdfTool, find_idf
 from ..idf.partitions import Partition
 from ..tls import certs
 from . import defaults
@@ -333,7 +333,7 @@ def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
     write build/<app>/app.json (what flash, serve and the manifest read)."""
     idf = idf or find_idf(os.environ, plan.idf_version)
     prepare(plan)
-    run_idf(
+    process.run(
         plan.command(idf),
         log=plan.build_dir / "build.log",
         what=f"idf.py build of app '{plan.app}'",
@@ -499,7 +499,7 @@ def menuconfig(plan: BuildPlan) -> None:
     idf = find_idf(os.environ, plan.idf_version)
     prepare(plan)
     before = _written_config(plan)
-    code = subprocess.run(plan.command(idf, "menuconfig"), umask=0o077, check=False).returncode
+    code = process.interactive(plan.command(idf, "menuconfig"))
     if code != 0:
         raise ToolError(
             f"idf.py menuconfig for app '{plan.app}' failed (exit {code})", returncode=code

@@ -5,10 +5,11 @@ build/<app>/app.json), for CI artifacts and for anyone who ships the images.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from .. import process
+from ..errors import ToolError
 from ..files import write_if_changed
 
 __all__ = ["git_commit", "is_current", "write"]
@@ -46,10 +47,8 @@ def git_commit(root: Path) -> str | None:
 
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(
-                ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30
-            )
-        except OSError:
+            done = process.capture(["git", "-C", str(root), *args], timeout=30)
+        except ToolError:  # no git here, or it hung
             return None
         return done.stdout.strip() if done.returncode == 0 else None
 

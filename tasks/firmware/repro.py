@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from .. import process
 from ..errors import ToolError
 from ..files import write_if_changed
 from ..idf import idftool
@@ -92,7 +93,7 @@ def reproduce(plans: Sequence[build.BuildPlan], root: Path) -> None:
         outputs = []
         for variant in builds:
             build.prepare(variant)  # stages the sources and places the CA, as `doit build` does
-            idftool.run_idf(
+            process.run(
                 variant.command(idf),
                 log=variant.build_dir / "build.log",
                 what=f"reproduce {plan.app}",

@@ -1,27 +1,22 @@
-"""idf.py as an external program: finding it, checking its version, and running it.
-
-One gate (like nox's command.py): the exact command is logged, output streams live and is kept,
-a failure carries its exit code and last lines, and Ctrl-C reaches the whole process group.
+"""idf.py as an external program: finding it and checking which ESP-IDF it is. It runs through
+the one process gate (process.run), like every child of this project.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import process
 from ..errors import ToolError
 from . import releases
 
-__all__ = ["IdfTool", "available", "find_idf", "idf_path", "run_idf"]
+__all__ = ["IdfTool", "available", "find_idf", "idf_path"]
 
 _TAIL_LINES = 20
 
@@ -59,12 +54,7 @@ def _hint(want: str) -> str:
 
 @functools.lru_cache(maxsize=4)
 def _version_of(command: tuple[str, ...]) -> str:
-    try:
-        done = subprocess.run(
-            [*command, "--version"], capture_output=True, text=True, timeout=120, check=False
-        )
-    except OSError as error:
-        raise ToolError(f"{command[-1]} could not be started ({error.strerror})") from None
+    done = process.capture([*command, "--version"])
     found = re.search(r"v(\d+\.\d+(?:\.\d+)?)", done.stdout)
     if done.returncode != 0 or not found:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -101,58 +91,3 @@ def find_idf(env: Mapping[str, str], want: str) -> IdfTool:
             + _hint(want)
         )
     return IdfTool(command=command, version=version)
-
-
-def run_idf(command: Sequence[str], *, log: Path, what: str) -> None:
-    """Run idf.py with its output streamed live and kept in `log`; umask 077 (sdkconfig holds
-    the Wi-Fi password). Ctrl-C reaches idf.py and its ninja, then escalates.
-
-    Raises:
-        ToolError: exit code ≠ 0, with the last lines and the log path.
-    """
-    print("$ " + " ".join(command), flush=True)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    tail: deque[str] = deque(maxlen=_TAIL_LINES)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with log.open("w", encoding="utf-8") as log_file:
-        process = subprocess.Popen(
-            list(command),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            umask=0o077,
-            env=env,
-            start_new_session=True,
-        )
-        try:
-            assert process.stdout is not None
-            for line in process.stdout:
-                sys.stdout.write(line)
-                sys.stdout.flush()
-                log_file.write(line)
-                tail.append(line.rstrip("\n"))
-            code = process.wait()
-        except KeyboardInterrupt:
-            _stop(process)
-            raise
-    if code != 0:
-        last = next((line for line in reversed(tail) if line.strip()), "no output")
-        raise ToolError(
-            f"{what} failed (exit {code}): {last}\n" + "\n".join(tail) + f"\nfull log: {log}",
-            returncode=code,
-            tail="\n".join(tail),
-        )
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    """Interrupt the whole process group, then terminate, then kill (ninja has children)."""
-    for sig, wait in ((signal.SIGINT, 5.0), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
-        try:
-            os.killpg(process.pid, sig)
-            process.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-        except ProcessLookupError:
-            return

@@ -16,7 +16,6 @@ import importlib.util
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import process
 from ..errors import ToolError
 from .sdkconfig import parse
 
@@ -165,7 +165,7 @@ def _run(
     defaults: Sequence[Path],
     work: Path,
     outputs: Sequence[tuple[str, Path]],
-) -> subprocess.CompletedProcess[str]:
+) -> process.Captured:
     """kconfgen's base command as tools/cmake/kconfig.cmake builds it, with `outputs`.
 
     Raises:
@@ -189,12 +189,7 @@ def _run(
         *(arg for kind, path in outputs for arg in ("--output", kind, str(path))),
     ]
     env = {**os.environ, "IDF_TARGET": kconfig.target, "IDF_PATH": str(kconfig.idf_path)}
-    try:
-        done = subprocess.run(
-            line, capture_output=True, text=True, timeout=120, check=False, env=env
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise ToolError(f"kconfgen could not run ({error})") from None
+    done = process.capture(line, env=env)
     if done.returncode != 0 or not all(path.is_file() for _, path in outputs):
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise ToolError(f"kconfgen failed (exit {done.returncode}): {tail[0]}")

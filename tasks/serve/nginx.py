@@ -6,18 +6,16 @@ The private key is referenced by its path in certs/, never copied into build/pub
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import process
 from ..errors import ToolError
 from ..files import render_template, write_if_changed
 from ..tls import certs
@@ -173,23 +171,11 @@ def _traversable(folder: Path, uid: int, gid: int) -> bool:
     return True
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: its own process group (so one signal stops master and workers)
-    and SIGKILL when `doit serve` dies, even by kill -9 (Linux PR_SET_PDEATHSIG)."""
-    os.setpgid(0, 0)
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-
-
 def _temp_paths() -> list[tuple[str, str]]:
     binary = nginx_binary()
     if binary is None:
         return list(_TEMP_PATHS)
-    built = subprocess.run([binary, "-V"], capture_output=True, text=True, check=False).stderr
+    built = process.capture([binary, "-V"], timeout=30).stderr
     return [(d, n) for d, n in _TEMP_PATHS if f"--without-{n}_module" not in built]
 
 
@@ -226,27 +212,29 @@ def run_nginx(
     (layout.prefix / "temp").mkdir(parents=True, exist_ok=True)
     _check_workers_reach(layout.root)
     _probe_port(plan)
-    test = subprocess.run(_command(binary, layout, "-t"), capture_output=True, text=True)
+    test = process.capture(_command(binary, layout, "-t"), timeout=60)
     if test.returncode != 0:
         tail = test.stderr.strip().splitlines()[-1:] or ["(no output)"]
         raise ToolError(f"nginx -t rejected {layout.nginx_conf}: {tail[0]}", tail=test.stderr)
-    process = subprocess.Popen(_command(binary, layout), preexec_fn=_die_with_parent)
+    # Its own process group, killed with us even by kill -9: no orphaned nginx holds the port.
+    nginx = process.start(_command(binary, layout))
     try:
-        _wait_listening(plan, process)
+        _wait_listening(plan, nginx)
         for line in banner(plan, content, plan.port):
             print(line, flush=True)
         if ready is not None:
             ready.set()
-        while process.poll() is None and not (stop is not None and stop.is_set()):
+        while nginx.poll() is None and not (stop is not None and stop.is_set()):
             time.sleep(0.1)
     except KeyboardInterrupt:
         print("stopped (Ctrl-C)", flush=True)
     finally:
-        _stop(process)
-    if process.returncode not in (0, -signal.SIGTERM, -signal.SIGINT, -signal.SIGQUIT) and not (
+        # SIGTERM is nginx's fast shutdown (what Ctrl-C means); then SIGKILL if it lingers.
+        process.stop(nginx, first=1)
+    if nginx.returncode not in (0, -signal.SIGTERM, -signal.SIGINT, -signal.SIGQUIT) and not (
         stop is not None and stop.is_set()
     ):
-        raise ToolError(f"nginx exited with status {process.returncode}; its messages are above")
+        raise ToolError(f"nginx exited with status {nginx.returncode}; its messages are above")
 
 
 def _probe_port(plan: ServePlan) -> None:
@@ -259,25 +247,12 @@ def _probe_port(plan: ServePlan) -> None:
             raise ServeError(bind_failure(plan.bind, plan.port, err)) from None
 
 
-def _wait_listening(plan: ServePlan, process: subprocess.Popen[bytes]) -> None:
+def _wait_listening(plan: ServePlan, nginx: process.Child) -> None:
     host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(plan.bind, plan.bind)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and process.poll() is None:
+    while time.monotonic() < deadline and nginx.poll() is None:
         try:
             socket.create_connection((host, plan.port), timeout=0.5).close()
             return
         except OSError:
             time.sleep(0.05)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM is nginx's fast shutdown (what Ctrl-C means); escalate if it lingers."""
-    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 3.0)):
-        if process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)  # master and workers alike
-        try:
-            process.wait(timeout=wait)
-        except subprocess.TimeoutExpired:
-            continue

@@ -23,13 +23,28 @@ def _log(path: str) -> None:
         log.write(json.dumps(record) + "\n")
 
 
+def behaviour() -> object:
+    """What a test asks of the stand-in, from STANDIN_* variables (test switches live here)."""
+    from esp_ota_doit.rehearsal.standin.behaviour import Behaviour
+
+    env = os.environ
+    fail = env.get("STANDIN_FAIL", "")
+    assert fail in ("", "cmake", "compile"), fail
+    return Behaviour(
+        fail=fail,  # type: ignore[arg-type]
+        menuconfig_set=env.get("STANDIN_MENUCONFIG_SET", ""),
+        idf_version=env.get("STANDIN_IDF_VERSION", ""),
+        stamp_time=env.get("STANDIN_STAMP_TIME") == "1",
+        app_size=int(env.get("STANDIN_APP_SIZE", "0") or 0),
+    )
+
+
 def main() -> int:
     if os.environ.get("FAKE_IDF_LOG"):
         _log(os.environ["FAKE_IDF_LOG"])
-    sys.path.insert(0, str(REPO))
     from esp_ota_doit.rehearsal.standin.cli import main as standin_main
 
-    return standin_main(sys.argv[1:])
+    return standin_main(sys.argv[1:], behaviour())  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from ...idf import partition_files, partitions
 from ...idf.chips import CHIPS, TARGETS
 from . import images as standin_images
 from . import kconfig as standin_kconfig
+from .behaviour import Behaviour
 from .images import IdfPyError
 from .kconfig import TABLE_PRESETS, Config, Value
 
@@ -84,6 +85,7 @@ class _Ctx:
     build: Path
     defines: Mapping[str, str]
     idf_ver: str
+    behaviour: Behaviour
     generator: str = "Ninja"
     ccache: bool = False
     baud: str = "460800"
@@ -252,8 +254,8 @@ def _unchanged(path: Path, data: bytes | str) -> bool:
 
 def _configure(ctx: _Ctx, *, announce: bool, menu: str = "", force_target: str = "") -> Config:
     """Run the configure step; print CMake's lines when it ran or ninja re-ran it."""
-    if os.environ.get("STANDIN_FAIL") == "cmake":
-        raise _cmake_error("STANDIN_FAIL=cmake: configure failure requested", "CMakeLists.txt")
+    if ctx.behaviour.fail == "cmake":
+        raise _cmake_error("configure failure requested (a test's stand-in)", "CMakeLists.txt")
     if announce:
         _announce_cmake(ctx, force_target)
     config = _load(ctx, menu=menu, force_target=force_target)
@@ -287,7 +289,9 @@ def _announce_cmake(ctx: _Ctx, force_target: str) -> None:
 
 
 def _build(ctx: _Ctx, config: Config) -> None:
-    steps = standin_images.steps(config, project=ctx.project, build=ctx.build, idf_ver=ctx.idf_ver)
+    steps = standin_images.steps(
+        config, project=ctx.project, build=ctx.build, idf_ver=ctx.idf_ver, behaviour=ctx.behaviour
+    )
     todo = [s for s in steps if not all(_unchanged(ctx.build / k, v) for k, v in s[1].items())]
     if not todo:
         print("ninja: no work to do.")
@@ -401,10 +405,10 @@ def _run(ctx: _Ctx, action: str, argument: str) -> None:
         _build(ctx, config)
     else:
         _needs_cmake(ctx)
-        menu = os.environ.get("STANDIN_MENUCONFIG_SET", "") if action == "menuconfig" else ""
+        menu = ctx.behaviour.menuconfig_set if action == "menuconfig" else ""
         _configure(ctx, announce=True, menu=menu)
         if action == "menuconfig":
-            print("menuconfig: non-interactive stand-in; applied $STANDIN_MENUCONFIG_SET and saved")
+            print("menuconfig: non-interactive stand-in; applied the requested options and saved")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -454,7 +458,7 @@ def _value(args: list[str], name: str) -> str:
     return args.pop(0)
 
 
-def _context(cli: _Cli) -> _Ctx:
+def _context(cli: _Cli, behaviour: Behaviour) -> _Ctx:
     project = Path(cli.options.get("project_dir", ".")).resolve()
     build = Path(cli.options.get("build_dir", project / "build")).resolve()
     if build == project:
@@ -464,25 +468,28 @@ def _context(cli: _Cli) -> _Ctx:
         project=project,
         build=build,
         defines=cli.defines,
-        idf_ver=os.environ.get("STANDIN_IDF_VERSION", _IDF_VER),
+        idf_ver=behaviour.idf_version or _IDF_VER,
+        behaviour=behaviour,
         generator=cli.options.get("generator", "Ninja"),
         ccache=ccache or "--ccache" in cli.flags,
         baud=cli.options.get("baud", os.environ.get("ESPBAUD", "460800")),
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run like `idf.py <argv>`; the exit code is idf.py's (0, or 2 for any failure)."""
+def main(argv: Sequence[str] | None = None, behaviour: Behaviour | None = None) -> int:
+    """Run like `idf.py <argv>`; the exit code is idf.py's (0, or 2 for any failure).
+    `behaviour` is what a test asks beyond idf.py's contract (tests/fakes/idf.py)."""
+    behaviour = behaviour or Behaviour()
     ctx: _Ctx | None = None
     try:
         cli = _parse_cli(sys.argv[1:] if argv is None else argv)
         if "--version" in cli.flags:
-            print(f"ESP-IDF {os.environ.get('STANDIN_IDF_VERSION', _IDF_VER)}")
+            print(f"ESP-IDF {behaviour.idf_version or _IDF_VER}")
             return 0
         if "--list-targets" in cli.flags:
             print("\n".join(TARGETS))
             return 0
-        ctx = _context(cli)
+        ctx = _context(cli, behaviour)
         for action, argument in cli.actions or (("all", ""),):
             _run(ctx, action, argument)
     except IdfPyError as err:

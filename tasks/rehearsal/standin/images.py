@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ...errors import ConfigError, ProjectError
 from ...idf import partition_files, partitions
+from .behaviour import Behaviour
 from .kconfig import Config, Value, flash_settings
 
 __all__ = [
@@ -130,10 +131,12 @@ def _filler(seed: bytes, size: int) -> bytes:
     return hashlib.shake_256(seed).digest(size)
 
 
-def _stamp(old: Path, inputs: str, values: Mapping[str, Value], option: str) -> int:
-    """Build time in ns, or 0 unless `option` or $STANDIN_STAMP_TIME asks for it; kept from the
-    previous .elf when its inputs are unchanged (as ninja would not recompile)."""
-    if values.get(option) is not True and os.environ.get("STANDIN_STAMP_TIME") != "1":
+def _stamp(
+    old: Path, inputs: str, values: Mapping[str, Value], option: str, *, forced: bool
+) -> int:
+    """Build time in ns, or 0 unless `option` (or `forced`) asks for it; kept from the previous
+    .elf when its inputs are unchanged (as ninja would not recompile)."""
+    if values.get(option) is not True and not forced:
         return 0
     head = old.read_bytes()[:200] if old.is_file() else b""
     match = re.search(rb"inputs (\w+)\nstamp (\d+)\n", head)
@@ -174,7 +177,13 @@ def _app_desc(config: Config, idf_ver: str, stamp: int, elf: bytes) -> bytes:
 
 
 def _app(
-    config: Config, idf_ver: str, build: Path, made_of: tuple[_Files, _Files], extra: int
+    config: Config,
+    idf_ver: str,
+    build: Path,
+    made_of: tuple[_Files, _Files],
+    extra: int,
+    *,
+    stamp_time: bool,
 ) -> tuple[bytes, bytes, str]:
     """(elf, bin, map text) of the app from its (sources, embedded files); `extra` more bytes of
     code pad it."""
@@ -191,7 +200,8 @@ def _app(
     size = 4096 + seed[1] * 32 + min(sum(len(data) for _, data in sources), 32768) + extra
     code = _filler(seed + b"text", size)
     digest = hashlib.sha256(seed + rodata + code).hexdigest()
-    stamp = _stamp(build / f"{config.name}.elf", digest, config.values, "APP_COMPILE_TIME_DATE")
+    old = build / f"{config.name}.elf"
+    stamp = _stamp(old, digest, config.values, "APP_COMPILE_TIME_DATE", forced=stamp_time)
     elf = _elf(digest, stamp, rodata + code)
     chip = CHIP_DEFS[config.target]
     drom, drom_addr = (
@@ -207,7 +217,9 @@ def _app(
     return elf, _image(config.target, config.values, segments, irom), "\n".join(lines) + "\n"
 
 
-def _bootloader(config: Config, idf_ver: str, build: Path) -> tuple[bytes, bytes]:
+def _bootloader(
+    config: Config, idf_ver: str, build: Path, *, stamp_time: bool
+) -> tuple[bytes, bytes]:
     """(elf, bin): RAM segments only, DRAM starting with an esp_bootloader_desc_t."""
     from esptool.targets import CHIP_DEFS
 
@@ -222,7 +234,7 @@ def _bootloader(config: Config, idf_ver: str, build: Path) -> tuple[bytes, bytes
     digest = hashlib.sha256(json.dumps(inputs + [values[f"ESPTOOLPY_{k}"] for k in keys]).encode())
     seed = digest.hexdigest()
     old = build / "bootloader" / "bootloader.elf"
-    stamp = _stamp(old, seed, values, "BOOTLOADER_COMPILE_TIME_DATE")
+    stamp = _stamp(old, seed, values, "BOOTLOADER_COMPILE_TIME_DATE", forced=stamp_time)
     when = f"{dt.datetime.fromtimestamp(stamp / 1e9):%b %d %Y %H:%M:%S}" if stamp else ""
     version = int(values["BOOTLOADER_PROJECT_VER"])
     desc = struct.pack("<B3sI32s24s16s", 0x50, b"", version, idf_ver.encode(), when.encode(), b"")
@@ -300,19 +312,21 @@ def _compile_failure(args: Mapping[str, list[str]]) -> IdfPyError:
     )
 
 
-def steps(config: Config, *, project: Path, build: Path, idf_ver: str) -> list[Step]:
+def steps(
+    config: Config, *, project: Path, build: Path, idf_ver: str, behaviour: Behaviour
+) -> list[Step]:
     """What ninja would (re)make: (progress label, files by build-relative path, lines after)."""
     table = _checked_table(config)
     args = _component_args(project)
-    if os.environ.get("STANDIN_FAIL") == "compile":
+    if behaviour.fail == "compile":
         raise _compile_failure(args)
     made_of = _sources(project), _embedded(project, args)
-    elf, image, link_map = _app(config, idf_ver, build, made_of, 0)
-    wanted = int(os.environ.get("STANDIN_APP_SIZE", "0") or 0)
-    if len(image) < wanted:
-        extra = (wanted - len(image) + 15) // 16 * 16
-        elf, image, link_map = _app(config, idf_ver, build, made_of, extra)
-    boot_elf, boot = _bootloader(config, idf_ver, build)
+    stamp_time = behaviour.stamp_time
+    elf, image, link_map = _app(config, idf_ver, build, made_of, 0, stamp_time=stamp_time)
+    if len(image) < behaviour.app_size:
+        extra = (behaviour.app_size - len(image) + 15) // 16 * 16
+        elf, image, link_map = _app(config, idf_ver, build, made_of, extra, stamp_time=stamp_time)
+    boot_elf, boot = _bootloader(config, idf_ver, build, stamp_time=stamp_time)
     name, md5 = config.name, config.values["PARTITION_TABLE_MD5"] is True
     app_lines = (
         f"Generated {build / name}.bin",
