@@ -39,6 +39,7 @@ REQUIRED: Any = object()
 Sdkconfig = tuple[tuple[str, SdkValue], ...]
 _APP_NAME = re.compile(r"[a-z][a-z0-9_]{0,30}")
 _sdkconfig = schema.config_options(owner_of)  # refuses options that project.yaml keys set
+_option_name = schema.optional(schema.pattern(r"CONFIG_[A-Z0-9_]+", "a CONFIG_ option name"))
 
 
 def option(*, doc: str, check: schema.Check, default: object = REQUIRED, example: str = "") -> Any:
@@ -158,17 +159,17 @@ class App:
     )
     url_option: str | None = option(
         doc="the app's Kconfig option for the firmware URL; null = the OTA examples' own",
-        check=schema.optional(schema.pattern(r"CONFIG_[A-Z0-9_]+", "a CONFIG_ option name")),
+        check=_option_name,
         default=None,
     )
     wifi_ssid_option: str | None = option(
         doc="the app's Kconfig option for the Wi-Fi SSID; null = protocol_examples_common's",
-        check=schema.optional(schema.pattern(r"CONFIG_[A-Z0-9_]+", "a CONFIG_ option name")),
+        check=_option_name,
         default=None,
     )
     wifi_password_option: str | None = option(
         doc="the app's Kconfig option for the Wi-Fi password; null = protocol_examples_common's",
-        check=schema.optional(schema.pattern(r"CONFIG_[A-Z0-9_]+", "a CONFIG_ option name")),
+        check=_option_name,
         default=None,
     )
     ca_cert: str = option(
