@@ -31,6 +31,7 @@ from .partition_table import (
 from .partitions import forced_offset, forced_size, layout
 
 __all__ = [
+    "KeywordError",
     "PartitionBinError",
     "PartitionCsvError",
     "csv_rows",
@@ -68,6 +69,11 @@ class PartitionCsvError(ProjectError):
 
 class PartitionBinError(ProjectError):
     """A binary partition table that cannot be decoded (or encoded)."""
+
+
+class KeywordError(RuleError):
+    """A type or subtype the release's gen_esp32part has no keyword for: which keywords exist
+    depends on the release."""
 
 
 # --- field parsers --------------------------------------------------------------------------
@@ -112,7 +118,7 @@ def _parse_byte(value: str | int, keywords: Mapping[str, int], path: KeyPath, wh
     try:
         number = parse_number(value) if isinstance(value, int) else _parse_int(value, keywords)
     except ValueError as err:
-        raise RuleError(path, str(err), _keyword_hint(str(value), keywords)) from None
+        raise KeywordError(path, str(err), _keyword_hint(str(value), keywords)) from None
     check_byte(number, path, what)
     return number
 

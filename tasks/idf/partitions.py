@@ -32,6 +32,7 @@ from .partition_table import (
     check_byte,
     rules,
 )
+from .releases import numbers
 
 __all__ = [
     "APP_TYPE",
@@ -49,6 +50,7 @@ __all__ = [
     "layout",
     "preset",
     "preset_since",
+    "presets_of",
 ]
 
 _OTADATA_SIZE = 0x2000
@@ -134,6 +136,11 @@ def preset(name: str) -> tuple[PartitionSpec, ...]:
 def preset_since(name: str) -> str:
     """The first ESP-IDF release whose components/partition_table ships preset `name`."""
     return _PRESET_SINCE.get(name, DEFAULT_RELEASE)
+
+
+def presets_of(release: str) -> tuple[str, ...]:
+    """The presets ESP-IDF `release` ships."""
+    return tuple(name for name in PRESET_NAMES if numbers(preset_since(name)) <= numbers(release))
 
 
 # --- layout and the gen_esp32part rules, in the order the tool applies them ----------------
