@@ -260,3 +260,71 @@ def test_load__an_ota_gap_in_a_csv_names_its_line(tmp_path: Path) -> None:
         "partitions.layout: t.csv:6: partition 'ota_2' is OTA slot ota_2, but there is no ota_1: "
         "ESP-IDF counts consecutive slots from ota_0; make it ota_1"
     )
+
+
+# --- the partition table follows idf.version -------------------------------------------------
+
+
+def _with_release(text: str, release: str) -> str:
+    return text.replace("apps:", f'idf: {{version: "{release}"}}\napps:', 1)
+
+
+@pytest.mark.parametrize(
+    ("release", "expected"),
+    [
+        ("5.3", ""),
+        ("5.4", ""),
+        (
+            "5.5",
+            "partitions.layout: t.csv:2: Partition nvs invalid: 'nvs' partition of type 1 and "
+            "subtype 2 of this size (0x2000) must be flagged as 'readonly' (the size of "
+            "read/write NVS has to be at least 0x3000); make it 0x3000 or larger, or flag it "
+            "readonly",
+        ),
+    ],
+)
+def test_load__layout_csv_rules_of_idf_version(release: str, expected: str, tmp_path: Path) -> None:
+    csv = "# small nvs\nnvs, data, nvs, , 0x2000\nfactory, app, factory, , 1M\n"
+    text = _with_release(_csv_project(tmp_path, "t.csv", csv, offset="0x8000", size="4MB"), release)
+    if not expected:
+        assert load(text, root=tmp_path).table.release == release
+        return
+    (line,) = errors(text, root=tmp_path)
+    assert line.split(": ", 1)[1] == expected
+
+
+def test_load__layout_csv_forced_rows_use_the_targets_bootloader_offset(tmp_path: Path) -> None:
+    csv = "bl, bootloader, primary, N/A, N/A\nnvs, data, nvs, , 0x6000\nf, app, factory, , 1M\n"
+    text = _with_release(_csv_project(tmp_path, "t.csv", csv, offset="0x9000", size="4MB"), "6.0")
+    boot = load(text, root=tmp_path).table.partitions[0]
+    assert (boot.offset, boot.size) == (0x1000, 0x8000)  # esp32: CONFIG_BOOTLOADER_OFFSET_IN_FLASH
+
+
+ROWS = """\
+partitions:
+  layout:
+    - {name: nvs, type: data, subtype: nvs, size: 0x6000}
+    - {name: bl, type: bootloader, subtype: ota, size: 0x7000}
+    - {name: factory, type: app, subtype: factory, size: 1M}
+apps:"""
+
+
+def test_load__layout_rows_keywords_of_idf_version() -> None:
+    text = MINIMAL.replace("apps:", ROWS, 1)
+    assert errors(_with_release(text, "5.3")) == (
+        "project.yaml:7:24: partitions.layout[1].type: Value 'bootloader' is not valid. Known "
+        "keywords: app, data",
+    )
+    table = load(_with_release(text, "5.4")).table
+    assert (table.partitions[1].type, table.partitions[1].size) == (2, 0x7000)
+    table = load(_with_release(text, "5.5")).table
+    assert table.partitions[1].size == 0x8000  # forced: table offset - esp32c3's bootloader at 0
+
+
+def test_load__preset_of_a_later_release() -> None:
+    text = MINIMAL.replace("apps:", "partitions: {layout: two_ota_large}\napps:", 1)
+    assert errors(_with_release(text, "5.3")) == (
+        "project.yaml:4:22: partitions.layout: preset 'two_ota_large' is in ESP-IDF 5.4 and "
+        'later, not in 5.3; set idf.version: "5.4" or later, or use another preset',
+    )
+    assert load(_with_release(text, "6.0")).table.ota_slots[1].size == 1700 * 1024

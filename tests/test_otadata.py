@@ -89,3 +89,52 @@ def test_set_boot__factory_erases() -> None:
     data = otadata.set_boot(TWO_OTA, otadata.blank(), TWO_OTA.ota_slots[0])
     assert TWO_OTA.factory is not None
     assert otadata.set_boot(TWO_OTA, data, TWO_OTA.factory) == otadata.blank()
+
+
+# --- the same slot chosen again: what each release writes (esp_rewrite_ota_data) -------------
+
+WRITES_OTHER = {"5.3": True, "5.4": True, "5.5": True, "6.0": False}
+
+
+@pytest.mark.parametrize("release", list(WRITES_OTHER))
+def test_set_boot__same_slot_again_per_release(release: str) -> None:
+    ota_0, ota_1 = TWO_OTA.ota_slots
+    label = b"label-of-copy-one".ljust(20, b"\xff")
+    active = otadata.OtadataEntry.for_seq(2, otadata.VALID)  # copy 0 selects ota_1
+    other = otadata.OtadataEntry(seq=1, state=otadata.VALID, crc=otadata.crc(1), label=label)
+    before = image(active, other)
+    data = otadata.set_boot(TWO_OTA, before, ota_1, state=otadata.NEW, release=release)
+    first, second = otadata.decode(data)
+    if WRITES_OTHER[release]:
+        # v5.3 to v5.5: the other copy gets the same seq (the smallest >= current for ota_1).
+        assert first == active
+        assert (second.seq, second.state, second.label) == (2, otadata.NEW, label)
+    else:
+        # v6.0: "ota_data is already valid and points to the correct OTA slot": only the
+        # active copy's state changes; the other copy (the rollback target) is kept.
+        assert second == other
+        assert (first.seq, first.state, first.crc) == (2, otadata.NEW, otadata.crc(2))
+    assert otadata.boot_slot(TWO_OTA, data)[0] == ota_1
+    # Another slot is written the same way by every release: the other copy, the next seq.
+    switched = otadata.decode(otadata.set_boot(TWO_OTA, before, ota_0, release=release))
+    assert (switched[0], switched[1].seq) == (active, 3)
+
+
+def test_set_boot__release_names_the_releases_py_fact() -> None:
+    from esp_ota_doit.idf import releases
+
+    assert {v: not r.otadata_rewrites_active for v, r in releases.RELEASES.items()} == WRITES_OTHER
+    with pytest.raises(KeyError):
+        otadata.set_boot(TWO_OTA, image(otadata.OtadataEntry.for_seq(1)), TWO_OTA.ota_slots[0],
+                         release="4.4")  # fmt: skip
+
+
+def test_set_boot__release_comes_from_idf_version() -> None:
+    from esp_ota_doit.device import board
+
+    from tests.test_model import MINIMAL, load
+
+    project = load(MINIMAL.replace("apps:", 'idf: {version: "6.0"}\napps:', 1))
+    plan = board.plan(project)
+    assert plan.idf_version == project.table.release == "6.0"
+    assert plan.to_json()["idf_version"] == "6.0"  # `doit boot`'s fingerprint changes with it

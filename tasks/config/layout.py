@@ -6,11 +6,11 @@ path of an ESP-IDF partition CSV (read by the model, which knows the project fol
 from __future__ import annotations
 
 from ..errors import ConfigError, KeyPath
-from ..idf import partition_files, partitions
+from ..idf import partition_files, partitions, releases
 from ..idf.partitions import PartitionSpec
 from . import schema
 
-__all__ = ["layout_value", "spec_from_mapping"]
+__all__ = ["layout_value", "rows_for_release", "spec_from_mapping"]
 
 _ROW_KEYS = ("name", "type", "subtype", "offset", "size", "flags")
 
@@ -18,7 +18,9 @@ _ROW_KEYS = ("name", "type", "subtype", "offset", "size", "flags")
 def layout_value(value: object, path: KeyPath) -> tuple[str, tuple[PartitionSpec, ...]]:
     """(preset name, "custom" or the CSV path, rows); every bad row is reported, not just the first.
 
-    A CSV path comes back with no rows: its file is read when the table is placed.
+    A CSV path comes back with no rows: its file is read when the table is placed. A row with
+    a type or subtype keyword of no release is left out here: the loader reads the rows again
+    with idf.version's keywords, which also names the keywords of that release.
     """
     if isinstance(value, str) and value.strip().lower().endswith(".csv"):
         return schema.relative_file(value.strip(), path), ()
@@ -34,6 +36,8 @@ def layout_value(value: object, path: KeyPath) -> tuple[str, tuple[PartitionSpec
     for index, row in enumerate(value):
         try:
             rows.append(spec_from_mapping(row, (*path, index)))
+        except partition_files.KeywordError:
+            continue  # the loader reads the rows again with idf.version's keywords
         except ConfigError as error:
             errors.append(error)
         except schema.Invalid as invalid:
@@ -56,19 +60,40 @@ def _number(value: object, path: KeyPath) -> int:
         ) from None
 
 
-def spec_from_mapping(value: object, path: KeyPath) -> PartitionSpec:
-    """One {name, type, subtype, offset?, size, flags?} row; offset absent means automatic."""
+def rows_for_release(value: object, path: KeyPath, release: str) -> tuple[PartitionSpec, ...]:
+    """A list layout read again with the keywords `release`'s gen_esp32part knows: the schema
+    pass reads it with every release's keywords, before idf.version is known."""
+    if not isinstance(value, list):
+        return ()
+    rows, errors = [], []
+    for index, row in enumerate(value):
+        try:
+            rows.append(spec_from_mapping(row, (*path, index), release=release))
+        except ConfigError as error:
+            errors.append(error)
+    if errors:
+        raise schema.Invalid(errors)
+    return tuple(rows)
+
+
+def spec_from_mapping(
+    value: object, path: KeyPath, *, release: str = releases.VERSIONS[-1]
+) -> PartitionSpec:  # the newest release knows every keyword
+    """One {name, type, subtype, offset?, size, flags?} row; offset absent means automatic.
+    Type and subtype keywords are those of `release` (by default the newest: every keyword)."""
     data = schema.mapping(value, path, what="a partition {name, type, subtype, size}")
     errors = schema.key_errors(data, path, dict.fromkeys(_ROW_KEYS, ""), ("name", "type", "size"))
     if errors:
         raise schema.Invalid(errors)
-    type_ = partition_files.parse_type(data["type"], (*path, "type"))
+    type_ = partition_files.parse_type(data["type"], (*path, "type"), release=release)
     offset = data.get("offset")
     encrypted, readonly = partition_files.parse_flags(data.get("flags"), (*path, "flags"))
     return PartitionSpec(
         name=schema.string(data["name"], (*path, "name")),
         type=type_,
-        subtype=partition_files.parse_subtype(type_, data.get("subtype"), (*path, "subtype")),
+        subtype=partition_files.parse_subtype(
+            type_, data.get("subtype"), (*path, "subtype"), release=release
+        ),
         offset=None if offset is None else _number(offset, (*path, "offset")),
         size=_number(data["size"], (*path, "size")),
         encrypted=encrypted,

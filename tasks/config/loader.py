@@ -14,7 +14,7 @@ from ..idf import app as idfapp
 from ..idf import chips, kconfig, partition_files, partitions, releases
 from ..idf.kconfig_rules import AppKconfig
 from ..idf.partitions import Partition, PartitionTable
-from . import kconfig_checks, schema
+from . import kconfig_checks, layout, schema
 from .model import App, KconfigSource, Project, Sdkconfig, load_section
 from .schema import Invalid, UnknownKeyError
 from .yamlsource import SourceMap, parse
@@ -279,25 +279,52 @@ def _csv_table(project: Project, name: str, path: KeyPath) -> PartitionTable:
         raise ConfigError(
             path,
             f"'{name}' does not exist next to project.yaml",
-            "fix the path, or name a preset (" + ", ".join(partitions.PRESET_NAMES) + ")",
+            "fix the path, or name a preset ("
+            + ", ".join(partitions.presets_of(project.idf.version))
+            + ")",
         ) from None
     except (OSError, UnicodeDecodeError) as error:
         reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
         raise ConfigError(path, f"'{name}' cannot be read ({reason})") from None
     try:
-        return partition_files.from_csv(text, table_offset=project.partitions.table_offset)
+        return partition_files.from_csv(
+            text,
+            table_offset=project.partitions.table_offset,
+            release=project.idf.version,
+            bootloader_offset=chips.CHIPS[project.target].bootloader_offset,
+        )
     except partition_files.PartitionCsvError as error:
         raise ConfigError(path, f"{name}:{error.line}: {error.problem}", error.hint) from None
 
 
-def _place_table(project: Project) -> Project:
+def _place_table(project: Project, data: object) -> Project:
+    """The table, laid out and checked for idf.version (`data` is project.yaml as parsed)."""
     layout_path: KeyPath = ("partitions", "layout")
     name, specs = project.partitions.layout
+    release = project.idf.version
+    since = partitions.preset_since(name) if name in partitions.PRESET_NAMES else release
+    if releases.numbers(release) < releases.numbers(since):
+        raise ConfigError(
+            layout_path,
+            f"preset '{name}' is in ESP-IDF {since} and later, not in {release}",
+            f'set idf.version: "{since}" or later, or use another preset',
+        )
     if name.lower().endswith(".csv"):
         table = _csv_table(project, name, layout_path)
     else:
-        offset = project.partitions.table_offset
-        table = partitions.layout(specs, table_offset=offset, path=layout_path)
+        if name == "custom":
+            raw = data.get("partitions", {}) if isinstance(data, dict) else {}
+            raw_rows = raw.get("layout") if isinstance(raw, dict) else None
+            specs = layout.rows_for_release(raw_rows, layout_path, release)
+            where = dataclasses.replace(project.partitions, layout=(name, specs))
+            project = dataclasses.replace(project, partitions=where)
+        table = partitions.layout(
+            specs,
+            table_offset=project.partitions.table_offset,
+            path=layout_path,
+            release=release,
+            bootloader_offset=chips.CHIPS[project.target].bootloader_offset,
+        )
     partitions.check_flash_size(table, project.flash.size, ("flash", "size"))
     return dataclasses.replace(project, table=table)
 
@@ -358,7 +385,7 @@ def load(
         project = _resolve(project, resolve_host, idf_root)
         errors = [*_cross_checks(project, idf_root), *_release_checks(project)]
         if not errors:
-            project = _place_table(project)
+            project = _place_table(project, data)
             errors = list(_ota_layout_checks(project))
         if not errors and kconfig is not None:
             project, errors, warnings = _with_kconfig(project, kconfig)

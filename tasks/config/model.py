@@ -131,7 +131,14 @@ class Partitions:
         default=HexInt(0x8000),
     )
     layout: tuple[str, tuple[PartitionSpec, ...]] = option(
-        doc="an ESP-IDF preset (" + ", ".join(partitions.PRESET_NAMES) + "), an ESP-IDF "
+        doc="an ESP-IDF preset ("
+        + ", ".join(
+            name
+            if partitions.preset_since(name) == "5.3"
+            else f"{name} (v{partitions.preset_since(name)}+)"
+            for name in partitions.PRESET_NAMES
+        )
+        + "), an ESP-IDF "
         "partition CSV relative to project.yaml, or a list of {name, type, subtype, offset?, "
         "size, flags?}",
         check=layout_value,

@@ -31,6 +31,7 @@ class BoardPlan:
     port: str | None  # project.yaml flash.port
     baud: int
     rollback: bool = False  # ota.rollback: a slot set to boot starts as ESP_OTA_IMG_NEW
+    idf_version: str = "5.3"  # idf.version: the esp_ota_ops rules `doit boot` writes otadata by
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -39,6 +40,7 @@ class BoardPlan:
             "port": self.port,
             "baud": self.baud,
             "rollback": self.rollback,
+            "idf_version": self.idf_version,
         }
 
 
@@ -50,6 +52,7 @@ def plan(project: Project) -> BoardPlan:
         port=project.flash.port,
         baud=project.flash.baud,
         rollback=project.ota is not None and project.ota.rollback,
+        idf_version=project.idf.version,
     )
 
 
@@ -173,7 +176,7 @@ def boot(plan: BoardPlan, slot: str, *, port: str | None = None) -> None:
         # As esp_ota_set_boot_partition: NEW under app rollback (the bootloader then boots it
         # pending verify and the app must confirm itself), else UNDEFINED.
         state = otadata.NEW if plan.rollback else otadata.UNDEFINED
-        new = otadata.set_boot(table, current, target, state=state)
+        new = otadata.set_boot(table, current, target, state=state, release=plan.idf_version)
         write_flash(esp, [(table.otadata.offset, new)], compress=True)
         pending = " (new: it must confirm itself on its first boot)" if plan.rollback else ""
         print(f"the board boots {slot} next: {info.project_name} {info.version}{pending}")

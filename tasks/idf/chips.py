@@ -24,6 +24,9 @@ class Chip:
     # secure_version, as it is burnt one eFuse bit per version.
     secure_version_bits: int
     since: str = "5.3"  # the first ESP-IDF release that supports it (not as a preview target)
+    # CONFIG_BOOTLOADER_OFFSET_IN_FLASH (bootloader/Kconfig.projbuild), which the v5.5+ build
+    # passes to gen_esp32part as --primary-bootloader-offset.
+    bootloader_offset: int = 0x0
 
 
 def _chip(
@@ -36,6 +39,7 @@ def _chip(
     sign: str = "rsa3072",
     sec_ver_bits: int = 16,
     since: str = "5.3",
+    bootloader_offset: int = 0x0,
 ) -> Chip:
     return Chip(
         target=target,
@@ -46,6 +50,7 @@ def _chip(
         sign_schemes=tuple(sign.split()),
         secure_version_bits=sec_ver_bits,
         since=since,
+        bootloader_offset=bootloader_offset,
     )
 
 
@@ -53,15 +58,25 @@ CHIPS: dict[str, Chip] = {
     chip.target: chip
     for chip in (
         # RSA needs chip revision v3.0 (ESP32_REV_MIN_FULL >= 300); ECDSA is Secure Boot V1 only.
-        _chip("esp32", "ESP32", "80m 40m 26m 20m", "40m", sec_ver_bits=32),
-        _chip("esp32s2", "ESP32-S2", "80m 40m 26m 20m", "80m"),
+        _chip(
+            "esp32", "ESP32", "80m 40m 26m 20m", "40m", sec_ver_bits=32, bootloader_offset=0x1000
+        ),
+        _chip("esp32s2", "ESP32-S2", "80m 40m 26m 20m", "80m", bootloader_offset=0x1000),
         _chip("esp32s3", "ESP32-S3", "120m 80m 40m 20m", "80m"),
         _chip("esp32c2", "ESP32-C2", "60m 30m 20m 15m", "60m", sign="ecdsa256", sec_ver_bits=4),
         _chip("esp32c3", "ESP32-C3", "80m 40m 26m 20m", "80m"),
         _chip("esp32c6", "ESP32-C6", "80m 40m 20m", "80m", sign="rsa3072 ecdsa256"),
         # H2 and P4 have no radio for Wi-Fi; protocol_examples_common falls back to Ethernet.
         _chip("esp32h2", "ESP32-H2", "64m 32m 16m", "64m", wifi=False, sign="rsa3072 ecdsa256"),
-        _chip("esp32p4", "ESP32-P4", "80m 40m 20m", "80m", wifi=False, sign="rsa3072 ecdsa256"),
+        _chip(
+            "esp32p4",
+            "ESP32-P4",
+            "80m 40m 20m",
+            "80m",
+            wifi=False,
+            sign="rsa3072 ecdsa256",
+            bootloader_offset=0x2000,
+        ),
         # Preview targets in v5.3/v5.4 (tools/idf_py_actions/constants.py), supported from v5.5.
         _chip(
             "esp32c5",
@@ -71,6 +86,7 @@ CHIPS: dict[str, Chip] = {
             sign="rsa3072 ecdsa256",
             sec_ver_bits=9,
             since="5.5",
+            bootloader_offset=0x2000,
         ),
         _chip("esp32c61", "ESP32-C61", "120m 80m 40m 20m", "80m", sign="ecdsa256", since="5.5"),
     )

@@ -1,4 +1,5 @@
-"""OTA data (the `otadata` partition), as ESP-IDF v5.3's bootloader and esp_ota_ops use it.
+"""OTA data (the `otadata` partition), as ESP-IDF v5.3 to v6.0's bootloader and esp_ota_ops use
+it; what differs by release (v6.0's rewrite of the active copy) comes from releases.py.
 
 Entry layout, CRC, states and the selection rules: facts §3 (esp_flash_partitions.h,
 bootloader_utility.c, esp_ota_ops.c).
@@ -12,6 +13,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import releases
+from .partition_table import DEFAULT_RELEASE
 from .partitions import Partition, PartitionTable
 
 __all__ = [
@@ -147,11 +150,19 @@ def _written(data: bytes, index: int, entry: OtadataEntry) -> bytes:
     return bytes(out)
 
 
-def set_boot(table: PartitionTable, data: bytes, slot: Partition, *, state: int = _UNSET) -> bytes:
-    """otadata after esp_ota_set_boot_partition(slot): the other copy gets the next seq that
-    maps to `slot` (its seq_label kept, as esp_rewrite_ota_data edits the copy it read), with
-    `state` NEW under CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE, else UNDEFINED; factory erases
-    the whole partition."""
+def set_boot(
+    table: PartitionTable,
+    data: bytes,
+    slot: Partition,
+    *,
+    state: int = _UNSET,
+    release: str = DEFAULT_RELEASE,
+) -> bytes:
+    """otadata after esp_ota_set_boot_partition(slot) of ESP-IDF `release`: the other copy gets
+    the next seq that maps to `slot` (its seq_label kept, as esp_rewrite_ota_data edits the copy
+    it read), with `state` NEW under CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE, else UNDEFINED;
+    factory erases the whole partition. When `slot` is the one the active copy already selects,
+    v6.0 rewrites that copy (same seq, new state) where earlier releases write the other one."""
     if table.factory is not None and slot == table.factory:
         return blank(len(data))
     slots = list(table.ota_slots)
@@ -162,6 +173,10 @@ def set_boot(table: PartitionTable, data: bytes, slot: Partition, *, state: int 
     active = _active(entries)
     if active is None:
         target, seq = 0, number + 1
+    elif releases.release(release).otadata_rewrites_active and _selects(
+        entries[active], number, count
+    ):
+        target, seq = active, entries[active].seq
     else:
         current = entries[active].seq
         seq = (number + 1) % count
@@ -170,6 +185,11 @@ def set_boot(table: PartitionTable, data: bytes, slot: Partition, *, state: int 
         target = 1 - active
     entry = OtadataEntry(seq=seq, state=state, crc=crc(seq), label=entries[target].label)
     return _written(data, target, entry)
+
+
+def _selects(entry: OtadataEntry, number: int, count: int) -> bool:
+    """The entry boots ota_<number> of `count` slots ((seq - 1) % count)."""
+    return (entry.seq - 1) % count == number
 
 
 def mark_valid(data: bytes) -> bytes:

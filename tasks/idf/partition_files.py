@@ -8,27 +8,30 @@ import difflib
 import hashlib
 import struct
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from ..errors import ConfigError, KeyPath, ProjectError
 from .partition_table import (
-    APP_SUBTYPES,
     APP_TYPE,
     DATA_SUBTYPES,
+    DEFAULT_RELEASE,
     FLAGS,
     MAX_TABLE_LENGTH,
-    SUBTYPES,
-    TYPES,
     K,
     M,
     Partition,
+    PartitionRules,
     PartitionSpec,
     PartitionTable,
     RuleError,
     check_byte,
+    keyword,
+    rules,
 )
-from .partitions import layout
+from .partitions import forced_offset, forced_size, layout
 
 __all__ = [
+    "KeywordError",
     "PartitionBinError",
     "PartitionCsvError",
     "csv_rows",
@@ -68,6 +71,11 @@ class PartitionBinError(ProjectError):
     """A binary partition table that cannot be decoded (or encoded)."""
 
 
+class KeywordError(RuleError):
+    """A type or subtype the release's gen_esp32part has no keyword for: which keywords exist
+    depends on the release."""
+
+
 # --- field parsers --------------------------------------------------------------------------
 
 
@@ -100,7 +108,7 @@ def parse_number(value: str | int) -> int:
 
 def _keyword_hint(text: str, keywords: Mapping[str, int]) -> str:
     word = text.lower()
-    if keywords is APP_SUBTYPES and word.startswith("ota_") and word[4:].isdigit():
+    if "ota_0" in keywords and word.startswith("ota_") and word[4:].isdigit():
         return "ESP-IDF supports at most 16 OTA slots (ota_0 … ota_15)"
     close = difflib.get_close_matches(word, keywords, n=1)
     return f"did you mean '{close[0]}'?" if close else ""
@@ -110,26 +118,30 @@ def _parse_byte(value: str | int, keywords: Mapping[str, int], path: KeyPath, wh
     try:
         number = parse_number(value) if isinstance(value, int) else _parse_int(value, keywords)
     except ValueError as err:
-        raise RuleError(path, str(err), _keyword_hint(str(value), keywords)) from None
+        raise KeywordError(path, str(err), _keyword_hint(str(value), keywords)) from None
     check_byte(number, path, what)
     return number
 
 
-def parse_type(value: str | int, path: KeyPath) -> int:
-    """'app', 'data' (any case) or a number 0..0xfe."""
+def parse_type(value: str | int, path: KeyPath, *, release: str = DEFAULT_RELEASE) -> int:
+    """A type keyword of `release` ('app', 'data'; from v5.4 'bootloader', 'partition_table'),
+    in any case, or a number 0..0xfe."""
     if value == "":
         raise RuleError(path, "Field 'type' can't be left empty.", "use app, data or a number")
-    return _parse_byte(value, TYPES, path, "type")
+    return _parse_byte(value, rules(release).types, path, "type")
 
 
-def parse_subtype(type_: int, value: str | int | None, path: KeyPath) -> int:
-    """A subtype keyword of `type_` or a number; an empty data subtype means 'undefined'."""
+def parse_subtype(
+    type_: int, value: str | int | None, path: KeyPath, *, release: str = DEFAULT_RELEASE
+) -> int:
+    """A subtype keyword of `type_` in `release`, or a number; an empty data subtype means
+    'undefined'."""
     if value is None or value == "":
         if type_ == APP_TYPE:
             hint = "use factory, test or ota_0 … ota_15"
             raise RuleError(path, "App partition cannot have an empty subtype", hint)
         return DATA_SUBTYPES["undefined"]  # also for custom types, as gen_esp32part does
-    return _parse_byte(value, SUBTYPES.get(type_, {}), path, "subtype")
+    return _parse_byte(value, rules(release).subtypes.get(type_, {}), path, "subtype")
 
 
 def parse_flags(value: str | list[str] | None, path: KeyPath) -> tuple[bool, bool]:
@@ -147,15 +159,16 @@ def parse_flags(value: str | list[str] | None, path: KeyPath) -> tuple[bool, boo
 
 
 def csv_rows(table: PartitionTable) -> list[tuple[str, str, str, str, str, str]]:
-    """Each partition as the six CSV fields, with explicit hex offsets and sizes."""
-    rows = []
+    """Each partition as the six CSV fields, with explicit hex offsets and sizes, and the
+    keywords the table's release knows (numbers otherwise)."""
+    rule, rows = rules(table.release), []
     for p in table.partitions:
         flags = ":".join(
             flag for flag, on in zip(FLAGS, (p.encrypted, p.readonly), strict=True) if on
         )
-        rows.append(
-            (p.name, p.type_name, p.subtype_name, f"0x{p.offset:x}", f"0x{p.size:x}", flags)
-        )
+        type_name = keyword(p.type, rule.types)
+        subtype_name = keyword(p.subtype, rule.subtypes.get(p.type, {}))
+        rows.append((p.name, type_name, subtype_name, f"0x{p.offset:x}", f"0x{p.size:x}", flags))
     return rows
 
 
@@ -166,8 +179,16 @@ def to_csv(table: PartitionTable) -> str:
     return "\n".join(lines) + "\n"
 
 
-def from_csv(text: str, *, table_offset: int = 0x8000) -> PartitionTable:
-    """Parse and lay out an ESP-IDF partition CSV (no $VAR expansion: that would read os.environ).
+def from_csv(
+    text: str,
+    *,
+    table_offset: int = 0x8000,
+    release: str = DEFAULT_RELEASE,
+    bootloader_offset: int | None = None,
+) -> PartitionTable:
+    """Parse and lay out an ESP-IDF partition CSV as gen_esp32part of `release` does, given
+    --offset `table_offset` and (v5.5+) --primary-bootloader-offset `bootloader_offset` (no
+    $VAR expansion: that would read os.environ).
 
     Raises:
         PartitionCsvError: whose str() is what gen_esp32part prints for the same input.
@@ -175,13 +196,21 @@ def from_csv(text: str, *, table_offset: int = 0x8000) -> PartitionTable:
     specs: list[PartitionSpec] = []
     line_numbers = row_lines(text)
     lines = text.splitlines()
+    rule = rules(release)
+    forced = _Forced(rule=rule, table_offset=table_offset, bootloader=bootloader_offset)
     for number in line_numbers:
         try:
-            specs.append(_spec_from_csv(lines[number - 1].strip(), (len(specs),)))
+            specs.append(_spec_from_csv(lines[number - 1].strip(), (len(specs),), forced))
         except ConfigError as err:
             raise _csv_error(err, number, parsing=True) from None
     try:
-        return layout(specs, table_offset=table_offset, path=())
+        return layout(
+            specs,
+            table_offset=table_offset,
+            path=(),
+            release=release,
+            bootloader_offset=bootloader_offset,
+        )
     except ConfigError as err:
         row = err.path[0] if err.path else 0
         number = line_numbers[row] if isinstance(row, int) and row < len(line_numbers) else 0
@@ -197,15 +226,36 @@ def row_lines(text: str) -> list[int]:
     ]
 
 
-def _spec_from_csv(line: str, row: KeyPath) -> PartitionSpec:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Forced:
+    """What decides v5.5+'s forced offsets and sizes: the rules and the tool's two offsets."""
+
+    rule: PartitionRules
+    table_offset: int
+    bootloader: int | None
+
+    def offset(self, type_: int, subtype: int) -> int | None:
+        return forced_offset(type_, subtype, self.rule, self.table_offset, self.bootloader)
+
+    def size(self, type_: int) -> int | None:
+        return forced_size(type_, self.rule, self.table_offset, self.bootloader)
+
+
+def _spec_from_csv(line: str, row: KeyPath, forced: _Forced) -> PartitionSpec:
     fields = [field.strip() for field in line.split(",")] + [""] * 5  # extra fields are ignored
     name, type_text, subtype_text, offset_text, size_text, flags_text = fields[:6]
-    type_ = parse_type(type_text, (*row, "type"))
-    subtype = parse_subtype(type_, subtype_text, (*row, "subtype"))
-    offset = _csv_number(offset_text, (*row, "offset")) if offset_text else None
-    if not size_text:
+    release = forced.rule.release
+    type_ = parse_type(type_text, (*row, "type"), release=release)
+    subtype = parse_subtype(type_, subtype_text, (*row, "subtype"), release=release)
+    # v5.5+ ignores what bootloader and partition_table rows say (the examples write N/A).
+    offset = forced.offset(type_, subtype)
+    if offset is None and offset_text:
+        offset = _csv_number(offset_text, (*row, "offset"))
+    size = forced.size(type_)
+    if size is None and not size_text:
         raise RuleError((*row, "size"), "Size field can't be empty")
-    size = _csv_number(size_text, (*row, "size"))
+    if size is None:
+        size = _csv_number(size_text, (*row, "size"))
     encrypted, readonly = parse_flags(flags_text, (*row, "flags"))
     return PartitionSpec(
         name=name,
@@ -255,7 +305,9 @@ def _encode(p: Partition) -> bytes:
     return _ENTRY.pack(_MAGIC, p.type, p.subtype, p.offset, p.size, p.name.encode(), flags)
 
 
-def from_bin(data: bytes, *, table_offset: int = 0x8000) -> PartitionTable:
+def from_bin(
+    data: bytes, *, table_offset: int = 0x8000, release: str = DEFAULT_RELEASE
+) -> PartitionTable:
     """Decode a binary table up to its end marker, checking the MD5 entry when present.
 
     Raises:
@@ -268,7 +320,9 @@ def from_bin(data: bytes, *, table_offset: int = 0x8000) -> PartitionTable:
         if len(entry) != _ENTRY.size:
             raise PartitionBinError("Partition table length must be a multiple of 32 bytes")
         if entry == _END_MARKER:
-            return PartitionTable(offset=table_offset, partitions=tuple(parts))
+            return PartitionTable(
+                offset=table_offset, partitions=tuple(parts), release=rules(release).release
+            )
         if entry[:2] == _MD5_MAGIC:  # only the magic is checked, as gen_esp32part does
             _check_md5(entry[16:], digest.digest())
             continue

@@ -57,6 +57,7 @@ class BootConfig:
     rollback: bool = False  # CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE
     anti_rollback: bool = False  # CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK
     signed_update: bool = False  # CONFIG_SECURE_SIGNED_ON_UPDATE_NO_SECURE_BOOT
+    idf_version: str = "5.3"  # the release the app is built with: its esp_ota_ops rules
 
 
 @dataclass(slots=True)
@@ -347,7 +348,8 @@ def update(
         )
     current = flash.read(table.otadata.offset, table.otadata.size)
     state = otadata.NEW if config.rollback else otadata.UNDEFINED
-    flash.write(table.otadata.offset, otadata.set_boot(table, current, slot, state=state))
+    new = otadata.set_boot(table, current, slot, state=state, release=config.idf_version)
+    flash.write(table.otadata.offset, new)
     log(
         f"ota: wrote '{written.project_name}' {written.version} ({written.size} bytes, "
         f"SHA-256 {written.sha256[:16]}…) to {slot.name}"

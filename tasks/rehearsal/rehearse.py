@@ -336,6 +336,7 @@ def _boot_config(plan: RehearsalPlan) -> virtual_device.BootConfig:
         rollback=config.get("BOOTLOADER_APP_ROLLBACK_ENABLE") is True,
         anti_rollback=config.get("BOOTLOADER_APP_ANTI_ROLLBACK") is True,
         signed_update=config.get("SECURE_SIGNED_ON_UPDATE_NO_SECURE_BOOT") is True,
+        idf_version=plan.table.release,
     )
 
 
