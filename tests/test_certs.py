@@ -25,7 +25,14 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from esp_ota_doit.config.hosts import is_ip
 from esp_ota_doit.errors import ConfigError
 from esp_ota_doit.tls import certs
-from esp_ota_doit.tls.certs import CertError, CertPlan, check_embedded_ca, check_leaf, covers_host
+from esp_ota_doit.tls.certs import (
+    CertError,
+    CertPlan,
+    KeyType,
+    check_embedded_ca,
+    check_leaf,
+    covers_host,
+)
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 REISSUE = "run `doit certs` to reissue"
@@ -48,7 +55,7 @@ def make_plan(
     certs_dir: Path,
     host: str,
     *,
-    key: str = "ec-p256",
+    key: KeyType = "ec-p256",
     days: int = 825,
     env: dict[str, str] | None = None,
 ) -> CertPlan:
@@ -692,14 +699,17 @@ def test_check_leaf__other_ca(tmp_path: Path, pair: tuple[bytes, bytes, bytes]) 
 
 def test_check_embedded_ca(tmp_path: Path, pair: tuple[bytes, bytes, bytes]) -> None:
     _, _, ca = pair
-    check_embedded_ca(ca, ca, "factory")
+    for embedded in certs.ca_digests(ca):  # as stored, and as place_ca writes it for the build
+        check_embedded_ca(embedded, ca, "factory")
+    check_embedded_ca(None, ca, "factory")  # an app that embeds no CA
     certs.issue(make_plan(tmp_path / "b", "10.0.0.5"), now=T0)
-    old = certs.paths(tmp_path / "b").ca_cert.read_bytes()
+    old = hashlib.sha256(certs.paths(tmp_path / "b").ca_cert.read_bytes()).hexdigest()
     with pytest.raises(CertError) as caught:
         check_embedded_ca(old, ca, "factory")
     assert str(caught.value) == (
-        f"the CA embedded in app 'factory' (SHA-256 {certs.fingerprint(old)[:16]}…) is not the CA "
-        f"that signed the server cert (SHA-256 {certs.fingerprint(ca)[:16]}…); rebuild the app"
+        f"the CA embedded in app 'factory' (SHA-256 {old[:16]}…) is not the CA that signed the "
+        f"server cert (certs/ca_cert.pem, SHA-256 {hashlib.sha256(ca).hexdigest()[:16]}…); "
+        "run `doit build:factory` and flash it over serial"
     )
 
 
@@ -791,21 +801,10 @@ def test_plan__to_json_is_plain(tmp_path: Path) -> None:
     assert make_plan(tmp_path, "h").to_json()["ca_cert_file"] is None
 
 
-@pytest.mark.parametrize(
-    ("key", "days", "host", "message"),
-    [
-        ("ed25519", 825, "h", "ota.cert.key: expected one of 'ec-p256', 'rsa-2048', got 'ed25519'"),
-        ("ec-p256", 0, "h", "ota.cert.days: expected at least 1, got 0"),
-        (
-            "ec-p256",
-            825,
-            "bücher.example",
-            "ota.url: host 'bücher.example' cannot go into a certificate; "
-            "write the name in its xn-- (punycode) form",
-        ),
-    ],
-)
-def test_plan__bad_input(tmp_path: Path, key: str, days: int, host: str, message: str) -> None:
+def test_plan__a_host_that_cannot_go_into_a_certificate(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
-        make_plan(tmp_path, host, key=key, days=days)
-    assert str(caught.value) == message
+        make_plan(tmp_path, "bücher.example")
+    assert str(caught.value) == (
+        "ota.url: host 'bücher.example' cannot go into a certificate; "
+        "write the name in its xn-- (punycode) form"
+    )

@@ -4,11 +4,12 @@ loader (esp32-mock-bootloader) whose flash is a file: tasks/virtual_board.py.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from esp_ota_doit.device import record
+from esp_ota_doit.firmware import outputs
 from esp_ota_doit.idf import otadata, partition_files
 from esp_ota_doit.rehearsal import board as virtual_board
 
@@ -35,16 +36,14 @@ def board(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[virtual_bo
         yield device
 
 
-def summary(project: Path, app: str = "factory") -> dict[str, object]:
-    data: dict[str, object] = json.loads((project / f"build/{app}/app.json").read_text())
-    return data
+def summary(project: Path, app: str = "factory") -> outputs.AppSummary:
+    return outputs.read(project / f"build/{app}/app.json")
 
 
 def images(project: Path) -> dict[str, tuple[int, bytes]]:
-    found = {}
-    for image in summary(project)["images"]:  # type: ignore[attr-defined]
-        found[image["role"]] = (int(image["offset"], 16), Path(image["file"]).read_bytes())
-    return found
+    return {
+        image.role: (image.offset, image.file.read_bytes()) for image in summary(project).images
+    }
 
 
 def written_bytes(text: str) -> int:
@@ -60,11 +59,17 @@ def test_flash__board_holds_every_image(project: Path, board: virtual_board.Virt
     # A new board's flash is erased: otadata (all 0xFF) is already in place.
     expected = sum(len(data) for role, (_, data) in images(project).items() if role != "otadata")
     assert written_bytes(text) == expected
-    record = json.loads(next((project / "build" / "boards").glob("*.json")).read_text())
-    assert record["chip"] == "esp32"
-    assert record["app"]["version"] == "1.0.0"
-    assert record["ota_url"] == "https://127.0.0.1:8070/hello_world.bin"
-    assert record["ca_sha256"] == summary(project)["ca_sha256"]
+    board_record = record.read(next((project / "build" / "boards").glob("*.json")))
+    assert board_record.chip == "esp32"
+    assert board_record.app.version == "1.0.0"
+    assert board_record.ota_url == "https://127.0.0.1:8070/hello_world.bin"
+    assert board_record.ca_sha256 == summary(project).ca_sha256
+    assert [role for role, _ in board_record.images] == [
+        "bootloader",
+        "partition-table",
+        "otadata",
+        "app",
+    ]
 
 
 def test_flash__second_flash_writes_nothing(
@@ -143,7 +148,7 @@ def test_flash__no_port(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_flash__missing_image_is_rebuilt_first(
     project: Path, board: virtual_board.VirtualBoard
 ) -> None:
-    app_file = Path(next(i["file"] for i in summary(project)["images"] if i["role"] == "app"))  # type: ignore[attr-defined]
+    app_file = summary(project).app_file
     app_file.unlink()
     code, results, text = run_with_output(project, "flash")
     assert code == 0, text
@@ -216,11 +221,12 @@ def test_flash__erasing_refused_on_secured_boards_and_without_the_stub() -> None
 
 def test_flash__unreadable_app_summary(project: Path) -> None:
     from esp_ota_doit.errors import ToolError
-    from esp_ota_doit.firmware import build
 
     (project / "build" / "factory" / "app.json").write_text("{not json")
-    with pytest.raises(ToolError, match=r"app\.json cannot be read \(.*\); run doit build"):
-        build.read_summary(project / "build" / "factory" / "app.json")
+    with pytest.raises(
+        ToolError, match=r"app\.json: cannot be read \(not JSON: .*\); run doit build"
+    ):
+        outputs.read(project / "build" / "factory" / "app.json")
 
 
 def test_boot__needs_a_slot(project: Path) -> None:

@@ -41,7 +41,7 @@ def test_load__the_example() -> None:
     assert project.name == "ota-demo"
     assert project.flash.size == 4 * 1024 * 1024
     assert [app.name for app in project.apps] == ["factory", "hello_world"]
-    assert [app.name for app in project.ota_clients] == ["factory"]
+    assert [app.name for app in project.apps if app.ota_client] == ["factory"]
     assert project.ota is not None
     assert project.ota.url_text == "https://10.0.0.7:8070/hello_world.bin"
     assert project.ota.url.host == "auto"
@@ -114,6 +114,33 @@ def test_load__ota_host_resolution_is_injected() -> None:
     assert project.ota is not None
     assert project.ota.host == "updates.example.org"
     assert project.ota.url.port == 443
+
+
+@pytest.mark.parametrize(
+    ("cert", "line"),
+    [
+        (
+            "{key: ed25519}",
+            "project.yaml:7:67: ota.cert.key: 'ed25519' is not one of: ec-p256, rsa-2048; "
+            "valid: ec-p256, rsa-2048",
+        ),
+        ("{days: 0}", "project.yaml:7:68: ota.cert.days: 0 is out of range; use 1 to 3650"),
+    ],
+)
+def test_load__the_server_cert_settings_are_checked_here(cert: str, line: str) -> None:
+    """ota.cert is validated by the model only; certs.plan takes what it was given."""
+    text = MINIMAL.replace("esp32c3", "esp32") + (
+        f"ota: {{url: 'https://h.example/main.bin', image: main, cert: {cert}}}\n"
+    )
+    assert errors(text) == (line,)
+
+
+def test_reference_rows__defaults_are_spelled_as_yaml() -> None:
+    rows = {key: default for key, default, _ in reference.reference_rows()}
+    assert rows["ota.cert.key"] == "ec-p256"
+    assert rows["ota.sign"] == "null" and rows["ota.rollback"] == "false"
+    assert rows["ota.cert"] == "{}" and rows["wifi.password"] == '""'
+    assert rows["partitions.table_offset"] == "0x8000"
 
 
 def test_reference_rows__every_key_is_documented() -> None:

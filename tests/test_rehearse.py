@@ -4,16 +4,20 @@ flashes the emulated ROM loader, the real server serves, the virtual device upda
 
 from __future__ import annotations
 
-import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from esp_ota_doit.device import flash
 from esp_ota_doit.errors import DeviceError
+from esp_ota_doit.firmware import outputs
 from esp_ota_doit.idf import otadata, partition_files
 
 from tests.doitrun import edit, run_with_output
+from tests.test_serve import summary as app_summary
+
+SUMMARY = app_summary("factory", Path("factory.bin"), b"image", ca_sha256=None)
 
 pytest.importorskip(
     "esp32_mock_bootloader", reason="esp32-mock-bootloader not installed (pip install -e '.[test]')"
@@ -45,13 +49,13 @@ def test_rehearse__the_whole_story(rehearsal: Path) -> None:
     active = max((e for e in entries if e.valid), key=lambda e: e.seq)
     assert active.crc == otadata.crc(active.seq)
     assert table.ota_slots[(active.seq - 1) % len(table.ota_slots)].name == "ota_0"
-    served = json.loads((rehearsal / "build/virtual/hello_world/app.json").read_text())
-    image = Path(next(i["file"] for i in served["images"] if i["role"] == "app")).read_bytes()
+    served = outputs.read(rehearsal / "build/virtual/hello_world/app.json")
+    image = served.app_file.read_bytes()
     ota_0 = table.ota_slots[0].offset
     assert flash_file[ota_0 : ota_0 + len(image)] == image
     # Synthetic images stay under build/virtual/.
     assert not (rehearsal / "build" / "factory").exists()
-    assert served["synthetic"] is True
+    assert served.synthetic is True
 
 
 @pytest.mark.parametrize(
@@ -90,7 +94,7 @@ def test_rehearse__without_the_emulator_says_how_to_install_it(
 
 def test_flash__synthetic_images_never_go_to_a_real_port(tmp_path: Path) -> None:
     summary = tmp_path / "app.json"
-    summary.write_text(json.dumps({"images": [], "synthetic": True}))
+    outputs.write(summary, replace(SUMMARY, synthetic=True))
     plan = flash.FlashPlan(
         app="factory",
         target="esp32",

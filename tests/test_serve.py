@@ -22,7 +22,12 @@ from pathlib import Path
 
 import pytest
 from esp_ota_doit.config import loader
+from esp_ota_doit.device import record
+from esp_ota_doit.device.record import BoardRecord, FlashedImage, RunningApp
 from esp_ota_doit.errors import ConfigErrors
+from esp_ota_doit.firmware import outputs
+from esp_ota_doit.firmware.outputs import AppSummary, EsptoolArgs, FlashSettings, ImageEntry
+from esp_ota_doit.idf.images import AppImage
 from esp_ota_doit.paths import Paths
 from esp_ota_doit.serve import content as serve
 from esp_ota_doit.serve import engines
@@ -116,40 +121,29 @@ class Site:
         return certs.paths(self.plan.certs_dir).server_key.read_bytes()
 
 
-def summary(app: str, image_file: Path, data: bytes, *, ca_sha256: str | None) -> dict[str, object]:
-    """An app.json as `doit build` writes it (the keys serve reads)."""
+def summary(app: str, image_file: Path, data: bytes, *, ca_sha256: str | None) -> AppSummary:
+    """An app.json as `doit build` writes it, built through its typed owner."""
     digest = hashlib.sha256(data).hexdigest()
-    return {
-        "app": app,
-        "version": "1.0.1",
-        "target": "esp32",
-        "ca_sha256": ca_sha256,
-        "app_image": {"sha256": digest, "size": len(data)},
-        "images": [
-            {
-                "role": "bootloader",
-                "offset": "0x1000",
-                "file": "b.bin",
-                "size": 1,
-                "sha256": "b" * 64,
-            },
-            {
-                "role": "partition-table",
-                "offset": "0x8000",
-                "file": "p.bin",
-                "size": 1,
-                "sha256": "p" * 64,
-            },
-            {
-                "role": "app",
-                "offset": "0x10000",
-                "file": str(image_file),
-                "size": len(data),
-                "sha256": digest,
-            },
-        ],
-        "flash_settings": {"flash_mode": "dio", "flash_size": "4MB", "flash_freq": "40m"},
-    }
+    return AppSummary(
+        app=app,
+        target="esp32",
+        app_image=AppImage(
+            name=image_file.name, size=len(data), sha256=digest, chip_id=0, version="1.0.1"
+        ),
+        images=(
+            ImageEntry(
+                role="bootloader", offset=0x1000, file=Path("b.bin"), size=1, sha256="b" * 64
+            ),
+            ImageEntry(
+                role="partition-table", offset=0x8000, file=Path("p.bin"), size=1, sha256="p" * 64
+            ),
+            ImageEntry(role="app", offset=0x10000, file=image_file, size=len(data), sha256=digest),
+        ),
+        flash_settings=FlashSettings(flash_mode="dio", flash_size="4MB", flash_freq="40m"),
+        esptool_args=EsptoolArgs(),
+        merged=image_file.with_name("merged.bin"),
+        ca_sha256=ca_sha256,
+    )
 
 
 def make_site(
@@ -182,13 +176,13 @@ def make_site(
     image_file = paths.app_build("hello_world") / "hello_world.bin"
     image_file.parent.mkdir(parents=True, exist_ok=True)
     image_file.write_bytes(data)
-    paths.app_summary("hello_world").write_text(
-        json.dumps(summary("hello_world", image_file, data, ca_sha256=None))
+    outputs.write(
+        paths.app_summary("hello_world"), summary("hello_world", image_file, data, ca_sha256=None)
     )
     ca_sha = hashlib.sha256(certs.paths(paths.certs).ca_cert.read_bytes()).hexdigest()
     factory = paths.app_summary("factory")
     factory.parent.mkdir(parents=True, exist_ok=True)
-    factory.write_text(json.dumps(summary("factory", image_file, data, ca_sha256=ca_sha)))
+    outputs.write(factory, summary("factory", image_file, data, ca_sha256=ca_sha))
     return Site(root=root, plan=serve.plan(project, paths), image=data)
 
 
@@ -938,9 +932,7 @@ def test_refuse__image_changed_since_the_build(tmp_path: Path) -> None:
 def test_refuse__embedded_ca_is_not_the_current_ca(tmp_path: Path) -> None:
     other = make_site(tmp_path, image=cached_image(size=4096))
     factory = other.root / "build" / "factory" / "app.json"
-    facts = json.loads(factory.read_text())
-    facts["ca_sha256"] = "ab" * 32
-    factory.write_text(json.dumps(facts))
+    outputs.write(factory, replace(outputs.read(factory), ca_sha256="ab" * 32))
     current = hashlib.sha256(other.ca.read_bytes()).hexdigest()
     with pytest.raises(serve.ServeError) as caught:
         serve.check(other.plan)
@@ -965,28 +957,30 @@ def test_refuse__not_built_yet(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------ board warnings
 
 
-def board(**changes: object) -> dict[str, object]:
-    record: dict[str, object] = {
-        "chip": "esp32",
-        "mac": "24:0a:c4:00:00:01",
-        "flash_size": "4MB",
-        "flash_mode": "dio",
-        "images": {"bootloader": {"offset": "0x1000", "sha256": "b" * 64, "size": 1}},
-        "partition_table_sha256": "p" * 64,
-        "ca_sha256": None,
-        "ota_url": "https://127.0.0.1:8070/hello_world.bin",
-        "app": {"name": "factory", "version": "1.0.0", "project_name": "simple_ota"},
-    }
-    record.update(changes)
-    return record
+def flashed(
+    bootloader: str = "b" * 64, table: str = "p" * 64
+) -> tuple[tuple[str, FlashedImage], ...]:
+    return (
+        ("bootloader", FlashedImage(offset=0x1000, sha256=bootloader, size=1)),
+        ("partition-table", FlashedImage(offset=0x8000, sha256=table, size=1)),
+    )
+
+
+BOARD = BoardRecord(
+    chip="esp32",
+    mac="24:0a:c4:00:00:01",
+    flash_size="4MB",
+    flash_mode="dio",
+    images=flashed(),
+    app=RunningApp(name="factory", version="1.0.0", project_name="simple_ota"),
+    ota_url="https://127.0.0.1:8070/hello_world.bin",
+)
 
 
 def test_warn__nothing_for_a_matching_board(tmp_path: Path) -> None:
     other = make_site(tmp_path, image=cached_image(size=4096))
     ca = hashlib.sha256(other.ca.read_bytes()).hexdigest()
-    boards = other.root / "build" / "boards"
-    boards.mkdir(parents=True)
-    (boards / "240ac4000001.json").write_text(json.dumps(board(ca_sha256=ca)))
+    record.write(other.plan.boards_dir, replace(BOARD, ca_sha256=ca))
     notes: list[str] = []
     assert serve.check(other.plan, emit=notes.append).warnings == ()
     assert notes == []
@@ -996,13 +990,13 @@ def test_warn__nothing_for_a_matching_board(tmp_path: Path) -> None:
     ("changes", "expected"),
     [
         (
-            {"images": {"bootloader": {"sha256": "c" * 64}}},
+            {"images": flashed(bootloader="c" * 64)},
             "board 24:0a:c4:00:00:01: the bootloader of app 'hello_world' differs from the one "
             "flashed over serial (cccccccccccccccc… -> bbbbbbbbbbbbbbbb…); OTA cannot deliver it: "
             "run `doit flash`",
         ),
         (
-            {"partition_table_sha256": "q" * 64},
+            {"images": flashed(table="q" * 64)},
             "board 24:0a:c4:00:00:01: the partition table of app 'hello_world' differs from the "
             "one flashed over serial (qqqqqqqqqqqqqqqq… -> pppppppppppppppp…); OTA cannot "
             "deliver it: run `doit flash`",
@@ -1029,7 +1023,7 @@ def test_warn__nothing_for_a_matching_board(tmp_path: Path) -> None:
             "it will not find this server: set $OTA_HOST or run `doit flash`",
         ),
         (
-            {"app": {"name": "factory", "version": "1.0.1"}},
+            {"app": RunningApp(name="factory", version="1.0.1", project_name="simple_ota")},
             "board 24:0a:c4:00:00:01: already runs version '1.0.1'; advanced_https_ota_example "
             "refuses an image with the running version: bump apps.hello_world.version",
         ),
@@ -1039,15 +1033,28 @@ def test_warn__what_ota_cannot_deliver(
     tmp_path: Path, changes: dict[str, object], expected: str
 ) -> None:
     other = make_site(tmp_path, image=cached_image(size=4096))
-    boards = other.root / "build" / "boards"
-    boards.mkdir(parents=True)
-    (boards / "240ac4000001.json").write_text(json.dumps(board(**changes)))
+    boards = other.plan.boards_dir
+    record.write(boards, replace(BOARD, **changes))  # type: ignore[arg-type]
     (boards / "broken.json").write_text("{")
     notes: list[str] = []
     content = serve.check(other.plan, emit=notes.append)
     assert content.warnings == (expected,)
-    assert notes[0].startswith(f"{boards / 'broken.json'}: skipped, not a readable board record")
+    assert notes[0].startswith(f"{boards / 'broken.json'}: cannot be read (not JSON: ")
+    assert notes[0].endswith("; run doit flash (this board is not checked)")
     assert notes[1:] == [expected]
+
+
+def test_warn__a_board_record_of_another_schema_is_skipped(tmp_path: Path) -> None:
+    other = make_site(tmp_path, image=cached_image(size=4096))
+    other.plan.boards_dir.mkdir(parents=True)
+    old = other.plan.boards_dir / "240ac4000001.json"
+    old.write_text(json.dumps({"chip": "esp32", "mac": "24:0a:c4:00:00:01"}))
+    notes: list[str] = []
+    serve.check(other.plan, emit=notes.append)
+    assert notes == [
+        f"{old}: not a board record of schema 1 (no schema); run doit flash "
+        "(this board is not checked)"
+    ]
 
 
 # -------------------------------------------------------------------------------- run() itself
@@ -1090,9 +1097,8 @@ def test_run__ctrl_c_stops_cleanly(site: Site, capsys: pytest.CaptureFixture[str
 
 
 def test_check__warns_when_the_served_image_holds_the_wifi_password(site: Site) -> None:
-    summary = json.loads(site.plan.app_summary.read_text())
-    summary["holds_secret"] = True
-    site.plan.app_summary.write_text(json.dumps(summary))
+    built = outputs.read(site.plan.app_summary)
+    outputs.write(site.plan.app_summary, replace(built, holds_secret=True))
     notes: list[str] = []
     content = serve.check(site.plan, emit=notes.append)
     assert any("embeds the Wi-Fi password (apps.hello_world is an OTA client" in n for n in notes)

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 from esp_ota_doit.config import model
+from esp_ota_doit.device import record
 from esp_ota_doit.errors import ConfigError
 from esp_ota_doit.firmware import defaults, signing_key
 from esp_ota_doit.idf import otadata, partitions, signing
 from esp_ota_doit.serve import content as serve
 
 from tests.test_model import errors, load
-from tests.test_serve import cached_image, make_site
+from tests.test_serve import BOARD, cached_image, make_site
 
 EXAMPLE = (Path(__file__).parent.parent / "project.yaml").read_text()
 
@@ -285,9 +286,10 @@ def test_serve__refuses_unsigned_and_wrongly_signed(keys: dict[str, Path], tmp_p
 
 def test_serve__refuses_a_lower_secure_version_than_a_board_runs(tmp_path: Path) -> None:
     site = make_site(tmp_path)
-    board = {"mac": "aa:bb:cc:dd:ee:ff", "app": {"version": "1.0.0", "secure_version": 1}}
-    site.plan.boards_dir.mkdir(parents=True)
-    (site.plan.boards_dir / "aabbccddeeff.json").write_text(json.dumps(board))
+    running = dataclasses.replace(BOARD.app, version="1.0.0", secure_version=1)
+    record.write(
+        site.plan.boards_dir, dataclasses.replace(BOARD, mac="aa:bb:cc:dd:ee:ff", app=running)
+    )
     with pytest.raises(serve.ServeError) as caught:
         serve.check(site.plan, emit=lambda _: None)
     assert str(caught.value) == (

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from ..errors import ConfigError, KeyPath
 from ..idf import chips, partitions, releases
@@ -231,11 +231,15 @@ def _apps(value: object, path: KeyPath) -> tuple[App, ...]:
     return tuple(apps)
 
 
+# The server key types certs can issue; validated here, and only here.
+CertKey = Literal["ec-p256", "rsa-2048"]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CertSpec:
-    key: str = option(
+    key: CertKey = option(
         doc="server key type: ec-p256 or rsa-2048 (what the OTA README's openssl line makes)",
-        check=schema.one_of("ec-p256", "rsa-2048"),
+        check=schema.one_of(*get_args(CertKey)),
         default="ec-p256",
     )
     days: int = option(
@@ -345,10 +349,6 @@ class Project:
 
     def kconfig_of(self, name: str) -> AppKconfig | None:
         return next((found for app, found in self.kconfig if app == name), None)
-
-    @property
-    def ota_clients(self) -> tuple[App, ...]:
-        return tuple(app for app in self.apps if app.ota_client)
 
     @property
     def anti_rollback(self) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..idf.kconfig_rules import HexInt
+from . import schema
 from .model import REQUIRED, App, CertSpec, Flash, Idf, Ota, Partitions, Project, Wifi
 
 __all__ = ["reference_rows", "reference_table"]
@@ -21,7 +21,7 @@ def reference_rows() -> list[tuple[str, str, str]]:
                 continue
             key = f"{prefix}{spec.name}"
             default = spec.metadata["default"]
-            shown = "required" if default is REQUIRED else _yaml_text(default)
+            shown = "required" if default is REQUIRED else schema.yaml_text(default)
             rows.append((key, shown, spec.metadata["doc"]))
             section = _SECTIONS.get((cls, spec.name))
             if section is not None:
@@ -40,18 +40,6 @@ _SECTIONS: dict[tuple[type[Any], str], type[Any]] = {
     (Project, "wifi"): Wifi,
     (Ota, "cert"): CertSpec,
 }
-
-
-def _yaml_text(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "{}"
-    if isinstance(value, HexInt):
-        return hex(value)
-    return str(value) if value != "" else '""'
 
 
 def reference_table() -> str:

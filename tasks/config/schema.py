@@ -46,6 +46,7 @@ __all__ = [
     "url",
     "version",
     "wifi_password",
+    "yaml_text",
 ]
 
 T = TypeVar("T")
@@ -65,17 +66,28 @@ class Invalid(Exception):
         self.errors = errors
 
 
-def shown(value: object) -> str:
-    """A value as a message quotes it: strings in single quotes, YAML spellings for the rest."""
+def yaml_text(value: object) -> str:
+    """A value as project.yaml spells it: null, true/false, {}, hex ints in hex, "" for empty."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict):
+        return "{}" if not value else "a mapping"
+    if isinstance(value, list):
+        return "[]" if not value else "a list"
+    if value == "":
+        return '""'
+    return str(value) if isinstance(value, str) else repr(value)  # HexInt's repr is hex
+
+
+def shown(value: object) -> str:
+    """A value as a message quotes it: strings in single quotes, YAML spellings for the rest."""
+    if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return f"'{clip(value)}'" if isinstance(value, str) else clip(repr(value))
+    return f"'{clip(value)}'" if isinstance(value, str) else clip(yaml_text(value))
 
 
 def did_you_mean(word: str, choices: Collection[str]) -> str:

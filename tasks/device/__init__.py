@@ -1,4 +1,5 @@
-"""A board on a serial port, through esptool: the connection (link), writing it (flash), and
-reading or steering it (board: status, boot, monitor). May import: config, firmware's outputs,
-idf and the shared modules.
+"""A board on a serial port, through esptool: the connection (link), writing it (flash), the
+typed board record flash hands over (record), and reading or steering it (board: the one
+partition-table reader, status, boot, monitor). May import: config, firmware, idf and the shared
+modules.
 """

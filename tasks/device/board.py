@@ -12,16 +12,26 @@ from typing import TYPE_CHECKING, Any
 
 from .. import process
 from ..errors import DeviceError
-from ..idf import otadata, partition_files, partitions
+from ..idf import images, otadata, partition_files, partitions
 from ..idf.partitions import Partition, PartitionTable
 from .link import connect, probe_port, resolve_port
 
 if TYPE_CHECKING:
     from ..config.model import Project
 
-__all__ = ["BoardPlan", "SlotInfo", "boot", "describe", "monitor", "plan", "read_slots", "status"]
-
-_DESC_END = 0x20 + 256  # image header + segment header + esp_app_desc_t
+__all__ = [
+    "BoardPlan",
+    "SlotInfo",
+    "boot",
+    "describe",
+    "flash_reader",
+    "monitor",
+    "parse_table",
+    "plan",
+    "read_slots",
+    "read_table",
+    "status",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,16 +42,6 @@ class BoardPlan:
     baud: int
     rollback: bool = False  # ota.rollback: a slot set to boot starts as ESP_OTA_IMG_NEW
     idf_version: str = "5.3"  # idf.version: the esp_ota_ops rules `doit boot` writes otadata by
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "target": self.target,
-            "table_offset": self.table_offset,
-            "port": self.port,
-            "baud": self.baud,
-            "rollback": self.rollback,
-            "idf_version": self.idf_version,
-        }
 
 
 def plan(project: Project) -> BoardPlan:
@@ -64,16 +64,24 @@ class SlotInfo:
     idf_version: str = ""
 
 
-def _read(esp: Any, offset: int, size: int) -> bytes:
+def flash_reader(esp: Any) -> Callable[[int, int], bytes]:
+    """read(offset, size) of a connected board's flash, through esptool's read_flash."""
     from esptool.cmds import read_flash
 
-    return bytes(read_flash(esp, offset, size, output=None, no_progress=True) or b"")
+    def read(offset: int, size: int) -> bytes:
+        return bytes(read_flash(esp, offset, size, output=None, no_progress=True) or b"")
+
+    return read
 
 
-def _table(read: Callable[[int, int], bytes], table_offset: int) -> PartitionTable:
-    data = read(table_offset, partitions.MAX_TABLE_LENGTH)
+def parse_table(data: bytes, table_offset: int) -> PartitionTable | None:
+    """The partition table in the flash bytes read at table_offset; None where it is erased.
+
+    Raises:
+        DeviceError: the bytes there are not a valid partition table.
+    """
     if data.strip(b"\xff") == b"":
-        raise DeviceError(f"the board has no partition table at {table_offset:#x}; run doit flash")
+        return None
     try:
         return partition_files.from_bin(data, table_offset=table_offset)
     except partition_files.PartitionBinError as error:
@@ -82,25 +90,35 @@ def _table(read: Callable[[int, int], bytes], table_offset: int) -> PartitionTab
         ) from None
 
 
+def read_table(read: Callable[[int, int], bytes], table_offset: int) -> PartitionTable:
+    """The partition table a board holds: the one reader for status, boot, flash and the
+    virtual board's bootloader.
+
+    Raises:
+        DeviceError: there is none, or it is invalid.
+    """
+    table = parse_table(read(table_offset, partitions.MAX_TABLE_LENGTH), table_offset)
+    if table is None:
+        raise DeviceError(f"the board has no partition table at {table_offset:#x}; run doit flash")
+    return table
+
+
 def read_slots(read: Callable[[int, int], bytes], table: PartitionTable) -> list[SlotInfo]:
     """The app descriptor at the start of each app partition (header only, not the whole image)."""
-    from esptool.cmds import _parse_app_info  # esptool's own esp_app_desc_t parser
-
     slots = []
     for partition in table.partitions:
         if partition.type != partitions.APP_TYPE:
             continue
-        head = read(partition.offset, _DESC_END)
-        desc = _parse_app_info(head[0x20:]) if head[:1] == b"\xe9" else None
+        desc = images.app_desc(read(partition.offset, images.APP_DESC_END))
         if desc is None:
             slots.append(SlotInfo(partition=partition, project_name=None))
         else:
             slots.append(
                 SlotInfo(
                     partition=partition,
-                    project_name=str(desc["project_name"]),
-                    version=str(desc["version"]),
-                    idf_version=str(desc["idf_ver"]),
+                    project_name=desc.project_name,
+                    version=desc.version,
+                    idf_version=desc.idf_version,
                 )
             )
     return slots
@@ -108,7 +126,7 @@ def read_slots(read: Callable[[int, int], bytes], table: PartitionTable) -> list
 
 def describe(read: Callable[[int, int], bytes], table_offset: int) -> list[str]:
     """The status report as lines: table, otadata entries, selected slot, each slot's app."""
-    table = _table(read, table_offset)
+    table = read_table(read, table_offset)
     lines = [f"partition table at {table_offset:#x}:"]
     lines += [
         f"  {p.name:<16} {p.type_name:<5} {p.subtype_name:<10} {p.offset:#10x} {p.size:#10x}"
@@ -143,11 +161,7 @@ def status(plan: BoardPlan, *, port: str | None = None) -> None:
     """doit status: print what the board holds and which app it boots."""
     chosen = resolve_port(port, os.environ, plan.port)
     with connect(chosen, plan.baud, plan.target) as esp:
-
-        def read(offset: int, size: int) -> bytes:
-            return _read(esp, offset, size)
-
-        print("\n".join(describe(read, plan.table_offset)))
+        print("\n".join(describe(flash_reader(esp), plan.table_offset)))
 
 
 def boot(plan: BoardPlan, slot: str, *, port: str | None = None) -> None:
@@ -156,11 +170,8 @@ def boot(plan: BoardPlan, slot: str, *, port: str | None = None) -> None:
 
     chosen = resolve_port(port, os.environ, plan.port)
     with connect(chosen, plan.baud, plan.target) as esp:
-
-        def read(offset: int, size: int) -> bytes:
-            return _read(esp, offset, size)
-
-        table = _table(read, plan.table_offset)
+        read = flash_reader(esp)
+        table = read_table(read, plan.table_offset)
         target = table.find(slot)
         if target is None or target.type != partitions.APP_TYPE:
             names = ", ".join(p.name for p in table.partitions if p.type == partitions.APP_TYPE)

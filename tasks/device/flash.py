@@ -7,19 +7,19 @@ changed partition table erases the chip first, and regions the chip already hold
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DeviceError
-from ..files import write_if_changed
-from ..firmware import build
+from ..firmware import outputs
+from ..firmware.outputs import AppSummary
 from ..idf import esptool_log, partition_files, partitions
 from . import link as esplink
+from . import record
+from .board import flash_reader, parse_table
 
 if TYPE_CHECKING:
     from ..config.model import Project
@@ -40,18 +40,6 @@ class FlashPlan:
     boards_dir: Path
     port: str | None  # project.yaml flash.port
     baud: int
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "app": self.app,
-            "target": self.target,
-            "flash_size": self.flash_size,
-            "table_offset": self.table_offset,
-            "app_summary": str(self.app_summary),
-            "boards_dir": str(self.boards_dir),
-            "port": self.port,
-            "baud": self.baud,
-        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,42 +68,29 @@ def plan(project: Project, paths: Paths) -> FlashPlan:
     )
 
 
-def _regions(summary: Mapping[str, Any]) -> list[Region]:
+def _regions(summary: AppSummary) -> list[Region]:
     regions = []
-    for image in summary["images"]:
-        path = Path(str(image["file"]))
+    for image in summary.images:
         try:
-            data = path.read_bytes()
+            data = image.file.read_bytes()
         except FileNotFoundError:
-            raise DeviceError(f"{path} is missing; run doit build") from None
+            raise DeviceError(f"{image.file} is missing; run doit build") from None
         regions.append(
-            Region(
-                role=str(image["role"]),
-                offset=int(str(image["offset"]), 16),
-                data=data,
-                encrypted=str(image.get("encrypted", "false")) == "true",
-            )
+            Region(role=image.role, offset=image.offset, data=data, encrypted=image.encrypted)
         )
     return sorted(regions, key=lambda region: region.offset)
 
 
-def _board_table(esp: Any, plan: FlashPlan) -> bytes:
-    from esptool.cmds import read_flash
-
-    data = read_flash(
-        esp, plan.table_offset, partitions.MAX_TABLE_LENGTH, output=None, no_progress=True
-    )
-    return bytes(data or b"")
-
-
 def _erase_reason(board: bytes, new: bytes, table_offset: int) -> str | None:
     """Why the whole chip must be erased first, or None: only when the board holds another table."""
-    if board == new or board.strip(b"\xff") == b"":
+    if board == new:
         return None
     try:
-        old = partition_files.from_bin(board, table_offset=table_offset)
-    except partition_files.PartitionBinError as error:
-        return f"the board's partition table is unreadable ({error})"
+        old = parse_table(board, table_offset)
+    except DeviceError as error:
+        return str(error)
+    if old is None:  # an erased board
+        return None
     new_table = partition_files.from_bin(new, table_offset=table_offset)
     changed = [
         f"{p.name} {p.offset:#x}+{p.size:#x}" for p in new_table.partitions if old.find(p.name) != p
@@ -132,14 +107,14 @@ def write(
     Returns:
         The number of bytes written (0 for a board that already held everything).
     """
-    summary = build.read_summary(plan.app_summary)
-    regions = _regions(summary)
+    summary = outputs.read(plan.app_summary)
     chosen_port = esplink.resolve_port(port, os.environ, plan.port)
-    if summary.get("synthetic") and not chosen_port.startswith("socket://127.0.0.1:"):
+    if summary.synthetic and not chosen_port.startswith("socket://127.0.0.1:"):
         raise DeviceError(
             f"refusing to write synthetic images (built without ESP-IDF) to {chosen_port}; "
             "they only go to the virtual board (doit rehearse)"
         )
+    regions = _regions(summary)
     speed = baud or esplink.env_baud(os.environ) or plan.baud
     try:
         rows, mac = _flash(plan, summary, regions, chosen_port, speed, erase)
@@ -214,7 +189,7 @@ def _erase_first(esp: Any, reason: str | None, secured: str | None, stub: bool) 
 
 def _flash(
     plan: FlashPlan,
-    summary: Mapping[str, Any],
+    summary: AppSummary,
     regions: list[Region],
     port: str,
     baud: int,
@@ -222,11 +197,11 @@ def _flash(
 ) -> tuple[list[tuple[str, int, str, float]], str]:
     from esptool.cmds import reset_chip, write_flash
 
-    extra = summary.get("extra_esptool_args") or {}
-    before = str(extra.get("before", "default_reset")).replace("_", "-")
+    extra = summary.esptool_args
+    before = extra.before.replace("_", "-")
     progress = esptool_log.Progress()
     rows: list[tuple[str, int, str, float]] = []
-    stub = bool(extra.get("stub", True))
+    stub = extra.stub
     with (
         esptool_log.quiet_esptool(progress),
         esplink.connect(port, baud, plan.target, before=before, stub=stub) as esp,
@@ -241,7 +216,7 @@ def _flash(
             # Reads return ciphertext on such a board: no table comparison, no MD5 skipping.
             print(f"{secured} is enabled: writing every region, erasing nothing")
         else:
-            board = _board_table(esp, plan)
+            board = flash_reader(esp)(plan.table_offset, partitions.MAX_TABLE_LENGTH)
             _erase_first(esp, _erase_reason(board, table, plan.table_offset), secured, stub)
         for region in regions:
             started = time.monotonic()
@@ -264,7 +239,7 @@ def _flash(
                     time.monotonic() - started,
                 )
             )
-        after = str(extra.get("after", "hard_reset")).replace("_", "-")
+        after = extra.after.replace("_", "-")
         if not port.startswith("socket://"):  # a TCP loader cannot be reset
             reset_chip(esp, after)
     return rows, mac
@@ -281,34 +256,31 @@ def _written(rows: list[tuple[str, int, str, float]]) -> int:
     return sum(int(written.split()[0]) for _, _, written, _ in rows if written != "unchanged")
 
 
-def _record(plan: FlashPlan, summary: Mapping[str, Any], regions: list[Region], mac: str) -> None:
-    """build/boards/<mac>.json: what this board now holds; serve and status read it."""
-    settings = summary.get("flash_settings") or {}
-    record = {
-        "chip": plan.target,
-        "mac": mac,
-        "flash_size": plan.flash_size,
-        "flash_mode": settings.get("flash_mode"),
-        "images": {
-            r.role: {
-                "offset": f"{r.offset:#x}",
-                "sha256": hashlib.sha256(r.data).hexdigest(),
-                "size": len(r.data),
-            }
-            for r in regions
-        },
-        "partition_table_sha256": next(
-            (hashlib.sha256(r.data).hexdigest() for r in regions if r.role == "partition-table"),
-            None,
+def _record(plan: FlashPlan, summary: AppSummary, regions: list[Region], mac: str) -> None:
+    """build/boards/<mac>.json: what this board now holds; serve reads it."""
+    record.write(
+        plan.boards_dir,
+        record.BoardRecord(
+            chip=plan.target,
+            mac=mac,
+            flash_size=plan.flash_size,
+            flash_mode=summary.flash_settings.flash_mode,
+            images=tuple(
+                (
+                    r.role,
+                    record.FlashedImage(
+                        offset=r.offset, sha256=hashlib.sha256(r.data).hexdigest(), size=len(r.data)
+                    ),
+                )
+                for r in regions
+            ),
+            app=record.RunningApp(
+                name=plan.app,
+                version=summary.version,
+                project_name=summary.project_name,
+                secure_version=summary.app_image.secure_version,
+            ),
+            ca_sha256=summary.ca_sha256,
+            ota_url=summary.ota_url,
         ),
-        "ca_sha256": summary.get("ca_sha256"),
-        "ota_url": summary.get("ota_url"),
-        "app": {
-            "name": plan.app,
-            "version": summary.get("version"),
-            "project_name": summary.get("project_name"),
-            "secure_version": (summary.get("app_image") or {}).get("secure_version"),
-        },
-    }
-    path = plan.boards_dir / f"{mac.replace(':', '')}.json"
-    write_if_changed(path, json.dumps(record, indent=2) + "\n")
+    )

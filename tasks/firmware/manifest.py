@@ -11,6 +11,7 @@ from pathlib import Path
 from .. import process
 from ..errors import ToolError
 from ..files import write_if_changed
+from . import outputs
 
 __all__ = ["git_commit", "is_current", "write"]
 
@@ -19,19 +20,22 @@ def write(project_name: str, root: Path, summaries: Sequence[Path], out: Path) -
     """build/manifest.json: what was built, from which commit, with which images."""
     apps: dict[str, object] = {}
     for path in summaries:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-        apps[summary["app"]] = {
-            "version": summary["version"],
-            "idf_version": summary["idf_version"],
-            "target": summary["target"],
-            **({"ota_url": summary["ota_url"]} if summary["ota_url"] else {}),
-            "ca_sha256": summary["ca_sha256"],
+        summary = outputs.read(path)
+        apps[summary.app] = {
+            "version": summary.version,
+            "idf_version": summary.app_image.idf_version,
+            "target": summary.target,
+            **({"ota_url": summary.ota_url} if summary.ota_url else {}),
+            "ca_sha256": summary.ca_sha256,
             "images": [
                 {
-                    key: (_relative(Path(image[key]), root) if key == "file" else image[key])
-                    for key in ("role", "offset", "file", "size", "sha256")
+                    "role": image.role,
+                    "offset": f"{image.offset:#x}",
+                    "file": _relative(image.file, root),
+                    "size": image.size,
+                    "sha256": image.sha256,
                 }
-                for image in summary["images"]
+                for image in summary.images
             ],
         }
     manifest = {"project": project_name, "git_commit": git_commit(root), "apps": apps}

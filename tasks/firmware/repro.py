@@ -17,7 +17,7 @@ from pathlib import Path
 from .. import process
 from ..errors import ToolError
 from ..files import write_if_changed
-from ..idf import idftool
+from ..idf import idftool, images
 from . import build
 
 __all__ = ["first_difference", "reproduce"]
@@ -63,23 +63,27 @@ def _outputs(plan: build.BuildPlan) -> dict[str, Path]:
 def first_difference(first: bytes, second: bytes, target: str) -> str:
     """Where two images first differ: the segment (for ESP images), else the byte offset."""
     if first[:1] == second[:1] == b"\xe9":
-        try:
-            from esptool.bin_image import LoadFirmwareImage
-
-            images = LoadFirmwareImage(target, first), LoadFirmwareImage(target, second)
-            for index, (a, b) in enumerate(
-                zip(images[0].segments, images[1].segments, strict=False)
-            ):
-                if a.data != b.data or a.addr != b.addr:
-                    kind = ", ".join(a.get_memory_type(images[0])) or "?"
-                    return f"segment {index} ({kind} at 0x{a.addr:08x})"
-        except Exception:
-            pass
+        segment = _segment_difference(first, second, target)
+        if segment is not None:
+            return segment
     offset = next(
         (i for i, (a, b) in enumerate(zip(first, second, strict=False)) if a != b),
         min(len(first), len(second)),
     )
     return f"byte 0x{offset:x}" + (" (sizes differ)" if len(first) != len(second) else "")
+
+
+def _segment_difference(first: bytes, second: bytes, target: str) -> str | None:
+    """The first segment (esptool's parse) where two ESP images differ; None if unparsable."""
+    try:
+        one, two = images.parse(first, target), images.parse(second, target)
+    except images.ImageError:  # not a whole ESP image: the byte offset says where
+        return None
+    for index, (a, b) in enumerate(zip(one.segments, two.segments, strict=False)):
+        if a.data != b.data or a.addr != b.addr:
+            kind = ", ".join(a.get_memory_type(one)) or "?"
+            return f"segment {index} ({kind} at 0x{a.addr:08x})"
+    return None
 
 
 def reproduce(plans: Sequence[build.BuildPlan], root: Path) -> None:

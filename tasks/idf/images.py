@@ -7,8 +7,9 @@ checksum, appended SHA-256, the esp_app_desc_t magic; sizes as check_sizes.py wo
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ProjectError
 
@@ -16,15 +17,22 @@ if TYPE_CHECKING:
     from .partitions import Partition
 
 __all__ = [
+    "APP_DESC_END",
+    "AppDesc",
     "AppImage",
     "ImageError",
+    "app_desc",
     "chip_id",
     "fit_warning",
+    "parse",
     "read_app",
     "read_bootloader",
 ]
 
 _HEADROOM_WARN = 5  # percent, as check_sizes.py warns
+# esp_app_desc_t (facts §4.3): 256 bytes after the image header (24) and the first segment's (8).
+_APP_DESC_AT = 0x20
+APP_DESC_END = _APP_DESC_AT + 256
 
 
 class ImageError(ProjectError):
@@ -46,19 +54,39 @@ class AppImage:
     elf_sha256: str = ""
     signed: bool = False  # a Secure Boot V2 signature sector follows the image
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "size": self.size,
-            "sha256": self.sha256,
-            "chip_id": self.chip_id,
-            "project_name": self.project_name,
-            "version": self.version,
-            "idf_version": self.idf_version,
-            "secure_version": self.secure_version,
-            "elf_sha256": self.elf_sha256,
-            "signed": self.signed,
-        }
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppDesc:
+    """The esp_app_desc_t fields this project reads."""
+
+    project_name: str
+    version: str
+    idf_version: str
+    secure_version: int
+    elf_sha256: str
+
+
+def app_desc(head: bytes) -> AppDesc | None:
+    """The esp_app_desc_t of an app image, from its first APP_DESC_END bytes (the image or a
+    slot's start); None without the image or descriptor magic.
+
+    The one reader of the descriptor: esptool parses it for `image-info` but offers no public
+    function, so its private `_parse_app_info` is wrapped here and nowhere else.
+    """
+    from esptool.cmds import _parse_app_info
+
+    if len(head) < APP_DESC_END or head[0] != 0xE9:
+        return None
+    desc = _parse_app_info(head[_APP_DESC_AT:APP_DESC_END])
+    if desc is None:
+        return None
+    return AppDesc(
+        project_name=str(desc["project_name"]),
+        version=str(desc["version"]),
+        idf_version=str(desc["idf_ver"]),
+        secure_version=int(desc["secure_version"]),
+        elf_sha256=str(desc["app_elf_sha256"]),
+    )
 
 
 def chip_id(target: str) -> int:
@@ -68,7 +96,12 @@ def chip_id(target: str) -> int:
     return int(CHIP_DEFS[target].IMAGE_CHIP_ID)
 
 
-def _load(data: bytes, target: str, name: str) -> object:
+def parse(data: bytes, target: str, *, name: str = "image") -> Any:
+    """esptool's LoadFirmwareImage of `data` (header and segments), without any check.
+
+    Raises:
+        ImageError: esptool cannot parse it (it raises several types for a truncated image).
+    """
     from esptool.bin_image import LoadFirmwareImage
     from esptool.util import FatalError
 
@@ -78,9 +111,13 @@ def _load(data: bytes, target: str, name: str) -> object:
             f"{name}: invalid magic byte (expected 0xE9, saw {seen}); not an ESP image"
         )
     try:
-        image = LoadFirmwareImage(target, data)
-    except (FatalError, ValueError, IndexError, EOFError) as error:
+        return LoadFirmwareImage(target, data)
+    except (FatalError, ValueError, IndexError, EOFError, TypeError, struct.error) as error:
         raise ImageError(f"{name}: not a valid {target} image ({error})") from None
+
+
+def _load(data: bytes, target: str, name: str) -> Any:
+    image = parse(data, target, name=name)
     found, wanted = int(image.chip_id), chip_id(target)
     if found != wanted:
         raise ImageError(
@@ -112,13 +149,10 @@ def read_app(data: bytes, target: str, *, name: str = "app") -> AppImage:
     Raises:
         ImageError: with ESP-IDF's own wording where it has one.
     """
-    # esptool's own parser of esp_app_desc_t (the one `image-info` prints from).
-    from esptool.cmds import _parse_app_info
-
     image = _load(data, target, name)
     segments = getattr(image, "segments", [])
     first = segments[0] if segments else None
-    desc = _parse_app_info(first.data) if first is not None and len(first.data) >= 256 else None
+    desc = app_desc(data) if first is not None and len(first.data) >= 256 else None
     if desc is None:
         raise ImageError(f"{name}: Incorrect app descriptor magic (no esp_app_desc_t at 0x20)")
     # Read from a flash partition, the image is followed by erased (0xFF) bytes.
@@ -130,11 +164,11 @@ def read_app(data: bytes, target: str, *, name: str = "app") -> AppImage:
         size=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
         chip_id=int(getattr(image, "chip_id", -1)),
-        project_name=str(desc["project_name"]),
-        version=str(desc["version"]),
-        idf_version=str(desc["idf_ver"]),
-        secure_version=int(desc["secure_version"]),
-        elf_sha256=str(desc["app_elf_sha256"]),
+        project_name=desc.project_name,
+        version=desc.version,
+        idf_version=desc.idf_version,
+        secure_version=desc.secure_version,
+        elf_sha256=desc.elf_sha256,
     )
 
 

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from ..device.board import read_table
 from ..errors import ProjectError
-from ..idf import images, otadata, partition_files, partitions, signing
+from ..idf import images, otadata, signing
 from ..idf.partitions import Partition, PartitionTable
 
 __all__ = [
@@ -73,18 +74,10 @@ class VirtualEfuse:
             log(f"efuse: Anti-rollback is set. eFuse field is updated({version}) (virtual)")
 
 
-def _table(flash: Flash, table_offset: int) -> PartitionTable:
-    return partition_files.from_bin(
-        flash.read(table_offset, partitions.MAX_TABLE_LENGTH), table_offset=table_offset
-    )
-
-
 def _secure_version(flash: Flash, slot: Partition) -> int | None:
-    """esp_app_desc_t.secure_version at offset 0x24 of the slot, None without the desc magic."""
-    head = flash.read(slot.offset, 0x28)
-    if int.from_bytes(head[0x20:0x24], "little") != 0xABCD5432:
-        return None
-    return int.from_bytes(head[0x24:0x28], "little")
+    """esp_app_desc_t.secure_version of the slot's app, None without an app descriptor."""
+    desc = images.app_desc(flash.read(slot.offset, images.APP_DESC_END))
+    return None if desc is None else desc.secure_version
 
 
 def _load_order(table: PartitionTable, chosen: Partition | None) -> list[Partition]:
@@ -107,7 +100,7 @@ def boot(
     """Pick the app as the bootloader does (writing otadata as it does), verify it (magic,
     checksum, SHA-256, chip id) and fall back to the other app partitions when it does not load."""
     config, efuse = config or BootConfig(), efuse or VirtualEfuse()
-    table = _table(flash, table_offset)
+    table = read_table(flash.read, table_offset)
 
     def secure_ok(slot: Partition) -> bool:
         version = _secure_version(flash, slot)
@@ -299,13 +292,13 @@ def _check_header(data: bytes, client: OtaClient, running: images.AppImage) -> N
         raise OtaError("Complete headers were not received")
     if data[0] != 0xE9:
         raise OtaError(f"OTA image has invalid magic byte (expected 0xE9, saw 0x{data[0]:02x})")
-    if int.from_bytes(data[0x20:0x24], "little") != 0xABCD5432:
+    desc = images.app_desc(data)
+    if desc is None:
         raise OtaError("Incorrect app descriptor magic")
     expected, found = images.chip_id(client.target), int.from_bytes(data[12:14], "little")
     if found != expected:
         raise OtaError(f"Mismatch chip id, expected {expected}, found {found}")
-    version = data[0x30:0x50].split(b"\0", 1)[0].decode(errors="replace")
-    if client.check_version and version == running.version:
+    if client.check_version and desc.version == running.version:
         raise OtaError(
             "Current running version is the same as a new. We will not continue the update."
         )

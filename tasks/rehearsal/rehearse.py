@@ -15,11 +15,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from ..device import flash
 from ..errors import ProjectError
-from ..firmware import build, defaults, render, signing_key
+from ..firmware import build, defaults, outputs, render, signing_key
 from ..firmware.defaults import SdkconfigPlan
 from ..idf import idftool, images, signing
 from ..idf.partitions import PartitionTable
@@ -183,14 +183,14 @@ def _build(plan: RehearsalPlan) -> None:
 class _Builds:
     """The app.json of the flashed and the served app, read once after the build step."""
 
-    flashed: dict[str, Any]
-    served: dict[str, Any]
+    flashed: outputs.AppSummary
+    served: outputs.AppSummary
 
 
 def _served_bytes(plan: RehearsalPlan, failure: str, builds: _Builds) -> bytes:
     """The image the server hands out, tampered with as the failure asks."""
     source = builds.flashed if failure == "same-version" else builds.served
-    data = bytearray(build.app_image(source["images"]).read_bytes())
+    data = bytearray(source.app_file.read_bytes())
     if failure == "chip":
         other = next(t for t in ("esp32c3", "esp32") if t != plan.target)
         data[12:14] = images.chip_id(other).to_bytes(2, "little")
@@ -206,9 +206,7 @@ def _served_bytes(plan: RehearsalPlan, failure: str, builds: _Builds) -> bytes:
     elif failure == "wrong-key":
         data = bytearray(signing.sign(_wrong_key(plan), _unsigned(plan, bytes(data))))
     elif failure == "downgrade":
-        data = bytearray(
-            _downgraded(plan, bytes(data), int(builds.flashed["app_image"]["secure_version"]))
-        )
+        data = bytearray(_downgraded(plan, bytes(data), builds.flashed.app_image.secure_version))
     return bytes(data)
 
 
@@ -302,11 +300,11 @@ def _client(
     summary = builds.flashed
     config = json.loads((plan.flash.app_summary.parent / "config" / "sdkconfig.json").read_text())
     url = str(config[plan.url_option.removeprefix("CONFIG_")])
-    advanced = summary.get("project_name") == "advanced_https_ota"
-    size = builds.served["app_image"]["size"]
+    advanced = summary.project_name == "advanced_https_ota"
+    size = builds.served.app_image.size
     return virtual_device.OtaClient(
         url=url,
-        ca_file=Path(str(summary["ca_file"])),
+        ca_file=Path(str(summary.ca_file)),
         target=plan.target,
         partial=partial or bool(config.get("EXAMPLE_ENABLE_PARTIAL_HTTP_DOWNLOAD")),
         request_size=int(config.get("EXAMPLE_HTTP_REQUEST_SIZE", 16384)),
@@ -355,8 +353,8 @@ def run(plan: RehearsalPlan, *, failure: str = "none", partial: bool = False) ->
     _step("build")
     _build(plan)
     builds = _Builds(
-        flashed=build.read_summary(plan.flash.app_summary),
-        served=build.read_summary(plan.serve.app_summary),
+        flashed=outputs.read(plan.flash.app_summary),
+        served=outputs.read(plan.serve.app_summary),
     )
     config, efuse = _boot_config(plan), virtual_device.VirtualEfuse()
     if config.anti_rollback:
@@ -417,7 +415,7 @@ def _verdict(
     where = f"booted {after.partition.name}: {after.app.project_name} {after.app.version}"
     print(f"\n{where}", flush=True)
     if failure == "none":
-        if cause is not None or after.app.version != builds.served["version"]:
+        if cause is not None or after.app.version != builds.served.version:
             raise RehearsalError(f"the update did not happen ({cause or where})")
         return
     if cause is None or after.partition != before.partition:

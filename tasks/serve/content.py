@@ -13,12 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import ConfigError, ProjectError, warn
+from ..device import record
+from ..errors import ConfigError, ProjectError, ToolError, warn
+from ..firmware import outputs
 from ..idf.chips import CHIPS
 from ..tls import certs
 
 if TYPE_CHECKING:
     from ..config.model import Project
+    from ..device.record import BoardRecord, FlashedImage
+    from ..firmware.outputs import AppSummary, ImageEntry
     from ..idf.images import AppImage
     from ..paths import Paths
     from .protocol import Resource
@@ -154,18 +158,18 @@ def check(plan: ServePlan, *, emit: Callable[[str], None] = warn) -> ServeConten
     from ..idf import images
 
     summary = _summary(plan.app_summary, plan.app)
-    image_file = _app_file(summary, plan)
+    image_file = summary.app_file
     data = _read(image_file, f"run `doit build:{plan.app}`")
     try:
         image = images.read_app(data, plan.target, name=image_file.name)
     except images.ImageError as err:
         raise ServeError(f"cannot serve {err}") from None
     _check_signature(plan, data, image_file.name)
-    recorded = _dict(summary.get("app_image")).get("sha256")
-    if recorded not in (None, image.sha256):
+    recorded = summary.app_image.sha256
+    if recorded != image.sha256:
         raise ServeError(
             f"cannot serve {image_file.name}: its SHA-256 {image.sha256[:16]}… is not the one "
-            f"`doit build:{plan.app}` recorded ({str(recorded)[:16]}…); run `doit build:{plan.app}`"
+            f"`doit build:{plan.app}` recorded ({recorded[:16]}…); run `doit build:{plan.app}`"
         )
     where = certs.paths(plan.certs_dir)
     cert_pem, ca_pem = _read(where.server_cert, "run `doit certs`"), _read(where.ca_cert, "")
@@ -173,12 +177,11 @@ def check(plan: ServePlan, *, emit: Callable[[str], None] = warn) -> ServeConten
         certs.check_leaf(cert_pem, _read(where.server_key, "run `doit certs`"), ca_pem, plan.host)
     except certs.CertError as err:
         raise ServeError(f"cannot serve {plan.url}: {err}") from None
-    ca_digests = _ca_digests(ca_pem)
-    _check_embedded(plan, summary, ca_digests)
+    _check_embedded(plan, summary, ca_pem)
     boards = _boards(plan.boards_dir, emit)
     _check_downgrade(plan, image, boards)
-    notes = board_warnings(plan, summary, image, ca_digests, boards)
-    if summary.get("holds_secret"):
+    notes = board_warnings(plan, summary, image, certs.ca_digests(ca_pem), boards)
+    if summary.holds_secret:
         notes.append(
             f"{image_file.name} embeds the Wi-Fi password (apps.{plan.app} is an OTA client and "
             "wifi.password is set): anyone who reaches this server can read it; provision "
@@ -211,17 +214,15 @@ def _check_signature(plan: ServePlan, data: bytes, name: str) -> None:
         ) from None
 
 
-def _check_downgrade(
-    plan: ServePlan, image: AppImage, boards: Sequence[tuple[str, Mapping[str, Any]]]
-) -> None:
+def _check_downgrade(plan: ServePlan, image: AppImage, boards: Sequence[BoardRecord]) -> None:
     """Anti-rollback: a board's bootloader never boots a secure_version below its eFuse value,
     which is at least the secure_version of the app it runs."""
-    for mac, board in boards:
-        running = _dict(board.get("app")).get("secure_version")
-        if isinstance(running, int) and image.secure_version < running:
+    for board in boards:
+        running = board.app.secure_version
+        if image.secure_version < running:
             raise ServeError(
                 f"cannot serve {image.name}: its secure_version {image.secure_version} is lower "
-                f"than {running}, which board {mac} already runs; its anti-rollback eFuse "
+                f"than {running}, which board {board.mac} already runs; its anti-rollback eFuse "
                 f"refuses it: set apps.{plan.app}.secure_version to {running} or more"
             )
 
@@ -267,132 +268,99 @@ def _read(path: Path, fix: str) -> bytes:
         raise ServeError(f"{path}: cannot be read ({err.strerror})") from None
 
 
-def _summary(path: Path, app: str) -> dict[str, Any]:
-    data = _read(path, f"run `doit build:{app}` first")
+def _summary(path: Path, app: str) -> AppSummary:
     try:
-        loaded = json.loads(data)
-    except ValueError:
-        raise ServeError(f"{path}: not JSON; run `doit build:{app}`") from None
-    return _dict(loaded)
+        return outputs.read(path, fix=f"run `doit build:{app}` first")
+    except ToolError as err:
+        raise ServeError(str(err)) from None
 
 
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _app_file(summary: Mapping[str, Any], plan: ServePlan) -> Path:
-    entries = summary.get("images")
-    for entry in entries if isinstance(entries, list) else []:
-        if isinstance(entry, dict) and entry.get("role") == "app" and entry.get("file"):
-            return Path(str(entry["file"]))
-    raise ServeError(f"{plan.app_summary}: names no app image; run `doit build:{plan.app}`")
-
-
-def _ca_digests(ca_pem: bytes) -> frozenset[str]:
-    """SHA-256 of certs/ca_cert.pem as stored and as the build embeds it (re-encoded PEM)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    pem = x509.load_pem_x509_certificate(ca_pem).public_bytes(Encoding.PEM)
-    return frozenset({hashlib.sha256(ca_pem).hexdigest(), hashlib.sha256(pem).hexdigest()})
-
-
-def _check_embedded(plan: ServePlan, summary: Mapping[str, Any], ca: frozenset[str]) -> None:
+def _check_embedded(plan: ServePlan, summary: AppSummary, ca_pem: bytes) -> None:
     """The CA compiled into the flashed app (and the served one) must be the current CA."""
-    apps: list[tuple[str, Mapping[str, Any]]] = [(plan.app, summary)]
+    apps = [summary]
     if plan.flash_summary is not None:
         if plan.flash_summary.is_file():
-            apps.append((plan.flash_app, _summary(plan.flash_summary, plan.flash_app)))
+            apps.append(_summary(plan.flash_summary, plan.flash_app))
         else:
             warn(
                 f"{plan.flash_summary}: missing, so the CA embedded in app '{plan.flash_app}' "
                 f"is not checked; run `doit build:{plan.flash_app}`"
             )
-    for app, facts in apps:
-        embedded = facts.get("ca_sha256")
-        if isinstance(embedded, str) and embedded not in ca:
-            raise ServeError(
-                f"the CA embedded in app '{app}' (SHA-256 {embedded[:16]}…) is not the CA that "
-                f"signed the server cert (certs/ca_cert.pem, SHA-256 {min(ca)[:16]}…); "
-                f"run `doit build:{app}` and flash it over serial"
-            )
+    for app in apps:
+        try:
+            certs.check_embedded_ca(app.ca_sha256, ca_pem, app.app)
+        except certs.CertError as err:
+            raise ServeError(str(err)) from None
 
 
-def _boards(folder: Path, emit: Callable[[str], None]) -> list[tuple[str, dict[str, Any]]]:
-    """build/boards/<mac>.json as the flash task left them; unreadable files are skipped."""
+def _boards(folder: Path, emit: Callable[[str], None]) -> list[BoardRecord]:
+    """build/boards/<mac>.json as the flash task left them; unreadable ones are skipped."""
     records = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            emit(f"{path}: skipped, not a readable board record ({err})")
-            continue
-        if isinstance(record, dict):
-            records.append((str(record.get("mac") or path.stem), record))
-        else:
-            emit(f"{path}: skipped, not a board record")
+            records.append(record.read(path))
+        except ToolError as err:
+            emit(f"{err} (this board is not checked)")
     return records
 
 
 def board_warnings(
     plan: ServePlan,
-    summary: Mapping[str, Any],
+    summary: AppSummary,
     image: AppImage,
     ca: frozenset[str],
-    boards: Sequence[tuple[str, Mapping[str, Any]]],
+    boards: Sequence[BoardRecord],
 ) -> list[str]:
     """What each board flashed over serial will not get, or will refuse, from this server (pure)."""
-    served = {str(e.get("role")): e for e in summary.get("images") or [] if isinstance(e, dict)}
-    settings = _dict(summary.get("flash_settings"))
+    settings = summary.flash_settings
     notes: list[str] = []
-    for mac, board in boards:
-        flashed = _dict(board.get("images"))
-        table = board.get("partition_table_sha256") or _dict(flashed.get("partition-table")).get(
-            "sha256"
-        )
+    for board in boards:
         pairs = (
-            (
-                "bootloader",
-                _dict(flashed.get("bootloader")).get("sha256"),
-                served.get("bootloader", {}).get("sha256"),
+            *(
+                (what, _sha256(board.image(role)), _sha256(summary.image(role)))
+                for what, role in (
+                    ("bootloader", "bootloader"),
+                    ("partition table", "partition-table"),
+                )
             ),
-            ("partition table", table, served.get("partition-table", {}).get("sha256")),
-            ("flash size", board.get("flash_size"), settings.get("flash_size")),
-            ("flash mode", board.get("flash_mode"), settings.get("flash_mode")),
-            ("embedded CA", board.get("ca_sha256"), summary.get("ca_sha256")),
+            ("flash size", board.flash_size, settings.flash_size),
+            ("flash mode", board.flash_mode, settings.flash_mode),
+            ("embedded CA", board.ca_sha256, summary.ca_sha256),
         )
         for what, before, now in pairs:
             if before and now and before != now:
                 notes.append(
-                    f"board {mac}: the {what} of app '{plan.app}' differs from the one flashed "
-                    f"over serial ({_shown(before)} -> {_shown(now)}); OTA cannot deliver it: "
-                    "run `doit flash`"
+                    f"board {board.mac}: the {what} of app '{plan.app}' differs from the one "
+                    f"flashed over serial ({_shown(before)} -> {_shown(now)}); OTA cannot deliver "
+                    "it: run `doit flash`"
                 )
-        notes += _trust_warnings(plan, image, mac, board, ca)
+        notes += _trust_warnings(plan, image, board, ca)
     return notes
 
 
+def _sha256(image: FlashedImage | ImageEntry | None) -> str | None:
+    return None if image is None else image.sha256
+
+
 def _trust_warnings(
-    plan: ServePlan, image: AppImage, mac: str, board: Mapping[str, Any], ca: frozenset[str]
+    plan: ServePlan, image: AppImage, board: BoardRecord, ca: frozenset[str]
 ) -> list[str]:
     notes = []
-    trusted = board.get("ca_sha256")
-    if isinstance(trusted, str) and trusted not in ca:
+    mac, trusted, url = board.mac, board.ca_sha256, board.ota_url
+    if trusted is not None and trusted not in ca:
         notes.append(
             f"board {mac}: its embedded CA (SHA-256 {trusted[:16]}…) did not sign this server's "
             "cert; it will refuse the download: run `doit flash`"
         )
-    url = board.get("ota_url")
-    if isinstance(url, str) and url and url != plan.url:
+    if url and url != plan.url:
         notes.append(
             f"board {mac}: fetches '{url}' but this server is '{plan.url}' (an `auto` host may "
             "have changed); it will not find this server: set $OTA_HOST or run `doit flash`"
         )
-    version = _dict(board.get("app")).get("version")
-    if version == image.version:
+    if board.app.version == image.version:
         notes.append(
-            f"board {mac}: already runs version '{version}'; advanced_https_ota_example refuses "
-            f"an image with the running version: bump apps.{plan.app}.version"
+            f"board {mac}: already runs version '{image.version}'; advanced_https_ota_example "
+            f"refuses an image with the running version: bump apps.{plan.app}.version"
         )
     return notes
 

@@ -6,6 +6,7 @@ Plans and files live here (what to issue, when to reissue); X.509 mechanics in `
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -46,13 +47,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CA_DAYS",
-    "KEY_TYPES",
     "RENEW_WITHIN",
     "CertError",
     "CertPaths",
     "CertPlan",
     "IssueReport",
     "KeyType",
+    "ca_digests",
     "check_embedded_ca",
     "check_leaf",
     "covers_host",
@@ -64,7 +65,6 @@ __all__ = [
     "plan",
 ]
 
-KEY_TYPES: tuple[KeyType, ...] = ("ec-p256", "rsa-2048")
 CA_DAYS = 3650
 RENEW_WITHIN = timedelta(days=30)
 _DIR_MODE, _KEY_MODE, _CERT_MODE = 0o700, 0o600, 0o644
@@ -138,14 +138,12 @@ class IssueReport:
 
 
 def plan(
-    *, project: str, host: str, key: str, days: int, certs_dir: Path, env: Mapping[str, str]
+    *, project: str, host: str, key: KeyType, days: int, certs_dir: Path, env: Mapping[str, str]
 ) -> CertPlan:
-    """The cert plan for a resolved URL host; `env` may name a CI-provided CA."""
-    if key not in KEY_TYPES:
-        choices = ", ".join(f"'{k}'" for k in KEY_TYPES)
-        raise ConfigError(("ota", "cert", "key"), f"expected one of {choices}, got '{key}'")
-    if days < 1:
-        raise ConfigError(("ota", "cert", "days"), f"expected at least 1, got {days}")
+    """The cert plan for a resolved URL host; `env` may name a CI-provided CA.
+
+    `key` and `days` come from the model (ota.cert), which validated them.
+    """
     if not host or not host.isascii():
         raise ConfigError(
             ("ota", "url"),
@@ -156,7 +154,7 @@ def plan(
     return CertPlan(
         project=project,
         host=host,
-        key="rsa-2048" if key == "rsa-2048" else "ec-p256",
+        key=key,
         days=days,
         certs_dir=certs_dir,
         ca_cert_file=ca_cert,
@@ -205,14 +203,24 @@ def check_leaf(
         raise CertError(f"server cert expired on {_when(leaf.not_valid_after_utc)}; {_REISSUE}")
 
 
-def check_embedded_ca(embedded_pem: bytes, ca_pem: bytes, app: str) -> None:
-    """Raise CertError when the CA built into `app` is not the CA that signs the server cert."""
-    embedded, current = fingerprint(embedded_pem), fingerprint(ca_pem)
-    if embedded != current:
-        raise CertError(
-            f"the CA embedded in app '{app}' (SHA-256 {_short(embedded)}) is not the CA that "
-            f"signed the server cert (SHA-256 {_short(current)}); rebuild the app"
-        )
+def ca_digests(ca_pem: bytes) -> frozenset[str]:
+    """SHA-256 of certs/ca_cert.pem as stored and as `place_ca` writes it for a build to embed
+    (app.json's and the board record's ca_sha256 are one of these when the CA is current)."""
+    embedded = cert_to_pem(parse_cert(ca_pem, "the CA cert"))
+    return frozenset({hashlib.sha256(ca_pem).hexdigest(), hashlib.sha256(embedded).hexdigest()})
+
+
+def check_embedded_ca(embedded_sha256: str | None, ca_pem: bytes, app: str) -> None:
+    """Raise CertError when the CA built into `app` (app.json's ca_sha256; None: it embeds none)
+    is not the CA that signs the server cert: boards running it would refuse this server."""
+    if embedded_sha256 is None or embedded_sha256 in ca_digests(ca_pem):
+        return
+    current = hashlib.sha256(ca_pem).hexdigest()
+    raise CertError(
+        f"the CA embedded in app '{app}' (SHA-256 {_short(embedded_sha256)}) is not the CA that "
+        f"signed the server cert (certs/ca_cert.pem, SHA-256 {_short(current)}); "
+        f"run `doit build:{app}` and flash it over serial"
+    )
 
 
 # ---------------------------------------------------------------- edge actions

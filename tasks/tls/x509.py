@@ -9,9 +9,10 @@ import hashlib
 import ipaddress
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from ..config.hosts import is_ip
+from ..config.model import CertKey
 from ..errors import ProjectError
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ __all__ = [
     "signed_by",
 ]
 
-KeyType = Literal["ec-p256", "rsa-2048"]
+KeyType = CertKey  # ota.cert.key: the model owns the choices
 # Boards and laptops disagree about the time; a cert that starts "now" fails on a slow clock.
 CLOCK_SKEW = timedelta(hours=1)
 
