@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from .. import process
 from ..errors import ToolError, warn
 from ..files import write_if_changed
+from ..idf import esptool_log, kconfig, sdkconfig, signing
 from ..idf import images as image_checks
-from ..idf import kconfig, sdkconfig, signing
 from ..idf.idftool import IdfTool, find_idf
 from ..idf.partitions import Partition
 from ..tls import certs
@@ -317,14 +317,15 @@ def _merged(
 
     settings = flasher.get("flash_settings")
     settings = settings if isinstance(settings, dict) else {}
-    data = merge_bin(
-        [(int(str(image["offset"]), 16), str(image["file"])) for image in images],
-        plan.target,
-        output=None,
-        flash_mode=str(settings.get("flash_mode", "keep")),
-        flash_freq=str(settings.get("flash_freq", "keep")),
-        flash_size=str(settings.get("flash_size", "keep")),
-    )
+    with esptool_log.quiet_esptool(esptool_log.Progress()):  # its notes are not news here
+        data = merge_bin(
+            [(int(str(image["offset"]), 16), str(image["file"])) for image in images],
+            plan.target,
+            output=None,
+            flash_mode=str(settings.get("flash_mode", "keep")),
+            flash_freq=str(settings.get("flash_freq", "keep")),
+            flash_size=str(settings.get("flash_size", "keep")),
+        )
     return bytes(data or b"")
 
 
@@ -333,10 +334,10 @@ def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
     write build/<app>/app.json (what flash, serve and the manifest read)."""
     idf = idf or find_idf(os.environ, plan.idf_version)
     prepare(plan)
+    log = plan.build_dir / "build.log"
+    # The stand-in's output imitates idf.py's: it goes to the log only, never to the terminal.
     process.run(
-        plan.command(idf),
-        log=plan.build_dir / "build.log",
-        what=f"idf.py build of app '{plan.app}'",
+        plan.command(idf), log=log, what=f"idf.py build of app '{plan.app}'", echo=not idf.synthetic
     )
     _check_config(plan)
     flasher = read_flasher_args(plan.build_dir)
@@ -372,7 +373,8 @@ def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
     state = _state(plan)
     state["built_sdkconfig"] = _sdkconfig_digest(plan)
     write_if_changed(_state_file(plan), json.dumps(state))
-    print(f"app '{plan.app}': {app['name']} {app['version']} verified, {app['size']} bytes")
+    made = f"built by the idf.py stand-in (log: {log})" if idf.synthetic else "verified"
+    print(f"app '{plan.app}': {app['name']} {app['version']} {made}, {app['size']} bytes")
 
 
 def plan(
@@ -383,8 +385,12 @@ def plan(
     paths: Paths,
     idf_root: Path | None,
     signing_key: Path | None = None,
+    exists: Callable[[Path], bool] = Path.exists,
 ) -> BuildPlan:
-    """The build of `app`: where its sources are, what it is built with, what it must fit."""
+    """The build of `app`: where its sources are, what it is built with, what it must fit.
+
+    `exists` tells whether a source file is there (a tree a task writes later says so itself).
+    """
     if app.in_idf:
         source = (idf_root or Path("$IDF_PATH")) / app.idf_subpath
     else:
@@ -394,9 +400,7 @@ def plan(
     project_dir = paths.staged(app.name)
     own_defaults = project_dir / "sdkconfig.defaults"
     generated = paths.sdkconfig_defaults(app.name)
-    defaults = (
-        (own_defaults, generated) if (source / "sdkconfig.defaults").exists() else (generated,)
-    )
+    defaults = (own_defaults, generated) if exists(source / "sdkconfig.defaults") else (generated,)
     client = app.ota_client and project.ota is not None
     secret = options.secret_options
     return BuildPlan(
@@ -424,7 +428,12 @@ def plan(
 
 
 def plans(
-    project: Project, *, paths: Paths, idf_root: Path | None, signing_key: Path | None = None
+    project: Project,
+    *,
+    paths: Paths,
+    idf_root: Path | None,
+    signing_key: Path | None = None,
+    exists: Callable[[Path], bool] = Path.exists,
 ) -> list[BuildPlan]:
     """One BuildPlan per app in project.yaml, in order."""
     return [
@@ -435,6 +444,7 @@ def plans(
             paths=paths,
             idf_root=idf_root,
             signing_key=signing_key,
+            exists=exists,
         )
         for app in project.apps
     ]
