@@ -26,7 +26,7 @@ from .errors import ConfigError, ConfigErrors, ProjectError, warn
 from .firmware import build, defaults, kconfig_source, manifest, render, repro, signing_key, staging
 from .idf import idftool, signing
 from .paths import TEMPLATES, Paths
-from .rehearsal import rehearse
+from .rehearsal import rehearse, standin
 from .serve import content as serve
 from .serve import engines
 from .serve import nginx as publish
@@ -357,43 +357,55 @@ def _build_plans(project: Project) -> list[build.BuildPlan]:
     )
 
 
+def _build_task(
+    plan: build.BuildPlan,
+    paths: Paths,
+    *,
+    idf: idftool.IdfTool | None = None,
+    tree: list[Path] | None = None,
+) -> dict[str, Any]:
+    """build:<app> (and the rehearsal's stand-in builds): idf.py build, then app.json."""
+    written = [plan.ca_dest] if plan.ca_dest is not None else []
+    sources = (
+        staging.app_sources(plan.source, exclude=written, project_dir=paths.root)
+        if plan.source.is_dir()
+        else []
+    )
+    certs_dep = [plan.ca_source] if plan.ca_source is not None else []
+    certs_dep += [plan.signing_key] if plan.signing_key is not None else []
+    summary = paths.app_summary(plan.app)
+    return _recorded(
+        {
+            "name": plan.app,
+            "doc": f"idf.py build of {plan.source}",
+            "actions": [(_run, [build.build_app, plan, idf])],
+            "file_dep": [
+                *sources,
+                *(tree or []),  # a tree a task writes (the rehearsal's synthetic ESP-IDF)
+                paths.sdkconfig_defaults(plan.app),
+                paths.partitions_csv,
+                *certs_dep,
+            ],
+            "targets": [summary],
+            # A deleted or replaced image makes the build stale even when app.json survives.
+            "uptodate": [
+                _fingerprint(plan.to_json()),
+                (build.outputs_intact, [summary]),
+                (build.config_unchanged, [plan]),  # e.g. after doit menuconfig
+            ],
+            "verbosity": 2,
+        }
+    )
+
+
 def task_build() -> Iterator[dict[str, Any]]:
     """Build every app with idf.py, check its options and images, and write build/manifest.json."""
     project = load_project()
     paths = Paths(project.project_dir)
     summaries = []
     for plan in _build_plans(project):
-        written = [plan.ca_dest] if plan.ca_dest is not None else []
-        sources = (
-            staging.app_sources(plan.source, exclude=written, project_dir=project.project_dir)
-            if plan.source.is_dir()
-            else []
-        )
-        certs_dep = [plan.ca_source] if plan.ca_source is not None else []
-        certs_dep += [plan.signing_key] if plan.signing_key is not None else []
-        summary = paths.app_summary(plan.app)
-        summaries.append(summary)
-        yield _recorded(
-            {
-                "name": plan.app,
-                "doc": f"idf.py build of {plan.source}",
-                "actions": [(_run, [build.build_app, plan])],
-                "file_dep": [
-                    *sources,
-                    paths.sdkconfig_defaults(plan.app),
-                    paths.partitions_csv,
-                    *certs_dep,
-                ],
-                "targets": [summary],
-                # A deleted or replaced image makes the build stale even when app.json survives.
-                "uptodate": [
-                    _fingerprint(plan.to_json()),
-                    (build.outputs_intact, [summary]),
-                    (build.config_unchanged, [plan]),  # e.g. after doit menuconfig
-                ],
-                "verbosity": 2,
-            }
-        )
+        summaries.append(paths.app_summary(plan.app))
+        yield _build_task(plan, paths)
     yield _recorded(
         {
             "name": "manifest",
@@ -698,14 +710,53 @@ def _rehearse(plan: rehearse.RehearsalPlan, fail: str, partial: bool) -> TaskFai
     return _run(functools.partial(rehearse.run, failure=fail, partial=partial), plan)
 
 
-def task_rehearse() -> dict[str, Any]:
+def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
+    """rehearse-build:esp-idf and :<app>: with no ESP-IDF here, the stand-in builds every app
+    from a synthetic ESP-IDF tree into build/virtual/, through the same task as build:<app>."""
+    yield {
+        "basename": "rehearse-build",
+        "name": None,
+        "doc": "Build every app with the idf.py stand-in into build/virtual/ (no ESP-IDF here).",
+    }
+    root = rehearse.idf_root(project)
+    tree = rehearse.idf_tree_files(root)
+    yield _recorded(
+        {
+            "basename": "rehearse-build",
+            "name": "esp-idf",
+            "doc": "the synthetic ESP-IDF tree the stand-in builds the examples from",
+            "actions": [(rehearse.write_idf_tree, [root])],
+            "targets": tree,
+            "uptodate": [_fingerprint({"tree": str(root)})],
+            "clean": True,
+        }
+    )
+    virtual = Paths(project.project_dir, variant="virtual")
+    for plan in rehearse.builds(project, _signing_key(project)):
+        yield {
+            "basename": "rehearse-build",
+            **_build_task(plan, virtual, idf=standin.tool(), tree=tree),
+        }
+
+
+def task_rehearse() -> Iterator[dict[str, Any]]:
     """Rehearse the whole OTA on a virtual board: flash, serve, update, reboot (no hardware)."""
     project = load_project()
     plan = _rehearsal_plan(project)
     if plan is None:
-        return {"actions": [], "doc": "project.yaml has no ota: section; nothing to rehearse"}
-    return {
+        yield {
+            "basename": "rehearse",
+            "actions": [],
+            "doc": "project.yaml has no ota: section; nothing to rehearse",
+        }
+        return
+    if plan.synthetic:
+        yield from _virtual_builds(project)
+    yield {
+        "basename": "rehearse",
         "actions": [(_rehearse, [plan])],
+        # Made first by render, certs, signing-key and build (or rehearse-build) as usual.
+        "file_dep": rehearse.inputs(plan),
         "params": [
             {
                 "name": "fail",

@@ -71,18 +71,23 @@ def run(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     umask: int = 0o077,
+    echo: bool = True,
 ) -> None:
-    """Run a build step with its output streamed live (and kept in `log`).
+    """Run a build step with its output streamed live (and kept in `log`); with echo off, the
+    command line and the output go to `log` only.
 
     Raises:
         ToolError: it could not start, or exit code ≠ 0; with the last lines and the log path.
     """
-    _announce(command)
+    if echo:
+        _announce(command)
     tail: deque[str] = deque(maxlen=_TAIL_LINES)
     environment = {**_environment(env), "PYTHONUNBUFFERED": "1"}
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
     with open(log if log is not None else os.devnull, "w", encoding="utf-8") as log_file:
+        if not echo:
+            log_file.write("$ " + shlex.join(command) + "\n")
         try:
             child = subprocess.Popen(
                 list(command),
@@ -100,8 +105,9 @@ def run(
         try:
             assert child.stdout is not None
             for line in child.stdout:
-                sys.stdout.write(line)
-                sys.stdout.flush()
+                if echo:
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
                 log_file.write(line)
                 tail.append(line.rstrip("\n"))
             code = child.wait()

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 from esp_ota_doit.device import flash
+from esp_ota_doit.device.link import Link
 from esp_ota_doit.errors import DeviceError
 from esp_ota_doit.firmware import outputs
 from esp_ota_doit.idf import otadata, partition_files
 
-from tests.doitrun import edit, run_with_output
+from tests.doitrun import edit, executed, run_with_output
 from tests.test_serve import summary as app_summary
 
 SUMMARY = app_summary("factory", Path("factory.bin"), b"image", ca_sha256=None)
@@ -36,9 +37,23 @@ def rehearsal(project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_rehearse__the_whole_story(rehearsal: Path) -> None:
-    code, _, text = run_with_output(rehearsal, "rehearse")
+    code, results, text = run_with_output(rehearsal, "rehearse")
     assert code == 0, text
-    assert "SYNTHETIC BUILD" in text
+    # The graph's own tasks made what the rehearsal reads; the stand-in built under build/virtual/.
+    assert executed(results) >= {
+        "render:partitions",
+        "certs",
+        "rehearse-build:esp-idf",
+        "rehearse-build:factory",
+        "rehearse-build:hello_world",
+        "rehearse",
+    }
+    # What is synthetic is said once; the stand-in's imitation of idf.py goes to its log only.
+    assert text.count("synthetic images: no ESP-IDF here") == 1
+    for imitation in ("idf.py flash", "Project build complete", "-- Configuring", "ninja", "$ "):
+        assert imitation not in text
+    log = (rehearsal / "build/virtual/factory/build.log").read_text()
+    assert "Project build complete" in log
     assert "boot: Loaded app from partition at offset 0x10000" in text
     assert text.rstrip().endswith("booted ota_0: hello_world 1.0.1")
     # The flash file holds a valid otadata entry selecting ota_0, and the served image there.
@@ -56,6 +71,21 @@ def test_rehearse__the_whole_story(rehearsal: Path) -> None:
     # Synthetic images stay under build/virtual/.
     assert not (rehearsal / "build" / "factory").exists()
     assert served.synthetic is True
+    # The second run builds nothing: the first already had every input, the example's own
+    # sdkconfig.defaults included (the synthetic tree is written after planning).
+    code, results, text = run_with_output(rehearsal, "rehearse")
+    assert code == 0, text
+    assert executed(results) == {"rehearse"}
+    assert text.rstrip().endswith("booted ota_0: hello_world 1.0.1")
+
+
+def test_rehearse__a_fresh_tree_builds_with_the_examples_own_defaults(rehearsal: Path) -> None:
+    code, _, text = run_with_output(rehearsal, "rehearse-build:factory")
+    assert code == 0, text
+    command = (rehearsal / "build/virtual/factory/build.log").read_text().splitlines()[0]
+    own = rehearsal / "build/virtual/src/factory/sdkconfig.defaults"
+    generated = rehearsal / "build/generated/factory.sdkconfig.defaults"
+    assert f"SDKCONFIG_DEFAULTS={own};{generated}" in command
 
 
 @pytest.mark.parametrize(
@@ -65,7 +95,6 @@ def test_rehearse__the_whole_story(rehearsal: Path) -> None:
         ("chip", "Mismatch chip id, expected 0, found 5"),
         ("corrupt", "Image validation failed, image is corrupted"),
         ("host", "esp-tls: Failed to verify peer certificate (IP address mismatch"),
-        ("same-version", "Current running version is the same as a new."),
     ],
 )
 def test_rehearse__failures_keep_the_factory_app(rehearsal: Path, failure: str, cause: str) -> None:
@@ -75,11 +104,41 @@ def test_rehearse__failures_keep_the_factory_app(rehearsal: Path, failure: str, 
     assert f"the board still boots factory; the update was refused: {cause}" in text
 
 
+@pytest.mark.parametrize(
+    ("example", "project_name", "ending"),
+    [
+        # simple_ota_example calls esp_https_ota() and compares no versions: it installs it.
+        (
+            "simple_ota_example",
+            "simple_ota",
+            "booted ota_0: simple_ota 1.0.0\nsimple_ota does not compare versions (only "
+            "advanced_https_ota refuses the one it runs), so it installed 1.0.0 again",
+        ),
+        (
+            "advanced_https_ota",
+            "advanced_https_ota",
+            "booted factory: advanced_https_ota 1.0.0\nthe board still boots factory; the update "
+            "was refused: Current running version is the same as a new. We will not continue "
+            "the update.",
+        ),
+    ],
+)
+def test_rehearse__same_version_as_the_configured_example_does(
+    rehearsal: Path, example: str, project_name: str, ending: str
+) -> None:
+    edit(rehearsal, "ota/simple_ota_example", f"ota/{example}")
+    code, _, text = run_with_output(rehearsal, "rehearse", "--fail", "same-version")
+    assert code == 0, text
+    assert text.rstrip().endswith(ending)
+
+
 def test_rehearse__partial_download(rehearsal: Path) -> None:
     code, _, text = run_with_output(rehearsal, "rehearse", "--partial")
     assert code == 0, text
-    assert "ota: HEAD: Content-Length" in text
-    assert "ota: Range bytes=0-" in text
+    # The image (about 11 KiB) fits one request of esp_https_ota's default 64 KiB: a plain GET.
+    assert "ota: HEAD: Content-Length " in text
+    assert "; one GET (the request size is 65536)" in text
+    assert "Range" not in text
     assert text.rstrip().endswith("booted ota_0: hello_world 1.0.1")
 
 
@@ -92,7 +151,16 @@ def test_rehearse__without_the_emulator_says_how_to_install_it(
     assert "the virtual board needs the ROM loader emulator; pip install -e '.[rehearse]'" in text
 
 
-def test_flash__synthetic_images_never_go_to_a_real_port(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "port",
+    [
+        "/dev/ttyUSB0",
+        # A loopback socket the user names is not the virtual board: only its Link says so.
+        "socket://127.0.0.1:9",
+        Link.of("socket://127.0.0.1:9"),
+    ],
+)
+def test_flash__synthetic_images_never_go_to_a_real_port(tmp_path: Path, port: str | Link) -> None:
     summary = tmp_path / "app.json"
     outputs.write(summary, replace(SUMMARY, synthetic=True))
     plan = flash.FlashPlan(
@@ -106,7 +174,29 @@ def test_flash__synthetic_images_never_go_to_a_real_port(tmp_path: Path) -> None
         baud=460800,
     )
     with pytest.raises(DeviceError, match="refusing to write synthetic images"):
-        flash.write(plan, port="/dev/ttyUSB0")
+        flash.write(plan, port=port)
+
+
+@pytest.mark.parametrize(
+    ("port", "resettable", "fixed_baud"),
+    [
+        ("/dev/ttyUSB0", True, False),
+        ("rfc2217://host:4000", True, False),  # RFC 2217 carries DTR/RTS and the baud rate
+        ("socket://192.168.1.5:3333", False, True),  # raw TCP carries neither
+    ],
+)
+def test_link__what_a_named_port_can_do(port: str, resettable: bool, fixed_baud: bool) -> None:
+    link = Link.of(port)
+    assert (link.resettable, link.fixed_baud, link.virtual) == (resettable, fixed_baud, False)
+
+
+def test_link__the_virtual_board_says_it_is_virtual(tmp_path: Path) -> None:
+    from esp_ota_doit.rehearsal.board import VirtualBoard
+
+    with VirtualBoard(tmp_path / "flash.bin", target="esp32", flash_size=4 << 20) as board:
+        link = board.link
+    assert link.virtual and not link.resettable and link.fixed_baud
+    assert link.port.startswith("socket://127.0.0.1:")
 
 
 def test_rehearse__a_flash_app_that_is_no_ota_client(rehearsal: Path) -> None:

@@ -186,19 +186,41 @@ def make_site(
     return Site(root=root, plan=serve.plan(project, paths), image=data)
 
 
+class LogLines(list[str]):
+    """The request log as the Console writes it; `wait_for` blocks (bounded) until a line holding
+    the text arrives: the server logs a transfer once the client has acknowledged it all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = threading.Condition()
+
+    def add(self, line: str) -> None:
+        with self.changed:
+            self.append(line)
+            self.changed.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 10) -> str:
+        with self.changed:
+            found = self.changed.wait_for(
+                lambda: next((line for line in self if text in line), None), timeout
+            )
+        assert found, f"no log line with {text!r} in {list(self)}"
+        return found
+
+
 @contextmanager
-def running(site: Site, *, limits: Limits | None = None) -> Iterator[tuple[int, list[str]]]:
+def running(site: Site, *, limits: Limits | None = None) -> Iterator[tuple[int, LogLines]]:
     """The server on 127.0.0.1:<ephemeral>, serving in a thread; yields (port, log lines)."""
     content = serve.check(site.plan, emit=lambda _: None)
-    lines: list[str] = []
+    lines = LogLines()
     console = Console("text")
     where = certs.paths(site.plan.certs_dir)
 
     def listener(kind: str, item: object) -> None:
         if isinstance(item, str):
-            lines.append(item)
+            lines.add(item)
         elif kind == "end":
-            lines.append(console._request_line(item))  # type: ignore[arg-type]
+            lines.add(console.request_line(item))  # type: ignore[arg-type]
 
     server = Server(
         resources=content.resources,
@@ -226,7 +248,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
 
 
 @pytest.fixture(scope="module")
-def live(site: Site) -> Iterator[tuple[int, list[str]]]:
+def live(site: Site) -> Iterator[tuple[int, LogLines]]:
     with running(site) as started:
         yield started
 
@@ -327,7 +349,7 @@ def test_check__bodies_are_exact(site: Site) -> None:
 
 
 def test_serve__curl_downloads_and_verifies(
-    site: Site, live: tuple[int, list[str]], tmp_path: Path
+    site: Site, live: tuple[int, LogLines], tmp_path: Path
 ) -> None:
     if shutil.which("curl") is None:
         pytest.skip(reason="curl not installed")
@@ -354,7 +376,7 @@ def test_serve__curl_downloads_and_verifies(
     assert check.stdout == "hello_world.bin: OK\n"
 
 
-def test_serve__openssl_s_client_verifies_ip(site: Site, live: tuple[int, list[str]]) -> None:
+def test_serve__openssl_s_client_verifies_ip(site: Site, live: tuple[int, LogLines]) -> None:
     port, _ = live
     request = (
         b"GET /hello_world.bin.sha256 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
@@ -418,7 +440,7 @@ def test_serve__dns_host_with_hostname_checks(tmp_path: Path) -> None:
             get(named, port, "/manifest.json")
 
 
-def test_serve__urllib_downloads(site: Site, live: tuple[int, list[str]]) -> None:
+def test_serve__urllib_downloads(site: Site, live: tuple[int, LogLines]) -> None:
     port, lines = live
     url = f"https://127.0.0.1:{port}/hello_world.bin"
     with urllib.request.urlopen(url, context=context(site), timeout=10) as response:
@@ -427,15 +449,34 @@ def test_serve__urllib_downloads(site: Site, live: tuple[int, list[str]]) -> Non
         assert response.headers["ETag"] == f'"{hashlib.sha256(site.image).hexdigest()}"'
         assert response.headers["Cache-Control"] == "no-cache"
         assert response.read() == site.image
-    time.sleep(0.05)
-    assert any(f"GET /hello_world.bin 200 {len(site.image)}B" in line for line in lines)
+    lines.wait_for(f"GET /hello_world.bin 200 {len(site.image)}B")
+
+
+def test_serve__the_log_shows_the_whole_transfer_time(site: Site) -> None:
+    """A client that takes its time: the line counts until it had every byte, not until the
+    kernel took them (sendall returns when the bytes are buffered)."""
+    with running(site) as (port, lines):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # hold little in the kernel
+        tls = context(site).wrap_socket(raw, server_hostname="127.0.0.1")
+        tls.sendall(b"GET /hello_world.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        received, started = b"", time.monotonic()
+        while chunk := tls.recv(4096):  # a board reads as it writes flash: a little at a time
+            received += chunk
+        took = time.monotonic() - started
+        tls.close()
+        line = lines.wait_for("GET /hello_world.bin 200")
+    assert received.endswith(site.image)
+    assert f" {len(site.image)}B " in line
+    logged = float(line.rsplit(" ", 1)[1].removesuffix("ms")) / 1000
+    assert logged > took / 2, (line, took)
 
 
 # ----------------------------------------------------------------------- RFC 9110 semantics
 
 
 def test_serve__head_is_200_with_the_length_esp_https_ota_needs(
-    site: Site, live: tuple[int, list[str]]
+    site: Site, live: tuple[int, LogLines]
 ) -> None:
     port, _ = live
     status, headers, body = get(site, live[0], "/hello_world.bin", method="HEAD")
@@ -467,7 +508,7 @@ SIZE = IMAGE_SIZE + 1360  # esptool's header, segment headers, padding, checksum
 )
 def test_serve__range(
     site: Site,
-    live: tuple[int, list[str]],
+    live: tuple[int, LogLines],
     header: str,
     status: int,
     content_range: str | None,
@@ -488,7 +529,7 @@ def test_serve__range(
         assert headers["content-length"] == str(len(body))
 
 
-def test_serve__if_range_never_splices_two_images(site: Site, live: tuple[int, list[str]]) -> None:
+def test_serve__if_range_never_splices_two_images(site: Site, live: tuple[int, LogLines]) -> None:
     port, _ = live
     etag = f'"{hashlib.sha256(site.image).hexdigest()}"'
     status, _, body = get(
@@ -502,7 +543,7 @@ def test_serve__if_range_never_splices_two_images(site: Site, live: tuple[int, l
         assert (status, body) == (200, site.image)
 
 
-def test_serve__conditionals(site: Site, live: tuple[int, list[str]]) -> None:
+def test_serve__conditionals(site: Site, live: tuple[int, LogLines]) -> None:
     port, _ = live
     etag = f'"{hashlib.sha256(site.image).hexdigest()}"'
     for tags in (etag, f'"x", W/{etag}', "*"):
@@ -513,7 +554,7 @@ def test_serve__conditionals(site: Site, live: tuple[int, list[str]]) -> None:
 
 
 def test_serve__keep_alive_serves_several_requests_on_one_connection(
-    site: Site, live: tuple[int, list[str]]
+    site: Site, live: tuple[int, LogLines]
 ) -> None:
     conn = http.client.HTTPSConnection("127.0.0.1", live[0], context=context(site), timeout=10)
     conn.connect()
@@ -534,7 +575,7 @@ def test_serve__keep_alive_serves_several_requests_on_one_connection(
 
 
 def test_serve__methods_other_than_get_and_head_are_405(
-    site: Site, live: tuple[int, list[str]]
+    site: Site, live: tuple[int, LogLines]
 ) -> None:
     for method in ("POST", "PUT", "DELETE", "OPTIONS", "PATCH", "BREW"):
         status, headers, body = get(site, live[0], "/hello_world.bin", method=method)
@@ -561,7 +602,7 @@ def test_respond__any_single_range_returns_exact_bytes(data: st.DataObject) -> N
 @settings(max_examples=25, deadline=None)
 @given(first=st.integers(0, SIZE - 1), length=st.integers(1, 300_000))
 def test_serve__random_ranges_over_tls(
-    site: Site, live: tuple[int, list[str]], first: int, length: int
+    site: Site, live: tuple[int, LogLines], first: int, length: int
 ) -> None:
     last = first + length - 1
     status, headers, body = get(
@@ -614,7 +655,7 @@ def test_respond__an_over_long_range_number_is_ignored_not_raised() -> None:
 
 
 def test_serve__over_long_numbers_get_an_answer_and_no_traceback(
-    site: Site, live: tuple[int, list[str]], monkeypatch: pytest.MonkeyPatch
+    site: Site, live: tuple[int, LogLines], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     escaped: list[threading.ExceptHookArgs] = []
     monkeypatch.setattr(threading, "excepthook", escaped.append)
@@ -665,7 +706,7 @@ HOSTILE = [
 
 @pytest.mark.parametrize("target", HOSTILE)
 def test_serve__hostile_paths_get_nothing(
-    site: Site, live: tuple[int, list[str]], target: str
+    site: Site, live: tuple[int, LogLines], target: str
 ) -> None:
     request = f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     reply = raw(site, live[0], request.encode())
@@ -676,7 +717,7 @@ def test_serve__hostile_paths_get_nothing(
     assert key_body[:40] not in reply and b"PRIVATE KEY" not in reply
 
 
-def test_serve__raw_bytes_and_query_strings(site: Site, live: tuple[int, list[str]]) -> None:
+def test_serve__raw_bytes_and_query_strings(site: Site, live: tuple[int, LogLines]) -> None:
     port, _ = live
     # Non-ASCII and control bytes in the request line are malformed, not looked up.
     for target in ("/h\xc3\xa9llo.bin".encode("latin-1"), b"/hello_world.bin\x00"):
@@ -705,7 +746,7 @@ def test_serve__raw_bytes_and_query_strings(site: Site, live: tuple[int, list[st
     ],
 )
 def test_serve__malformed_requests(
-    site: Site, live: tuple[int, list[str]], request_bytes: bytes, status: int
+    site: Site, live: tuple[int, LogLines], request_bytes: bytes, status: int
 ) -> None:
     reply = raw(site, live[0], request_bytes)
     assert status_of(reply) == status
@@ -795,13 +836,16 @@ def test_serve__a_trickling_client_is_dropped_at_the_head_deadline(site: Site) -
 
 
 class _FailingAccept:
-    """A listen socket whose accept() fails like a process out of descriptors, for a while."""
+    """A listen socket whose first accept() calls fail like a process out of descriptors."""
 
-    def __init__(self, real: socket.socket, until: float) -> None:
-        self.real, self.until = real, until
+    def __init__(self, real: socket.socket, failures: int) -> None:
+        self.real, self.failures = real, failures
+        self.failed = threading.Event()
 
     def accept(self) -> tuple[socket.socket, object]:
-        if time.monotonic() < self.until:
+        if self.failures > 0:
+            self.failures -= 1
+            self.failed.set()
             raise OSError(24, "Too many open files")
         return self.real.accept()
 
@@ -812,6 +856,9 @@ class _FailingAccept:
 def test_serve__accept_errors_are_noted_once_a_second_and_serving_goes_on(site: Site) -> None:
     content = serve.check(site.plan, emit=lambda _: None)
     where, lines = certs.paths(site.plan.certs_dir), []
+    real = socket.create_server(("127.0.0.1", 0), backlog=16)
+    # Three failures, 0.1 s apart: all within the one second a note covers.
+    failing = _FailingAccept(real, failures=3)
     server = Server(
         resources=content.resources,
         cert=where.server_cert,
@@ -819,13 +866,13 @@ def test_serve__accept_errors_are_noted_once_a_second_and_serving_goes_on(site: 
         bind="127.0.0.1",
         port=0,
         listener=lambda kind, item: lines.append(str(item)),
+        listening=failing,  # type: ignore[arg-type]
     )
     port = server.port
-    server._socket = _FailingAccept(server._socket, time.monotonic() + 0.6)  # type: ignore[assignment]
     stop = threading.Event()
     thread = threading.Thread(target=server.serve, args=(stop,), daemon=True)
     thread.start()
-    time.sleep(0.3)
+    assert failing.failed.wait(5)  # accept() has failed at least once before the download
     try:
         assert _download(site, port)  # queued in the backlog until accept() recovers
         assert thread.is_alive()

@@ -100,16 +100,27 @@ def _erase_reason(board: bytes, new: bytes, table_offset: int) -> str | None:
 
 
 def write(
-    plan: FlashPlan, *, port: str | None = None, baud: int | None = None, erase: bool = False
+    plan: FlashPlan,
+    *,
+    port: str | esplink.Link | None = None,
+    baud: int | None = None,
+    erase: bool = False,
 ) -> int:
     """doit flash: connect, erase if needed, write what changed, reset otadata, record the board.
+
+    `port` is a port name (--port), or a Link that says what its far end can do.
 
     Returns:
         The number of bytes written (0 for a board that already held everything).
     """
     summary = outputs.read(plan.app_summary)
-    chosen_port = esplink.resolve_port(port, os.environ, plan.port)
-    if summary.synthetic and not chosen_port.startswith("socket://127.0.0.1:"):
+    link = (
+        port
+        if isinstance(port, esplink.Link)
+        else esplink.Link.of(esplink.resolve_port(port, os.environ, plan.port))
+    )
+    chosen_port = link.port
+    if summary.synthetic and not link.virtual:
         raise DeviceError(
             f"refusing to write synthetic images (built without ESP-IDF) to {chosen_port}; "
             "they only go to the virtual board (doit rehearse)"
@@ -117,7 +128,7 @@ def write(
     regions = _regions(summary)
     speed = baud or esplink.env_baud(os.environ) or plan.baud
     try:
-        rows, mac = _flash(plan, summary, regions, chosen_port, speed, erase)
+        rows, mac = _flash(plan, summary, regions, link, speed, erase)
     except Exception as error:  # sorted below: only transfer errors get one retry
         if not esplink.is_transfer_error(error):
             raise esplink.as_device_error(error) from None
@@ -127,7 +138,7 @@ def write(
             f"transfer failed at {speed} baud ({error}); retrying once at {esplink.FALLBACK_BAUD}"
         )
         try:
-            rows, mac = _flash(plan, summary, regions, chosen_port, esplink.FALLBACK_BAUD, erase)
+            rows, mac = _flash(plan, summary, regions, link, esplink.FALLBACK_BAUD, erase)
         except Exception as again:  # as above, without a third try
             raise esplink.as_device_error(again, chosen_port) from None
     _print_summary(rows)
@@ -150,9 +161,9 @@ def _security(esp: Any) -> str | None:
     return " and ".join(features) or None
 
 
-def _check_flash_size(esp: Any, plan: FlashPlan, port: str) -> None:
+def _check_flash_size(esp: Any, plan: FlashPlan, link: esplink.Link) -> None:
     """A 4 MB layout on a 2 MB chip flashes, then fails at run time (ota_begin err=0x104)."""
-    if port.startswith("socket://"):  # the emulator's flash id always says 4 MB
+    if link.virtual:  # the emulator's flash id always says 4 MB
         return
     from esptool.cmds import detect_flash_size
 
@@ -191,7 +202,7 @@ def _flash(
     plan: FlashPlan,
     summary: AppSummary,
     regions: list[Region],
-    port: str,
+    link: esplink.Link,
     baud: int,
     erase: bool,
 ) -> tuple[list[tuple[str, int, str, float]], str]:
@@ -204,10 +215,10 @@ def _flash(
     stub = extra.stub
     with (
         esptool_log.quiet_esptool(progress),
-        esplink.connect(port, baud, plan.target, before=before, stub=stub) as esp,
+        esplink.connect(link, baud, plan.target, before=before, stub=stub) as esp,
     ):
         mac = ":".join(f"{byte:02x}" for byte in esp.read_mac())
-        _check_flash_size(esp, plan, port)
+        _check_flash_size(esp, plan, link)
         secured = _security(esp)
         table = next((r.data for r in regions if r.role == "partition-table"), b"")
         if erase:
@@ -240,7 +251,7 @@ def _flash(
                 )
             )
         after = extra.after.replace("_", "-")
-        if not port.startswith("socket://"):  # a TCP loader cannot be reset
+        if link.resettable:
             reset_chip(esp, after)
     return rows, mac
 

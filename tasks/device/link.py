@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import DeviceError, clip
 
 __all__ = [
     "FALLBACK_BAUD",
+    "Link",
     "as_device_error",
     "connect",
     "connect_hint",
@@ -24,6 +26,25 @@ __all__ = [
 ]
 
 FALLBACK_BAUD = 115200
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Link:
+    """A port esptool opens, and what the other end of it can do."""
+
+    port: str  # a device path or a pyserial URL
+    resettable: bool = True  # DTR/RTS reach EN and IO0: esptool resets the chip
+    fixed_baud: bool = False  # the far end sets the rate (a TCP bridge): never change_baud
+    # An emulated ROM loader (the rehearsal's board): the only link synthetic images may go
+    # over; its flash id always says 4 MB, whatever the layout.
+    virtual: bool = False
+
+    @classmethod
+    def of(cls, port: str) -> Link:
+        """A port the user named. pyserial's raw TCP (socket://) carries neither DTR/RTS nor
+        a baud rate; a device path and rfc2217:// carry both."""
+        tcp = port.startswith("socket://")
+        return cls(port=port, resettable=not tcp, fixed_baud=tcp)
 
 
 def resolve_port(option: str | None, env: Mapping[str, str], configured: str | None) -> str:
@@ -56,11 +77,19 @@ def _chip_name(target: str) -> str:
 
 @contextmanager
 def connect(
-    port: str, baud: int, target: str, *, before: str = "default-reset", stub: bool = True
+    link: Link | str,
+    baud: int,
+    target: str,
+    *,
+    before: str = "default-reset",
+    stub: bool = True,
 ) -> Iterator[Any]:
     """An esptool connection to the board, its chip checked against `target`, flash attached."""
     from esptool.cmds import attach_flash, detect_chip, run_stub
     from esptool.util import FatalError
+
+    link = link if isinstance(link, Link) else Link.of(link)
+    port = link.port
 
     # Like esptool: sync with the ROM loader at 115200, then switch to the fast rate.
     try:
@@ -73,7 +102,7 @@ def connect(
             raise DeviceError(f"board is {found}, project.yaml says {target} ({wanted})")
         if stub and not getattr(esp, "IS_STUB", False):
             esp = run_stub(esp)
-        if baud > FALLBACK_BAUD and not port.startswith("socket://"):
+        if baud > FALLBACK_BAUD and not link.fixed_baud:
             esp.change_baud(baud)
         attach_flash(esp)
         yield esp

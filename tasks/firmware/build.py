@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from .. import process
 from ..errors import ToolError, warn
 from ..files import write_if_changed
+from ..idf import esptool_log, sdkconfig, signing
 from ..idf import images as image_checks
-from ..idf import sdkconfig, signing
 from ..idf.idftool import IdfTool, find_idf
 from ..tls import certs
 from . import outputs
@@ -236,14 +236,15 @@ def _merged(plan: BuildPlan, settings: FlashSettings, images: Sequence[ImageEntr
     """One image for factory programming (esptool merge-bin), header settings from the build."""
     from esptool.cmds import merge_bin
 
-    data = merge_bin(
-        [(image.offset, str(image.file)) for image in images],
-        plan.target,
-        output=None,
-        flash_mode=settings.flash_mode or "keep",
-        flash_freq=settings.flash_freq or "keep",
-        flash_size=settings.flash_size or "keep",
-    )
+    with esptool_log.quiet_esptool(esptool_log.Progress()):  # its notes are not news here
+        data = merge_bin(
+            [(image.offset, str(image.file)) for image in images],
+            plan.target,
+            output=None,
+            flash_mode=settings.flash_mode or "keep",
+            flash_freq=settings.flash_freq or "keep",
+            flash_size=settings.flash_size or "keep",
+        )
     return bytes(data or b"")
 
 
@@ -270,10 +271,10 @@ def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
     write build/<app>/app.json (what flash, serve and the manifest read)."""
     idf = idf or find_idf(os.environ, plan.idf_version)
     prepare(plan)
+    log = plan.build_dir / "build.log"
+    # The stand-in's output imitates idf.py's: it goes to the log only, never to the terminal.
     process.run(
-        plan.command(idf),
-        log=plan.build_dir / "build.log",
-        what=f"idf.py build of app '{plan.app}'",
+        plan.command(idf), log=log, what=f"idf.py build of app '{plan.app}'", echo=not idf.synthetic
     )
     _check_config(plan)
     flasher = read_flasher_args(plan.build_dir)
@@ -307,7 +308,8 @@ def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
     state = _state(plan)
     state["built_sdkconfig"] = _sdkconfig_digest(plan)
     write_if_changed(_state_file(plan), json.dumps(state))
-    print(f"app '{plan.app}': {app.name} {app.version} verified, {app.size} bytes")
+    made = f"built by the idf.py stand-in (log: {log})" if idf.synthetic else "verified"
+    print(f"app '{plan.app}': {app.name} {app.version} {made}, {app.size} bytes")
 
 
 def _sdkconfig_digest(plan: BuildPlan) -> str | None:

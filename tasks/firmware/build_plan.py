@@ -4,6 +4,7 @@ defaults, the CA to embed and the slots the image must fit. Pure; build.py runs 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -101,8 +102,12 @@ def plan(
     paths: Paths,
     idf_root: Path | None,
     signing_key: Path | None = None,
+    exists: Callable[[Path], bool] = Path.exists,
 ) -> BuildPlan:
-    """The build of `app`: where its sources are, what it is built with, what it must fit."""
+    """The build of `app`: where its sources are, what it is built with, what it must fit.
+
+    `exists` tells whether a source file is there (a tree a task writes later says so itself).
+    """
     if app.in_idf:
         source = (idf_root or Path("$IDF_PATH")) / app.idf_subpath
     else:
@@ -112,9 +117,7 @@ def plan(
     project_dir = paths.staged(app.name)
     own_defaults = project_dir / "sdkconfig.defaults"
     generated = paths.sdkconfig_defaults(app.name)
-    defaults = (
-        (own_defaults, generated) if (source / "sdkconfig.defaults").exists() else (generated,)
-    )
+    defaults = (own_defaults, generated) if exists(source / "sdkconfig.defaults") else (generated,)
     client = app.ota_client and project.ota is not None
     secret = options.secret_options
     return BuildPlan(
@@ -142,7 +145,12 @@ def plan(
 
 
 def plans(
-    project: Project, *, paths: Paths, idf_root: Path | None, signing_key: Path | None = None
+    project: Project,
+    *,
+    paths: Paths,
+    idf_root: Path | None,
+    signing_key: Path | None = None,
+    exists: Callable[[Path], bool] = Path.exists,
 ) -> list[BuildPlan]:
     """One BuildPlan per app in project.yaml, in order."""
     return [
@@ -153,6 +161,7 @@ def plans(
             paths=paths,
             idf_root=idf_root,
             signing_key=signing_key,
+            exists=exists,
         )
         for app in project.apps
     ]

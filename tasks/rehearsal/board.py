@@ -14,18 +14,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ..device.link import Link
 from ..errors import DeviceError
 from ..files import write_if_changed
 
-__all__ = ["INSTALL_HINT", "VirtualBoard", "is_virtual_port"]
+__all__ = ["INSTALL_HINT", "VirtualBoard"]
 
 INSTALL_HINT = "pip install -e '.[rehearse]' (esp32-mock-bootloader, pinned with esptool)"
-_PREFIX = "socket://127.0.0.1:"
-
-
-def is_virtual_port(port: str) -> bool:
-    """A loopback loader socket: the only place synthetic images may be written."""
-    return port.startswith(_PREFIX)
 
 
 def _emulator() -> Any:
@@ -57,7 +52,13 @@ class VirtualBoard:
     @property
     def port(self) -> str:
         assert self._listener is not None, "start the board first"
-        return f"{_PREFIX}{self._listener.getsockname()[1]}"
+        return f"socket://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    @property
+    def link(self) -> Link:
+        """The emulated loader over loopback TCP: no reset lines, no baud rate, and the only
+        link that takes synthetic images."""
+        return Link(port=self.port, resettable=False, fixed_baud=True, virtual=True)
 
     def read(self, offset: int, size: int) -> bytes:
         with self._lock:

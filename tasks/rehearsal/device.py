@@ -26,7 +26,9 @@ __all__ = [
     "VirtualEfuse",
     "boot",
     "confirm",
+    "download",
     "next_update_partition",
+    "ranges",
     "update",
 ]
 
@@ -204,8 +206,8 @@ class OtaClient:
     url: str
     ca_file: Path  # the CA the app embedded
     target: str
-    partial: bool  # EXAMPLE_ENABLE_PARTIAL_HTTP_DOWNLOAD: HEAD, then Range GETs
-    request_size: int  # EXAMPLE_HTTP_REQUEST_SIZE
+    partial: bool  # EXAMPLE_ENABLE_PARTIAL_HTTP_DOWNLOAD: HEAD, then GETs of request_size
+    request_size: int  # max_http_request_size: EXAMPLE_HTTP_REQUEST_SIZE, else 64 KiB
     check_version: bool  # advanced_https_ota refuses the version it runs
     address: tuple[str, int] | None = None  # where the URL's host:port is reached (rehearsal)
     stop_after: int | None = None  # the connection drops after this many bytes (rehearsal)
@@ -259,30 +261,54 @@ def _status_error(status: int) -> str | None:
     return None
 
 
-def _download(client: OtaClient, log: Callable[[str], None]) -> bytes:
-    """The image as esp_https_ota receives it: one GET, or HEAD + Range GETs (partial mode)."""
+def _body(client: OtaClient, headers: dict[str, str]) -> tuple[int, bytes]:
+    """One GET; a 4xx/5xx status stops the update as esp_https_ota words it."""
+    status, _, body = _get(client, "GET", headers)
+    problem = _status_error(status)
+    if problem:
+        raise OtaError(problem)
+    return status, body
+
+
+def ranges(total: int, request_size: int) -> list[str | None]:
+    """The Range header of each GET esp_https_ota's partial download sends for an image of
+    `total` bytes (facts §7.4): none when it fits one request, else `bytes=<done>-<done+size-1>`
+    and, for the last one, `bytes=<done>-`."""
+    if total <= request_size:
+        return [None]
+    headers: list[str | None] = []
+    for done in range(0, total, request_size):
+        last = total - done <= request_size
+        headers.append(f"bytes={done}-" if last else f"bytes={done}-{done + request_size - 1}")
+    return headers
+
+
+def download(client: OtaClient, log: Callable[[str], None]) -> bytes:
+    """The image as esp_https_ota receives it: one GET, or (partial download) a HEAD for the
+    length, then one plain GET when the image fits a request, else Range GETs."""
     if not client.partial:
-        status, _, body = _get(client, "GET", {})
-        problem = _status_error(status)
-        if problem:
-            raise OtaError(problem)
-        return body
+        return _body(client, {})[1]
     status, headers, _ = _get(client, "HEAD", {})
     if status != 200:
         raise OtaError(f"Received incorrect http status {status}")
     total = int(headers.get("content-length", "0"))
-    log(f"ota: HEAD: Content-Length {total}; Range GETs of {client.request_size} bytes")
+    plan = ranges(total, client.request_size)
+    log(
+        f"ota: HEAD: Content-Length {total}; "
+        + (
+            f"one GET (the request size is {client.request_size})"
+            if plan == [None]
+            else f"{len(plan)} Range GETs of up to {client.request_size} bytes"
+        )
+    )
     received = b""
-    while len(received) < total:
-        end = min(len(received) + client.request_size, total) - 1
-        status, _, body = _get(client, "GET", {"Range": f"bytes={len(received)}-{end}"})
-        problem = _status_error(status)
-        if problem:
-            raise OtaError(problem)
-        if not body:
-            break
+    for header in plan:
+        status, body = _body(client, {"Range": header} if header else {})
         received += body
-        log(f"ota: Range bytes={len(received) - len(body)}-{len(received) - 1}: {status}")
+        if header:
+            log(f"ota: GET Range {header}: {status}, {len(body)} bytes")
+        if not body or (client.stop_after is not None and len(received) >= client.stop_after):
+            break
     return received
 
 
@@ -318,7 +344,7 @@ def update(
     log(f"ota: Starting OTA... from {client.url}")
     if config.rollback and booted.pending:
         raise OtaError("Running app has not confirmed state (ESP_OTA_IMG_PENDING_VERIFY)")
-    data = _download(client, log)
+    data = download(client, log)
     _check_header(data, client, booted.app)
     slot = next_update_partition(booted.table, booted.partition)
     log(f"ota: Writing to partition subtype {slot.subtype} at offset {slot.offset:#x}")

@@ -1,22 +1,22 @@
-"""The listening side of `doit serve`: accept loop, TLS per connection, request log and progress.
+"""The listening side of `doit serve`: accept loop, TLS per connection, and the transfers it
+reports to a listener (console.py turns them into the request log).
 
-The protocol itself is tasks/serve_http.py; this module owns sockets, threads and the terminal.
+The protocol itself is protocol.py; this module owns sockets and threads.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TextIO
+from typing import TYPE_CHECKING, Literal
 
 from .budget import Budget, Refused, Slot, Throttle, descriptor_budget, eviction_note
+from .console import Console, Transfer
 from .protocol import (
     Limits,
     Malformed,
@@ -41,20 +41,6 @@ class TLSSetupError(Exception):
     """The server certificate or key could not be loaded (not a listen-socket problem)."""
 
 
-@dataclass(slots=True, kw_only=True)
-class Transfer:
-    """One response being sent, for the request log and the live progress line."""
-
-    client: str
-    method: str
-    path: str
-    range_text: str
-    status: int = 0
-    total: int = 0
-    sent: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-
 Listener = Callable[[Literal["start", "end", "note"], Transfer | str], None]
 
 
@@ -71,21 +57,15 @@ class Server:
         port: int,
         listener: Listener | None = None,
         limits: Limits | None = None,
+        listening: socket.socket | None = None,
     ) -> None:
+        """`listening`: a socket already bound and listening, handed over (socket activation,
+        tests); `bind` and `port` are then not used."""
         self.resources = dict(resources)
         self.limits = limits = limits or Limits()
         self.listener: Listener = listener or (lambda kind, item: None)
         self._context = _context(cert, key)
-        family = socket.AF_INET6 if ":" in bind else socket.AF_INET
-        self._socket = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self._socket.bind((bind, port))
-            # A backlog of 5 drops SYNs under 50 simultaneous connects; the retry costs ~1 s.
-            self._socket.listen(256)
-        except OSError:
-            self._socket.close()
-            raise
+        self._socket = listening or _listen(bind, port)
         descriptors = descriptor_budget()
         self.connections = min(limits.connections, descriptors)
         self.budget = Budget(self.connections, limits.per_client, descriptors)
@@ -265,11 +245,55 @@ class Server:
             for start in range(0, len(body), SLICE):
                 tls.sendall(body[start : start + SLICE])
                 transfer.sent = min(len(body), start + SLICE)
-            return True
+            # sendall returns once the kernel holds the bytes (megabytes of them): the transfer
+            # ends when the client has acknowledged them.
+            return self._drained(tls)
         except OSError:
             return False
         finally:
+            transfer.ended = time.monotonic()
             self.listener("end", transfer)
+
+    def _drained(self, conn: socket.socket) -> bool:
+        """Wait (within send_timeout) until the client has acknowledged everything sent."""
+        deadline = time.monotonic() + self.limits.send_timeout
+        pause = 0.001
+        while _unacknowledged(conn) and not self._closed.is_set():
+            if time.monotonic() >= deadline:
+                return False
+            self._closed.wait(pause)  # the kernel has no wake-up for "all acknowledged"
+            pause = min(pause * 2, 0.05)
+        return True
+
+
+def _unacknowledged(conn: socket.socket) -> int | None:
+    """Bytes in the socket's send queue not yet acknowledged by the peer (Linux SIOCOUTQ);
+    None where the system cannot say."""
+    import fcntl
+    import struct
+    import termios
+
+    request = getattr(termios, "TIOCOUTQ", None)
+    if request is None or sys.platform != "linux":
+        return None
+    try:
+        return int(struct.unpack("i", fcntl.ioctl(conn.fileno(), request, b"\0" * 4))[0])
+    except (OSError, ValueError):
+        return None
+
+
+def _listen(bind: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((bind, port))
+        # A backlog of 5 drops SYNs under 50 simultaneous connects; the retry costs ~1 s.
+        listening.listen(256)
+    except OSError:
+        listening.close()
+        raise
+    return listening
 
 
 def _context(cert: Path, key: Path) -> ssl.SSLContext:
@@ -310,101 +334,6 @@ def _shutdown(conn: socket.socket) -> None:
     TLS state under the worker's feet."""
     with contextlib.suppress(OSError):
         socket.socket.shutdown(conn, socket.SHUT_RDWR)
-
-
-class Console:
-    """Request log lines (text or JSON) and, on a terminal only, one live line of downloads."""
-
-    PROGRESS_MIN = 64 * 1024  # smaller bodies finish before a progress line could show them
-
-    def __init__(self, log_format: Literal["text", "json"] = "text", stream: TextIO | None = None):
-        self.json = log_format == "json"
-        self._stream = stream
-        self._lock = threading.Lock()
-        self._active: dict[int, Transfer] = {}
-        self._done = threading.Event()
-        self._drawn = False
-        self._thread: threading.Thread | None = None
-
-    @property
-    def stream(self) -> TextIO:
-        return self._stream or sys.stdout  # doit swaps sys.stdout per action; look it up late
-
-    def __enter__(self) -> Console:
-        if self.stream.isatty():
-            self._thread = threading.Thread(target=self._progress, daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-        self._write("")
-
-    def listener(self, kind: Literal["start", "end", "note"], item: Transfer | str) -> None:
-        if isinstance(item, str):
-            self.line(item)
-        elif kind == "start":
-            with self._lock:
-                self._active[id(item)] = item
-        else:
-            with self._lock:
-                self._active.pop(id(item), None)
-            self._write(self._request_line(item))
-
-    def line(self, text: str) -> None:
-        """A note (banner, handshake failure), as text or as a JSON event."""
-        if self.json:
-            text = json.dumps({"time": _now(), "event": "note", "message": text})
-        self._write(text)
-
-    def _request_line(self, item: Transfer) -> str:
-        seconds = time.monotonic() - item.started
-        if self.json:
-            fields = {
-                "time": _now(),
-                "client": item.client,
-                "method": item.method,
-                "path": item.path,
-                "range": item.range_text or None,
-                "status": item.status,
-                "bytes": item.sent,
-                "duration": round(seconds, 4),
-            }
-            return json.dumps(fields)
-        shown = f" range={item.range_text}" if item.range_text else ""
-        return (
-            f"{_now()} {item.client} {item.method} {item.path}{shown} {item.status} "
-            f"{item.sent}B {seconds * 1000:.1f}ms"
-        )
-
-    def _write(self, text: str) -> None:
-        with self._lock:
-            clear = "\r\x1b[K" if self._drawn else ""
-            self._drawn = False
-            if text or clear:
-                self.stream.write(clear + (text + "\n" if text else ""))
-                self.stream.flush()
-
-    def _progress(self) -> None:
-        import shutil
-
-        while not self._done.wait(0.5):
-            with self._lock:
-                active = [t for t in self._active.values() if t.total >= self.PROGRESS_MIN]
-                if not active and not self._drawn:
-                    continue
-                parts = [f"{t.client} {t.path} {t.sent * 100 // max(t.total, 1)}%" for t in active]
-                width = shutil.get_terminal_size().columns - 1
-                text = f"downloading: {'  '.join(parts)}" if parts else ""
-                self.stream.write("\r\x1b[K" + text[:width])
-                self.stream.flush()
-                self._drawn = bool(text)
-
-
-def _now() -> str:
-    return time.strftime("%H:%M:%S")
 
 
 def bind_failure(bind: str, port: int, err: OSError) -> str:
