@@ -36,6 +36,7 @@ __all__ = [
     "kconfgen",
     "min_config",
     "renames",
+    "run",
     "tree",
 ]
 
@@ -157,7 +158,7 @@ def _defaults_args(kconfig: KconfigTree, defaults: Sequence[Path]) -> list[str]:
     ]
 
 
-def _run(
+def run(
     kconfig: KconfigTree,
     *,
     command: Sequence[str],
@@ -166,7 +167,9 @@ def _run(
     work: Path,
     outputs: Sequence[tuple[str, Path]],
 ) -> process.Captured:
-    """kconfgen's base command as tools/cmake/kconfig.cmake builds it, with `outputs`.
+    """Run kconfgen as tools/cmake/kconfig.cmake does: `config` is read (kconfgen may rewrite
+    it), the defaults layered in, and each (format, path) of `outputs` written; `work` holds
+    config.env and the kconfigs*.in files.
 
     Raises:
         ToolError: kconfgen failed or wrote nothing; the message carries its last line.
@@ -214,7 +217,7 @@ def min_config(
         copy = work / "sdkconfig"  # kconfgen may rewrite --config: never the app's own file
         copy.write_bytes(config.read_bytes())
         minimal = work / "sdkconfig.min"
-        _run(
+        run(
             kconfig,
             command=command,
             config=copy,
@@ -287,7 +290,7 @@ def evaluate(
     with tempfile.TemporaryDirectory(prefix="esp-ota-kconfig-") as folder:
         work = Path(folder)
         menus, values = work / "kconfig_menus.json", work / "sdkconfig.json"
-        done = _run(
+        done = run(
             kconfig,
             command=command,
             config=work / "sdkconfig",
