@@ -326,6 +326,47 @@ def test_unmet_options__a_renamed_option_counts_under_its_old_name(built: Path) 
     ]
 
 
+def test_unmet_options__name_the_cause_from_the_builds_kconfig(built: Path) -> None:
+    from esp_ota_doit.firmware import build
+    from esp_ota_doit.idf import kconfig
+
+    plan = next(
+        p
+        for p in build.plans(load_example(built), paths=Paths(built), idf_root=None)
+        if p.app == "hello_world"
+    )
+    out = built / "build" / "hello_world"
+    config = json.loads((out / "config" / "sdkconfig.json").read_text())
+    menus = json.loads((out / "config" / "kconfig_menus.json").read_text())
+    renames = kconfig.build_renames(out)
+    assert renames is not None and renames["CONFIG_OTA_ALLOW_HTTP"] == (
+        "CONFIG_ESP_HTTPS_OTA_ALLOW_HTTP"
+    )
+    options = (
+        ("CONFIG_FREERTOS_HZZ", "100", "test"),
+        ("CONFIG_FREERTOS_HZ", "5000", "test"),
+        ("CONFIG_BOOTLOADER_APP_SECURE_VERSION", "3", "test"),
+        ("CONFIG_ESPTOOLPY_MONITOR_BAUD", "9600", "test"),
+        ("CONFIG_OTA_ALLOW_HTTP", "y", "test"),
+        ("CONFIG_NO_SUCH_THING_AT_ALL", "y", "test"),
+    )
+    plan = dataclasses.replace(plan, options=options)
+    assert build.unmet_options(plan, config, {}, menus, renames) == [
+        "CONFIG_FREERTOS_HZZ (from test) is not an option of this app; did you mean "
+        "'CONFIG_FREERTOS_HZ'?",
+        "CONFIG_FREERTOS_HZ (from test) does not fit: 5000 is out of range 1..1000 for "
+        "CONFIG_FREERTOS_HZ",
+        "CONFIG_BOOTLOADER_APP_SECURE_VERSION (from test) depends on "
+        "BOOTLOADER_APP_ANTI_ROLLBACK (BOOTLOADER_APP_ANTI_ROLLBACK is n), so it is not set",
+        "CONFIG_ESPTOOLPY_MONITOR_BAUD (from test) has no prompt: Kconfig computes it and "
+        "ignores assignments",
+        "CONFIG_OTA_ALLOW_HTTP (from test), renamed CONFIG_ESP_HTTPS_OTA_ALLOW_HTTP, stays n: "
+        "another option selects or overrides it",
+        "CONFIG_NO_SUCH_THING_AT_ALL (from test) is not an option of this app; check the name in "
+        "idf.py menuconfig (press / to search)",
+    ]
+
+
 def test_defaults_digest__follows_the_per_target_file(built: Path, tmp_path: Path) -> None:
     from esp_ota_doit.firmware import build
 

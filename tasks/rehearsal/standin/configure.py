@@ -117,9 +117,16 @@ def _with_menu(text: str, menu: str) -> str:
 
 
 def _run(
-    tree: kconfig.KconfigTree, sdkconfig: Path, defaults: Sequence[Path], work: Path, menu: str
+    tree: kconfig.KconfigTree,
+    sdkconfig: Path,
+    defaults: Sequence[Path],
+    work: Path,
+    *,
+    build: Path,
+    menu: str,
 ) -> dict[str, str]:
-    """kconfgen's outputs by format; its own lines (warnings about the inputs) go to stderr."""
+    """kconfgen's outputs by format; its own lines (warnings about the inputs) go to stderr.
+    config.env and kconfigs*.in land in `build`, where ESP-IDF's CMake writes them."""  # fmt: skip
     command = kconfig.kconfgen(os.environ)
     if command is None:
         raise IdfPyError(["esp-idf-kconfig is not installed: kconfgen cannot run"], tool="cmake")
@@ -132,7 +139,7 @@ def _run(
             config.write_text(_with_menu((work / "out-config").read_text(), round_menu))
         try:
             done = kconfig.run(
-                tree, command=command, config=config, defaults=defaults, work=work, outputs=outputs
+                tree, command=command, config=config, defaults=defaults, work=build, outputs=outputs
             )
         except ToolError as error:
             raise IdfPyError([str(error)], tool="cmake") from None
@@ -155,7 +162,8 @@ def configure(
         minimal_build=files.minimal_build,
     )
     with tempfile.TemporaryDirectory(prefix="standin-kconfig-") as folder:
-        return tree, _run(tree, sdkconfig, defaults, Path(folder), menu)
+        build.mkdir(parents=True, exist_ok=True)
+        return tree, _run(tree, sdkconfig, defaults, Path(folder), build=build, menu=menu)
 
 
 def outputs(config: Config, build: Path) -> dict[Path, str]:
