@@ -154,12 +154,17 @@ def test_build__an_unknown_option_stops_at_render_with_its_name(
     assert not (project_dir / "build" / "hello_world").exists()
 
 
-def test_build__url_option_is_dropped_for_an_app_without_it(project_dir: Path, idf: Path) -> None:
-    # hello_world defines no firmware URL option: ESP-IDF would drop it, we refuse.
+def test_build__an_ota_client_without_a_url_option_stops_at_render(
+    project_dir: Path, idf: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # hello_world's Kconfig has no string option defaulting to an https:// URL.
     edit(project_dir, "version: 1.0.1}", "version: 1.0.1, ota_client: true}")
-    code, _, text = run_with_output(project_dir, "build:hello_world")
-    assert code == 1
-    assert "CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL (from OTA client) is not an option" in text
+    assert DoitMain(ModuleTaskLoader(graph)).run(["build:hello_world"]) == 3
+    assert (
+        "apps.hello_world.ota_client: no string option of the app's Kconfig.projbuild defaults "
+        "to an https:// URL; set apps.hello_world.url_option to the option the app reads the "
+        "firmware URL from" in capsys.readouterr().err
+    )
 
 
 def test_build__changed_defaults_regenerate_the_sdkconfig(built: Path, idf: Path) -> None:
