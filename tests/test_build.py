@@ -234,6 +234,27 @@ def test_reproduce__passes_with_reproducible_builds(project_dir: Path, idf: Path
     assert "DIFFERENT" not in out
 
 
+def test_reproduce__keeps_the_component_managers_files(built: Path) -> None:
+    # What the component manager left in `doit build`'s staged copy (v6.0's ethernet_init).
+    staged = built / "build" / "src" / "factory"
+    (staged / "dependencies.lock").write_text("dependencies: {espressif/ethernet_init: 1.4.1}\n")
+    managed = staged / "managed_components" / "espressif__ethernet_init" / "idf_component.yml"
+    managed.parent.mkdir(parents=True)
+    managed.write_text("version: 1.4.1\n")
+    assert run(built, "reproduce")[0] == 0
+    copies = [
+        built / "build" / "reproduce" / "factory" / name / "src" for name in ("a", "second-path")
+    ]
+    for copy in copies:
+        assert (copy / "dependencies.lock").read_bytes() == (
+            staged / "dependencies.lock"
+        ).read_bytes()
+        assert (copy / managed.relative_to(staged)).read_text() == "version: 1.4.1\n"
+    before = (copies[0] / managed.relative_to(staged)).stat().st_mtime_ns
+    assert run(built, "reproduce")[0] == 0  # kept between runs, not fetched again
+    assert (copies[0] / managed.relative_to(staged)).stat().st_mtime_ns == before
+
+
 def test_reproduce__fails_naming_the_image_when_time_is_stamped(
     project_dir: Path,
     idf: Path,
@@ -370,6 +391,29 @@ def test_unmet_options__name_the_cause_from_the_builds_kconfig(built: Path) -> N
         "CONFIG_NO_SUCH_THING_AT_ALL (from test) is not an option of this app; check the name in "
         "idf.py menuconfig (press / to search)",
     ]
+
+
+def test_unmet_options__a_minimal_build_app_skips_project_wide_options_it_lacks(
+    built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from esp_ota_doit.firmware import build
+
+    plan = next(
+        p
+        for p in build.plans(load_example(built), paths=Paths(built), idf_root=None)
+        if p.app == "hello_world"
+    )
+    out = built / "build" / "hello_world" / "config"
+    config = json.loads((out / "sdkconfig.json").read_text())
+    menus = json.loads((out / "kconfig_menus.json").read_text())
+    plan = dataclasses.replace(
+        plan, options=(("CONFIG_LWIP_NOT_HERE", "y", "project.yaml sdkconfig"),)
+    )
+    assert build.unmet_options(plan, config, {}, menus, minimal_build=True) == []
+    assert "CONFIG_LWIP_NOT_HERE (from project.yaml sdkconfig) is not an option of this " in (
+        capsys.readouterr().err
+    )
+    assert build.unmet_options(plan, config, {}, menus)[0].startswith("CONFIG_LWIP_NOT_HERE")
 
 
 def test_defaults_digest__follows_the_per_target_file(built: Path, tmp_path: Path) -> None:

@@ -148,6 +148,8 @@ def unmet_options(
     written: Mapping[str, str] | None = None,
     menus: list[Any] | None = None,
     renames: Mapping[str, str] | None = None,
+    *,
+    minimal_build: bool = False,
 ) -> list[str]:
     """Each option project.yaml asked for that the built configuration does not have, with its
     cause when the build's kconfig_menus.json is given (took_effect.unmet)."""
@@ -159,6 +161,7 @@ def unmet_options(
         menus=menus,
         renames=renames,
         target=plan.target,
+        minimal_build=minimal_build,
     )
 
 
@@ -219,7 +222,10 @@ def _check_config(plan: BuildPlan) -> None:
     except (OSError, ValueError):
         menus = None  # an idf.py that does not write it: the causes stay generic
     renames = kconfig.build_renames(plan.build_dir)
-    problems = unmet_options(plan, config, _written_config(plan), menus, renames)
+    minimal = took_effect.minimal_build(plan.project_dir)
+    problems = unmet_options(
+        plan, config, _written_config(plan), menus, renames, minimal_build=minimal
+    )
     if problems:
         raise ToolError(
             f"app '{plan.app}': {len(problems)} option(s) did not take effect: "

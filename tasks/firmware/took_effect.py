@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from ..errors import warn
+from ..idf import app as idfapp
 from ..idf.kconfig_rules import (
     AppKconfig,
     app_kconfig,
@@ -18,8 +21,9 @@ from ..idf.kconfig_rules import (
     typed,
     unknown_hint,
 )
+from .defaults import PROJECT_WIDE
 
-__all__ = ["json_value", "unmet"]
+__all__ = ["json_value", "minimal_build", "unmet"]
 
 _GENERIC = "a dependency is not met or the value is out of range"
 
@@ -31,6 +35,14 @@ def json_value(value: str) -> bool | int | str:
     if value.startswith('"'):
         return value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
     return int(value, 0)
+
+
+def minimal_build(project_dir: Path) -> bool:
+    """idf_build_set_property(MINIMAL_BUILD ON) in the app (ESP-IDF v5.5+ examples)."""
+    try:
+        return idfapp.read_app(project_dir).minimal_build
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
 
 
 def _cause(kconfig: AppKconfig, name: str, value: str, *, secret: bool) -> str | None:
@@ -68,9 +80,14 @@ def unmet(
     menus: list[Any] | None = None,
     renames: Mapping[str, str] | None = None,
     target: str = "",
+    minimal_build: bool = False,
 ) -> list[str]:
     """Each (name, sdkconfig value, where from) that the built configuration does not have,
-    with its cause when the build's Kconfig (kconfig_menus.json) tells it."""
+    with its cause when the build's Kconfig (kconfig_menus.json) tells it.
+
+    A project-wide option that a MINIMAL_BUILD app's build does not know is skipped with a
+    warning: that app's components (ESP-IDF v5.5+ examples) do not include the one defining it.
+    """
     kconfig = None
     if menus is not None:
         kconfig = app_kconfig(
@@ -93,6 +110,9 @@ def unmet(
                 continue
             if wanted is False and (kconfig is None or kconfig.symbol(new) is not None):
                 continue  # an unset bool whose dependency is off is still unset
+        if minimal_build and origin == PROJECT_WIDE and kconfig and not kconfig.symbol(new):
+            warn(f"{name} (from {origin}) is not an option of this MINIMAL_BUILD app: skipped")
+            continue
         cause = _cause(kconfig, new, value, secret=secret) if kconfig is not None else None
         if cause is not None:
             problems.append(f"{head} {cause}")
