@@ -249,6 +249,7 @@ def _app_files(folder: Path) -> dict[str, str]:
     """The app's own files and idf.py's build/ (this tool's outputs left out)."""
     ours = (
         "build/generated/",
+        "build/kconfig/",  # render's kconfgen cache
         "build/sensor_node/",
         "build/src/",
         "build/manifest.json",

@@ -141,25 +141,30 @@ def test_build__sdkconfig_is_private(built: Path) -> None:
     assert stat.S_IMODE(sdkconfig.stat().st_mode) & 0o077 == 0
 
 
-def test_build__option_that_does_not_take_effect_fails_with_its_name(
-    project_dir: Path, idf: Path
+def test_build__an_unknown_option_stops_at_render_with_its_name(
+    project_dir: Path, idf: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # The virtual tree has a root Kconfig: kconfgen checks project.yaml before any build.
     edit(project_dir, "version: 1.0.1}", "version: 1.0.1, sdkconfig: {CONFIG_NOT_AN_OPTION: true}}")
-    code, results, text = run_with_output(project_dir, "build:hello_world")
-    assert code == 1
-    assert results["build:hello_world"] == "fail"
+    assert DoitMain(ModuleTaskLoader(graph)).run(["build:hello_world"]) == 3
     assert (
-        "CONFIG_NOT_AN_OPTION (from project.yaml apps.hello_world.sdkconfig) is not an option "
-        "of this app" in text
+        "apps.hello_world.sdkconfig.CONFIG_NOT_AN_OPTION: CONFIG_NOT_AN_OPTION is not an option "
+        "of app 'hello_world' (ESP-IDF 5.3.2, target esp32)" in capsys.readouterr().err
     )
+    assert not (project_dir / "build" / "hello_world").exists()
 
 
-def test_build__url_option_is_dropped_for_an_app_without_it(project_dir: Path, idf: Path) -> None:
-    # hello_world defines no firmware URL option: ESP-IDF would drop it, we refuse.
+def test_build__an_ota_client_without_a_url_option_stops_at_render(
+    project_dir: Path, idf: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # hello_world's Kconfig has no string option defaulting to an https:// URL.
     edit(project_dir, "version: 1.0.1}", "version: 1.0.1, ota_client: true}")
-    code, _, text = run_with_output(project_dir, "build:hello_world")
-    assert code == 1
-    assert "CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL (from OTA client) is not an option" in text
+    assert DoitMain(ModuleTaskLoader(graph)).run(["build:hello_world"]) == 3
+    assert (
+        "apps.hello_world.ota_client: no string option of the app's Kconfig.projbuild defaults "
+        "to an https:// URL; set apps.hello_world.url_option to the option the app reads the "
+        "firmware URL from" in capsys.readouterr().err
+    )
 
 
 def test_build__changed_defaults_regenerate_the_sdkconfig(built: Path, idf: Path) -> None:
@@ -227,6 +232,27 @@ def test_reproduce__passes_with_reproducible_builds(project_dir: Path, idf: Path
     assert code == 0, out
     assert "every image and ELF is byte-identical across both builds" in out
     assert "DIFFERENT" not in out
+
+
+def test_reproduce__keeps_the_component_managers_files(built: Path) -> None:
+    # What the component manager left in `doit build`'s staged copy (v6.0's ethernet_init).
+    staged = built / "build" / "src" / "factory"
+    (staged / "dependencies.lock").write_text("dependencies: {espressif/ethernet_init: 1.4.1}\n")
+    managed = staged / "managed_components" / "espressif__ethernet_init" / "idf_component.yml"
+    managed.parent.mkdir(parents=True)
+    managed.write_text("version: 1.4.1\n")
+    assert run(built, "reproduce")[0] == 0
+    copies = [
+        built / "build" / "reproduce" / "factory" / name / "src" for name in ("a", "second-path")
+    ]
+    for copy in copies:
+        assert (copy / "dependencies.lock").read_bytes() == (
+            staged / "dependencies.lock"
+        ).read_bytes()
+        assert (copy / managed.relative_to(staged)).read_text() == "version: 1.4.1\n"
+    before = (copies[0] / managed.relative_to(staged)).stat().st_mtime_ns
+    assert run(built, "reproduce")[0] == 0  # kept between runs, not fetched again
+    assert (copies[0] / managed.relative_to(staged)).stat().st_mtime_ns == before
 
 
 def test_reproduce__fails_naming_the_image_when_time_is_stamped(
@@ -324,6 +350,70 @@ def test_unmet_options__a_renamed_option_counts_under_its_old_name(built: Path) 
     assert build.unmet_options(plan, {}, {}) == [
         "CONFIG_OTA_ALLOW_HTTP (from test) is not an option of this app"
     ]
+
+
+def test_unmet_options__name_the_cause_from_the_builds_kconfig(built: Path) -> None:
+    from esp_ota_doit.firmware import build
+    from esp_ota_doit.idf import kconfig
+
+    plan = next(
+        p
+        for p in build.plans(load_example(built), paths=Paths(built), idf_root=None)
+        if p.app == "hello_world"
+    )
+    out = built / "build" / "hello_world"
+    config = json.loads((out / "config" / "sdkconfig.json").read_text())
+    menus = json.loads((out / "config" / "kconfig_menus.json").read_text())
+    renames = kconfig.build_renames(out)
+    assert renames is not None and renames["CONFIG_OTA_ALLOW_HTTP"] == (
+        "CONFIG_ESP_HTTPS_OTA_ALLOW_HTTP"
+    )
+    options = (
+        ("CONFIG_FREERTOS_HZZ", "100", "test"),
+        ("CONFIG_FREERTOS_HZ", "5000", "test"),
+        ("CONFIG_BOOTLOADER_APP_SECURE_VERSION", "3", "test"),
+        ("CONFIG_ESPTOOLPY_MONITOR_BAUD", "9600", "test"),
+        ("CONFIG_OTA_ALLOW_HTTP", "y", "test"),
+        ("CONFIG_NO_SUCH_THING_AT_ALL", "y", "test"),
+    )
+    plan = dataclasses.replace(plan, options=options)
+    assert build.unmet_options(plan, config, {}, menus, renames) == [
+        "CONFIG_FREERTOS_HZZ (from test) is not an option of this app; did you mean "
+        "'CONFIG_FREERTOS_HZ'?",
+        "CONFIG_FREERTOS_HZ (from test) does not fit: 5000 is out of range 1..1000 for "
+        "CONFIG_FREERTOS_HZ",
+        "CONFIG_BOOTLOADER_APP_SECURE_VERSION (from test) depends on "
+        "BOOTLOADER_APP_ANTI_ROLLBACK (BOOTLOADER_APP_ANTI_ROLLBACK is n), so it is not set",
+        "CONFIG_ESPTOOLPY_MONITOR_BAUD (from test) has no prompt: Kconfig computes it and "
+        "ignores assignments",
+        "CONFIG_OTA_ALLOW_HTTP (from test), renamed CONFIG_ESP_HTTPS_OTA_ALLOW_HTTP, stays n: "
+        "another option selects or overrides it",
+        "CONFIG_NO_SUCH_THING_AT_ALL (from test) is not an option of this app; check the name in "
+        "idf.py menuconfig (press / to search)",
+    ]
+
+
+def test_unmet_options__a_minimal_build_app_skips_project_wide_options_it_lacks(
+    built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from esp_ota_doit.firmware import build
+
+    plan = next(
+        p
+        for p in build.plans(load_example(built), paths=Paths(built), idf_root=None)
+        if p.app == "hello_world"
+    )
+    out = built / "build" / "hello_world" / "config"
+    config = json.loads((out / "sdkconfig.json").read_text())
+    menus = json.loads((out / "kconfig_menus.json").read_text())
+    plan = dataclasses.replace(
+        plan, options=(("CONFIG_LWIP_NOT_HERE", "y", "project.yaml sdkconfig"),)
+    )
+    assert build.unmet_options(plan, config, {}, menus, minimal_build=True) == []
+    assert "CONFIG_LWIP_NOT_HERE (from project.yaml sdkconfig) is not an option of this " in (
+        capsys.readouterr().err
+    )
+    assert build.unmet_options(plan, config, {}, menus)[0].startswith("CONFIG_LWIP_NOT_HERE")
 
 
 def test_defaults_digest__follows_the_per_target_file(built: Path, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -355,3 +356,43 @@ def test_load__preset_of_a_later_release() -> None:
         'later, not in 5.3; set idf.version: "5.4" or later, or use another preset',
     )
     assert load(_with_release(text, "6.0")).table.ota_slots[1].size == 1700 * 1024
+
+
+_CLIENT = """\
+name: node
+target: esp32
+flash: {{size: 8MB}}
+apps:
+  node: {{path: sensor_node, version: 2.4.1, ota_client: true{extra}}}
+flash_app: node
+ota: {{url: "https://10.0.0.7:8070/node.bin", image: node}}
+wifi: {{ssid: lab, password: secret-pass}}
+"""
+
+
+def test_load__an_ota_clients_url_and_wifi_options_come_from_its_kconfig(
+    app_copy: Callable[[str], Path],
+) -> None:
+    from esp_ota_doit.firmware import defaults
+
+    root = app_copy("sensor_node").parent
+    project = load(_CLIENT.format(extra=""), root=root)
+    app = project.app("node")
+    assert (app.url_option, app.wifi_ssid_option, app.wifi_password_option) == (
+        "CONFIG_SENSOR_OTA_URL",
+        "CONFIG_SENSOR_WIFI_SSID",
+        "CONFIG_SENSOR_WIFI_PASSWORD",
+    )
+    groups = dict(defaults.plan(project, app, partitions_csv=Path("p.csv")).groups)
+    assert groups["OTA client"] == (("CONFIG_SENSOR_OTA_URL", '"https://10.0.0.7:8070/node.bin"'),)
+    # url_option stays the override; a wrong one is the Kconfig check's to report.
+    project = load(_CLIENT.format(extra=", url_option: CONFIG_SENSOR_REPORT_URL"), root=root)
+    assert project.app("node").url_option == "CONFIG_SENSOR_REPORT_URL"
+    kconfig = root / "sensor_node" / "main" / "Kconfig.projbuild"
+    kconfig.write_text(kconfig.read_text().replace("http://192.168", "https://192.168"))
+    assert errors(_CLIENT.format(extra=""), root=root) == (
+        "project.yaml:5:57: apps.node.ota_client: 2 options of the app's Kconfig default to an "
+        "https:// URL: CONFIG_SENSOR_OTA_URL (main/Kconfig.projbuild:11), CONFIG_SENSOR_REPORT_URL "
+        "(main/Kconfig.projbuild:17); set apps.node.url_option to the option the app reads the "
+        "firmware URL from",
+    )

@@ -141,3 +141,13 @@ def test_render__partition_table_equals_esp_idf_tool_output(tmp_path: Path, shar
     csv, binary = tmp_path / "partitions.csv", tmp_path / "partition-table.bin"
     render.write_partition_table(project.table, csv, binary)
     assert binary.read_bytes() == (shared / "esp-idf/golden/two_ota@0x8000.bin").read_bytes()
+
+
+def test_app_kconfig__v6_matches_names_case_insensitively() -> None:
+    from esp_ota_doit.idf.kconfig_rules import app_kconfig
+
+    menus = [{"name": "MyNode_Url", "type": "string", "title": "URL", "depends_on": None}]
+    for release, found in (("5.5.5", False), ("6.0.2", True)):
+        kconfig = app_kconfig(release=release, target="esp32", menus=menus, values={}, renames={})
+        assert (kconfig.symbol("CONFIG_MYNODE_URL") is not None) is found
+        assert kconfig.symbol("CONFIG_MyNode_Url") is not None

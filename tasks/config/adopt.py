@@ -20,7 +20,6 @@ from ..files import render_template
 from ..idf import app as idfapp
 from ..idf import chips, idftool, kconfig, partition_files, partitions
 from ..idf.sdkconfig import (
-    EXAMPLE_PASSWORD_OPTION,
     EXAMPLE_SSID_OPTION,
     owner_of,
     parse,
@@ -33,8 +32,6 @@ DODO = "from esp_ota_doit.graph import *  # noqa: F403 - the esp-ota-doit tasks\
 _DEFAULT_FLASH_SIZE = "2MB"  # CONFIG_ESPTOOLPY_FLASHSIZE's default in ESP-IDF v5.3
 _DEFAULT_PORT = 8070  # the OTA examples' port
 _CA_SUFFIXES = (".pem", ".crt", ".cer")
-_WIFI_SSID = re.compile(r"CONFIG_\w*(?:WIFI|WLAN|STA)\w*_SSID")
-_WIFI_PASSWORD = re.compile(r"CONFIG_\w*(?:WIFI|WLAN|STA)\w*_(?:PASSWORD|PASS|PSK|PWD)")
 
 
 class InitError(ProjectError):
@@ -202,7 +199,7 @@ def _url_option(
         raise InitError(
             f"--url-option {chosen}: no string option of that name in the app's Kconfig.projbuild"
         )
-    urls = [option for option in app.kconfig_strings if option.default.startswith("https://")]
+    urls = idfapp.url_options(app)
     if chosen is None and len(urls) != 1:
         where = ", ".join(f"{o.name} ({o.file.relative_to(app.root)}:{o.line})" for o in urls)
         problem = (
@@ -248,17 +245,11 @@ def _wifi(
     """(ssid, ssid option, password option), with None options for protocol_examples_common's."""
     if not chips.CHIPS[target].has_wifi:
         return None
-    names = [option.name for option in app.kconfig_strings]
-    ssid = next((name for name in names if _WIFI_SSID.fullmatch(name)), None)
-    password = next((name for name in names if _WIFI_PASSWORD.fullmatch(name)), None)
-    if ssid and password:
-        where = "the app's own Kconfig.projbuild"
-    elif app.uses_examples_common:
-        ssid, password = EXAMPLE_SSID_OPTION, EXAMPLE_PASSWORD_OPTION
-        where = "protocol_examples_common"
-    else:
+    found = idfapp.wifi_options(app)
+    if found is None:
         said.append("Wi-Fi: no SSID/password options found; wifi: not set")
         return None
+    (ssid, password), where = found
     current = config.get(ssid)
     value = _unquoted(current[0]) if current else "myssid"
     said.append(

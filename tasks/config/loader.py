@@ -260,6 +260,48 @@ def _resolve(
     return dataclasses.replace(project, flash=flash, ota=ota, idf=idf)
 
 
+def _client_options(
+    project: Project, app: App, idf_root: Path | None
+) -> tuple[App, ConfigError | None]:
+    """An ota_client app with its URL (and its own Wi-Fi) options found in its Kconfig files,
+    where url_option / wifi_*_option do not name them; unchanged when its folder is not here."""
+    folder = (
+        idf_root / app.idf_subpath if app.in_idf and idf_root else project.project_dir / app.path
+    )
+    if not app.ota_client or project.ota is None or (app.in_idf and idf_root is None):
+        return app, None
+    try:
+        files = idfapp.read_app(folder)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return app, None  # the path checks say what is wrong with it
+    if app.wifi_ssid_option is None and app.wifi_password_option is None:
+        found = idfapp.wifi_options(files)
+        if found is not None and found[1] != "protocol_examples_common":
+            (ssid, password), _ = found
+            app = dataclasses.replace(app, wifi_ssid_option=ssid, wifi_password_option=password)
+    if app.url_option is not None:
+        return app, None
+    urls = idfapp.url_options(files)
+    if len(urls) == 1:
+        return dataclasses.replace(app, url_option=urls[0].name), None
+    listed = ", ".join(f"{o.name} ({o.file.relative_to(folder)}:{o.line})" for o in urls)
+    problem = (
+        f"{len(urls)} options of the app's Kconfig default to an https:// URL: {listed}"
+        if urls
+        else "no string option of the app's Kconfig.projbuild defaults to an https:// URL"
+    )
+    hint = f"set apps.{app.name}.url_option to the option the app reads the firmware URL from"
+    return app, ConfigError(("apps", app.name, "ota_client"), problem, hint)
+
+
+def _with_client_options(
+    project: Project, idf_root: Path | None
+) -> tuple[Project, list[ConfigError]]:
+    found = [_client_options(project, app, idf_root) for app in project.apps]
+    errors = [error for _, error in found if error is not None]
+    return dataclasses.replace(project, apps=tuple(app for app, _ in found)), errors
+
+
 def _release_checks(project: Project) -> Iterator[ConfigError]:
     chip = chips.CHIPS[project.target]
     if releases.numbers(project.idf.version) < releases.numbers(chip.since):
@@ -383,7 +425,8 @@ def load(
     try:
         project: Project = load_section(Project, data, (), project_dir=project_dir)
         project = _resolve(project, resolve_host, idf_root)
-        errors = [*_cross_checks(project, idf_root), *_release_checks(project)]
+        project, errors = _with_client_options(project, idf_root)
+        errors += [*_cross_checks(project, idf_root), *_release_checks(project)]
         if not errors:
             project = _place_table(project, data)
             errors = list(_ota_layout_checks(project))

@@ -165,17 +165,20 @@ class App:
         default=False,
     )
     url_option: str | None = option(
-        doc="the app's Kconfig option for the firmware URL; null = the OTA examples' own",
+        doc="the app's Kconfig option for the firmware URL; null = the string option its "
+        "Kconfig defaults to an https:// URL",
         check=_option_name,
         default=None,
     )
     wifi_ssid_option: str | None = option(
-        doc="the app's Kconfig option for the Wi-Fi SSID; null = protocol_examples_common's",
+        doc="the app's Kconfig option for the Wi-Fi SSID; null = its Kconfig's *_WIFI_SSID, "
+        "else protocol_examples_common's",
         check=_option_name,
         default=None,
     )
     wifi_password_option: str | None = option(
-        doc="the app's Kconfig option for the Wi-Fi password; null = protocol_examples_common's",
+        doc="the app's Kconfig option for the Wi-Fi password; null = its Kconfig's "
+        "*_WIFI_PASSWORD, else protocol_examples_common's",
         check=_option_name,
         default=None,
     )

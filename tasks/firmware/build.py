@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 from .. import process
 from ..errors import ToolError, warn
 from ..files import write_if_changed
-from ..idf import esptool_log, sdkconfig, signing
+from ..idf import esptool_log, kconfig, sdkconfig, signing
 from ..idf import images as image_checks
 from ..idf.idftool import IdfTool, find_idf
 from ..tls import certs
-from . import outputs
+from . import outputs, took_effect
 from .build_plan import BuildPlan, idf_identity, plan, plans
 from .outputs import AppSummary, EsptoolArgs, FlashSettings, ImageEntry
 from .staging import stage
@@ -68,43 +68,27 @@ def read_flasher_args(build_dir: Path) -> dict[str, object]:
     return data
 
 
-def _json_value(value: str) -> object:
-    """An sdkconfig value as config/sdkconfig.json holds it."""
-    if value in ("y", "n"):
-        return value == "y"
-    if value.startswith('"'):
-        return value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-    return int(value, 0)
-
-
 def unmet_options(
-    plan: BuildPlan, config_json: Mapping[str, object], written: Mapping[str, str] | None = None
+    plan: BuildPlan,
+    config_json: Mapping[str, object],
+    written: Mapping[str, str] | None = None,
+    menus: list[Any] | None = None,
+    renames: Mapping[str, str] | None = None,
+    *,
+    minimal_build: bool = False,
 ) -> list[str]:
-    """Each option project.yaml asked for that the built configuration does not have.
-
-    ESP-IDF only warns about unknown options and silently drops values whose dependencies are
-    not met or that are out of range; this names them.
-    """
-    problems: list[str] = []
-    for name, value, origin in plan.options:
-        key = name.removeprefix("CONFIG_")
-        wanted = _json_value(value)
-        secret = name in plan.secret_options
-        if key not in config_json:
-            # A renamed option (sdkconfig.rename) is kept under its old name in the
-            # sdkconfig's "Deprecated options" section only.
-            if written is not None and written.get(name) == value:
-                continue
-            if wanted is not False:  # an unset bool whose dependency is off is still unset
-                problems.append(f"{name} (from {origin}) is not an option of this app")
-        elif config_json[key] != wanted:
-            got = "a different value" if secret else json.dumps(config_json[key])
-            asked = "" if secret else f" not {value}"
-            problems.append(
-                f"{name} (from {origin}) is {got}{asked}: a dependency is not met or the value "
-                "is out of range"
-            )
-    return problems
+    """Each option project.yaml asked for that the built configuration does not have, with its
+    cause when the build's kconfig_menus.json is given (took_effect.unmet)."""
+    return took_effect.unmet(
+        plan.options,
+        config_json,
+        secret_options=plan.secret_options,
+        written=written,
+        menus=menus,
+        renames=renames,
+        target=plan.target,
+        minimal_build=minimal_build,
+    )
 
 
 _ROLES = ("bootloader", "partition-table", "otadata", "app")
@@ -159,7 +143,15 @@ def _check_config(plan: BuildPlan) -> None:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError) as error:
         raise ToolError(f"{path} cannot be read after the build ({error})") from None
-    problems = unmet_options(plan, config, _written_config(plan))
+    try:
+        menus = json.loads((path.parent / "kconfig_menus.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        menus = None  # an idf.py that does not write it: the causes stay generic
+    renames = kconfig.build_renames(plan.build_dir)
+    minimal = took_effect.minimal_build(plan.project_dir)
+    problems = unmet_options(
+        plan, config, _written_config(plan), menus, renames, minimal_build=minimal
+    )
     if problems:
         raise ToolError(
             f"app '{plan.app}': {len(problems)} option(s) did not take effect: "

@@ -21,9 +21,9 @@ from ..idf.sdkconfig import (
     redacted,
 )
 
-__all__ = ["SdkconfigPlan", "plan", "url_option", "wifi_options"]
+__all__ = ["PROJECT_WIDE", "SdkconfigPlan", "plan", "url_option", "wifi_options"]
 
-_PROJECT_WIDE = "project.yaml sdkconfig"
+PROJECT_WIDE = "project.yaml sdkconfig"  # the group title of the project-wide options
 
 
 def wifi_options(app: App) -> tuple[str, str]:
@@ -126,7 +126,7 @@ def _core(
                 title, wifi = f"Wi-Fi (apps.{app.name}.wifi_*_option)", {}
             wifi |= {ssid: project.wifi.ssid, password: project.wifi.password}
             yield title, wifi
-    yield _PROJECT_WIDE, dict(project.sdkconfig)
+    yield PROJECT_WIDE, dict(project.sdkconfig)
     yield f"project.yaml apps.{app.name}.sdkconfig", dict(app.sdkconfig)
 
 
@@ -176,7 +176,7 @@ def _written(
         if inverted and isinstance(value, bool):
             value = not value
         symbol = kconfig.symbol(new)
-        if symbol is None and title == _PROJECT_WIDE:
+        if symbol is None and title == PROJECT_WIDE:
             continue  # e.g. an lwip option and an app without lwip (MINIMAL_BUILD)
         text = kconfig_rules.typed(value, symbol)
         written[new] = text if text is not None else format_value(value)

@@ -23,6 +23,26 @@ from . import build
 __all__ = ["first_difference", "reproduce"]
 
 _FORCE = "CONFIG_APP_REPRODUCIBLE_BUILD=y\n"
+# The component manager's files in an app's project dir (ESP-IDF v6.0's examples pull
+# espressif/ethernet_init from the registry): carried from `doit build`'s staged copy.
+_LOCK = "dependencies.lock"
+_MANAGED = "managed_components"
+
+
+def _carry_components(built: Path, source: Path) -> None:
+    """Give a reproduce build the registry components `doit build` resolved: the same
+    dependencies.lock and managed_components/, so both builds are offline and pinned alike.
+    They stay between reproduce runs, replaced only when the lock changed."""
+    lock = built / _LOCK
+    if not lock.is_file():
+        return
+    if (source / _LOCK).is_file() and (source / _LOCK).read_bytes() == lock.read_bytes():
+        return
+    source.mkdir(mode=0o700, parents=True, exist_ok=True)
+    shutil.rmtree(source / _MANAGED, ignore_errors=True)
+    if (built / _MANAGED).is_dir():
+        shutil.copytree(built / _MANAGED, source / _MANAGED, symlinks=True)
+    write_if_changed(source / _LOCK, lock.read_bytes())
 
 
 def _variant(plan: build.BuildPlan, root: Path) -> build.BuildPlan:
@@ -89,13 +109,15 @@ def _segment_difference(first: bytes, second: bytes, target: str) -> str | None:
 def reproduce(plans: Sequence[build.BuildPlan], root: Path) -> None:
     """Build each app at two paths and compare; raise naming every image that differs."""
     idf = idftool.find_idf(os.environ, plans[0].idf_version)
-    shutil.rmtree(root, ignore_errors=True)  # two fresh build dirs, every time
     rows: list[tuple[str, str, str, str]] = []
     differences: list[str] = []
     for plan in plans:
         builds = [_variant(plan, root / plan.app / name) for name in ("a", "second-path")]
         outputs = []
         for variant in builds:
+            # A fresh build dir every time; the staged sources (and their components) stay.
+            shutil.rmtree(variant.build_dir, ignore_errors=True)
+            _carry_components(plan.project_dir, variant.project_dir)
             build.prepare(variant)  # stages the sources and places the CA, as `doit build` does
             process.run(
                 variant.command(idf),

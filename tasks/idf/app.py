@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .sdkconfig import EXAMPLE_PASSWORD_OPTION, EXAMPLE_SSID_OPTION
+
 __all__ = [
     "AppFiles",
     "KconfigString",
@@ -20,6 +22,8 @@ __all__ = [
     "project_name",
     "project_version",
     "read_app",
+    "url_options",
+    "wifi_options",
 ]
 
 _COMMENT = re.compile(r"#[^\n]*")
@@ -33,6 +37,11 @@ _EMBED = re.compile(rf"\b(EMBED_TXTFILES|EMBED_FILES)\b((?:{_EMBED_ARGUMENT})+)"
 _CONFIG = re.compile(r"^\s*(?:menu)?config\s+(\w+)\s*$")
 _STRING = re.compile(r"^\s*string(?:\s+\"(.*)\")?\s*$")
 _DEFAULT = re.compile(r"^\s*default\s+\"((?:[^\"\\]|\\.)*)\"")
+# An app's own Wi-Fi options: *_WIFI_SSID / *_WIFI_PASSWORD and their usual spellings.
+_WIFI_SSID = re.compile(r"CONFIG_\w*(?:WIFI|WLAN|STA)\w*_SSID")
+_WIFI_PASSWORD = re.compile(r"CONFIG_\w*(?:WIFI|WLAN|STA)\w*_(?:PASSWORD|PASS|PSK|PWD)")
+# protocol_examples_common's (examples/common_components), for the apps that use it.
+_EXAMPLES_WIFI = (EXAMPLE_SSID_OPTION, EXAMPLE_PASSWORD_OPTION)
 
 
 def _code(text: str) -> str:
@@ -184,3 +193,22 @@ def read_app(root: Path) -> AppFiles:
         uses_examples_common="protocol_examples_common" in _code(top) + yml_text,
         minimal_build=_MINIMAL_BUILD.search(_code(top)) is not None,
     )
+
+
+def url_options(app: AppFiles) -> list[KconfigString]:
+    """The app's firmware URL option candidates: string options whose default is an https://
+    URL (the OTA examples' CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL, CONFIG_SENSOR_OTA_URL...)."""
+    return [option for option in app.kconfig_strings if option.default.startswith("https://")]
+
+
+def wifi_options(app: AppFiles) -> tuple[tuple[str, str], str] | None:
+    """((SSID option, password option), where they are from): the app's own Kconfig's, else
+    protocol_examples_common's when the app uses it; None when it has neither."""
+    names = [option.name for option in app.kconfig_strings]
+    ssid = next((name for name in names if _WIFI_SSID.fullmatch(name)), None)
+    password = next((name for name in names if _WIFI_PASSWORD.fullmatch(name)), None)
+    if ssid and password:
+        return (ssid, password), "the app's own Kconfig.projbuild"
+    if app.uses_examples_common:
+        return _EXAMPLES_WIFI, "protocol_examples_common"
+    return None

@@ -25,17 +25,21 @@ from typing import Any
 
 from .. import process
 from ..errors import ToolError
+from ..files import write_if_changed
 from .sdkconfig import parse
 
 __all__ = [
     "Evaluation",
     "KconfigTree",
+    "build_renames",
     "evaluate",
     "fingerprint",
     "idf_version",
     "kconfgen",
     "min_config",
+    "rename_files",
     "renames",
+    "run",
     "tree",
 ]
 
@@ -129,7 +133,8 @@ def _config_env(kconfig: KconfigTree, work: Path) -> Path:
         ),
     }
     for file, paths in sources.values():
-        file.write_text("".join(f'source "{path}"\n' for path in paths), encoding="utf-8")
+        # Unchanged files keep their mtime (the stand-in's second build does no work).
+        write_if_changed(file, "".join(f'source "{path}"\n' for path in paths))
     env = {
         "COMPONENT_KCONFIGS": ";".join(map(str, kconfig.kconfigs)),
         "COMPONENT_KCONFIGS_PROJBUILD": ";".join(map(str, kconfig.projbuilds)),
@@ -142,7 +147,7 @@ def _config_env(kconfig: KconfigTree, work: Path) -> Path:
         **{name: str(file) for name, (file, _) in sources.items()},
     }
     path = work / "config.env"
-    path.write_text(json.dumps(env), encoding="utf-8")
+    write_if_changed(path, json.dumps(env))
     return path
 
 
@@ -157,7 +162,7 @@ def _defaults_args(kconfig: KconfigTree, defaults: Sequence[Path]) -> list[str]:
     ]
 
 
-def _run(
+def run(
     kconfig: KconfigTree,
     *,
     command: Sequence[str],
@@ -166,7 +171,9 @@ def _run(
     work: Path,
     outputs: Sequence[tuple[str, Path]],
 ) -> process.Captured:
-    """kconfgen's base command as tools/cmake/kconfig.cmake builds it, with `outputs`.
+    """Run kconfgen as tools/cmake/kconfig.cmake does: `config` is read (kconfgen may rewrite
+    it), the defaults layered in, and each (format, path) of `outputs` written; `work` holds
+    config.env and the kconfigs*.in files.
 
     Raises:
         ToolError: kconfgen failed or wrote nothing; the message carries its last line.
@@ -214,7 +221,7 @@ def min_config(
         copy = work / "sdkconfig"  # kconfgen may rewrite --config: never the app's own file
         copy.write_bytes(config.read_bytes())
         minimal = work / "sdkconfig.min"
-        _run(
+        run(
             kconfig,
             command=command,
             config=copy,
@@ -238,8 +245,25 @@ class Evaluation:
 
 def renames(kconfig: KconfigTree) -> dict[str, str]:
     """ESP-IDF's sdkconfig.rename files of the tree, old name -> new name."""
+    return rename_files((kconfig.idf_path / "sdkconfig.rename", *kconfig.renames))
+
+
+def build_renames(build_dir: Path) -> dict[str, str] | None:
+    """The renames a finished configure step used, from the build's config.env (the JSON that
+    tools/cmake/kconfig.cmake writes: COMPONENT_SDKCONFIG_RENAMES and IDF_PATH); None without it."""
+    try:
+        env = json.loads((build_dir / "config.env").read_text(encoding="utf-8"))
+        listed = str(env.get("COMPONENT_SDKCONFIG_RENAMES", ""))
+        root = Path(str(env["IDF_PATH"])) / "sdkconfig.rename"
+    except (OSError, ValueError, KeyError, AttributeError):
+        return None
+    return rename_files((root, *(Path(p) for p in re.split(r"[;\s]+", listed) if p)))
+
+
+def rename_files(paths: Sequence[Path]) -> dict[str, str]:
+    """sdkconfig.rename files, old name -> new name (!NEW for an inverted bool)."""
     found: dict[str, str] = {}
-    for path in (kconfig.idf_path / "sdkconfig.rename", *kconfig.renames):
+    for path in paths:
         text = path.read_text(encoding="utf-8") if path.is_file() else ""
         for line in text.splitlines():
             words = line.split("#", 1)[0].split()
@@ -287,7 +311,7 @@ def evaluate(
     with tempfile.TemporaryDirectory(prefix="esp-ota-kconfig-") as folder:
         work = Path(folder)
         menus, values = work / "kconfig_menus.json", work / "sdkconfig.json"
-        done = _run(
+        done = run(
             kconfig,
             command=command,
             config=work / "sdkconfig",

@@ -65,7 +65,19 @@ class AppKconfig:
     values: Mapping[str, Any]  # sdkconfig.json with project.yaml's options applied
 
     def symbol(self, option: str) -> Symbol | None:
-        return self.symbols.get(option.removeprefix("CONFIG_"))
+        name = option.removeprefix("CONFIG_")
+        found = self.symbols.get(name)
+        if found is None and self.case_insensitive:
+            found = next(
+                (s for key, s in self.symbols.items() if key.upper() == name.upper()), None
+            )
+        return found
+
+    @property
+    def case_insensitive(self) -> bool:
+        """ESP-IDF v6's kconfgen (esp-idf-kconfig 3) matches config names case-insensitively."""
+        major = self.release.split(".", 1)[0]
+        return major.isdigit() and int(major) >= 6
 
     def knows(self, option: str) -> bool:
         return self.symbol(new_name(self, option)[0]) is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..files import write_if_changed
+from . import idf_kconfig
 
 __all__ = ["EXAMPLES", "write"]
 
@@ -73,7 +74,10 @@ EXAMPLES: dict[str, dict[str, str]] = {
 
 
 def write(root: Path) -> None:
-    """Write the skeletons under `root` (an IDF_PATH); unchanged files keep their mtime."""
+    """Write the skeletons and the Kconfig set under `root` (an IDF_PATH); unchanged files keep
+    their mtime."""
+    for name, text in idf_kconfig.files().items():
+        write_if_changed(root / name, text)
     for folder, files in EXAMPLES.items():
         for name, text in files.items():
             write_if_changed(root / folder / name, text)

@@ -7,6 +7,7 @@ boots the factory app, updates it over TLS, reboots and boots the new slot.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator, Mapping
@@ -22,7 +23,7 @@ from ..serve import content as serve
 from ..tls import certs
 from . import board as virtual_board
 from . import device as virtual_device
-from . import idf_tree
+from . import idf_tree, standin
 from .failures import FAILURES, NEEDS, RehearsalError, served_bytes, server_certs
 
 if TYPE_CHECKING:
@@ -133,13 +134,17 @@ def builds(project: Project, signing_key: Path | None) -> list[build.BuildPlan]:
     build already takes an example's own sdkconfig.defaults."""
     root = idf_root(project)
     planned = set(idf_tree_files(root))
-    return build.plans(
+    plans = build.plans(
         project,
         paths=_paths(project, True),
         idf_root=root,
         signing_key=signing_key,
         exists=lambda path: path in planned or path.is_file(),
     )
+    # Named without reading the tree, which may not be written yet: the fingerprint must not
+    # change when it appears.
+    made_by = f"the idf.py stand-in (ESP-IDF {standin.tool().version}) at {root.resolve()}"
+    return [dataclasses.replace(plan, idf=made_by) for plan in plans]
 
 
 def inputs(plan: RehearsalPlan) -> list[Path]:

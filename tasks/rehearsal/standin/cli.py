@@ -1,6 +1,7 @@
 """A stand-in for idf.py (ESP-IDF v5.3.2) on machines without ESP-IDF: its CLI and actions, and
 the build flow from configure (target, CMakeCache, sdkconfig) to the outputs of facts §5.5.
-`python -m esp_ota_doit.rehearsal.standin <args>` runs it; Kconfig and images are its siblings.
+`python -m esp_ota_doit.rehearsal.standin <args>` runs it; configure (kconfgen) and images are
+its siblings.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from ...errors import ConfigError
 from ...files import write_if_changed
 from ...idf import partition_files, partitions
 from ...idf.chips import CHIPS, TARGETS
+from . import configure as standin_config
 from . import images as standin_images
-from . import kconfig as standin_kconfig
 from .behaviour import Behaviour
-from .images import IdfPyError
-from .kconfig import TABLE_PRESETS, Config, Value
+from .configure import TABLE_PRESETS, Config, IdfPyError, Value
 
 __all__ = ["main"]
 
@@ -146,7 +146,7 @@ def _target(
 ) -> str:
     """IDF_TARGET as facts §5.3 choose it, with idf.py's and CMake's mismatch errors."""
     env, cached = os.environ.get("IDF_TARGET", ""), _read_cache(ctx.build).get("IDF_TARGET", "")
-    old, given = standin_kconfig.sdkconfig_target(sdkconfig), ctx.defines.get("IDF_TARGET", "")
+    old, given = standin_config.sdkconfig_target(sdkconfig), ctx.defines.get("IDF_TARGET", "")
     if env and old and env != old:
         raise IdfPyError([_TEXTS["env-target"].format(cfg=sdkconfig, old=old, new=env)])
     if env and given and env != given:
@@ -159,7 +159,7 @@ def _target(
         text = _TEXTS["sdkconfig-target"].format(cfg=sdkconfig, old=old, new=requested)
         raise _cmake_error(text, _TARGETS_CMAKE)
     target = (
-        requested or old or next(filter(None, map(standin_kconfig.sdkconfig_target, defaults)), "")
+        requested or old or next(filter(None, map(standin_config.sdkconfig_target, defaults)), "")
     )
     if target and target not in CHIPS:
         text = f"IDF_TARGET '{target}' is not supported: use one of {' '.join(TARGETS)}"
@@ -186,17 +186,17 @@ def _load(ctx: _Ctx, *, menu: str, force_target: str) -> Config:
     sdkconfig = ctx.project / entries.get("SDKCONFIG", "sdkconfig")
     defaults = _defaults_files(ctx.project, entries)
     target = _target(ctx, entries, sdkconfig, defaults)
-    kconfigs = tuple(standin_kconfig.kconfig_files(ctx.project))
-    symbols = standin_kconfig.project_symbols(ctx.project, target, kconfigs)
-    values = standin_kconfig.load_values(
-        symbols, defaults=defaults, target=target, sdkconfig=sdkconfig, menu=menu
-    )
+    name = _project_name(ctx.project)
+    tree, texts = standin_config.configure(
+        ctx.project, target=target, sdkconfig=sdkconfig, defaults=defaults, build=ctx.build,
+        menu=menu,
+    )  # fmt: skip
+    values = standin_config.values_of(texts)
     table, missing = _table(ctx.project, values)
     version = _project_version(ctx.project, values)
-    name = _project_name(ctx.project)
-    return Config(target=target, symbols=symbols, values=values, sdkconfig=sdkconfig,
-                  defaults=defaults, name=name, version=version, table=table,
-                  missing_csv=missing, kconfigs=kconfigs)  # fmt: skip
+    return Config(target=target, values=values, texts=texts, sdkconfig=sdkconfig,
+                  defaults=defaults, tree=tree, name=name, version=version, table=table,
+                  missing_csv=missing)  # fmt: skip
 
 
 def _table(
@@ -225,9 +225,9 @@ def _configure_outputs(ctx: _Ctx, config: Config) -> dict[Path, tuple[bytes | st
         config, project=ctx.project, build=build, idf_ver=ctx.idf_ver
     )
     outputs: dict[Path, tuple[bytes | str, int]] = {
-        config.sdkconfig: (standin_kconfig.sdkconfig_text(config, ctx.idf_ver), secret),
-        build / "config" / "sdkconfig.json": (standin_kconfig.sdkconfig_json(values), secret),
-        build / "config" / "sdkconfig.h": (standin_kconfig.sdkconfig_h(config), secret),
+        path: (text, secret) for path, text in standin_config.outputs(config, build).items()
+    }
+    outputs |= {
         build / "project_description.json": (description, 0o644),
         build / "flasher_args.json": (standin_images.flasher_args(config), 0o644),
     }
@@ -309,7 +309,7 @@ def _print_flash_hint(ctx: _Ctx, config: Config) -> None:
     esptool = f"python -m esptool --chip {config.target} -b {ctx.baud} --before "
     esptool += f"{values['ESPTOOLPY_BEFORE']} --after {values['ESPTOOLPY_AFTER']}"
     esptool += " --no-stub" if values["ESPTOOLPY_NO_STUB"] is True else ""
-    mode, size, freq = standin_kconfig.flash_settings(values)
+    mode, size, freq = standin_config.flash_settings(values)
     files = sorted(standin_images.flash_files(config).values())
     listed = " ".join(f"{hex(off)} {os.path.relpath(ctx.build / path)}" for off, path in files)
     print("\nProject build complete. To flash, run:\n idf.py flash\nor\n idf.py -p PORT flash\nor")

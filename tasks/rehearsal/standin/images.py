@@ -14,10 +14,10 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ...errors import ConfigError, ProjectError
+from ...errors import ConfigError
 from ...idf import partition_files, partitions
 from .behaviour import Behaviour
-from .kconfig import Config, Value, flash_settings
+from .configure import Config, IdfPyError, Value, flash_settings
 
 __all__ = [
     "IdfPyError",
@@ -48,14 +48,6 @@ _TEXTS = {
     "configuration menu.",
     "flash-size": "Change the flash size in menuconfig under the 'Serial Flasher Config' menu.",
 }
-
-
-class IdfPyError(ProjectError):
-    """What idf.py reports before exiting 2; `tool` names the cmake or ninja run that failed."""
-
-    def __init__(self, lines: Sequence[str], *, tool: str = "", failed: str = "") -> None:
-        super().__init__("\n".join(lines))
-        self.lines, self.tool, self.failed = list(lines), tool, failed
 
 
 # --- the app's inputs: main/CMakeLists.txt, embedded files, sources ----------------------------
@@ -430,8 +422,8 @@ def project_description(config: Config, *, project: Path, build: Path, idf_ver: 
         "monitor_toolprefix": prefix,
         "c_compiler": f"{prefix}gcc",
         "config_environment": {
-            "COMPONENT_KCONFIGS": "",
-            "COMPONENT_KCONFIGS_PROJBUILD": ";".join(map(str, config.kconfigs)),
+            "COMPONENT_KCONFIGS": ";".join(map(str, config.kconfigs)),
+            "COMPONENT_KCONFIGS_PROJBUILD": ";".join(map(str, config.projbuilds)),
         },
         "common_component_reqs": [],
         "build_components": components,
