@@ -29,7 +29,7 @@ def test_crc__matches_esp_rom_crc32_le(seq: int, crc: int) -> None:
 def test_decode__round_trip() -> None:
     entry = otadata.OtadataEntry.for_seq(5, state=2)
     first, second = otadata.decode(image(None, entry))
-    assert second == entry and second.valid and second.state_name == "VALID"
+    assert second == entry and second.valid and second.state_text == "valid"
     assert first.seq == 0xFFFFFFFF and not first.valid
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,10 +21,12 @@ __all__ = [
     "APP_DESC_END",
     "AppDesc",
     "AppImage",
+    "Headroom",
     "ImageError",
     "app_desc",
     "chip_id",
     "fit_warning",
+    "headroom",
     "parse",
     "read_app",
     "read_bootloader",
@@ -200,9 +203,29 @@ def read_bootloader(data: bytes, target: str, *, name: str = "bootloader.bin") -
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Headroom:
+    """How an app image fits app partitions, as ESP-IDF's check_sizes.py measures it."""
+
+    too_small: tuple[Partition, ...]
+    smallest: int  # the smallest partition's size; 0 for none
+    free: int  # bytes left in the smallest partition (negative when it is too small)
+
+
+def headroom(size: int, slots: Sequence[Partition]) -> Headroom:
+    """The partitions `size` bytes overflow, and the room left in the smallest one."""
+    smallest = min((slot.size for slot in slots), default=0)
+    return Headroom(
+        too_small=tuple(slot for slot in slots if slot.size < size),
+        smallest=smallest,
+        free=smallest - size,
+    )
+
+
 def fit_warning(image: AppImage, slots: tuple[Partition, ...]) -> str | None:
     """Raise when the image overflows a slot; return check_sizes.py's warning under 5 % free."""
-    too_small = [slot for slot in slots if slot.size < image.size]
+    room = headroom(image.size, slots)
+    too_small = room.too_small
     if too_small:
         parts = "; ".join(
             f"'{slot.name}' @ 0x{slot.offset:x} size 0x{slot.size:x} "
@@ -215,8 +238,7 @@ def fit_warning(image: AppImage, slots: tuple[Partition, ...]) -> str | None:
         )
     if not slots:
         return None
-    smallest = min(slot.size for slot in slots)
-    free = (smallest - image.size) * 100 // smallest
+    free = room.free * 100 // room.smallest
     if free < _HEADROOM_WARN:
         return f"{image.name}: The smallest app partition is nearly full ({free}% free space left)!"
     return None

@@ -23,7 +23,6 @@ __all__ = [
     "NEW",
     "PENDING_VERIFY",
     "SECTOR",
-    "STATES",
     "STATE_NAMES",
     "UNDEFINED",
     "VALID",
@@ -42,14 +41,6 @@ __all__ = [
 SECTOR = 0x1000  # the two copies sit one flash sector apart
 _ENTRY = struct.Struct("<I20sII")
 _UNSET = 0xFFFFFFFF
-STATES = {
-    0x0: "NEW",
-    0x1: "PENDING_VERIFY",
-    0x2: "VALID",
-    0x3: "INVALID",
-    0x4: "ABORTED",
-    _UNSET: "UNDEFINED",
-}
 NEW, PENDING_VERIFY, VALID, INVALID, ABORTED, UNDEFINED = 0x0, 0x1, 0x2, 0x3, 0x4, _UNSET
 # As `doit status` prints them.
 STATE_NAMES = {
@@ -81,10 +72,6 @@ class OtadataEntry:
     def valid(self) -> bool:
         """Valid as the bootloader judges it: seq set, CRC right, state not INVALID/ABORTED."""
         return self.seq != _UNSET and self.crc == crc(self.seq) and self.state not in _REFUSED
-
-    @property
-    def state_name(self) -> str:
-        return STATES.get(self.state, f"0x{self.state:x}")
 
     @property
     def state_text(self) -> str:

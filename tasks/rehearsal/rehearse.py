@@ -68,13 +68,6 @@ class RehearsalPlan:
     rollback: bool = False
     anti_rollback: bool = False
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "target": self.target,
-            "board_file": str(self.board_file),
-            "synthetic": self.synthetic,
-        }
-
 
 def _paths(project: Project, synthetic: bool) -> Paths:
     from ..paths import Paths

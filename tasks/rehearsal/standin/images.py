@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ...errors import ConfigError
+from ...idf import images as image_checks
 from ...idf import partition_files, partitions
 from .behaviour import Behaviour
 from .configure import Config, IdfPyError, Value, flash_settings
@@ -247,7 +248,8 @@ def _bootloader(
 def _app_size_lines(name: str, size: int, table: partitions.PartitionTable) -> list[str]:
     """check_sizes.py's app check (facts §2.7); all partitions too small fails the build."""
     apps = [p for p in table.partitions if p.type == partitions.APP_TYPE]
-    small = [p for p in apps if p.size < size]
+    room = image_checks.headroom(size, apps)  # the measure production checks use too
+    small = room.too_small
     parts = [_TEXTS["part"].format(p=p, over=size - p.size) for p in small]
     if small and len(small) == len(apps):
         head = (
@@ -259,8 +261,8 @@ def _app_size_lines(name: str, size: int, table: partitions.PartitionTable) -> l
         count = f"{len(small)}/{len(apps)}"
         return [f"Warning: {count} app partitions are too small for binary {name} size {size:#x}:",
                 *parts] if small else []  # fmt: skip
-    smallest = min(p.size for p in apps)
-    free, pct = smallest - size, round(100 * (smallest - size) / smallest)
+    smallest, free = room.smallest, room.free
+    pct = round(100 * free / smallest)
     lines = [_TEXTS["app-size"].format(name=name, size=size, smallest=smallest, free=free, pct=pct)]
     if free / smallest < 0.05:
         lines.append(
