@@ -8,22 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import os
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
-from doit.exceptions import InvalidDodoFile, TaskFailed
-from doit.tools import config_changed
+from doit.exceptions import TaskFailed
 
-from . import __version__
-from .config import hosts, loader, schema
 from .config.model import Project
 from .device import board, flash
-from .errors import ConfigError, ConfigErrors, ProjectError, warn
-from .firmware import build, defaults, kconfig_source, manifest, render, repro, signing_key, staging
+from .firmware import build, defaults, manifest, render, repro, signing_key, staging
 from .idf import idftool, signing
 from .paths import TEMPLATES, Paths
 from .rehearsal import rehearse, standin
@@ -31,6 +25,17 @@ from .serve import content as serve
 from .serve import engines
 from .serve import nginx as publish
 from .tls import certs
+from .wiring import (
+    PORT_OPTION,
+    baud_option,
+    fingerprint,
+    load_project,
+    planning,
+    recorded,
+    release_lock,
+    run,
+    slot_option,
+)
 
 __all__ = [
     "DOIT_CONFIG",
@@ -64,138 +69,11 @@ DOIT_CONFIG: dict[str, Any] = {
 }
 
 
-def _resolve_host(env: dict[str, str], host: str) -> str:
-    resolved, warning = hosts.resolve_host(host, env)
-    if warning:
-        warn(warning)
-    return resolved
-
-
-@functools.lru_cache(maxsize=4)
-def _load(root: str, text: str, env_items: tuple[tuple[str, str], ...]) -> Project:
-    env = dict(env_items)
-    return loader.load(
-        text,
-        file="project.yaml",
-        env=env,
-        resolve_host=functools.partial(_resolve_host, env),
-        project_dir=Path(root),
-        idf_root=idftool.idf_path(env),
-        kconfig=kconfig_source.source(env, warn),
-        warn=warn,
-    )
-
-
-# Project folder -> the descriptor holding its lock, for the rest of this process.
-_LOCKS: dict[Path, int] = {}
-
-
-def _lock(root: Path) -> None:
-    """One doit run per project at a time: a second one waits (and says so) instead of racing.
-
-    The lock is flock on the project folder itself: nothing is written, and an editor that
-    replaces project.yaml does not split it. doit serve and doit monitor give it up once they
-    run (see release_lock); everything else holds it until the process exits.
-    """
-    import fcntl
-
-    if root in _LOCKS or not root.is_dir():
-        return
-    handle = os.open(root, os.O_RDONLY)
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        warn(f"waiting for another doit run in {root} to finish")
-        fcntl.flock(handle, fcntl.LOCK_EX)
-    _LOCKS[root] = handle
-
-
-def release_lock() -> None:
-    """Let other doit runs in this project go ahead (long-lived commands; tests between runs)."""
-    while _LOCKS:
-        _, handle = _LOCKS.popitem()
-        os.close(handle)
-
-
-def load_project() -> Project:
-    """Read ./project.yaml once per process; a bad file becomes doit's one-line ERROR, exit 3."""
-    root = Path.cwd()
-    _lock(root)
-    try:
-        text = Paths(root).project_yaml.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidDodoFile(
-            f"project.yaml: not found in {root}; run doit from the folder that holds it"
-        ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise InvalidDodoFile(f"project.yaml: cannot be read ({error})") from None
-    try:
-        return _load(str(root), text, tuple(sorted(os.environ.items())))
-    except ConfigErrors as errors:
-        raise InvalidDodoFile(str(errors)) from None
-
-
-def _run(action: Callable[..., object], *args: object) -> TaskFailed | None:
-    """Call an edge action; a ProjectError is a clean task failure, anything else a bug."""
-    try:
-        action(*args)
-    except ProjectError as error:
-        return TaskFailed(str(error))
-    return None
-
-
-@contextmanager
-def _planning() -> Iterator[None]:
-    """A planner's ConfigError (e.g. from $OTA_CA_CERT) becomes doit's one-line ERROR, exit 3."""
-    try:
-        yield
-    except ConfigError as error:
-        raise InvalidDodoFile(error.describe()) from None
-
-
-def _fingerprint(payload: Mapping[str, object]) -> config_changed:
-    # The package version is part of every payload: an upgrade re-renders.
-    return config_changed({**payload, "esp_ota_doit": __version__})
-
-
-_RECORD = "targets_sha256"
-
-
-def _digests(targets: list[Path]) -> dict[str, str | None]:
-    found: dict[str, str | None] = {}
-    for target in targets:
-        try:
-            found[str(target)] = hashlib.sha256(Path(target).read_bytes()).hexdigest()
-        except OSError:
-            found[str(target)] = None
-    return found
-
-
-def _record_targets(targets: list[Path]) -> dict[str, object]:
-    """Runs last in the task: doit saves the returned dict with the task's success."""
-    return {_RECORD: _digests(targets)}
-
-
-def _targets_as_recorded(task: Any, values: Mapping[str, object]) -> bool:
-    """doit stores its record only when a run ends: a run killed after replacing a target leaves
-    a target that no record vouches for. Only targets whose bytes the record names are current."""
-    return values.get(_RECORD) == _digests(list(task.targets))
-
-
-def _recorded(task: dict[str, Any]) -> dict[str, Any]:
-    """`task` with its targets checked against the digests recorded when it last succeeded."""
-    return {
-        **task,
-        "actions": [*task["actions"], (_record_targets, [list(task["targets"])])],
-        "uptodate": [*task.get("uptodate", []), _targets_as_recorded],
-    }
-
-
 def task_render() -> Iterator[dict[str, Any]]:
     """Render the partition table and each app's sdkconfig.defaults from project.yaml."""
     project = load_project()
     paths = Paths(project.project_dir)
-    yield _recorded(
+    yield recorded(
         {
             "name": "partitions",
             "doc": "build/generated/partitions.csv and partition-table.bin",
@@ -207,21 +85,21 @@ def task_render() -> Iterator[dict[str, Any]]:
             ],
             "file_dep": [TEMPLATES / "partitions.csv.j2"],
             "targets": [paths.partitions_csv, paths.partition_table_bin],
-            "uptodate": [_fingerprint(project.table.to_json())],
+            "uptodate": [fingerprint(project.table.to_json())],
             "clean": True,
         }
     )
     for app in project.apps:
         plan = defaults.plan(project, app, partitions_csv=paths.partitions_csv)
         target = paths.sdkconfig_defaults(app.name)
-        yield _recorded(
+        yield recorded(
             {
                 "name": f"sdkconfig-{app.name}",
                 "doc": f"build/generated/{app.name}.sdkconfig.defaults",
                 "actions": [(render.write_sdkconfig, [plan, target])],
                 "file_dep": [TEMPLATES / "sdkconfig.defaults.j2"],
                 "targets": [target],
-                "uptodate": [_fingerprint(plan.to_json())],
+                "uptodate": [fingerprint(plan.to_json())],
                 "clean": True,
             }
         )
@@ -230,7 +108,7 @@ def task_render() -> Iterator[dict[str, Any]]:
 def _cert_plan(project: Project) -> certs.CertPlan | None:
     if project.ota is None:
         return None
-    with _planning():
+    with planning():
         return certs.plan(
             project=project.name,
             host=project.ota.host,
@@ -269,14 +147,14 @@ def task_certs() -> dict[str, Any]:
         return {"actions": [], "doc": "project.yaml has no ota: section; nothing to issue"}
     where = certs.paths(plan.certs_dir)
     ci_files = [f for f in (plan.ca_cert_file, plan.ca_key_file) if f is not None]
-    return _recorded(
+    return recorded(
         {
-            "actions": [(_run, [_issue_certs, plan, project.ota.url_text])],
+            "actions": [(run, [_issue_certs, plan, project.ota.url_text])],
             "file_dep": ci_files,
             "targets": [where.ca_cert, where.server_cert, where.server_key],
             # A cert that expires within 30 days, or no longer matches its key or CA, is stale
             # even when project.yaml did not change.
-            "uptodate": [_fingerprint(plan.to_json()), (_certs_current, [plan])],
+            "uptodate": [fingerprint(plan.to_json()), (_certs_current, [plan])],
             "clean": [(_remove_leaf, [plan])],
             "verbosity": 2,
         }
@@ -291,14 +169,14 @@ def task_rotate_ca() -> dict[str, Any]:
         return {"actions": [], "doc": "project.yaml has no ota: section; no CA to rotate"}
     return {
         "basename": "rotate-ca",
-        "actions": [(_run, [_rotate_ca, plan, project.ota.url_text])],
+        "actions": [(run, [_rotate_ca, plan, project.ota.url_text])],
         "uptodate": [False],
         "verbosity": 2,
     }
 
 
 def _signing_plan(project: Project) -> signing_key.SigningPlan | None:
-    with _planning():
+    with planning():
         return signing_key.plan(project, os.environ, Paths(project.project_dir).keys)
 
 
@@ -327,9 +205,9 @@ def task_signing_key() -> dict[str, Any]:
         return {"actions": [], "doc": "project.yaml has no ota.sign; images are not signed"}
     return {
         "basename": "signing-key",
-        "actions": [(_run, [_create_key, plan])],
+        "actions": [(run, [_create_key, plan])],
         "targets": [] if plan.from_env else [plan.key],
-        "uptodate": [_fingerprint(plan.to_json()), (_key_ready, [plan])],
+        "uptodate": [fingerprint(plan.to_json()), (_key_ready, [plan])],
         "verbosity": 2,
     }
 
@@ -341,7 +219,7 @@ def task_rotate_signing_key() -> dict[str, Any]:
         return {"actions": [], "doc": "project.yaml has no ota.sign; no key to rotate"}
     return {
         "basename": "rotate-signing-key",
-        "actions": [(_run, [_rotate_key, plan])],
+        "actions": [(run, [_rotate_key, plan])],
         "uptodate": [False],
         "verbosity": 2,
     }
@@ -374,11 +252,11 @@ def _build_task(
     certs_dep = [plan.ca_source] if plan.ca_source is not None else []
     certs_dep += [plan.signing_key] if plan.signing_key is not None else []
     summary = paths.app_summary(plan.app)
-    return _recorded(
+    return recorded(
         {
             "name": plan.app,
             "doc": f"idf.py build of {plan.source}",
-            "actions": [(_run, [build.build_app, plan, idf])],
+            "actions": [(run, [build.build_app, plan, idf])],
             "file_dep": [
                 *sources,
                 *(tree or []),  # a tree a task writes (the rehearsal's synthetic ESP-IDF)
@@ -389,7 +267,7 @@ def _build_task(
             "targets": [summary],
             # A deleted or replaced image makes the build stale even when app.json survives.
             "uptodate": [
-                _fingerprint(plan.to_json()),
+                fingerprint(plan.to_json()),
                 (build.outputs_intact, [summary]),
                 (build.config_unchanged, [plan]),  # e.g. after doit menuconfig
             ],
@@ -406,13 +284,13 @@ def task_build() -> Iterator[dict[str, Any]]:
     for plan in _build_plans(project):
         summaries.append(paths.app_summary(plan.app))
         yield _build_task(plan, paths)
-    yield _recorded(
+    yield recorded(
         {
             "name": "manifest",
             "doc": "build/manifest.json: versions, images and their sha256",
             "actions": [
                 (
-                    _run,
+                    run,
                     [
                         manifest.write,
                         project.name,
@@ -436,7 +314,7 @@ def task_reproduce() -> dict[str, Any]:
     paths = Paths(project.project_dir)
     plans = _build_plans(project)
     return {
-        "actions": [(_run, [repro.reproduce, plans, paths.build / "reproduce"])],
+        "actions": [(run, [repro.reproduce, plans, paths.build / "reproduce"])],
         "file_dep": [p.ca_source for p in plans if p.ca_source is not None]
         + [paths.partitions_csv, *(paths.sdkconfig_defaults(p.app) for p in plans)],
         "uptodate": [False],
@@ -447,7 +325,7 @@ def task_reproduce() -> dict[str, Any]:
 def _menuconfig(plans: dict[str, build.BuildPlan], app: str) -> TaskFailed | None:
     if app not in plans:
         return TaskFailed(f"--app: no app '{app}' in project.yaml; apps: {', '.join(plans)}")
-    return _run(build.menuconfig, plans[app])
+    return run(build.menuconfig, plans[app])
 
 
 def task_menuconfig() -> dict[str, Any]:
@@ -472,44 +350,10 @@ def task_menuconfig() -> dict[str, Any]:
     }
 
 
-def _option_error(option: str, value: str, fix: str) -> InvalidDodoFile:
-    """A bad command-line value: doit prints `ERROR: <line>` and exits 3 before any task runs."""
-    return InvalidDodoFile(f"{option}: {schema.shown(value)} {fix}")
-
-
-def _port_option(value: str) -> str:
-    if not value.strip():
-        raise _option_error("--port", value, "is empty; name a serial port like /dev/ttyUSB0")
-    return value
-
-
-def _baud_option(value: str) -> int:
-    low, high = 9600, 5_000_000
-    if not value.strip().isdigit() or len(value) > 9 or not low <= int(value) <= high:
-        raise _option_error("--baud", value, f"is not a baud rate; use {low} to {high}")
-    return int(value)
-
-
-def _slot_option(value: str) -> str:
-    if not value.strip():
-        raise _option_error("--slot", value, "is empty; name an app slot (factory, ota_0, ...)")
-    return value
-
-
-_PORT = {
-    "name": "port",
-    "long": "port",
-    "short": "p",
-    "type": _port_option,
-    "default": None,
-    "help": "serial port (default: $ESPPORT, flash.port, or the one board found)",
-}
-
-
 def _flash(
     plan: flash.FlashPlan, port: str | None, baud: int | None, erase: bool
 ) -> TaskFailed | None:
-    return _run(functools.partial(flash.write, port=port, baud=baud, erase=erase), plan)
+    return run(functools.partial(flash.write, port=port, baud=baud, erase=erase), plan)
 
 
 def task_flash() -> dict[str, Any]:
@@ -519,12 +363,12 @@ def task_flash() -> dict[str, Any]:
     return {
         "actions": [(_flash, [plan])],
         "params": [
-            _PORT,
+            PORT_OPTION,
             {
                 "name": "baud",
                 "long": "baud",
                 "short": "b",
-                "type": _baud_option,
+                "type": baud_option,
                 "default": None,
                 "help": "baud rate (default: $ESPBAUD or flash.baud)",
             },
@@ -543,14 +387,14 @@ def task_flash() -> dict[str, Any]:
 
 
 def _status(plan: board.BoardPlan, port: str | None) -> TaskFailed | None:
-    return _run(functools.partial(board.status, port=port), plan)
+    return run(functools.partial(board.status, port=port), plan)
 
 
 def task_status() -> dict[str, Any]:
     """Show the board's partition table, the slot otadata boots, and the app in each slot."""
     return {
         "actions": [(_status, [board.plan(load_project())])],
-        "params": [_PORT],
+        "params": [PORT_OPTION],
         "uptodate": [False],
         "verbosity": 2,
     }
@@ -559,7 +403,7 @@ def task_status() -> dict[str, Any]:
 def _boot(plan: board.BoardPlan, port: str | None, slot: str) -> TaskFailed | None:
     if not slot:
         return TaskFailed("doit boot needs --slot NAME (factory, ota_0, ...)")
-    return _run(functools.partial(board.boot, slot=slot, port=port), plan)
+    return run(functools.partial(board.boot, slot=slot, port=port), plan)
 
 
 def task_boot() -> dict[str, Any]:
@@ -567,11 +411,11 @@ def task_boot() -> dict[str, Any]:
     return {
         "actions": [(_boot, [board.plan(load_project())])],
         "params": [
-            _PORT,
+            PORT_OPTION,
             {
                 "name": "slot",
                 "long": "slot",
-                "type": _slot_option,
+                "type": slot_option,
                 "default": "",
                 "help": "the app partition to boot (factory erases otadata)",
             },
@@ -585,7 +429,7 @@ def _monitor(
     project_dir: Path, app: str, configured: str | None, port: str | None
 ) -> TaskFailed | None:
     release_lock()  # a monitor runs for hours; builds in another terminal must not wait for it
-    return _run(
+    return run(
         functools.partial(board.monitor, port=port), Paths(project_dir).app_build(app), configured
     )
 
@@ -595,7 +439,7 @@ def task_monitor() -> dict[str, Any]:
     project = load_project()
     return {
         "actions": [(_monitor, [project.project_dir, project.flash_app, project.flash.port])],
-        "params": [_PORT],
+        "params": [PORT_OPTION],
         "uptodate": [False],
         "verbosity": 2,
     }
@@ -605,7 +449,7 @@ def _serve_plan(project: Project) -> serve.ServePlan | None:
     if project.ota is None:
         return None
     signing_key = _signing_key(project)
-    with _planning():
+    with planning():
         return serve.plan(project, Paths(project.project_dir), signing_key=signing_key)
 
 
@@ -618,7 +462,7 @@ def _serve(plan: serve.ServePlan, engine: str, log_format: str) -> TaskFailed | 
     # Serving runs until Ctrl-C: other commands (status, a rebuild) must not wait for it. Targets
     # are replaced atomically, so what it reads next is old or new, never half.
     release_lock()
-    return _run(engines.run, chosen)
+    return run(engines.run, chosen)
 
 
 def task_serve() -> dict[str, Any]:
@@ -676,9 +520,9 @@ def task_publish() -> dict[str, Any]:
     if plan is None:
         return {"actions": [], "doc": "project.yaml has no ota: section; nothing to publish"}
     where = certs.paths(plan.certs_dir)
-    return _recorded(
+    return recorded(
         {
-            "actions": [(_run, [publish.write, plan])],
+            "actions": [(run, [publish.write, plan])],
             "file_dep": [
                 plan.app_summary,
                 where.ca_cert,
@@ -688,7 +532,7 @@ def task_publish() -> dict[str, Any]:
                 *([plan.signing_key] if plan.signing_key else []),
             ],
             "targets": publish.targets(plan),
-            "uptodate": [_fingerprint(plan.to_json())],
+            "uptodate": [fingerprint(plan.to_json())],
             "clean": True,
             "verbosity": 2,
         }
@@ -700,14 +544,14 @@ def _rehearsal_plan(project: Project) -> rehearse.RehearsalPlan | None:
     if cert_plan is None:
         return None
     signing_plan = _signing_plan(project)
-    with _planning():
+    with planning():
         return rehearse.plan(
             project, cert_plan=cert_plan, signing_plan=signing_plan, env=os.environ
         )
 
 
 def _rehearse(plan: rehearse.RehearsalPlan, fail: str, partial: bool) -> TaskFailed | None:
-    return _run(functools.partial(rehearse.run, failure=fail, partial=partial), plan)
+    return run(functools.partial(rehearse.run, failure=fail, partial=partial), plan)
 
 
 def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
@@ -720,14 +564,14 @@ def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
     }
     root = rehearse.idf_root(project)
     tree = rehearse.idf_tree_files(root)
-    yield _recorded(
+    yield recorded(
         {
             "basename": "rehearse-build",
             "name": "esp-idf",
             "doc": "the synthetic ESP-IDF tree the stand-in builds the examples from",
             "actions": [(rehearse.write_idf_tree, [root])],
             "targets": tree,
-            "uptodate": [_fingerprint({"tree": str(root)})],
+            "uptodate": [fingerprint({"tree": str(root)})],
             "clean": True,
         }
     )

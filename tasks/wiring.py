@@ -1,0 +1,198 @@
+"""What every doit task here shares: project.yaml loaded once per run under the project's lock,
+the fingerprint, the check of each task's targets against what it last recorded, edge errors
+turned into doit's TaskFailed, and the checks of command-line values. graph.py wires the tasks.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from doit.exceptions import InvalidDodoFile, TaskFailed
+from doit.tools import config_changed
+
+from . import __version__
+from .config import hosts, loader, schema
+from .config.model import Project
+from .errors import ConfigError, ConfigErrors, ProjectError, warn
+from .firmware import kconfig_source
+from .idf import idftool
+from .paths import Paths
+
+__all__ = [
+    "PORT_OPTION",
+    "baud_option",
+    "fingerprint",
+    "load_project",
+    "planning",
+    "recorded",
+    "release_lock",
+    "run",
+    "slot_option",
+]
+
+
+def _resolve_host(env: dict[str, str], host: str) -> str:
+    resolved, warning = hosts.resolve_host(host, env)
+    if warning:
+        warn(warning)
+    return resolved
+
+
+@functools.lru_cache(maxsize=4)
+def _load(root: str, text: str, env_items: tuple[tuple[str, str], ...]) -> Project:
+    env = dict(env_items)
+    return loader.load(
+        text,
+        file="project.yaml",
+        env=env,
+        resolve_host=functools.partial(_resolve_host, env),
+        project_dir=Path(root),
+        idf_root=idftool.idf_path(env),
+        kconfig=kconfig_source.source(env, warn),
+        warn=warn,
+    )
+
+
+# Project folder -> the descriptor holding its lock, for the rest of this process.
+_LOCKS: dict[Path, int] = {}
+
+
+def _lock(root: Path) -> None:
+    """One doit run per project at a time: a second one waits (and says so) instead of racing.
+
+    The lock is flock on the project folder itself: nothing is written, and an editor that
+    replaces project.yaml does not split it. doit serve and doit monitor give it up once they
+    run (see release_lock); everything else holds it until the process exits.
+    """
+    import fcntl
+
+    if root in _LOCKS or not root.is_dir():
+        return
+    handle = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        warn(f"waiting for another doit run in {root} to finish")
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    _LOCKS[root] = handle
+
+
+def release_lock() -> None:
+    """Let other doit runs in this project go ahead (long-lived commands; tests between runs)."""
+    while _LOCKS:
+        _, handle = _LOCKS.popitem()
+        os.close(handle)
+
+
+def load_project() -> Project:
+    """Read ./project.yaml once per process; a bad file becomes doit's one-line ERROR, exit 3."""
+    root = Path.cwd()
+    _lock(root)
+    try:
+        text = Paths(root).project_yaml.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidDodoFile(
+            f"project.yaml: not found in {root}; run doit from the folder that holds it"
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidDodoFile(f"project.yaml: cannot be read ({error})") from None
+    try:
+        return _load(str(root), text, tuple(sorted(os.environ.items())))
+    except ConfigErrors as errors:
+        raise InvalidDodoFile(str(errors)) from None
+
+
+def run(action: Callable[..., object], *args: object) -> TaskFailed | None:
+    """Call an edge action; a ProjectError is a clean task failure, anything else a bug."""
+    try:
+        action(*args)
+    except ProjectError as error:
+        return TaskFailed(str(error))
+    return None
+
+
+@contextmanager
+def planning() -> Iterator[None]:
+    """A planner's ConfigError (e.g. from $OTA_CA_CERT) becomes doit's one-line ERROR, exit 3."""
+    try:
+        yield
+    except ConfigError as error:
+        raise InvalidDodoFile(error.describe()) from None
+
+
+def fingerprint(payload: Mapping[str, object]) -> config_changed:
+    # The package version is part of every payload: an upgrade re-renders.
+    return config_changed({**payload, "esp_ota_doit": __version__})
+
+
+_RECORD = "targets_sha256"
+
+
+def _digests(targets: list[Path]) -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for target in targets:
+        try:
+            found[str(target)] = hashlib.sha256(Path(target).read_bytes()).hexdigest()
+        except OSError:
+            found[str(target)] = None
+    return found
+
+
+def _record_targets(targets: list[Path]) -> dict[str, object]:
+    """Runs last in the task: doit saves the returned dict with the task's success."""
+    return {_RECORD: _digests(targets)}
+
+
+def _targets_as_recorded(task: Any, values: Mapping[str, object]) -> bool:
+    """doit stores its record only when a run ends: a run killed after replacing a target leaves
+    a target that no record vouches for. Only targets whose bytes the record names are current."""
+    return values.get(_RECORD) == _digests(list(task.targets))
+
+
+def recorded(task: dict[str, Any]) -> dict[str, Any]:
+    """`task` with its targets checked against the digests recorded when it last succeeded."""
+    return {
+        **task,
+        "actions": [*task["actions"], (_record_targets, [list(task["targets"])])],
+        "uptodate": [*task.get("uptodate", []), _targets_as_recorded],
+    }
+
+
+def _option_error(option: str, value: str, fix: str) -> InvalidDodoFile:
+    """A bad command-line value: doit prints `ERROR: <line>` and exits 3 before any task runs."""
+    return InvalidDodoFile(f"{option}: {schema.shown(value)} {fix}")
+
+
+def port_option(value: str) -> str:
+    if not value.strip():
+        raise _option_error("--port", value, "is empty; name a serial port like /dev/ttyUSB0")
+    return value
+
+
+def baud_option(value: str) -> int:
+    low, high = 9600, 5_000_000
+    if not value.strip().isdigit() or len(value) > 9 or not low <= int(value) <= high:
+        raise _option_error("--baud", value, f"is not a baud rate; use {low} to {high}")
+    return int(value)
+
+
+def slot_option(value: str) -> str:
+    if not value.strip():
+        raise _option_error("--slot", value, "is empty; name an app slot (factory, ota_0, ...)")
+    return value
+
+
+PORT_OPTION = {
+    "name": "port",
+    "long": "port",
+    "short": "p",
+    "type": port_option,
+    "default": None,
+    "help": "serial port (default: $ESPPORT, flash.port, or the one board found)",
+}
