@@ -93,6 +93,7 @@ def test_app_sources__project_yaml_in_the_app_leaves_out_this_tools_own_files(
         "certs/ca_key.pem",
         "certs/server_key.pem",
         "certs/ca_cert.pem.20260101T000000Z.old",
+        "certs/ca_key.pem.20260101T000000Z.unissued",
         "keys/signing_key.pem",
     ):
         (source / ours).write_text("secret\n")
