@@ -27,7 +27,9 @@ _NOT_SOURCE_FILES = {"sdkconfig"}
 # certs/ and keys/ (which the app may also use for files of its own, which are staged).
 _OWN_FILES = {"project.yaml", "dodo.py"}
 _OWN_IN = {
-    "certs": re.compile(r"(ca_cert|ca_key|server_cert|server_key)\.pem(\..+\.(old|unissued))?|\..*"),
+    "certs": re.compile(
+        r"(ca_cert|ca_key|server_cert|server_key)\.pem(\..+\.(old|unissued))?|\..*"
+    ),
     "keys": re.compile(r"signing_key.*\.pem.*|\..*"),
 }
 # What the component manager writes into the project dir: kept in the staged copy, so builds
