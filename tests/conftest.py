@@ -202,3 +202,14 @@ def app_copy(tmp_path: Path) -> Callable[[str], Path]:
         return target
 
     return copy
+
+
+@pytest.fixture
+def rehearsal(project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The example project on a machine with no ESP-IDF (idf.py nowhere on PATH)."""
+    monkeypatch.delenv("IDF_PATH", raising=False)
+    folders = os.environ["PATH"].split(os.pathsep)
+    monkeypatch.setenv(
+        "PATH", os.pathsep.join(f for f in folders if not (Path(f) / "idf.py").exists())
+    )
+    return project_dir

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from doit.cmd_base import ModuleTaskLoader
@@ -46,3 +49,18 @@ def edit(project_dir: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text, old
     path.write_text(text.replace(old, new))
+
+
+def doit_process(
+    folder: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`python -m doit <args>` in `folder`, as a user runs it, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "doit", *args],
+        cwd=folder,
+        env=env or dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import DATA, REPO
+from tests.doitrun import doit_process
 
 CASES = sorted((DATA / "invalid").glob("*.yaml"))
 
@@ -26,16 +26,7 @@ def expected_line(case: Path) -> str:
 
 
 def run_doit(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "doit", *args],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return doit_process(folder, *args, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
 
 
 def test_invalid__table_is_large_enough() -> None:

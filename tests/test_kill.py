@@ -18,6 +18,7 @@ from esp_ota_doit.tls import certs
 from esp_ota_doit.tls.x509 import load_pair
 
 from tests.conftest import REPO
+from tests.doitrun import doit_process
 
 HOOK = Path(__file__).resolve().parent / "killhook"
 
@@ -26,15 +27,7 @@ def doit(folder: Path, *args: str, kill_at: int = 0) -> subprocess.CompletedProc
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HOOK), str(REPO)])}
     if kill_at:
         env["KILL_AT_REPLACE"] = str(kill_at)
-    return subprocess.run(
-        [sys.executable, "-m", "doit", *args],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return doit_process(folder, *args, env=env)
 
 
 def outputs(folder: Path, *parts: str) -> dict[str, bytes]:

@@ -4,7 +4,6 @@ flashes the emulated ROM loader, the real server serves, the virtual device upda
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,17 +22,6 @@ SUMMARY = app_summary("factory", Path("factory.bin"), b"image", ca_sha256=None)
 pytest.importorskip(
     "esp32_mock_bootloader", reason="esp32-mock-bootloader not installed (pip install -e '.[test]')"
 )
-
-
-@pytest.fixture
-def rehearsal(project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The example project on a machine with no ESP-IDF (idf.py nowhere on PATH)."""
-    monkeypatch.delenv("IDF_PATH", raising=False)
-    folders = os.environ["PATH"].split(os.pathsep)
-    monkeypatch.setenv(
-        "PATH", os.pathsep.join(f for f in folders if not (Path(f) / "idf.py").exists())
-    )
-    return project_dir
 
 
 def test_rehearse__the_whole_story(rehearsal: Path) -> None:

@@ -5,7 +5,6 @@ leave (bootloader_utility.c, esp_ota_ops.c), decoded and asserted entry by entry
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -28,17 +27,6 @@ _NO_FACTORY = """partitions:
     - {name: ota_0, type: app, subtype: ota_0, size: 1M}
     - {name: ota_1, type: app, subtype: ota_1, size: 1M}
 """
-
-
-@pytest.fixture
-def rehearsal(project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The example project on a machine with no ESP-IDF (idf.py nowhere on PATH)."""
-    monkeypatch.delenv("IDF_PATH", raising=False)
-    folders = os.environ["PATH"].split(os.pathsep)
-    monkeypatch.setenv(
-        "PATH", os.pathsep.join(f for f in folders if not (Path(f) / "idf.py").exists())
-    )
-    return project_dir
 
 
 def _ota(project: Path, extra: str) -> None:
