@@ -184,7 +184,7 @@ def kconfgen_env(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Pa
                 )  # fmt: skip
             except (OSError, subprocess.SubprocessError) as error:
                 pytest.skip(
-                    f"esp-idf-kconfig 3.x (ESP-IDF v6.0's kconfgen) not installable: {error}"
+                    f"esp-idf-kconfig 3.x (ESP-IDF v6.0's kconfgen) not installed: pip failed ({error})"
                 )
             made["3"] = venv
         return made["3"]
