@@ -183,9 +183,8 @@ def kconfgen_env(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Pa
                     check=True, timeout=300, capture_output=True,
                 )  # fmt: skip
             except (OSError, subprocess.SubprocessError) as error:
-                pytest.skip(
-                    f"esp-idf-kconfig 3.x (ESP-IDF v6.0's kconfgen) not installed: pip failed ({error})"
-                )
+                # pip from the package index failed: v6.0's kconfgen (esp-idf-kconfig 3.x)
+                pytest.skip(reason=f"esp-idf-kconfig 3.x not installed: {error}")
             made["3"] = venv
         return made["3"]
 

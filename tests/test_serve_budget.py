@@ -224,7 +224,7 @@ def descriptors() -> None:
     wanted = 3 * FLOOD + 1000
     if soft != resource.RLIM_INFINITY and soft < wanted:
         if hard != resource.RLIM_INFINITY and hard < wanted:
-            pytest.skip(f"file descriptors missing: RLIMIT_NOFILE hard limit {hard} < {wanted}")
+            pytest.skip(reason=f"descriptors missing: RLIMIT_NOFILE hard limit {hard} < {wanted}")
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
