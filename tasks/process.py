@@ -63,6 +63,32 @@ def stop(child: subprocess.Popen[str] | subprocess.Popen[bytes], *, first: int =
             return
 
 
+def _piped(
+    command: Sequence[str],
+    *,
+    merged: bool,
+    env: Mapping[str, str],
+    cwd: Path | None,
+    umask: int,
+) -> subprocess.Popen[str]:
+    """A child in its own process group whose output we read as text (stderr into stdout when
+    `merged`); umask -1 keeps ours."""
+    try:
+        return subprocess.Popen(
+            list(command),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if merged else subprocess.PIPE,
+            text=True,
+            errors="replace",
+            umask=umask,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    except OSError as error:
+        raise _not_started(command, error) from None
+
+
 def run(
     command: Sequence[str],
     *,
@@ -88,20 +114,7 @@ def run(
     with open(log if log is not None else os.devnull, "w", encoding="utf-8") as log_file:
         if not echo:
             log_file.write("$ " + shlex.join(command) + "\n")
-        try:
-            child = subprocess.Popen(
-                list(command),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                errors="replace",
-                umask=umask,
-                env=environment,
-                cwd=cwd,
-                start_new_session=True,
-            )
-        except OSError as error:
-            raise _not_started(command, error) from None
+        child = _piped(command, merged=True, env=environment, cwd=cwd, umask=umask)
         try:
             assert child.stdout is not None
             for line in child.stdout:
@@ -136,19 +149,7 @@ def capture(
     Raises:
         ToolError: it could not start, or did not finish within `timeout` seconds.
     """
-    try:
-        child = subprocess.Popen(
-            list(command),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            errors="replace",
-            env=_environment(env),
-            cwd=cwd,
-            start_new_session=True,
-        )
-    except OSError as error:
-        raise _not_started(command, error) from None
+    child = _piped(command, merged=False, env=_environment(env), cwd=cwd, umask=-1)
     try:
         out, err = child.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

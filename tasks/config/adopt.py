@@ -264,6 +264,7 @@ def _carried(
     config: _Config,
     owned: set[str],
     env: Mapping[str, str],
+    idf_root: Path | None,
     examples_common: bool,
     said: list[str],
 ) -> dict[str, str]:
@@ -271,7 +272,6 @@ def _carried(
     if not config.sdkconfig:
         said.append("sdkconfig: none in the app yet; nothing to carry")
         return {}
-    idf_root = idftool.idf_path(env)
     command = kconfig.kconfgen(env)
     if idf_root is None or command is None or not (idf_root / "Kconfig").is_file():
         missing = "ESP-IDF" if idf_root is None else "ESP-IDF's kconfgen (esp-idf-kconfig)"
@@ -329,14 +329,14 @@ def plan(
     ca_cert = _ca_cert(app, said)
     wifi = _wifi(app, config, target, said)
     owned = {option} | ({wifi[1], wifi[2]} if wifi else set())
+    idf_root = idftool.idf_path(env)
     carried = (
-        _carried(folder, target, config, owned, env, app.uses_examples_common, said)
+        _carried(folder, target, config, owned, env, idf_root, app.uses_examples_common, said)
         if carry_sdkconfig
         else {}
     )
     if not carry_sdkconfig:
         said.append("sdkconfig: left out (--no-sdkconfig)")
-    idf_root = idftool.idf_path(env)
     found_version = kconfig.idf_version(idf_root) if idf_root else None
     name = _app_name(app.name)
     url = _ota_url(current_url, name)
