@@ -300,3 +300,50 @@ def test_path_dot__the_apps_own_idf_py_build_and_ours_live_side_by_side(
     assert (folder / "build" / "sensor_node" / "app.json").exists()
     own_build()  # and the developer's own build still works after ours
     assert run(folder, "build")[0] == 0
+
+
+def test_init__a_folder_that_does_not_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _init(tmp_path / "nowhere", capsys)
+    assert (code, out) == (1, [])
+    assert err == [f"esp-ota-doit init: {tmp_path / 'nowhere'}: no such folder"]
+
+
+def test_init__a_url_option_the_app_does_not_have(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = _refused(app_copy("ota_seed"), capsys, "--url-option", "CONFIG_NOPE")
+    assert line == (
+        "esp-ota-doit init: --url-option CONFIG_NOPE: no string option of that name in the "
+        "app's Kconfig.projbuild"
+    )
+
+
+def test_init__a_target_this_project_does_not_support(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = app_copy("ota_seed")
+    defaults = folder / "sdkconfig.defaults"
+    defaults.write_text('CONFIG_IDF_TARGET="esp8266"\n' + defaults.read_text())
+    line = _refused(folder, capsys)
+    assert line.startswith(
+        "esp-ota-doit init: target 'esp8266' (from sdkconfig.defaults) is not supported; "
+        "supported: esp32, "
+    )
+
+
+def test_init__a_custom_table_whose_csv_is_missing(
+    app_copy: AppCopy,
+    idf_v53: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder = app_copy("sensor_node")
+    (folder / "partitions_8mb.csv").unlink()
+    monkeypatch.setenv("IDF_PATH", str(idf_v53))
+    line = _refused(folder, capsys)
+    assert line == (
+        "esp-ota-doit init: sdkconfig: the custom partition table 'partitions_8mb.csv' does not "
+        f"exist in {folder}; fix CONFIG_PARTITION_TABLE_CUSTOM_FILENAME"
+    )

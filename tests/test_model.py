@@ -396,3 +396,11 @@ def test_load__an_ota_clients_url_and_wifi_options_come_from_its_kconfig(
         "(main/Kconfig.projbuild:17); set apps.node.url_option to the option the app reads the "
         "firmware URL from",
     )
+
+
+def test_load__layout_csv_that_is_not_text(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_bytes(b"nvs, data, nvs, , 0x6000\n\xff\xfe\n")
+    text = MINIMAL.replace("apps:", "partitions: {layout: t.csv}\napps:")
+    assert errors(text, root=tmp_path) == (
+        "project.yaml:4:22: partitions.layout: 't.csv' cannot be read (not UTF-8 text)",
+    )

@@ -269,6 +269,23 @@ def get(
         conn.close()
 
 
+def serve_one_request(site: Site, plan: serve.ServePlan) -> int:
+    """engines.run in a thread until one request is answered, then stopped as doit serve is;
+    the port it bound."""
+    ready, stop, ports = threading.Event(), threading.Event(), []
+    thread = threading.Thread(
+        target=engines.run,
+        args=(plan,),
+        kwargs={"ready": ready, "stop": stop, "on_bound": ports.append},
+    )
+    thread.start()
+    assert ready.wait(10)
+    assert get(site, ports[0], "/hello_world.bin.sha256")[0] == 200
+    stop.set()
+    thread.join(10)
+    return ports[0]
+
+
 def raw(site: Site, port: int, request: bytes, *, host: str = "127.0.0.1") -> bytes:
     """Send bytes as they are over TLS (no URL cleaning by a client); read until EOF."""
     plain = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -1110,22 +1127,11 @@ def test_warn__a_board_record_of_another_schema_is_skipped(tmp_path: Path) -> No
 def test_run__serves_until_stop_and_prints_the_banner(
     site: Site, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    ready, stop, ports = threading.Event(), threading.Event(), []
-    plan = replace(site.plan, port=0, log_format="json")
-    thread = threading.Thread(
-        target=engines.run,
-        args=(plan,),
-        kwargs={"ready": ready, "stop": stop, "on_bound": ports.append},
-    )
-    thread.start()
-    assert ready.wait(10)
-    assert get(site, ports[0], "/hello_world.bin.sha256")[0] == 200
-    stop.set()
-    thread.join(10)
+    port = serve_one_request(site, replace(site.plan, port=0, log_format="json"))
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     notes = [e["message"] for e in events if e.get("event") == "note"]
     assert notes[0] == (
-        f"serving https://127.0.0.1:8070/hello_world.bin on 127.0.0.1:{ports[0]} "
+        f"serving https://127.0.0.1:8070/hello_world.bin on 127.0.0.1:{port} "
         "(also /hello_world.bin.sha256, /manifest.json)"
     )
     assert notes[2] == f"sha256 {hashlib.sha256(site.image).hexdigest()}"

@@ -10,7 +10,6 @@ import math
 import selectors
 import socket
 import ssl
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -20,11 +19,17 @@ from esp_ota_doit.config import loader, model
 from esp_ota_doit.paths import Paths
 from esp_ota_doit.serve import budget as serve_budget
 from esp_ota_doit.serve import content as serve
-from esp_ota_doit.serve import engines
 from esp_ota_doit.serve.budget import CLOSING, Budget, Refused, Throttle
 from esp_ota_doit.serve.protocol import Limits
 
-from tests.test_serve import Site, context, get, make_image, make_site, running
+from tests.test_serve import (
+    Site,
+    context,
+    make_image,
+    make_site,
+    running,
+    serve_one_request,
+)
 
 FLOOD = 2000
 
@@ -371,18 +376,7 @@ def test_serve__when_every_slot_is_mid_transfer_a_newcomer_is_refused(big_site: 
 
 
 def test_run__prints_the_connection_limits(site: Site, capsys: pytest.CaptureFixture[str]) -> None:
-    ready, stop, ports = threading.Event(), threading.Event(), []
-    plan = replace(site.plan, port=0, max_connections=100, max_per_client=5)
-    thread = threading.Thread(
-        target=engines.run,
-        args=(plan,),
-        kwargs={"ready": ready, "stop": stop, "on_bound": ports.append},
-    )
-    thread.start()
-    assert ready.wait(10)
-    assert get(site, ports[0], "/hello_world.bin.sha256")[0] == 200
-    stop.set()
-    thread.join(10)
+    serve_one_request(site, replace(site.plan, port=0, max_connections=100, max_per_client=5))
     out = capsys.readouterr().out.splitlines()
     assert out[4] == (
         "connections: at most 100, 5 per client address; when full, the one idle longest is "
