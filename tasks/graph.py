@@ -540,9 +540,7 @@ RELEASE_OPTION = {
 }
 
 
-def _serve(
-    plan: serve.ServePlan, engine: str, log_format: str, release: str
-) -> TaskFailed | None:
+def _serve(plan: serve.ServePlan, engine: str, log_format: str, release: str) -> TaskFailed | None:
     """doit passes --engine/--log-format by parameter name; Ctrl-C returns normally (exit 0)."""
     # doit already limited both to their `choices`.
     chosen = dataclasses.replace(
@@ -643,14 +641,22 @@ def _rehearsal_plan(project: Project) -> rehearse.RehearsalPlan | None:
     if cert_plan is None:
         return None
     signing_plan = _signing_plan(project)
+    encryption_plan = _encryption_plan(project)
     with planning():
         return rehearse.plan(
-            project, cert_plan=cert_plan, signing_plan=signing_plan, env=os.environ
+            project,
+            cert_plan=cert_plan,
+            signing_plan=signing_plan,
+            encryption_plan=encryption_plan,
+            env=os.environ,
         )
 
 
-def _rehearse(plan: rehearse.RehearsalPlan, fail: str, partial: bool) -> TaskFailed | None:
-    return run(functools.partial(rehearse.run, failure=fail, partial=partial), plan)
+def _rehearse(
+    plan: rehearse.RehearsalPlan, fail: str, partial: bool, delta: bool
+) -> TaskFailed | None:
+    action = functools.partial(rehearse.run, failure=fail, partial=partial, delta=delta)
+    return run(action, plan)
 
 
 def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
@@ -675,7 +681,7 @@ def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
         }
     )
     virtual = Paths(project.project_dir, variant="virtual")
-    for plan in rehearse.builds(project, _signing_key(project)):
+    for plan in rehearse.builds(project, _signing_key(project), _decrypt_key(project)):
         yield {
             "basename": "rehearse-build",
             **_build_task(plan, virtual, idf=standin.tool(), tree=tree),
@@ -715,6 +721,13 @@ def task_rehearse() -> Iterator[dict[str, Any]]:
                 "type": bool,
                 "default": False,
                 "help": "download as esp_https_ota's partial download does (HEAD, then Range GETs)",
+            },
+            {
+                "name": "delta",
+                "long": "delta",
+                "type": bool,
+                "default": False,
+                "help": "run the previous release, then update through its patch (ota.delta)",
             },
         ],
         "uptodate": [False],

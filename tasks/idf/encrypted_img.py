@@ -110,7 +110,9 @@ def decrypt(data: bytes, private_pem: bytes) -> bytes:
     try:
         gcm_key = key.decrypt(wrapped, padding.PKCS1v15())
     except ValueError:
-        raise EncryptedImageError("mbedtls_pk_decrypt failed: the key is not this image's") from None
+        raise EncryptedImageError(
+            "mbedtls_pk_decrypt failed: the key is not this image's"
+        ) from None
     ciphertext = data[HEADER_SIZE : HEADER_SIZE + length]
     if len(ciphertext) != length or len(gcm_key) != 32:
         raise EncryptedImageError("Invalid Auth (the image is shorter than its header says)")

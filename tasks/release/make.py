@@ -25,7 +25,14 @@ if TYPE_CHECKING:
     from ..firmware.encryption_key import EncryptionPlan
     from ..paths import Paths
 
-__all__ = ["ReleaseError", "ReleasePlan", "plan", "record_release", "releases_of", "signing_key_digest"]
+__all__ = [
+    "ReleaseError",
+    "ReleasePlan",
+    "plan",
+    "record_release",
+    "releases_of",
+    "signing_key_digest",
+]
 
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
@@ -159,7 +166,9 @@ def _patches(plan: ReleasePlan, data: bytes, folder: Path) -> tuple[list[Patch],
         try:
             body = delta_ota.create(base_bytes, data, plan.target, base_name=base.image.file)
         except delta_ota.DeltaError as error:
-            raise ReleaseError(f"cannot make a patch from {plan.app} {base.version}: {error}") from None
+            raise ReleaseError(
+                f"cannot make a patch from {plan.app} {base.version}: {error}"
+            ) from None
         entry = _entry(folder, f"{plan.app}-from-{base.version}.patch", body)
         patches.append(Patch(from_version=base.version, from_sha256=base.sha256, entry=entry))
         ratio = 100 * entry.size / len(data)

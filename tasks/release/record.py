@@ -55,8 +55,11 @@ class Patch:
     entry: FileEntry
 
     def to_json(self) -> dict[str, object]:
-        return {"from_version": self.from_version, "from_sha256": self.from_sha256,
-                **self.entry.to_json()}
+        return {
+            "from_version": self.from_version,
+            "from_sha256": self.from_sha256,
+            **self.entry.to_json(),
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Patch:

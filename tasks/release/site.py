@@ -37,11 +37,15 @@ def _read(folder: Path, name: str, sha256: str) -> bytes:
     try:
         data = path.read_bytes()
     except OSError:
-        raise ReleaseError(f"{path}: missing from its release; restore releases/ from where it "
-                           "is kept (version control or CI storage)") from None
+        raise ReleaseError(
+            f"{path}: missing from its release; restore releases/ from where it "
+            "is kept (version control or CI storage)"
+        ) from None
     if hashlib.sha256(data).hexdigest() != sha256:
-        raise ReleaseError(f"{path}: its SHA-256 is not the one release.json records; a release "
-                           "never changes: restore it from where releases/ is kept")
+        raise ReleaseError(
+            f"{path}: its SHA-256 is not the one release.json records; a release "
+            "never changes: restore it from where releases/ is kept"
+        )
     return data
 
 
@@ -59,8 +63,9 @@ def files(
     base = url_path.rsplit("/", 1)[0]
     listed: list[Served] = [
         Served(url_path=url_path, body=image, mime=OCTETS),
-        Served(url_path=f"{url_path}.sha256", body=f"{served.sha256}  {name}\n".encode(),
-               mime=_TEXT),
+        Served(
+            url_path=f"{url_path}.sha256", body=f"{served.sha256}  {name}\n".encode(), mime=_TEXT
+        ),
     ]
     patches = []
     for index, patch in enumerate(release.patches):
@@ -69,13 +74,15 @@ def files(
         listed.append(Served(url_path=path, body=body, mime=OCTETS))
         if index == 0:  # the previous release, which most boards run
             listed.append(Served(url_path=f"{url_path}.patch", body=body, mime=OCTETS))
-        patches.append({
-            "from_version": patch.from_version,
-            "from_sha256": patch.from_sha256,
-            "path": path.lstrip("/"),
-            "size": patch.entry.size,
-            "sha256": patch.entry.sha256,
-        })
+        patches.append(
+            {
+                "from_version": patch.from_version,
+                "from_sha256": patch.from_sha256,
+                "path": path.lstrip("/"),
+                "size": patch.entry.size,
+                "sha256": patch.entry.sha256,
+            }
+        )
     ota: dict[str, object] = {
         # Relative to /manifest.json, as ESPHome's update component resolves it.
         "path": url_path.lstrip("/"),
