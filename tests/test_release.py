@@ -335,3 +335,55 @@ def test_rehearse__encrypted_images(rehearsal: Path) -> None:
         "the board still boots factory; the update was refused: esp_encrypted_img: Invalid Auth "
         "Tag (GCM): the image was changed"
     )
+
+
+def test_release__through_doit_refuses_other_bytes_for_a_released_version(
+    built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, text = run_with_output(built, "release")
+    assert code == 0, text
+    assert "released hello_world 1.0.1:" in text
+    released = (built / "releases/hello_world/1.0.1/hello_world.bin").read_bytes()
+    code, results, _ = run_with_output(built, "release")
+    assert (code, results["release"]) == (0, "up-to-date")
+    # The same version, built with other bytes (a sdkconfig change, no version bump).
+    edit(built, "sdkconfig: {}", "sdkconfig: {CONFIG_LOG_DEFAULT_LEVEL_WARN: y}")
+    code, _, text = run_with_output(built, "publish")
+    assert code == 1
+    lines = [line for line in text.splitlines() if "already released" in line]
+    assert len(lines) == 1
+    assert lines[0].startswith("hello_world 1.0.1 is already released with other bytes")
+    assert lines[0].endswith("a release never changes: bump apps.hello_world.version")
+    assert (built / "releases/hello_world/1.0.1/hello_world.bin").read_bytes() == released
+    assert not (built / "build/publish/www/hello_world.bin").exists()
+    edit(built, 'hello_world", version: 1.0.1', 'hello_world", version: 1.0.2')
+    code, _, text = run_with_output(built, "publish")
+    assert code == 0, text
+    www = built / "build/publish/www/hello_world.bin"
+    assert www.read_bytes() == (built / "releases/hello_world/1.0.2/hello_world.bin").read_bytes()
+
+
+def test_release__signing_key_digest_is_espsecures(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from esp_ota_doit.idf import signing
+
+    key = tmp_path / "keys" / "signing_key.pem"
+    signing.new_key("rsa3072", key)
+    out = tmp_path / "digest.bin"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "espsecure",
+            "digest-sbv2-public-key",
+            "--keyfile",
+            str(key),
+            "--output",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    assert make.signing_key_digest(key) == out.read_bytes().hex()
