@@ -313,7 +313,7 @@ class Ota:
         doc="serve pre-encrypted images (esp_encrypted_img, rsa3072) made with "
         "keys/encryption_key.pem or $OTA_ENCRYPTION_KEY; the OTA client app must decrypt "
         "(like ESP-IDF's pre_encrypted_ota); null = plain images",
-        check=schema.optional(schema.one_of("rsa3072")),
+        check=schema.optional(schema.encrypt_scheme),
         default=None,
     )
     host: str = derived("")  # the URL host after `auto` and $OTA_HOST are resolved
