@@ -604,6 +604,16 @@ def task_serve() -> dict[str, Any]:
     }
 
 
+def _current_release_asked(task: Any, values: dict[str, object]) -> bool:
+    """`doit publish --release VERSION` always writes, and so does the next plain publish: the
+    fingerprint knows only the current release."""
+    return not task.options.get("release") and not values.get("published_release")
+
+
+def _published_release(release: str) -> dict[str, str]:
+    return {"published_release": release}
+
+
 def _publish(plan: serve.ServePlan, release: str) -> TaskFailed | None:
     return run(publish.write, _chosen_release(plan, release))
 
@@ -617,7 +627,7 @@ def task_publish() -> dict[str, Any]:
     where = certs.paths(plan.certs_dir)
     return recorded(
         {
-            "actions": [(_publish, [plan])],
+            "actions": [(_publish, [plan]), _published_release],
             "params": [RELEASE_OPTION],
             "file_dep": [
                 plan.app_summary,
@@ -629,7 +639,7 @@ def task_publish() -> dict[str, Any]:
                 *([plan.signing_key] if plan.signing_key else []),
             ],
             "targets": publish.targets(plan),
-            "uptodate": [fingerprint(plan.to_json())],
+            "uptodate": [fingerprint(plan.to_json()), _current_release_asked],
             "clean": True,
             "verbosity": 2,
         }

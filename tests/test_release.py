@@ -361,6 +361,13 @@ def test_release__through_doit_refuses_other_bytes_for_a_released_version(
     assert code == 0, text
     www = built / "build/publish/www/hello_world.bin"
     assert www.read_bytes() == (built / "releases/hello_world/1.0.2/hello_world.bin").read_bytes()
+    # An earlier release on purpose; then the current one again.
+    code, _, text = run_with_output(built, "publish", "--release", "1.0.1")
+    assert code == 0, text
+    assert www.read_bytes() == released
+    code, _, text = run_with_output(built, "publish")
+    assert code == 0, text
+    assert www.read_bytes() == (built / "releases/hello_world/1.0.2/hello_world.bin").read_bytes()
 
 
 def test_release__signing_key_digest_is_espsecures(tmp_path: Path) -> None:
@@ -387,3 +394,46 @@ def test_release__signing_key_digest_is_espsecures(tmp_path: Path) -> None:
         capture_output=True,
     )
     assert make.signing_key_digest(key) == out.read_bytes().hex()
+
+
+def test_release__an_image_that_embeds_the_decryption_key_is_kept_encrypted_only(
+    tmp_path: Path,
+) -> None:
+    from esp_ota_doit.firmware import encryption_key
+    from esptool.bin_image import LoadFirmwareImage
+
+    key = tmp_path / "keys" / "encryption_key.pem"
+    key.parent.mkdir()
+    key.write_bytes(encrypted_img.new_key())
+    image = LoadFirmwareImage("esp32", make_image(size=8000))
+    code = image.segments[1].data
+    image.segments[1].data = key.read_bytes() + code[len(key.read_bytes()) :]
+    embedding = bytes(image.save(None))
+    root = tmp_path / "p"
+    make_site(root, image=embedding, release=False)
+    _rebuild(root, embedding)
+    text = (
+        (root / "project.yaml")
+        .read_text()
+        .replace("  bind: 127.0.0.1", "  bind: 127.0.0.1\n  encrypt: rsa3072")
+    )
+    project = loader.load(
+        text, file="project.yaml", env={}, resolve_host=lambda h: h, project_dir=root
+    )
+    encryption = encryption_key.EncryptionPlan(scheme="rsa3072", key=key, from_env=False)
+    plan = make.plan(project, Paths(root), encryption=encryption)
+    assert plan is not None
+    released = make.record_release(plan)
+    folder = root / "releases" / "hello_world" / "1.0.1"
+    assert released.image is None
+    assert sorted(p.name for p in folder.iterdir()) == ["hello_world-encrypted.bin", "release.json"]
+    secret = key.read_bytes().strip()
+    assert all(secret not in p.read_bytes() for p in folder.iterdir())
+    encrypted = (folder / "hello_world-encrypted.bin").read_bytes()
+    assert encrypted_img.decrypt(encrypted, key.read_bytes()) == embedding
+    content = serve.check(serve.plan(project, Paths(root)), emit=lambda _: None)
+    assert content.resources["/hello_world.bin"].body == encrypted
+    assert (
+        json.loads(content.resources["/manifest.json"].body)["builds"][0]["ota"]["image_sha256"]
+        == hashlib.sha256(embedding).hexdigest()
+    )
