@@ -437,3 +437,27 @@ def test_release__an_image_that_embeds_the_decryption_key_is_kept_encrypted_only
         json.loads(content.resources["/manifest.json"].body)["builds"][0]["ota"]["image_sha256"]
         == hashlib.sha256(embedding).hexdigest()
     )
+
+
+def test_encryption_key__made_once_0600_or_named_by_the_environment(tmp_path: Path) -> None:
+    from esp_ota_doit.errors import ConfigError
+    from esp_ota_doit.firmware import encryption_key
+
+    text = PROJECT_YAML.format(target="esp32", host="127.0.0.1", port=8070).replace(
+        "  bind: 127.0.0.1", "  bind: 127.0.0.1\n  encrypt: rsa3072"
+    )
+    project = loader.load(
+        text, file="project.yaml", env={}, resolve_host=lambda h: h, project_dir=tmp_path
+    )
+    plan = encryption_key.plan(project, {}, tmp_path / "keys")
+    assert plan is not None and plan.key == tmp_path / "keys" / "encryption_key.pem"
+    assert encryption_key.create_key(plan).startswith("encryption key created:")
+    made = plan.key.read_bytes()
+    assert stat.S_IMODE(plan.key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(plan.key.parent.stat().st_mode) == 0o700
+    assert encryption_key.create_key(plan) == f"encryption key: {plan.key} (rsa3072)"
+    assert plan.key.read_bytes() == made
+    named = encryption_key.plan(project, {"OTA_ENCRYPTION_KEY": str(plan.key)}, tmp_path / "x")
+    assert named is not None and named.from_env and named.key == plan.key
+    with pytest.raises(ConfigError, match=r"\$OTA_ENCRYPTION_KEY names '/nope.pem'"):
+        encryption_key.plan(project, {"OTA_ENCRYPTION_KEY": "/nope.pem"}, tmp_path / "keys")
