@@ -107,7 +107,8 @@ def releases_of(releases_dir: Path, app: str) -> list[Release]:
     """Every release of `app`, latest first (by the time each was recorded)."""
     found = []
     for folder in sorted((releases_dir / app).glob("*/")) if (releases_dir / app).is_dir() else []:
-        if (folder / record.RECORD).is_file():
+        # .<version>.* is a release being written (or left by a killed run): not a release.
+        if not folder.name.startswith(".") and (folder / record.RECORD).is_file():
             found.append(record.read(folder))
     return sorted(found, key=lambda r: (r.time, r.version), reverse=True)
 
@@ -149,9 +150,26 @@ def _verified(plan: ReleasePlan) -> tuple[bytes, images.AppImage, outputs.AppSum
 
 
 def _entry(folder: Path, name: str, data: bytes) -> FileEntry:
-    (folder / name).write_bytes(data)
-    os.chmod(folder / name, 0o644)
+    _write_synced(folder / name, data)
     return FileEntry(file=name, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    """A release file, world-readable (nothing secret is ever released), on disk before the
+    folder is renamed into place."""
+    with path.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(path, 0o644)
+
+
+def _sync_folder(folder: Path) -> None:
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def _patches(plan: ReleasePlan, data: bytes, folder: Path) -> tuple[list[Patch], list[str]]:
@@ -160,7 +178,8 @@ def _patches(plan: ReleasePlan, data: bytes, folder: Path) -> tuple[list[Patch],
     earlier = [r for r in releases_of(plan.releases_dir, plan.app) if r.version != plan.version]
     for base in earlier[: plan.delta_bases]:
         if base.image is None or base.target != plan.target:
-            lines.append(f"  no patch from {base.version}: its plain image is not in the release")
+            why = "its plain image is not kept" if base.image is None else f"it is {base.target}"
+            lines.append(f"  no patch from {base.version}: {why}")
             continue
         base_bytes = (plan.releases_dir / plan.app / base.version / base.image.file).read_bytes()
         try:
@@ -211,8 +230,9 @@ def record_release(plan: ReleasePlan) -> Release:
     try:
         release, lines = _write(plan, data, image, summary, scratch)
         os.chmod(scratch, 0o755)
-        (scratch / record.RECORD).write_text(record.to_text(release), encoding="utf-8")
+        _write_synced(scratch / record.RECORD, record.to_text(release).encode())
         os.rename(scratch, plan.folder)  # the release appears whole, or not at all
+        _sync_folder(plan.folder.parent)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print(f"released {plan.app} {plan.version}: {image.size} bytes, SHA-256 {image.sha256}")
