@@ -508,8 +508,10 @@ def _record_release(plan: release.ReleasePlan) -> None:
 
 
 def task_release() -> dict[str, Any]:
-    """Record the served app's build as releases/<app>/<version>/ (immutable), with its patches
-    (ota.delta) and encrypted image (ota.encrypt)."""
+    """Record the served app's build as releases/<app>/<version>/, once; patches, encrypted image.
+
+    ota.delta adds esp_delta_ota patches from earlier releases, ota.encrypt the encrypted image.
+    """
     project = load_project()
     plan = _release_plan(project)
     if plan is None:
@@ -555,7 +557,7 @@ def _serve(plan: serve.ServePlan, engine: str, log_format: str, release: str) ->
 
 
 def task_serve() -> dict[str, Any]:
-    """Serve the OTA image, its .sha256 and manifest.json over HTTPS until Ctrl-C."""
+    """Serve the current release (image, .sha256, patches, manifest) over HTTPS until Ctrl-C."""
     project = load_project()
     plan = _serve_plan(project)
     if plan is None:
@@ -619,7 +621,7 @@ def _publish(plan: serve.ServePlan, release: str) -> TaskFailed | None:
 
 
 def task_publish() -> dict[str, Any]:
-    """Write build/publish/: the image, its .sha256, manifest.json and an nginx config for them."""
+    """Write build/publish/: the release's served files and an nginx config for them."""
     project = load_project()
     plan = _serve_plan(project)
     if plan is None:
