@@ -17,10 +17,20 @@ from doit.exceptions import TaskFailed
 
 from .config.model import Project
 from .device import board, flash
-from .firmware import build, defaults, manifest, render, repro, signing_key, staging
+from .firmware import (
+    build,
+    defaults,
+    encryption_key,
+    manifest,
+    render,
+    repro,
+    signing_key,
+    staging,
+)
 from .idf import idftool, signing
 from .paths import TEMPLATES, Paths
 from .rehearsal import rehearse, standin
+from .release import make as release
 from .serve import content as serve
 from .serve import engines
 from .serve import nginx as publish
@@ -44,11 +54,13 @@ __all__ = [
     "task_boot",
     "task_build",
     "task_certs",
+    "task_encryption_key",
     "task_flash",
     "task_menuconfig",
     "task_monitor",
     "task_publish",
     "task_rehearse",
+    "task_release",
     "task_render",
     "task_reproduce",
     "task_rotate_ca",
@@ -225,6 +237,34 @@ def task_rotate_signing_key() -> dict[str, Any]:
     }
 
 
+def _encryption_plan(project: Project) -> encryption_key.EncryptionPlan | None:
+    with planning():
+        return encryption_key.plan(project, os.environ, Paths(project.project_dir).keys)
+
+
+def _decrypt_key(project: Project) -> Path | None:
+    plan = _encryption_plan(project)
+    return plan.key if plan is not None else None
+
+
+def _create_encryption_key(plan: encryption_key.EncryptionPlan) -> None:
+    print(encryption_key.create_key(plan))
+
+
+def task_encryption_key() -> dict[str, Any]:
+    """Make the image-encryption key keys/encryption_key.pem once (ota.encrypt); never served."""
+    plan = _encryption_plan(load_project())
+    if plan is None:
+        return {"actions": [], "doc": "project.yaml has no ota.encrypt; images are served plain"}
+    return {
+        "basename": "encryption-key",
+        "actions": [(run, [_create_encryption_key, plan])],
+        "targets": [] if plan.from_env else [plan.key],
+        "uptodate": [fingerprint(plan.to_json()), plan.key.exists()],
+        "verbosity": 2,
+    }
+
+
 def _build_plans(project: Project) -> list[build.BuildPlan]:
     paths = Paths(project.project_dir)
     return build.plans(
@@ -232,6 +272,7 @@ def _build_plans(project: Project) -> list[build.BuildPlan]:
         paths=paths,
         idf_root=idftool.idf_path(os.environ),
         signing_key=_signing_key(project),
+        decrypt_key=_decrypt_key(project),
     )
 
 
@@ -243,14 +284,14 @@ def _build_task(
     tree: list[Path] | None = None,
 ) -> dict[str, Any]:
     """build:<app> (and the rehearsal's stand-in builds): idf.py build, then app.json."""
-    written = [plan.ca_dest] if plan.ca_dest is not None else []
     sources = (
-        staging.app_sources(plan.source, exclude=written, project_dir=paths.root)
+        staging.app_sources(plan.source, exclude=plan.placed, project_dir=paths.root)
         if plan.source.is_dir()
         else []
     )
     certs_dep = [plan.ca_source] if plan.ca_source is not None else []
     certs_dep += [plan.signing_key] if plan.signing_key is not None else []
+    certs_dep += [plan.decrypt_key_source] if plan.decrypt_key_source is not None else []
     summary = paths.app_summary(plan.app)
     return recorded(
         {
@@ -453,11 +494,61 @@ def _serve_plan(project: Project) -> serve.ServePlan | None:
         return serve.plan(project, Paths(project.project_dir), signing_key=signing_key)
 
 
-def _serve(plan: serve.ServePlan, engine: str, log_format: str) -> TaskFailed | None:
+def _release_plan(project: Project) -> release.ReleasePlan | None:
+    return release.plan(
+        project,
+        Paths(project.project_dir),
+        signing_key=_signing_key(project),
+        encryption=_encryption_plan(project),
+    )
+
+
+def _record_release(plan: release.ReleasePlan) -> None:
+    release.record_release(plan)
+
+
+def task_release() -> dict[str, Any]:
+    """Record the served app's build as releases/<app>/<version>/, once; patches, encrypted image.
+
+    ota.delta adds esp_delta_ota patches from earlier releases, ota.encrypt the encrypted image.
+    """
+    project = load_project()
+    plan = _release_plan(project)
+    if plan is None:
+        return {"actions": [], "doc": "project.yaml has no ota: section; nothing to release"}
+    keys = [k for k in (plan.signing_key, plan.encryption and plan.encryption.key) if k]
+    return {
+        "actions": [(run, [_record_release, plan])],
+        "file_dep": [plan.app_summary, *keys],
+        "targets": [plan.folder / "release.json"],
+        "uptodate": [fingerprint(plan.to_json())],
+        "verbosity": 2,
+    }
+
+
+def _chosen_release(plan: serve.ServePlan, version: str) -> serve.ServePlan:
+    """--release VERSION serves an earlier release instead of the current one."""
+    if not version:
+        return plan
+    return dataclasses.replace(plan, release_dir=plan.release_dir.parent / version)
+
+
+RELEASE_OPTION = {
+    "name": "release",
+    "long": "release",
+    "type": str,
+    "default": "",
+    "help": "serve this released version (default: the current one, apps.<image>.version)",
+}
+
+
+def _serve(plan: serve.ServePlan, engine: str, log_format: str, release: str) -> TaskFailed | None:
     """doit passes --engine/--log-format by parameter name; Ctrl-C returns normally (exit 0)."""
     # doit already limited both to their `choices`.
     chosen = dataclasses.replace(
-        plan, engine=cast(serve.Engine, engine), log_format=cast(serve.LogFormat, log_format)
+        _chosen_release(plan, release),
+        engine=cast(serve.Engine, engine),
+        log_format=cast(serve.LogFormat, log_format),
     )
     # Serving runs until Ctrl-C: other commands (status, a rebuild) must not wait for it. Targets
     # are replaced atomically, so what it reads next is old or new, never half.
@@ -466,7 +557,7 @@ def _serve(plan: serve.ServePlan, engine: str, log_format: str) -> TaskFailed | 
 
 
 def task_serve() -> dict[str, Any]:
-    """Serve the OTA image, its .sha256 and manifest.json over HTTPS until Ctrl-C."""
+    """Serve the current release (image, .sha256, patches, manifest) over HTTPS until Ctrl-C."""
     project = load_project()
     plan = _serve_plan(project)
     if plan is None:
@@ -479,12 +570,14 @@ def task_serve() -> dict[str, Any]:
         # The flashed app too: the check that it embeds this CA must never be skipped.
         "file_dep": [
             plan.app_summary,
+            plan.release_dir / "release.json",  # doit releases first
             *flashed,
             where.ca_cert,
             where.server_cert,
             where.server_key,
         ],
         "params": [
+            RELEASE_OPTION,
             {
                 "name": "engine",
                 "long": "engine",
@@ -513,8 +606,22 @@ def task_serve() -> dict[str, Any]:
     }
 
 
+def _current_release_asked(task: Any, values: dict[str, object]) -> bool:
+    """`doit publish --release VERSION` always writes, and so does the next plain publish: the
+    fingerprint knows only the current release."""
+    return not task.options.get("release") and not values.get("published_release")
+
+
+def _published_release(release: str) -> dict[str, str]:
+    return {"published_release": release}
+
+
+def _publish(plan: serve.ServePlan, release: str) -> TaskFailed | None:
+    return run(publish.write, _chosen_release(plan, release))
+
+
 def task_publish() -> dict[str, Any]:
-    """Write build/publish/: the image, its .sha256, manifest.json and an nginx config for them."""
+    """Write build/publish/: the release's served files and an nginx config for them."""
     project = load_project()
     plan = _serve_plan(project)
     if plan is None:
@@ -522,9 +629,11 @@ def task_publish() -> dict[str, Any]:
     where = certs.paths(plan.certs_dir)
     return recorded(
         {
-            "actions": [(run, [publish.write, plan])],
+            "actions": [(_publish, [plan]), _published_release],
+            "params": [RELEASE_OPTION],
             "file_dep": [
                 plan.app_summary,
+                plan.release_dir / "release.json",
                 where.ca_cert,
                 where.server_cert,
                 where.server_key,
@@ -532,7 +641,7 @@ def task_publish() -> dict[str, Any]:
                 *([plan.signing_key] if plan.signing_key else []),
             ],
             "targets": publish.targets(plan),
-            "uptodate": [fingerprint(plan.to_json())],
+            "uptodate": [fingerprint(plan.to_json()), _current_release_asked],
             "clean": True,
             "verbosity": 2,
         }
@@ -544,14 +653,22 @@ def _rehearsal_plan(project: Project) -> rehearse.RehearsalPlan | None:
     if cert_plan is None:
         return None
     signing_plan = _signing_plan(project)
+    encryption_plan = _encryption_plan(project)
     with planning():
         return rehearse.plan(
-            project, cert_plan=cert_plan, signing_plan=signing_plan, env=os.environ
+            project,
+            cert_plan=cert_plan,
+            signing_plan=signing_plan,
+            encryption_plan=encryption_plan,
+            env=os.environ,
         )
 
 
-def _rehearse(plan: rehearse.RehearsalPlan, fail: str, partial: bool) -> TaskFailed | None:
-    return run(functools.partial(rehearse.run, failure=fail, partial=partial), plan)
+def _rehearse(
+    plan: rehearse.RehearsalPlan, fail: str, partial: bool, delta: bool
+) -> TaskFailed | None:
+    action = functools.partial(rehearse.run, failure=fail, partial=partial, delta=delta)
+    return run(action, plan)
 
 
 def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
@@ -576,7 +693,7 @@ def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
         }
     )
     virtual = Paths(project.project_dir, variant="virtual")
-    for plan in rehearse.builds(project, _signing_key(project)):
+    for plan in rehearse.builds(project, _signing_key(project), _decrypt_key(project)):
         yield {
             "basename": "rehearse-build",
             **_build_task(plan, virtual, idf=standin.tool(), tree=tree),
@@ -616,6 +733,13 @@ def task_rehearse() -> Iterator[dict[str, Any]]:
                 "type": bool,
                 "default": False,
                 "help": "download as esp_https_ota's partial download does (HEAD, then Range GETs)",
+            },
+            {
+                "name": "delta",
+                "long": "delta",
+                "type": bool,
+                "default": False,
+                "help": "run the previous release, then update through its patch (ota.delta)",
             },
         ],
         "uptodate": [False],

@@ -80,6 +80,20 @@ class Paths:
         return self.outputs / "boards"
 
     @property
+    def releases(self) -> Path:
+        """releases/<app>/<version>/: what was delivered, immutable, kept with the project (the
+        rehearsal's synthetic releases stay under build/virtual/releases/)."""
+        return self.outputs / "releases" if self.variant else self.root / "releases"
+
+    def release(self, app: str, version: str) -> Path:
+        return self.releases / app / version
+
+    @property
+    def serve_nginx(self) -> Path:
+        """`doit serve --engine nginx`'s own site and config (never publish's targets)."""
+        return self.build / "serve-nginx"
+
+    @property
     def publish(self) -> Path:
         """The static site (image, .sha256, manifest.json) and its nginx config; never a key."""
         return self.build / "publish"

@@ -23,6 +23,7 @@ _SCRUBBED = (
     "OTA_HOST",
     "OTA_CA_CERT",
     "OTA_CA_KEY",
+    "OTA_ENCRYPTION_KEY",
 )
 
 

@@ -18,8 +18,9 @@ ALLOWED = {
     "tls": {"config", "idf"},
     "firmware": {"config", "idf", "tls"},
     "device": {"config", "idf", "firmware"},
-    "serve": {"config", "idf", "firmware", "device", "tls"},
-    "rehearsal": {"config", "idf", "firmware", "device", "tls", "serve"},
+    "release": {"config", "idf", "firmware"},
+    "serve": {"config", "idf", "firmware", "device", "tls", "release"},
+    "rehearsal": {"config", "idf", "firmware", "device", "tls", "serve", "release"},
 }
 
 

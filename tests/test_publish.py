@@ -122,7 +122,7 @@ def nginx(site: Site) -> Iterator[int]:
     stop.set()
     thread.join(20)
     assert not thread.is_alive()
-    assert not (site.plan.publish_dir / "nginx" / "nginx.pid").exists()
+    assert not (site.plan.serve_nginx_dir / "nginx" / "nginx.pid").exists()
 
 
 def curl(site: Site, port: int, path: str, *extra: str) -> tuple[int, bytes]:
@@ -238,3 +238,88 @@ def test_nginx__dies_with_a_killed_doit_serve(site: Site) -> None:
         threading.Event().wait(0.1)
     else:
         pytest.fail("nginx outlived the killed doit serve")
+
+
+def _fetch(ca: Path, port: int, path: str) -> tuple[int, str, bytes]:
+    import http.client
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(ca))
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, response.getheader("Content-Type") or "", response.read()
+    finally:
+        connection.close()
+
+
+def _served_by(
+    plan: serve.ServePlan, ca: Path, paths: list[str]
+) -> dict[str, tuple[int, str, bytes]]:
+    """What `doit serve --engine <plan.engine>` answers for each path."""
+    from esp_ota_doit.serve import engines
+
+    ready, stop, failures = threading.Event(), threading.Event(), []
+
+    def target() -> None:
+        try:
+            engines.run(plan, ready=ready, stop=stop)
+        except Exception as err:  # reported below
+            failures.append(err)
+            ready.set()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    try:
+        assert ready.wait(20) and failures == []
+        return {path: _fetch(ca, plan.port, path) for path in paths}
+    finally:
+        stop.set()
+        thread.join(20)
+
+
+@needs_nginx
+def test_engines__both_serve_exactly_the_releases_files(tmp_path: Path) -> None:
+    """Three releases with patches: the built-in server, nginx (serve) and publish's folder hold
+    the same URL paths with the same bytes and types; serving with nginx leaves publish alone."""
+    from esp_ota_doit.config import loader
+    from esp_ota_doit.paths import Paths
+
+    from tests.test_release import _delta_site
+
+    folder = Path(tempfile.mkdtemp(prefix="esp-ota-engines-"))
+    folder.chmod(0o711)
+    try:
+        root = _delta_site(folder)
+        for path in [root, *root.rglob("*")]:
+            if path.is_dir():
+                path.chmod(0o755)
+        text = (root / "project.yaml").read_text()
+        project = loader.load(
+            text, file="project.yaml", env={}, resolve_host=lambda h: h, project_dir=root
+        )
+        plan = replace(serve.plan(project, Paths(root)), port=free_port())
+        content = serve.check(plan, emit=lambda _: None)
+        paths = sorted(content.resources)
+        assert "/hello_world.bin.patch" in paths and len(paths) == 6
+        ca = certs.paths(plan.certs_dir).ca_cert
+        answers = {
+            engine: _served_by(replace(plan, engine=engine), ca, [*paths, "/nope.patch"])
+            for engine in ("python", "nginx")
+        }
+        assert not plan.publish_dir.exists()  # serve --engine nginx never writes publish's files
+        for path in paths:
+            status, mime, body = answers["python"][path]
+            assert (status, body) == (200, content.resources[path].body)
+            n_status, n_mime, n_body = answers["nginx"][path]
+            assert (n_status, n_body) == (200, body)
+            assert n_mime.replace(" ", "") == mime.replace(" ", ""), path
+        assert answers["python"]["/nope.patch"][0] == answers["nginx"]["/nope.patch"][0] == 404
+        layout = publish.write(plan)
+        published = sorted(
+            "/" + p.relative_to(layout.root).as_posix() for p in layout.root.rglob("*")
+        )
+        assert published == paths
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

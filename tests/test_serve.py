@@ -29,6 +29,7 @@ from esp_ota_doit.firmware import outputs
 from esp_ota_doit.firmware.outputs import AppSummary, EsptoolArgs, FlashSettings, ImageEntry
 from esp_ota_doit.idf.images import AppImage
 from esp_ota_doit.paths import Paths
+from esp_ota_doit.release import make
 from esp_ota_doit.serve import content as serve
 from esp_ota_doit.serve import engines
 from esp_ota_doit.serve.protocol import (
@@ -153,8 +154,10 @@ def make_site(
     cert_host: str | None = None,
     port: int = 8070,
     image: bytes | None = None,
+    release: bool = True,
 ) -> Site:
-    """A project folder: certs/, build/hello_world (the served image), build/factory/app.json."""
+    """A project folder: certs/, build/hello_world (the served image), build/factory/app.json,
+    and the image released (releases/hello_world/1.0.1/)."""
     root.mkdir(parents=True, exist_ok=True)
     text = PROJECT_YAML.format(target="esp32", host=host, port=port)
     (root / "project.yaml").write_text(text)
@@ -183,6 +186,10 @@ def make_site(
     factory = paths.app_summary("factory")
     factory.parent.mkdir(parents=True, exist_ok=True)
     outputs.write(factory, summary("factory", image_file, data, ca_sha256=ca_sha))
+    if release:
+        plan = make.plan(project, paths)
+        assert plan is not None
+        make.record_release(plan)
     return Site(root=root, plan=serve.plan(project, paths), image=data)
 
 
@@ -963,12 +970,27 @@ def test_refuse__cert_for_another_host(tmp_path: Path) -> None:
     )
 
 
+def _release(site: Site) -> None:
+    project = loader.load(
+        (site.root / "project.yaml").read_text(),
+        file="project.yaml",
+        env={},
+        resolve_host=lambda h: h,
+        project_dir=site.root,
+    )
+    plan = make.plan(project, Paths(site.root))
+    assert plan is not None
+    make.record_release(plan)
+
+
 def test_refuse__image_for_another_chip(tmp_path: Path) -> None:
-    other = make_site(tmp_path, image=cached_image("esp32c3", size=4096))
-    with pytest.raises(serve.ServeError) as caught:
+    other = make_site(tmp_path, image=cached_image("esp32c3", size=4096), release=False)
+    with pytest.raises(serve.ServeError, match=r"^no release hello_world 1\.0\.1 to serve"):
         serve.check(other.plan)
+    with pytest.raises(make.ReleaseError) as caught:
+        _release(other)
     assert str(caught.value) == (
-        "cannot serve hello_world.bin: Mismatch chip id, expected 0, found 5 "
+        "cannot release hello_world.bin: Mismatch chip id, expected 0, found 5 "
         "(the image is for esp32c3, project.yaml says esp32)"
     )
 
@@ -976,21 +998,35 @@ def test_refuse__image_for_another_chip(tmp_path: Path) -> None:
 def test_refuse__corrupted_image(tmp_path: Path) -> None:
     data = bytearray(cached_image(size=4096))
     data[3000] ^= 0xFF
-    other = make_site(tmp_path, image=bytes(data))
-    with pytest.raises(serve.ServeError) as caught:
-        serve.check(other.plan)
-    assert str(caught.value).startswith("cannot serve hello_world.bin: Checksum failed. Calculated")
+    other = make_site(tmp_path, image=bytes(data), release=False)
+    with pytest.raises(make.ReleaseError) as caught:
+        _release(other)
+    assert str(caught.value).startswith("cannot release hello_world.bin: Checksum failed. Calc")
 
 
 def test_refuse__image_changed_since_the_build(tmp_path: Path) -> None:
-    other = make_site(tmp_path, image=cached_image(size=4096))
+    other = make_site(tmp_path, image=cached_image(size=4096), release=False)
     image_file = other.root / "build" / "hello_world" / "hello_world.bin"
     image_file.write_bytes(cached_image(size=4100))
     with pytest.raises(
-        serve.ServeError,
-        match=r"^cannot serve hello_world\.bin: its SHA-256 .* is not the one `doit build:hello_",
+        make.ReleaseError,
+        match=r"^cannot release hello_world\.bin: it changed since `doit build:hello_world`",
     ):
+        _release(other)
+
+
+def test_refuse__a_released_file_changed_afterwards(tmp_path: Path) -> None:
+    other = make_site(tmp_path, image=cached_image(size=4096))
+    released = other.root / "releases" / "hello_world" / "1.0.1" / "hello_world.bin"
+    released.chmod(0o644)
+    released.write_bytes(cached_image(size=4100))
+    with pytest.raises(serve.ServeError) as caught:
         serve.check(other.plan)
+    assert str(caught.value) == (
+        f"cannot serve https://127.0.0.1:8070/hello_world.bin: {released}: its SHA-256 is not "
+        "the one release.json records; a release never changes: restore it from where "
+        "releases/ is kept"
+    )
 
 
 def test_refuse__embedded_ca_is_not_the_current_ca(tmp_path: Path) -> None:

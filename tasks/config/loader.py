@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, ConfigErrors, KeyPath
 from ..idf import app as idfapp
-from ..idf import chips, kconfig, partition_files, partitions, releases
+from ..idf import chips, components, kconfig, partition_files, partitions, releases
 from ..idf.kconfig_rules import AppKconfig
 from ..idf.partitions import Partition, PartitionTable
 from . import kconfig_checks, layout, schema
@@ -104,6 +104,7 @@ def _cross_checks(project: Project, idf_root: Path | None) -> Iterator[ConfigErr
         yield from _owned_options(app)
     chip = chips.CHIPS[project.target]
     yield from _security_checks(project, chip)
+    yield from _encrypt_checks(project, idf_root)
     if project.flash.freq not in chip.flash_freqs:
         yield ConfigError(
             ("flash", "freq"),
@@ -172,6 +173,41 @@ def _security_checks(project: Project, chip: chips.Chip) -> Iterator[ConfigError
                 )
 
 
+def _app_folder(project: Project, app: App, idf_root: Path | None) -> Path | None:
+    """The app's folder when it is here to read (an idf: app needs the ESP-IDF found)."""
+    if app.in_idf:
+        return idf_root / app.idf_subpath if idf_root is not None else None
+    return project.project_dir / app.path
+
+
+def _encrypt_checks(project: Project, idf_root: Path | None) -> Iterator[ConfigError]:
+    """ota.encrypt: every OTA client must decrypt (its code calls esp_encrypted_img), and the
+    two components do not combine (a patch of an encrypted image is not what either takes)."""
+    ota = project.ota
+    if ota is None or ota.encrypt is None:
+        return
+    if ota.delta:
+        yield ConfigError(
+            ("ota", "encrypt"),
+            "ota.encrypt and ota.delta do not combine: esp_encrypted_img decrypts whole images "
+            "and esp_delta_ota patches plain ones",
+            "choose one of them",
+        )
+    for app in project.apps:
+        folder = _app_folder(project, app, idf_root)
+        if not app.ota_client or folder is None or not folder.is_dir():
+            continue
+        if not components.decrypts(folder):
+            yield ConfigError(
+                ("ota", "encrypt"),
+                f"OTA client app '{app.name}' does not decrypt: its code never calls "
+                f"{components.DECRYPT_CALL} (esp_encrypted_img), so it would write the "
+                "encrypted bytes as they come",
+                "use an OTA client built on esp_encrypted_img (like ESP-IDF's "
+                "examples/system/ota/pre_encrypted_ota), or remove ota.encrypt",
+            )
+
+
 def _ota_layout_checks(project: Project) -> Iterator[ConfigError]:
     table, layout_name = project.table, project.partitions.layout[0]
     if project.ota is None:
@@ -207,6 +243,13 @@ def _ota_layout_checks(project: Project) -> Iterator[ConfigError]:
             f"{where}partition '{slot.name}' is OTA slot {slot.subtype_name}, but there is no "
             f"ota_{expected}: ESP-IDF counts consecutive slots from ota_0",
             f"make it ota_{expected}",
+        )
+    elif project.ota.delta and len(table.ota_slots) < 2:
+        yield ConfigError(
+            ("ota", "delta"),
+            "esp_delta_ota rebuilds the new image from the running OTA slot into the passive "
+            "one, so it needs two OTA slots (ota_0, ota_1), as ESP-IDF's https_delta_ota table has",
+            "use layout two_ota (or add ota_1), or remove ota.delta",
         )
     elif table.factory is None and len(table.ota_slots) < 2:
         yield ConfigError(

@@ -187,6 +187,12 @@ class App:
         check=schema.relative_path,
         default="server_certs/ca_cert.pem",
     )
+    decrypt_key: str = option(
+        doc="with ota.encrypt: where an OTA client app embeds the decryption key (a private "
+        "key), relative to the app folder",
+        check=schema.relative_path,
+        default="rsa_key/private.pem",
+    )
     sdkconfig: Sdkconfig = option(
         doc="CONFIG_ options for this app only (win over the project-wide ones)",
         check=_sdkconfig,
@@ -291,6 +297,24 @@ class Ota:
         "(esp_ota_mark_app_valid_cancel_rollback), or the next reset boots the previous app",
         check=schema.boolean,
         default=False,
+    )
+    delta: bool = option(
+        doc="esp_delta_ota patches: each release also holds <app>-from-<version>.patch for the "
+        "latest earlier releases, and <url path>.patch is served; needs two OTA slots",
+        check=schema.boolean,
+        default=False,
+    )
+    delta_bases: int = option(
+        doc="with ota.delta: how many of the latest earlier releases get a patch",
+        check=schema.integer(1, 16),
+        default=3,
+    )
+    encrypt: str | None = option(
+        doc="serve pre-encrypted images (esp_encrypted_img, rsa3072) made with "
+        "keys/encryption_key.pem or $OTA_ENCRYPTION_KEY; the OTA client app must decrypt "
+        "(like ESP-IDF's pre_encrypted_ota); null = plain images",
+        check=schema.optional(schema.encrypt_scheme),
+        default=None,
     )
     host: str = derived("")  # the URL host after `auto` and $OTA_HOST are resolved
 

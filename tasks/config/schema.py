@@ -28,6 +28,7 @@ __all__ = [
     "boolean",
     "config_options",
     "did_you_mean",
+    "encrypt_scheme",
     "flash_size",
     "idf_version",
     "integer",
@@ -198,6 +199,18 @@ def sign_scheme(value: object, path: KeyPath) -> str:
             "use rsa3072, or ecdsa256 where the target has it",
         )
     return str(one_of(*SIGN_SCHEMES)(value, path))
+
+
+def encrypt_scheme(value: object, path: KeyPath) -> str:
+    """A pre-encrypted image scheme of esp_encrypted_img this project makes."""
+    if value in ("ecies", "ecc256", "ecc-256"):
+        raise ConfigError(
+            path,
+            f"{shown(value)} is refused: esp_encrypted_img's ECIES scheme derives each board's key "
+            "from its own eFuse HMAC key, so one served image cannot reach a fleet",
+            "use rsa3072",
+        )
+    return str(one_of("rsa3072")(value, path))
 
 
 def optional(check: Check) -> Check:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .. import process
 from ..errors import ToolError, warn
 from ..files import write_if_changed
-from ..idf import esptool_log, kconfig, sdkconfig, signing
+from ..idf import components, esptool_log, kconfig, sdkconfig, signing
 from ..idf import images as image_checks
 from ..idf.idftool import IdfTool, find_idf
 from ..tls import certs
@@ -114,10 +114,20 @@ def _written_config(plan: BuildPlan) -> dict[str, str]:
 
 def prepare(plan: BuildPlan) -> None:
     """Stage the sources, place the CA, and drop an sdkconfig made from other defaults."""
-    keep = [plan.ca_dest] if plan.ca_dest else []
-    stage(plan.source, plan.project_dir, keep=keep, project_dir=plan.project_root)
+    stage(plan.source, plan.project_dir, keep=plan.placed, project_dir=plan.project_root)
     if plan.ca_source is not None and plan.ca_dest is not None:
         certs.place_ca(plan.ca_source, plan.ca_dest)
+    if plan.decrypt_key_dest is not None and not components.decrypts(plan.project_dir):
+        raise ToolError(
+            f"ota.encrypt: OTA client app '{plan.app}' does not decrypt: its code never calls "
+            f"{components.DECRYPT_CALL} (esp_encrypted_img); use an OTA client built on "
+            "esp_encrypted_img (like ESP-IDF's examples/system/ota/pre_encrypted_ota), or remove "
+            "ota.encrypt"
+        )
+    if plan.decrypt_key_source is not None and plan.decrypt_key_dest is not None:
+        # Where the app embeds it (pre_encrypted_ota: rsa_key/private.pem), private to its owner.
+        plan.decrypt_key_dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_if_changed(plan.decrypt_key_dest, plan.decrypt_key_source.read_bytes(), mode=0o600)
     state = _state(plan)
     digest = defaults_digest(plan)
     if state.get("defaults") != digest:

@@ -46,6 +46,14 @@ class BuildPlan:
     slots: tuple[Partition, ...]  # the app partitions the image must fit
     ota_url: str | None
     signing_key: Path | None = None  # ota.sign: espsecure signs the app after the build
+    # ota.encrypt: the private key an OTA client embeds (esp_encrypted_img), and where.
+    decrypt_key_source: Path | None = None
+    decrypt_key_dest: Path | None = None
+
+    @property
+    def placed(self) -> list[Path]:
+        """The files the build places into the staged copy (the CA, the decryption key)."""
+        return [path for path in (self.ca_dest, self.decrypt_key_dest) if path is not None]
 
     def to_json(self) -> dict[str, object]:
         """The fingerprint doit stores and `doit info` prints: secrets only as a digest."""
@@ -102,6 +110,7 @@ def plan(
     paths: Paths,
     idf_root: Path | None,
     signing_key: Path | None = None,
+    decrypt_key: Path | None = None,
     exists: Callable[[Path], bool] = Path.exists,
 ) -> BuildPlan:
     """The build of `app`: where its sources are, what it is built with, what it must fit.
@@ -141,6 +150,8 @@ def plan(
         slots=_slots(project, app),
         ota_url=project.ota.url_text if client and project.ota is not None else None,
         signing_key=signing_key,
+        decrypt_key_source=decrypt_key if client and decrypt_key is not None else None,
+        decrypt_key_dest=project_dir / app.decrypt_key if client and decrypt_key else None,
     )
 
 
@@ -150,6 +161,7 @@ def plans(
     paths: Paths,
     idf_root: Path | None,
     signing_key: Path | None = None,
+    decrypt_key: Path | None = None,
     exists: Callable[[Path], bool] = Path.exists,
 ) -> list[BuildPlan]:
     """One BuildPlan per app in project.yaml, in order."""
@@ -161,6 +173,7 @@ def plans(
             paths=paths,
             idf_root=idf_root,
             signing_key=signing_key,
+            decrypt_key=decrypt_key,
             exists=exists,
         )
         for app in project.apps

@@ -30,7 +30,7 @@ _OWN_IN = {
     "certs": re.compile(
         r"(ca_cert|ca_key|server_cert|server_key)\.pem(\..+\.(old|unissued))?|\..*"
     ),
-    "keys": re.compile(r"signing_key.*\.pem.*|\..*"),
+    "keys": re.compile(r"(signing|encryption)_key.*\.pem.*|\..*"),
 }
 # What the component manager writes into the project dir: kept in the staged copy, so builds
 # with registry dependencies stay offline and pinned.

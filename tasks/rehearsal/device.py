@@ -27,6 +27,7 @@ __all__ = [
     "boot",
     "confirm",
     "download",
+    "install",
     "next_update_partition",
     "ranges",
     "update",
@@ -211,6 +212,8 @@ class OtaClient:
     check_version: bool  # advanced_https_ota refuses the version it runs
     address: tuple[str, int] | None = None  # where the URL's host:port is reached (rehearsal)
     stop_after: int | None = None  # the connection drops after this many bytes (rehearsal)
+    # esp_https_ota's decrypt_cb (esp_encrypted_img): the received bytes -> the image.
+    decrypt: Callable[[bytes], bytes] | None = None
 
 
 def _connection(client: OtaClient) -> tuple[object, str]:
@@ -345,6 +348,22 @@ def update(
     if config.rollback and booted.pending:
         raise OtaError("Running app has not confirmed state (ESP_OTA_IMG_PENDING_VERIFY)")
     data = download(client, log)
+    log(f"ota: bytes on the air: {len(data)}")
+    if client.decrypt is not None:
+        data = client.decrypt(data)
+    return install(flash, booted, data, client, log, config, efuse)
+
+
+def install(
+    flash: Flash,
+    booted: Booted,
+    data: bytes,
+    client: OtaClient,
+    log: Callable[[str], None],
+    config: BootConfig,
+    efuse: VirtualEfuse,
+) -> Partition:
+    """esp_ota_begin/write/end and esp_ota_set_boot_partition with the new image's bytes."""
     _check_header(data, client, booted.app)
     slot = next_update_partition(booted.table, booted.partition)
     log(f"ota: Writing to partition subtype {slot.subtype} at offset {slot.offset:#x}")

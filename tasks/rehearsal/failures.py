@@ -26,6 +26,7 @@ FAILURES: dict[str, str] = {
     "wrong-key": "the served image is signed with another key (ota.sign)",
     "no-confirm": "the new app resets before it confirms itself (ota.rollback)",
     "downgrade": "the served image has a lower secure_version (apps.<name>.secure_version)",
+    "delta-base": "with --delta: the board runs another image than the patch's base (ota.delta)",
 }
 # What each failure needs in project.yaml: (RehearsalPlan attribute, the line to set).
 NEEDS = {
@@ -33,6 +34,7 @@ NEEDS = {
     "wrong-key": ("signing", "ota.sign: rsa3072"),
     "no-confirm": ("rollback", "ota.rollback: true"),
     "downgrade": ("anti_rollback", "apps.<name>.secure_version: 1 (and ota.rollback: true)"),
+    "delta-base": ("delta", "ota.delta: true"),
 }
 _WRONG_HOST = "wrong-host.invalid"
 

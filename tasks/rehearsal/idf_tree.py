@@ -59,7 +59,31 @@ def _ota_example(name: str, source: str) -> dict[str, str]:
     }
 
 
+def _pre_encrypted_example() -> dict[str, str]:
+    """pre_encrypted_ota: an OTA client that decrypts (esp_encrypted_img) with the private key
+    it embeds from rsa_key/private.pem."""
+    files = _ota_example("pre_encrypted_ota", "pre_encrypted_ota.c")
+    files["main/CMakeLists.txt"] = (
+        "idf_build_get_property(project_dir PROJECT_DIR)\n"
+        'idf_component_register(SRCS "pre_encrypted_ota.c" INCLUDE_DIRS "."\n'
+        "                       EMBED_TXTFILES ${project_dir}/server_certs/ca_cert.pem\n"
+        "                                      ${project_dir}/rsa_key/private.pem)\n"
+    )
+    files["main/pre_encrypted_ota.c"] = (
+        "/* synthetic: the stand-in builds no code */\n"
+        '#include "esp_encrypted_img.h"\n'
+        "void app_main(void) { esp_encrypted_img_decrypt_start(0); }\n"
+    )
+    files["main/idf_component.yml"] = (
+        'dependencies:\n  espressif/esp_encrypted_img: "^2.0.1"\n  protocol_examples_common:\n'
+        "    path: ${IDF_PATH}/examples/common_components/protocol_examples_common\n"
+    )
+    files["rsa_key/private.pem"] = "(the example's own test key; replaced at build time)\n"
+    return files
+
+
 EXAMPLES: dict[str, dict[str, str]] = {
+    "examples/system/ota/pre_encrypted_ota": _pre_encrypted_example(),
     "examples/system/ota/simple_ota_example": _ota_example("simple_ota", "simple_ota_example.c"),
     "examples/system/ota/advanced_https_ota": _ota_example(
         "advanced_https_ota", "advanced_https_ota_example.c"

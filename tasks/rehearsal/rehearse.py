@@ -8,6 +8,7 @@ boots the factory app, updates it over TLS, reboots and boots the new slot.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import threading
 from collections.abc import Iterator, Mapping
@@ -17,13 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..device import flash
-from ..firmware import build, defaults, outputs, signing_key
+from ..firmware import build, defaults, encryption_key, outputs, signing_key
 from ..idf import idftool
+from ..release import make as release
 from ..serve import content as serve
 from ..tls import certs
 from . import board as virtual_board
+from . import delivery, delta_story, idf_tree, standin
 from . import device as virtual_device
-from . import idf_tree, standin
 from .failures import FAILURES, NEEDS, RehearsalError, served_bytes, server_certs
 
 if TYPE_CHECKING:
@@ -67,6 +69,10 @@ class RehearsalPlan:
     signing: signing_key.SigningPlan | None = None
     rollback: bool = False
     anti_rollback: bool = False
+    release: release.ReleasePlan | None = None  # what is served: recorded first if synthetic
+    encryption: encryption_key.EncryptionPlan | None = None
+    decrypt_key: Path | None = None  # ota.encrypt: the key the flashed OTA client embeds
+    delta: bool = False  # ota.delta
 
 
 def _paths(project: Project, synthetic: bool) -> Paths:
@@ -81,6 +87,7 @@ def plan(
     cert_plan: certs.CertPlan,
     env: Mapping[str, str],
     signing_plan: signing_key.SigningPlan | None = None,
+    encryption_plan: encryption_key.EncryptionPlan | None = None,
 ) -> RehearsalPlan:
     """The rehearsal of project.yaml's OTA; synthetic (stand-in builds under build/virtual/)
     when this machine has no idf.py.
@@ -104,7 +111,19 @@ def plan(
         signing=signing_plan,
         rollback=project.ota is not None and project.ota.rollback,
         anti_rollback=project.anti_rollback,
+        release=release.plan(
+            project, paths, signing_key=key, encryption=encryption_plan, synthetic=synthetic
+        ),
+        encryption=encryption_plan,
+        decrypt_key=_decrypt_key(project, paths) if encryption_plan else None,
+        delta=project.ota is not None and project.ota.delta,
     )
+
+
+def _decrypt_key(project: Project, paths: Paths) -> Path | None:
+    """Where the build placed the key into the flashed OTA client (its staged copy)."""
+    app = project.app(project.flash_app)
+    return paths.staged(app.name) / app.decrypt_key if app.ota_client else None
 
 
 def idf_root(project: Project) -> Path:
@@ -121,7 +140,9 @@ def write_idf_tree(root: Path) -> None:
     idf_tree.write(root)
 
 
-def builds(project: Project, signing_key: Path | None) -> list[build.BuildPlan]:
+def builds(
+    project: Project, signing_key: Path | None, decrypt_key: Path | None = None
+) -> list[build.BuildPlan]:
     """The stand-in's builds under build/virtual/, from the synthetic ESP-IDF tree. That tree is
     written by a task, after planning: its files count as present from the start, so the first
     build already takes an example's own sdkconfig.defaults."""
@@ -132,6 +153,7 @@ def builds(project: Project, signing_key: Path | None) -> list[build.BuildPlan]:
         paths=_paths(project, True),
         idf_root=root,
         signing_key=signing_key,
+        decrypt_key=decrypt_key,
         exists=lambda path: path in planned or path.is_file(),
     )
     # Named without reading the tree, which may not be written yet: the fingerprint must not
@@ -145,6 +167,10 @@ def inputs(plan: RehearsalPlan) -> list[Path]:
     where = certs.paths(plan.certs.certs_dir)
     summaries = {plan.flash.app_summary, plan.serve.app_summary}
     key = [plan.signing.key] if plan.signing is not None and not plan.signing.from_env else []
+    if plan.encryption is not None and not plan.encryption.from_env:
+        key.append(plan.encryption.key)
+    if plan.release is not None and not plan.synthetic:  # doit releases the real build first
+        key.append(plan.release.folder / "release.json")
     return [*sorted(summaries), where.ca_cert, where.server_cert, where.server_key, *key]
 
 
@@ -174,6 +200,10 @@ def _resources(plan: RehearsalPlan, failure: str, builds: _Builds) -> dict[str, 
 
     if failure == "none":
         return dict(serve.check(plan.serve).resources)
+    if failure == "corrupt" and plan.encryption is not None:
+        served = dict(serve.check(plan.serve, emit=lambda _: None).resources)
+        data = delivery.tampered_ciphertext(served[plan.serve.url_path].body)
+        return {plan.serve.url_path: resource(data, "application/octet-stream")}
     source = builds.flashed if failure == "same-version" else builds.served
     data = served_bytes(
         source.app_file.read_bytes(),
@@ -223,7 +253,9 @@ def _client(
     """The factory app's OTA settings, from its built configuration."""
     config = _sdkconfig(plan)
     size = builds.served.app_image.size
+    decrypt = delivery.decryptor(plan.decrypt_key, _log) if plan.decrypt_key else None
     return virtual_device.OtaClient(
+        decrypt=decrypt,
         url=str(config[plan.url_option.removeprefix("CONFIG_")]),
         ca_file=Path(str(builds.flashed.ca_file)),
         target=plan.target,
@@ -274,7 +306,9 @@ class _Story:
         )
 
 
-def run(plan: RehearsalPlan, *, failure: str = "none", partial: bool = False) -> None:
+def run(
+    plan: RehearsalPlan, *, failure: str = "none", partial: bool = False, delta: bool = False
+) -> None:
     """The rehearsal; raises RehearsalError unless the board ends where it must."""
     builds = _Builds(
         flashed=outputs.read(plan.flash.app_summary),
@@ -283,6 +317,18 @@ def run(plan: RehearsalPlan, *, failure: str = "none", partial: bool = False) ->
     _check_failure(plan, builds, failure)
     if plan.synthetic:
         print(SYNTHETIC_NOTE, flush=True)
+    if plan.synthetic and plan.release is not None:
+        _step("release (the rehearsal's own, under build/virtual/releases/)")
+        release.record_release(plan.release)
+    if delta or failure == "delta-base":
+        delta_story.run(
+            plan,
+            failure,
+            config=_boot_config(plan),
+            serving=_server(plan, "none", builds),
+            client_for=functools.partial(_client, plan, builds, "none", False),
+        )
+        return
     config, efuse = _boot_config(plan), virtual_device.VirtualEfuse()
     if config.anti_rollback:
         _log("efuse: the virtual board's eFuse lives in memory: this rehearsal burns nothing")

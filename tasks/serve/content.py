@@ -1,13 +1,13 @@
-"""`doit serve`: the OTA image over HTTPS for esp_https_ota (ESP-IDF v5.3 §7.4), checked first.
+"""`doit serve`: a release over HTTPS for esp_https_ota (ESP-IDF v5.3 §7.4), checked first.
 
-The plan is pure; `check` loads and verifies what will be served and refuses what boards would
-reject (check); engines.run serves it with the built-in server or nginx.
+The plan is pure; `check` loads the release (release/site.py says which URL path serves which
+of its files), verifies it and refuses what boards would reject; engines.run serves it with the
+built-in server or nginx.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +17,9 @@ from ..device import record
 from ..errors import ConfigError, ProjectError, ToolError, warn
 from ..firmware import outputs
 from ..idf.chips import CHIPS
+from ..release import record as release_record
+from ..release import site
+from ..release.site import MANIFEST_PATH
 from ..tls import certs
 
 if TYPE_CHECKING:
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
     from ..firmware.outputs import AppSummary, ImageEntry
     from ..idf.images import AppImage
     from ..paths import Paths
+    from ..release.record import Release
     from .protocol import Resource
 
 __all__ = [
@@ -44,7 +48,6 @@ Engine = Literal["python", "nginx"]
 LogFormat = Literal["text", "json"]
 ENGINES: tuple[Engine, ...] = ("python", "nginx")
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
-MANIFEST_PATH = "/manifest.json"
 
 
 class ServeError(ProjectError):
@@ -70,6 +73,8 @@ class ServePlan:
     certs_dir: Path
     boards_dir: Path
     publish_dir: Path
+    release_dir: Path  # releases/<app>/<version>/: what is served (the current one by default)
+    serve_nginx_dir: Path  # `doit serve --engine nginx`'s own site (never publish's targets)
     engine: Engine = "python"
     log_format: LogFormat = "text"
     signing_key: Path | None = None  # ota.sign: serve only images this key signed
@@ -122,6 +127,8 @@ def plan(
         certs_dir=paths.certs,
         boards_dir=paths.boards,
         publish_dir=paths.publish,
+        release_dir=paths.release(ota.image, project.app(ota.image).version),
+        serve_nginx_dir=paths.serve_nginx,
         engine=_choice(engine, ENGINES, "--engine"),
         log_format=_choice(log_format, LOG_FORMATS, "--log-format"),
         signing_key=signing_key,
@@ -142,35 +149,34 @@ class ServeContent:
     """Everything served, in memory, after the checks passed."""
 
     image: AppImage
-    image_file: Path
+    image_file: Path  # the served file in the release folder
     md5: str
     cert_fingerprint: str
     resources: Mapping[str, Resource]  # URL path -> body; nothing else is ever served
     warnings: tuple[str, ...]
+    served: tuple[site.Served, ...] = ()  # the same files, as the release's site lists them
+    release: Release | None = None
 
 
 def check(plan: ServePlan, *, emit: Callable[[str], None] = warn) -> ServeContent:
-    """Load and verify the image, cert and CA; refuse what boards would reject, warn the rest.
+    """Load and verify the release, cert and CA; refuse what boards would reject, warn the rest.
 
     Raises:
         ServeError: one line naming what is wrong and the command that fixes it.
     """
-    from ..idf import images
-
     summary = _summary(plan.app_summary, plan.app)
-    image_file = summary.app_file
-    data = _read(image_file, f"run `doit build:{plan.app}`")
+    release = _release(plan)
     try:
-        image = images.read_app(data, plan.target, name=image_file.name)
-    except images.ImageError as err:
-        raise ServeError(f"cannot serve {err}") from None
-    _check_signature(plan, data, image_file.name)
-    recorded = summary.app_image.sha256
-    if recorded != image.sha256:
-        raise ServeError(
-            f"cannot serve {image_file.name}: its SHA-256 {image.sha256[:16]}… is not the one "
-            f"`doit build:{plan.app}` recorded ({recorded[:16]}…); run `doit build:{plan.app}`"
+        served = site.files(
+            release,
+            plan.release_dir,
+            url_path=plan.url_path,
+            project=plan.project,
+            chip_family=plan.chip_family,
         )
+    except release_record.ReleaseError as err:
+        raise ServeError(f"cannot serve {plan.url}: {err}") from None
+    image = _image(plan, release)
     where = certs.paths(plan.certs_dir)
     cert_pem, ca_pem = _read(where.server_cert, "run `doit certs`"), _read(where.ca_cert, "")
     try:
@@ -181,9 +187,9 @@ def check(plan: ServePlan, *, emit: Callable[[str], None] = warn) -> ServeConten
     boards = _boards(plan.boards_dir, emit)
     _check_downgrade(plan, image, boards)
     notes = board_warnings(plan, summary, image, certs.ca_digests(ca_pem), boards)
-    if summary.holds_secret:
+    if summary.holds_secret and release.encrypted is None:
         notes.append(
-            f"{image_file.name} embeds the Wi-Fi password (apps.{plan.app} is an OTA client and "
+            f"{image.name} embeds the Wi-Fi password (apps.{plan.app} is an OTA client and "
             "wifi.password is set): anyone who reaches this server can read it; provision "
             "Wi-Fi another way (e.g. CONFIG_EXAMPLE_WIFI_SSID_PWD_FROM_STDIN) for served images"
         )
@@ -191,12 +197,49 @@ def check(plan: ServePlan, *, emit: Callable[[str], None] = warn) -> ServeConten
         emit(note)
     return ServeContent(
         image=image,
-        image_file=image_file,
-        md5=hashlib.md5(data).hexdigest(),
+        image_file=plan.release_dir / release.served.file,
+        md5=hashlib.md5(served[0].body).hexdigest(),
         cert_fingerprint=certs.fingerprint(cert_pem),
-        resources=_resources(plan, image, data),
+        resources=_resources(served),
         warnings=tuple(notes),
+        served=tuple(served),
+        release=release,
     )
+
+
+def _release(plan: ServePlan) -> Release:
+    try:
+        return release_record.read(plan.release_dir)
+    except release_record.ReleaseError as err:
+        version = plan.release_dir.name
+        raise ServeError(
+            f"no release {plan.app} {version} to serve ({err}); run `doit release`"
+        ) from None
+
+
+def _image(plan: ServePlan, release: Release) -> AppImage:
+    """The released image's facts: read and checked from <app>.bin, or (an image that embeds
+    the decryption key, released encrypted only) as release.json records them."""
+    from ..idf import images
+
+    if release.image is None:
+        return images.AppImage(
+            name=f"{plan.app}.bin",
+            size=release.size,
+            sha256=release.sha256,
+            chip_id=images.chip_id(plan.target),
+            project_name=release.project_name,
+            version=release.version,
+            idf_version=release.idf_version,
+            secure_version=release.secure_version,
+        )
+    data = _read(plan.release_dir / release.image.file, "run `doit release`")
+    try:
+        image = images.read_app(data, plan.target, name=release.image.file)
+    except images.ImageError as err:
+        raise ServeError(f"cannot serve {err}") from None
+    _check_signature(plan, data, release.image.file)
+    return image
 
 
 def _check_signature(plan: ServePlan, data: bytes, name: str) -> None:
@@ -227,35 +270,10 @@ def _check_downgrade(plan: ServePlan, image: AppImage, boards: Sequence[BoardRec
             )
 
 
-def _resources(plan: ServePlan, image: AppImage, data: bytes) -> dict[str, Resource]:
+def _resources(served: Sequence[site.Served]) -> dict[str, Resource]:
     from .protocol import resource
 
-    manifest = {
-        "name": plan.project,
-        "version": image.version,
-        "builds": [
-            {
-                "chipFamily": plan.chip_family,
-                "ota": {
-                    # Relative to /manifest.json, as ESPHome's update component resolves it.
-                    "path": plan.url_path.lstrip("/"),
-                    "sha256": image.sha256,
-                    "md5": hashlib.md5(data).hexdigest(),
-                    "size": image.size,
-                    "secure_version": image.secure_version,
-                },
-            }
-        ],
-    }
-    return {
-        plan.url_path: resource(data, "application/octet-stream"),
-        plan.sha256_path: resource(
-            f"{image.sha256}  {plan.file_name}\n".encode(), "text/plain; charset=utf-8"
-        ),
-        MANIFEST_PATH: resource(
-            (json.dumps(manifest, indent=2) + "\n").encode(), "application/json"
-        ),
-    }
+    return {item.url_path: resource(item.body, item.mime) for item in served}
 
 
 def _read(path: Path, fix: str) -> bytes:
@@ -375,9 +393,11 @@ def banner(
 ) -> list[str]:
     """What `doit serve` prints before the first request; `extra` is the server's own."""
     image = content.image
+    also = [path for path in content.resources if path != plan.url_path]
+    kind = " (encrypted)" if content.release is not None and content.release.encrypted else ""
     return [
-        f"serving {plan.url} on {plan.bind}:{port} (also {plan.sha256_path}, {MANIFEST_PATH})",
-        f"image {content.image_file} version '{image.version}' {image.size} bytes",
+        f"serving {plan.url} on {plan.bind}:{port} (also {', '.join(also)})",
+        f"release {content.image_file}{kind} version '{image.version}' {image.size} bytes",
         f"sha256 {image.sha256}",
         f"server cert SHA-256 {content.cert_fingerprint}",
         *extra,

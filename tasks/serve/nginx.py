@@ -18,8 +18,9 @@ from pathlib import Path
 from .. import process
 from ..errors import ToolError
 from ..files import render_template, write_if_changed
+from ..release.site import MANIFEST_PATH
 from ..tls import certs
-from .content import MANIFEST_PATH, ServeContent, ServeError, ServePlan, banner
+from .content import ServeContent, ServeError, ServePlan, banner
 from .server import bind_failure
 
 __all__ = ["NGINX_HINT", "Published", "nginx_binary", "run_nginx", "targets", "write"]
@@ -47,10 +48,11 @@ class Published:
     prefix: Path  # pid, logs and temp folders of that nginx
 
 
-def _layout(plan: ServePlan) -> Published:
-    root = plan.publish_dir / "www"
-    prefix = plan.publish_dir / "nginx"
-    paths = (plan.url_path, plan.sha256_path, MANIFEST_PATH)
+def _layout(plan: ServePlan, folder: Path, served: tuple[str, ...] = ()) -> Published:
+    """build/publish/ (or serve's own folder): www/ holds exactly the served URL paths."""
+    root = folder / "www"
+    prefix = folder / "nginx"
+    paths = served or (plan.url_path, plan.sha256_path, MANIFEST_PATH)
     return Published(
         root=root,
         files=tuple(root / p.lstrip("/") for p in paths),
@@ -62,23 +64,30 @@ def _layout(plan: ServePlan) -> Published:
 
 def targets(plan: ServePlan) -> list[Path]:
     """What `doit publish` writes (its doit targets)."""
-    layout = _layout(plan)
+    layout = _layout(plan, plan.publish_dir)
     return [*layout.files, layout.site_conf, layout.nginx_conf]
 
 
-def write(plan: ServePlan, content: ServeContent | None = None) -> Published:
-    """Check what is served (as `doit serve` does), then write build/publish/ from memory."""
+def write(
+    plan: ServePlan, content: ServeContent | None = None, *, folder: Path | None = None
+) -> Published:
+    """Check the release (as `doit serve` does), then write build/publish/ (or `folder`) with
+    exactly the files release/site.py lists, and an nginx config serving them."""
     from .content import check
 
     content = content or check(plan)
-    layout = _layout(plan)
-    for url_path, body in content.resources.items():
-        write_if_changed(layout.root / url_path.lstrip("/"), body.body)
+    layout = _layout(
+        plan, folder or plan.publish_dir, tuple(item.url_path for item in content.served)
+    )
+    for item in content.served:
+        write_if_changed(layout.root / item.url_path.lstrip("/"), item.body)
     _prune(layout.root, set(layout.files))
-    site, full = _configs(plan, layout)
+    site, full = _configs(plan, layout, [(item.url_path, item.mime) for item in content.served])
     write_if_changed(layout.site_conf, site)
     write_if_changed(layout.nginx_conf, full)
     print(f"published {plan.url_path} version '{content.image.version}' to {layout.root}")
+    for item in content.served[1:]:
+        print(f"  also {item.url_path} ({item.mime})")
     print(f"nginx site config: {layout.site_conf} (full config: {layout.nginx_conf})")
     return layout
 
@@ -93,13 +102,8 @@ def _prune(root: Path, keep: set[Path]) -> None:
             path.unlink()
 
 
-def _configs(plan: ServePlan, layout: Published) -> tuple[str, str]:
+def _configs(plan: ServePlan, layout: Published, types: list[tuple[str, str]]) -> tuple[str, str]:
     where = certs.paths(plan.certs_dir)
-    types = {
-        plan.url_path: "application/octet-stream",
-        plan.sha256_path: "text/plain",
-        MANIFEST_PATH: "application/json",
-    }
     listen = f"[{plan.bind}]:{plan.port}" if ":" in plan.bind else f"{plan.bind}:{plan.port}"
     context: dict[str, object] = {
         "listen": listen,
@@ -107,7 +111,7 @@ def _configs(plan: ServePlan, layout: Published) -> tuple[str, str]:
         "cert": where.server_cert.resolve(),
         "key": where.server_key.resolve(),
         "root": layout.root.resolve(),
-        "locations": list(types.items()),
+        "locations": types,
         "log_format": plan.log_format,
     }
     site = render_template("nginx.conf.j2", full=False, **context)
@@ -208,7 +212,7 @@ def run_nginx(
     from .content import check
 
     content = check(plan)
-    layout = write(plan, content)
+    layout = write(plan, content, folder=plan.serve_nginx_dir)
     (layout.prefix / "temp").mkdir(parents=True, exist_ok=True)
     _check_workers_reach(layout.root)
     _probe_port(plan)

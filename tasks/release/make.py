@@ -1,0 +1,297 @@
+"""`doit release`: the served app's build recorded as releases/<app>/<version>/, once. A version
+released again with other bytes is refused; patches from earlier releases (ota.delta) and the
+encrypted image (ota.encrypt) are made when the release is, and never change afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import ToolError
+from ..firmware import encryption_key, manifest, outputs
+from ..idf import delta_ota, encrypted_img, images, signing
+from . import record
+from .record import FileEntry, Patch, Release, ReleaseError
+
+if TYPE_CHECKING:
+    from ..config.model import Project
+    from ..firmware.encryption_key import EncryptionPlan
+    from ..paths import Paths
+
+__all__ = [
+    "ReleaseError",
+    "ReleasePlan",
+    "plan",
+    "record_release",
+    "releases_of",
+    "signing_key_digest",
+]
+
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReleasePlan:
+    """What `doit release` records, from which build, into which folder."""
+
+    app: str  # ota.image
+    version: str  # apps.<app>.version: the release folder's name
+    target: str
+    app_summary: Path
+    releases_dir: Path  # releases/ (or build/virtual/releases/ for the rehearsal)
+    project_root: Path
+    signing_key: Path | None = None
+    encryption: EncryptionPlan | None = None
+    delta: bool = False
+    delta_bases: int = 3
+    synthetic: bool = False  # the rehearsal's own releases: a rebuilt version replaces its own
+
+    @property
+    def folder(self) -> Path:
+        return self.releases_dir / self.app / self.version
+
+    def to_json(self) -> dict[str, object]:
+        values = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        values["encryption"] = None if self.encryption is None else self.encryption.to_json()
+        return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
+
+
+def plan(
+    project: Project,
+    paths: Paths,
+    *,
+    signing_key: Path | None = None,
+    encryption: EncryptionPlan | None = None,
+    synthetic: bool = False,
+) -> ReleasePlan | None:
+    """The release of ota.image at its project.yaml version; None without an ota: section."""
+    ota = project.ota
+    if ota is None:
+        return None
+    return ReleasePlan(
+        app=ota.image,
+        version=project.app(ota.image).version,
+        target=project.target,
+        app_summary=paths.app_summary(ota.image),
+        releases_dir=paths.releases,
+        project_root=project.project_dir,
+        signing_key=signing_key,
+        encryption=encryption,
+        delta=ota.delta,
+        delta_bases=ota.delta_bases,
+        synthetic=synthetic,
+    )
+
+
+def signing_key_digest(key: Path) -> str:
+    """SHA-256 of the signing key's public key, as `espsecure digest-sbv2-public-key` writes it
+    (the digest a board's eFuse holds under Secure Boot V2)."""
+    import espsecure
+
+    from ..idf.signing import _quiet
+
+    with tempfile.TemporaryDirectory() as scratch, key.open("rb") as keyfile, _quiet():
+        out = Path(scratch) / "digest.bin"
+        espsecure.digest_sbv2_public_key(keyfile, str(out))
+        return out.read_bytes().hex()
+
+
+def releases_of(releases_dir: Path, app: str) -> list[Release]:
+    """Every release of `app`, latest first (by the time each was recorded)."""
+    found = []
+    for folder in sorted((releases_dir / app).glob("*/")) if (releases_dir / app).is_dir() else []:
+        # .<version>.* is a release being written (or left by a killed run): not a release.
+        if not folder.name.startswith(".") and (folder / record.RECORD).is_file():
+            found.append(record.read(folder))
+    return sorted(found, key=lambda r: (r.time, r.version), reverse=True)
+
+
+def _check_version(plan: ReleasePlan) -> None:
+    if not set(plan.version) <= _SAFE or plan.version.startswith("."):
+        raise ReleaseError(
+            f"apps.{plan.app}.version '{plan.version}' cannot name a release folder or a URL; "
+            "use letters, digits, '.', '_' and '-'"
+        )
+
+
+def _verified(plan: ReleasePlan) -> tuple[bytes, images.AppImage, outputs.AppSummary]:
+    """The build's image, checked as a board and `doit serve` check it."""
+    summary = outputs.read(plan.app_summary, fix=f"run `doit build:{plan.app}` first")
+    data = summary.app_file.read_bytes() if summary.app_file.is_file() else b""
+    if not data:
+        raise ReleaseError(f"{summary.app_file}: missing; run `doit build:{plan.app}`")
+    try:
+        image = images.read_app(data, plan.target, name=summary.app_file.name)
+    except images.ImageError as error:
+        raise ReleaseError(f"cannot release {error}") from None
+    if image.sha256 != summary.app_image.sha256:
+        raise ReleaseError(
+            f"cannot release {image.name}: it changed since `doit build:{plan.app}` recorded it; "
+            f"run `doit build:{plan.app}`"
+        )
+    if image.version != plan.version:
+        raise ReleaseError(
+            f"cannot release {image.name}: it carries version '{image.version}', project.yaml "
+            f"says '{plan.version}'; run `doit build:{plan.app}`"
+        )
+    if plan.signing_key is not None:
+        try:
+            signing.verify(data, plan.signing_key.read_bytes(), image.name)
+        except (signing.SignatureError, OSError) as error:
+            raise ReleaseError(f"cannot release {error}; run `doit build:{plan.app}`") from None
+    return data, image, summary
+
+
+def _entry(folder: Path, name: str, data: bytes) -> FileEntry:
+    _write_synced(folder / name, data)
+    return FileEntry(file=name, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    """A release file, world-readable (nothing secret is ever released), on disk before the
+    folder is renamed into place."""
+    with path.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(path, 0o644)
+
+
+def _sync_folder(folder: Path) -> None:
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def _patches(plan: ReleasePlan, data: bytes, folder: Path) -> tuple[list[Patch], list[str]]:
+    """esp_delta_ota patches from the latest earlier releases, and a line for each."""
+    patches, lines = [], []
+    earlier = [r for r in releases_of(plan.releases_dir, plan.app) if r.version != plan.version]
+    for base in earlier[: plan.delta_bases]:
+        if base.image is None or base.target != plan.target:
+            why = "its plain image is not kept" if base.image is None else f"it is {base.target}"
+            lines.append(f"  no patch from {base.version}: {why}")
+            continue
+        base_bytes = (plan.releases_dir / plan.app / base.version / base.image.file).read_bytes()
+        try:
+            body = delta_ota.create(base_bytes, data, plan.target, base_name=base.image.file)
+        except delta_ota.DeltaError as error:
+            raise ReleaseError(
+                f"cannot make a patch from {plan.app} {base.version}: {error}"
+            ) from None
+        entry = _entry(folder, f"{plan.app}-from-{base.version}.patch", body)
+        patches.append(Patch(from_version=base.version, from_sha256=base.sha256, entry=entry))
+        ratio = 100 * entry.size / len(data)
+        lines.append(
+            f"  patch from {base.version}: {entry.file} {entry.size} bytes, "
+            f"{ratio:.1f} % of the full image ({len(data)} bytes)"
+        )
+    return patches, lines
+
+
+def _same(existing: Release, image: images.AppImage, plan: ReleasePlan) -> bool:
+    if existing.sha256 == image.sha256:
+        return True
+    if plan.synthetic:  # the rehearsal's own: a rebuilt stand-in image replaces it
+        return False
+    raise ReleaseError(
+        f"{plan.app} {plan.version} is already released with other bytes (SHA-256 "
+        f"{existing.sha256[:16]}…, this build {image.sha256[:16]}…); a release never changes: "
+        f"bump apps.{plan.app}.version"
+    )
+
+
+def record_release(plan: ReleasePlan) -> Release:
+    """Record the build as releases/<app>/<version>/ (nothing when it already is).
+
+    Raises:
+        ReleaseError: the version is released with other bytes, or the build cannot be released.
+    """
+    _check_version(plan)
+    data, image, summary = _verified(plan)
+    if (plan.folder / record.RECORD).is_file():
+        existing = record.read(plan.folder)
+        if _same(existing, image, plan):
+            print(f"release {plan.app} {plan.version}: already recorded, unchanged ({plan.folder})")
+            return existing
+        shutil.rmtree(plan.folder)
+    plan.releases_dir.mkdir(parents=True, exist_ok=True)
+    (plan.releases_dir / plan.app).mkdir(exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{plan.version}.", dir=plan.releases_dir / plan.app))
+    try:
+        release, lines = _write(plan, data, image, summary, scratch)
+        os.chmod(scratch, 0o755)
+        _write_synced(scratch / record.RECORD, record.to_text(release).encode())
+        os.rename(scratch, plan.folder)  # the release appears whole, or not at all
+        _sync_folder(plan.folder.parent)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    print(f"released {plan.app} {plan.version}: {image.size} bytes, SHA-256 {image.sha256}")
+    print(f"  {plan.folder}")
+    for line in lines:
+        print(line)
+    return release
+
+
+def _write(
+    plan: ReleasePlan,
+    data: bytes,
+    image: images.AppImage,
+    summary: outputs.AppSummary,
+    folder: Path,
+) -> tuple[Release, list[str]]:
+    lines: list[str] = []
+    encrypted = plain = None
+    keeps_plain = True
+    if plan.encryption is not None:
+        private = plan.encryption.key.read_bytes() if plan.encryption.key.is_file() else b""
+        public = encryption_key.read_public(plan.encryption)
+        # An app that embeds the decryption key (pre_encrypted_ota updating itself) must not
+        # lie in releases/ in the clear: only its encrypted image is kept.
+        keeps_plain = not (private and private.strip() in data)
+        encrypted = _entry(folder, f"{plan.app}-encrypted.bin", encrypted_img.encrypt(data, public))
+        lines.append(f"  encrypted: {encrypted.file} {encrypted.size} bytes (esp_encrypted_img)")
+        if not keeps_plain:
+            lines.append(
+                f"  {plan.app}.bin embeds the decryption key, so only its encrypted image is kept"
+            )
+    if keeps_plain:
+        plain = _entry(folder, f"{plan.app}.bin", data)
+    patches: list[Patch] = []
+    if plan.delta:
+        patches, patch_lines = _patches(plan, data, folder)
+        lines += patch_lines or ["  no earlier release: the first one has no patch"]
+    release = Release(
+        app=plan.app,
+        version=plan.version,
+        secure_version=image.secure_version,
+        project_name=image.project_name,
+        sha256=image.sha256,
+        size=image.size,
+        idf_version=image.idf_version,
+        target=plan.target,
+        signing_key_digest=signing_key_digest(plan.signing_key) if plan.signing_key else None,
+        time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        git_commit=None if plan.synthetic else _commit(plan.project_root),
+        image=plain,
+        encrypted=encrypted,
+        patches=tuple(patches),
+        synthetic=summary.synthetic,
+    )
+    return release, lines
+
+
+def _commit(root: Path) -> str | None:
+    try:
+        return manifest.git_commit(root)
+    except ToolError:
+        return None
