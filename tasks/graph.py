@@ -18,7 +18,7 @@ from doit.exceptions import TaskFailed
 from .config.model import Project
 from .device import board, flash
 from .firmware import build, defaults, manifest, render, repro, signing_key, staging
-from .idf import idftool, signing
+from .idf import idftool
 from .paths import TEMPLATES, Paths
 from .rehearsal import rehearse, standin
 from .serve import content as serve
@@ -180,11 +180,6 @@ def _signing_plan(project: Project) -> signing_key.SigningPlan | None:
         return signing_key.plan(project, os.environ, Paths(project.project_dir).keys)
 
 
-def _signing_key(project: Project) -> Path | None:
-    plan = _signing_plan(project)
-    return plan.key if plan is not None else None
-
-
 def _create_key(plan: signing_key.SigningPlan) -> None:
     print(signing_key.create_key(plan))
 
@@ -194,8 +189,8 @@ def _rotate_key(plan: signing_key.SigningPlan) -> None:
 
 
 def _key_ready(plan: signing_key.SigningPlan) -> bool:
-    # A missing key or one of another scheme runs the task, which makes it or says why.
-    return plan.key.exists() and signing.key_scheme(plan.key) == plan.scheme
+    # A missing key or one the loader refuses runs the task, which makes it or says why.
+    return signing_key.key_ready(plan, os.environ)
 
 
 def task_signing_key() -> dict[str, Any]:
@@ -231,7 +226,7 @@ def _build_plans(project: Project) -> list[build.BuildPlan]:
         project,
         paths=paths,
         idf_root=idftool.idf_path(os.environ),
-        signing_key=_signing_key(project),
+        signing=_signing_plan(project),
     )
 
 
@@ -448,9 +443,9 @@ def task_monitor() -> dict[str, Any]:
 def _serve_plan(project: Project) -> serve.ServePlan | None:
     if project.ota is None:
         return None
-    signing_key = _signing_key(project)
+    signing = _signing_plan(project)
     with planning():
-        return serve.plan(project, Paths(project.project_dir), signing_key=signing_key)
+        return serve.plan(project, Paths(project.project_dir), signing=signing)
 
 
 def _serve(plan: serve.ServePlan, engine: str, log_format: str) -> TaskFailed | None:
@@ -576,7 +571,7 @@ def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
         }
     )
     virtual = Paths(project.project_dir, variant="virtual")
-    for plan in rehearse.builds(project, _signing_key(project)):
+    for plan in rehearse.builds(project, _signing_plan(project)):
         yield {
             "basename": "rehearse-build",
             **_build_task(plan, virtual, idf=standin.tool(), tree=tree),

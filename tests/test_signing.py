@@ -125,7 +125,7 @@ def test_create_key__once_private_and_warned(
     before = plan.key.read_bytes()
     assert signing_key.create_key(plan).startswith("signing key:")
     assert plan.key.read_bytes() == before
-    mismatch = "is a rsa3072 key but ota.sign is ecdsa256"
+    mismatch = "is an rsa3072 key but ota.sign is ecdsa256"
     with pytest.raises(signing_key.SigningKeyError, match=mismatch):
         signing_key.create_key(dataclasses.replace(plan, scheme="ecdsa256"))
     signing_key.rotate(plan)
@@ -262,7 +262,8 @@ def test_sdkconfig__the_options_of_each_feature() -> None:
 
 def _signed_site(root: Path, key: Path, image: bytes) -> serve.ServePlan:
     site = make_site(root, image=image)
-    return dataclasses.replace(site.plan, signing_key=key)
+    signing_plan = signing_key.SigningPlan(scheme="rsa3072", key=key, from_env=False)
+    return dataclasses.replace(site.plan, signing=signing_plan)
 
 
 def test_serve__refuses_unsigned_and_wrongly_signed(keys: dict[str, Path], tmp_path: Path) -> None:

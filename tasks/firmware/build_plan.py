@@ -14,6 +14,7 @@ from ..idf.idftool import IdfTool
 from ..idf.partitions import Partition
 from ..tls import certs
 from . import defaults
+from .signing_key import SigningPlan
 
 if TYPE_CHECKING:
     from ..config.model import App, Project
@@ -45,7 +46,12 @@ class BuildPlan:
     secret_options: tuple[str, ...]
     slots: tuple[Partition, ...]  # the app partitions the image must fit
     ota_url: str | None
-    signing_key: Path | None = None  # ota.sign: espsecure signs the app after the build
+    signing: SigningPlan | None = None  # ota.sign: espsecure signs the app after the build
+
+    @property
+    def signing_key(self) -> Path | None:
+        """The key file the build reads (a file_dep of the build)."""
+        return self.signing.key if self.signing is not None else None
 
     def to_json(self) -> dict[str, object]:
         """The fingerprint doit stores and `doit info` prints: secrets only as a digest."""
@@ -62,6 +68,7 @@ class BuildPlan:
             for name, value, origin in self.options
         ]
         data["slots"] = [[slot.name, slot.offset, slot.size] for slot in self.slots]
+        data["signing"] = self.signing.to_json() if self.signing is not None else None
         return data
 
     def __repr__(self) -> str:
@@ -101,7 +108,7 @@ def plan(
     *,
     paths: Paths,
     idf_root: Path | None,
-    signing_key: Path | None = None,
+    signing: SigningPlan | None = None,
     exists: Callable[[Path], bool] = Path.exists,
 ) -> BuildPlan:
     """The build of `app`: where its sources are, what it is built with, what it must fit.
@@ -140,7 +147,7 @@ def plan(
         secret_options=secret,
         slots=_slots(project, app),
         ota_url=project.ota.url_text if client and project.ota is not None else None,
-        signing_key=signing_key,
+        signing=signing,
     )
 
 
@@ -149,7 +156,7 @@ def plans(
     *,
     paths: Paths,
     idf_root: Path | None,
-    signing_key: Path | None = None,
+    signing: SigningPlan | None = None,
     exists: Callable[[Path], bool] = Path.exists,
 ) -> list[BuildPlan]:
     """One BuildPlan per app in project.yaml, in order."""
@@ -160,7 +167,7 @@ def plans(
             defaults.plan(project, app, partitions_csv=paths.partitions_csv),
             paths=paths,
             idf_root=idf_root,
-            signing_key=signing_key,
+            signing=signing,
             exists=exists,
         )
         for app in project.apps

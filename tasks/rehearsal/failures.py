@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ProjectError
+from ..firmware.signing_key import SigningKey
 from ..idf import images, signing
 from ..tls import certs
 
@@ -47,7 +48,7 @@ def served_bytes(
     *,
     target: str,
     scratch: Path,
-    signing_key: Path | None,
+    signer: SigningKey | None,
     running_secure_version: int,
 ) -> bytes:
     """The image the server hands out, tampered with as `failure` asks (scratch: a folder for
@@ -64,11 +65,11 @@ def served_bytes(
         end = len(tampered) - signing.SECTOR
         tampered[end + (36 + 776 + 8 if tampered[end + 1] == 2 else 109)] ^= 0xFF
     elif failure == "wrong-key":
-        assert signing_key is not None
-        wrong = _wrong_key(signing.key_scheme(signing_key), scratch)
+        assert signer is not None
+        wrong = _wrong_key(signer.scheme, scratch)
         return signing.sign(wrong, _unsigned(target, data))
     elif failure == "downgrade":
-        return _downgraded(target, data, running_secure_version, signing_key)
+        return _downgraded(target, data, running_secure_version, signer)
     return bytes(tampered)
 
 
@@ -87,7 +88,7 @@ def _wrong_key(scheme: str, scratch: Path) -> Path:
     return key
 
 
-def _downgraded(target: str, data: bytes, running: int, key: Path | None) -> bytes:
+def _downgraded(target: str, data: bytes, running: int, key: SigningKey | None) -> bytes:
     """The served image rebuilt with secure_version one below the flashed app's (an old,
     properly signed release), through esptool's image classes."""
     from esptool.bin_image import LoadFirmwareImage
@@ -102,7 +103,7 @@ def _downgraded(target: str, data: bytes, running: int, key: Path | None) -> byt
     desc[4:8] = (running - 1).to_bytes(4, "little")  # esp_app_desc_t.secure_version
     image.segments[0].data = bytes(desc)
     unsigned = bytes(image.save(None))
-    return signing.sign(key, unsigned) if key is not None else unsigned
+    return key.sign(unsigned) if key is not None else unsigned
 
 
 def server_certs(cert_plan: certs.CertPlan, failure: str, scratch: Path) -> tuple[Path, Path]:

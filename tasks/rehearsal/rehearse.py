@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -90,14 +91,13 @@ def plan(
     """
     synthetic = not idftool.available(env)
     paths = _paths(project, synthetic)
-    key = signing_plan.key if signing_plan else None
     return RehearsalPlan(
         target=project.target,
         table_offset=project.table.offset,
         certs=cert_plan,
         synthetic=synthetic,
         flash=flash.plan(project, paths),
-        serve=serve.plan(project, paths, signing_key=key),
+        serve=serve.plan(project, paths, signing=signing_plan),
         board_file=paths.build / "virtual" / f"{project.target}-flash.bin",
         flash_size=project.flash.size,
         url_option=defaults.url_option(project.app(project.flash_app)),
@@ -121,7 +121,9 @@ def write_idf_tree(root: Path) -> None:
     idf_tree.write(root)
 
 
-def builds(project: Project, signing_key: Path | None) -> list[build.BuildPlan]:
+def builds(
+    project: Project, signing: signing_key.SigningPlan | None
+) -> list[build.BuildPlan]:
     """The stand-in's builds under build/virtual/, from the synthetic ESP-IDF tree. That tree is
     written by a task, after planning: its files count as present from the start, so the first
     build already takes an example's own sdkconfig.defaults."""
@@ -131,7 +133,7 @@ def builds(project: Project, signing_key: Path | None) -> list[build.BuildPlan]:
         project,
         paths=_paths(project, True),
         idf_root=root,
-        signing_key=signing_key,
+        signing=signing,
         exists=lambda path: path in planned or path.is_file(),
     )
     # Named without reading the tree, which may not be written yet: the fingerprint must not
@@ -180,7 +182,7 @@ def _resources(plan: RehearsalPlan, failure: str, builds: _Builds) -> dict[str, 
         failure,
         target=plan.target,
         scratch=plan.board_file.parent,
-        signing_key=plan.signing.key if plan.signing else None,
+        signer=signing_key.load(plan.signing, os.environ) if plan.signing else None,
         running_secure_version=builds.flashed.app_image.secure_version,
     )
     return {plan.serve.url_path: resource(data, "application/octet-stream")}

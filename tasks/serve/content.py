@@ -21,6 +21,7 @@ from ..tls import certs
 
 if TYPE_CHECKING:
     from ..config.model import Project
+    from ..firmware.signing_key import SigningPlan
     from ..device.record import BoardRecord, FlashedImage
     from ..firmware.outputs import AppSummary, ImageEntry
     from ..idf.images import AppImage
@@ -72,9 +73,13 @@ class ServePlan:
     publish_dir: Path
     engine: Engine = "python"
     log_format: LogFormat = "text"
-    signing_key: Path | None = None  # ota.sign: serve only images this key signed
+    signing: SigningPlan | None = None  # ota.sign: serve only images this key signed
     max_connections: int = 1024
     max_per_client: int = 32
+
+    @property
+    def signing_key(self) -> Path | None:
+        return self.signing.key if self.signing is not None else None
 
     @property
     def sha256_path(self) -> str:
@@ -87,6 +92,7 @@ class ServePlan:
     def to_json(self) -> dict[str, object]:
         """Plain data for doit's config_changed (paths as text)."""
         values = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        values["signing"] = self.signing.to_json() if self.signing is not None else None
         return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
 
 
@@ -96,7 +102,7 @@ def plan(
     *,
     engine: str = "python",
     log_format: str = "text",
-    signing_key: Path | None = None,
+    signing: SigningPlan | None = None,
 ) -> ServePlan:
     """The serve plan for project.yaml's ota: section (pure)."""
     ota = project.ota
@@ -124,7 +130,7 @@ def plan(
         publish_dir=paths.publish,
         engine=_choice(engine, ENGINES, "--engine"),
         log_format=_choice(log_format, LOG_FORMATS, "--log-format"),
-        signing_key=signing_key,
+        signing=signing,
         max_connections=ota.max_connections,
         max_per_client=ota.max_per_client,
     )
@@ -201,11 +207,17 @@ def check(plan: ServePlan, *, emit: Callable[[str], None] = warn) -> ServeConten
 
 def _check_signature(plan: ServePlan, data: bytes, name: str) -> None:
     """ota.sign: boards take only images signed by the key of the app they run."""
+    import os
+
+    from ..firmware import signing_key
     from ..idf import signing
 
-    if plan.signing_key is None:
+    if plan.signing is None:
         return
-    key = _read(plan.signing_key, "run `doit signing-key`")
+    try:
+        key = signing_key.load(plan.signing, os.environ).public_pem
+    except signing_key.SigningKeyError as err:
+        raise ServeError(f"cannot check the signature of {name}: {err}") from None
     try:
         signing.verify(data, key, name)
     except signing.SignatureError as err:
