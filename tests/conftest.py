@@ -23,6 +23,8 @@ _SCRUBBED = (
     "OTA_HOST",
     "OTA_CA_CERT",
     "OTA_CA_KEY",
+    "OTA_SIGNING_KEY",
+    "OTA_SIGNING_KEY_PASSPHRASE",
 )
 
 
