@@ -354,7 +354,7 @@ def _flash(
 def task_flash() -> dict[str, Any]:
     """Write bootloader, partition table, otadata and flash_app to the board; skip what it holds."""
     project = load_project()
-    plan = flash.plan(project, Paths(project.project_dir))
+    plan = flash.plan(project, Paths(project.project_dir), signing=_signing_plan(project))
     return {
         "actions": [(_flash, [plan])],
         "params": [

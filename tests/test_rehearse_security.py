@@ -193,3 +193,19 @@ def test_rehearse__downgrade_on_riscv_targets(rehearsal: Path, target: str) -> N
     assert "ESP_ERR_OTA_SMALL_SEC_VER" in text
     assert "the board still boots ota_0; the update was refused" in text
     assert _flash_file(rehearsal, target)[0x120000:0x121000] == b"\xff" * 0x1000
+
+
+def test_rehearse__board_record_keeps_the_efuse_and_the_trusted_key(rehearsal: Path) -> None:
+    """After the confirmed update the virtual board's record holds the eFuse secure_version it
+    reached (2, from the new app) and the key the new app trusts."""
+    from esp_ota_doit.device import record
+    from esp_ota_doit.idf import signing
+
+    _anti_rollback(rehearsal)
+    code, _, text = run_with_output(rehearsal, "rehearse")
+    assert code == 0, text
+    (path,) = (rehearsal / "build/virtual/boards").glob("*.json")
+    board = record.read(path)
+    assert board.efuse_secure_version == 2
+    key = (rehearsal / "keys" / "signing_key.pem").read_bytes()
+    assert board.trusted_key_sha256 == signing.public_key_digest(key)

@@ -23,6 +23,7 @@ from .board import flash_reader, parse_table
 
 if TYPE_CHECKING:
     from ..config.model import Project
+    from ..firmware.signing_key import SigningPlan
     from ..paths import Paths
 
 __all__ = ["FlashPlan", "Region", "plan", "write"]
@@ -40,6 +41,7 @@ class FlashPlan:
     boards_dir: Path
     port: str | None  # project.yaml flash.port
     baud: int
+    signing: SigningPlan | None = None  # ota.sign: the app must verify with this key
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,7 +56,7 @@ class Region:
         return hashlib.md5(self.data).hexdigest()
 
 
-def plan(project: Project, paths: Paths) -> FlashPlan:
+def plan(project: Project, paths: Paths, *, signing: SigningPlan | None = None) -> FlashPlan:
     """What `doit flash` writes: flash_app's build, at project.yaml's flash settings."""
     return FlashPlan(
         app=project.flash_app,
@@ -65,16 +67,23 @@ def plan(project: Project, paths: Paths) -> FlashPlan:
         boards_dir=paths.boards,
         port=project.flash.port,
         baud=project.flash.baud,
+        signing=signing,
     )
 
 
-def _regions(summary: AppSummary) -> list[Region]:
+def _regions(summary: AppSummary, source: Path) -> list[Region]:
+    """Each image app.json lists, re-hashed: only the bytes the build recorded are written."""
     regions = []
     for image in summary.images:
         try:
             data = image.file.read_bytes()
         except FileNotFoundError:
             raise DeviceError(f"{image.file} is missing; run doit build") from None
+        if hashlib.sha256(data).hexdigest() != image.sha256:
+            raise DeviceError(
+                f"{image.file} is not the image `doit build` made (its SHA-256 differs from the "
+                f"one in {source}); nothing was written: run `doit build`"
+            )
         regions.append(
             Region(role=image.role, offset=image.offset, data=data, encrypted=image.encrypted)
         )
@@ -125,7 +134,8 @@ def write(
             f"refusing to write synthetic images (built without ESP-IDF) to {chosen_port}; "
             "they only go to the virtual board (doit rehearse)"
         )
-    regions = _regions(summary)
+    regions = _regions(summary, plan.app_summary)
+    _check_signature(plan, summary, regions)
     speed = baud or esplink.env_baud(os.environ) or plan.baud
     try:
         rows, mac = _flash(plan, summary, regions, link, speed, erase)
@@ -144,6 +154,22 @@ def write(
     _print_summary(rows)
     _record(plan, summary, regions, mac)
     return _written(rows)
+
+
+def _check_signature(plan: FlashPlan, summary: AppSummary, regions: list[Region]) -> None:
+    """ota.sign: the app verifies with the project's key (espsecure), or nothing is written."""
+    from ..firmware import signing_key
+    from ..idf import signing
+
+    app = next((region for region in regions if region.role == "app"), None)
+    if plan.signing is None or app is None:
+        return
+    name = summary.app_file
+    try:
+        key = signing_key.load(plan.signing, os.environ)
+        signing.verify(app.data, key.public_pem, name.name)
+    except (signing_key.SigningKeyError, signing.SignatureError) as error:
+        raise DeviceError(f"{name}: {error}; nothing was written: run `doit build`") from None
 
 
 def _security(esp: Any) -> str | None:
@@ -267,8 +293,20 @@ def _written(rows: list[tuple[str, int, str, float]]) -> int:
     return sum(int(written.split()[0]) for _, _, written, _ in rows if written != "unchanged")
 
 
+def _trusted_key(regions: list[Region]) -> str | None:
+    """The digest of the key in the flashed app's signature block: the one it trusts."""
+    from ..idf import signing
+
+    app = next((region for region in regions if region.role == "app"), None)
+    public = signing.signed_public_key(app.data) if app is not None else None
+    return signing.public_key_digest(public) if public is not None else None
+
+
 def _record(plan: FlashPlan, summary: AppSummary, regions: list[Region], mac: str) -> None:
-    """build/boards/<mac>.json: what this board now holds; serve reads it."""
+    """build/boards/<mac>.json: what this board now holds; serve reads it. Its eFuse keeps the
+    highest secure_version it reached before (eFuse bits are never cleared)."""
+    known = record.previous(plan.boards_dir, mac)
+    reached = known.efuse_secure_version if known is not None else 0
     record.write(
         plan.boards_dir,
         record.BoardRecord(
@@ -293,5 +331,7 @@ def _record(plan: FlashPlan, summary: AppSummary, regions: list[Region], mac: st
             ),
             ca_sha256=summary.ca_sha256,
             ota_url=summary.ota_url,
+            trusted_key_sha256=_trusted_key(regions),
+            efuse_secure_version=max(reached, summary.app_image.secure_version),
         ),
     )

@@ -326,13 +326,25 @@ def config_unchanged(plan: BuildPlan) -> bool:
 
 
 def outputs_intact(summary: Path) -> bool:
-    """The images app.json lists are still there with their sizes (doit's uptodate check); a
-    summary of another schema is out of date too."""
+    """The images app.json lists are still there with the bytes the build recorded (SHA-256,
+    never just the size: an image re-signed after the build is not this build's); a summary of
+    another schema is out of date too (doit's uptodate check)."""
     try:
         images = outputs.read(summary).images
-        return all(image.file.stat().st_size == image.size for image in images)
     except (OSError, ToolError):
         return False
+    for image in images:
+        try:
+            data = image.file.read_bytes()
+        except OSError:
+            return False
+        if hashlib.sha256(data).hexdigest() != image.sha256:
+            warn(
+                f"{image.file} is not the image `doit build` made (its SHA-256 differs from the "
+                f"one in {summary}); building it again"
+            )
+            return False
+    return True
 
 
 def menuconfig(plan: BuildPlan) -> None:

@@ -96,7 +96,7 @@ def plan(
         table_offset=project.table.offset,
         certs=cert_plan,
         synthetic=synthetic,
-        flash=flash.plan(project, paths),
+        flash=flash.plan(project, paths, signing=signing_plan),
         serve=serve.plan(project, paths, signing=signing_plan),
         board_file=paths.build / "virtual" / f"{project.target}-flash.bin",
         flash_size=project.flash.size,
@@ -308,7 +308,32 @@ def run(plan: RehearsalPlan, *, failure: str = "none", partial: bool = False) ->
         final = story.boot()
         if final.pending:
             final, cause = _first_boot(story, final, failure, cause)
+    _record_ota(plan, builds, updated=final.partition != booted.partition, efuse=efuse)
     _verdict(builds, failure, booted, final, cause)
+
+
+def _record_ota(
+    plan: RehearsalPlan, builds: _Builds, *, updated: bool, efuse: virtual_device.VirtualEfuse
+) -> None:
+    """The virtual board's record after the story: the eFuse secure_version it reached and,
+    after an update it kept, the key its new app trusts (what `doit serve` warns against)."""
+    from ..device import record
+    from ..idf import signing
+
+    written = sorted(plan.flash.boards_dir.glob("*.json"), key=lambda path: path.stat().st_mtime)
+    if not written:
+        return
+    known = record.read(written[-1])
+    trusted = known.trusted_key_sha256
+    if updated:
+        public = signing.signed_public_key(builds.served.app_file.read_bytes())
+        trusted = signing.public_key_digest(public) if public is not None else None
+    record.updated_after_ota(
+        plan.flash.boards_dir,
+        known.mac,
+        trusted_key_sha256=trusted,
+        secure_version=efuse.secure_version,
+    )
 
 
 def _first_boot(

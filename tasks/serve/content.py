@@ -39,6 +39,7 @@ __all__ = [
     "board_warnings",
     "check",
     "plan",
+    "refusals",
 ]
 
 Engine = Literal["python", "nginx"]
@@ -185,8 +186,8 @@ def check(plan: ServePlan, *, emit: Callable[[str], None] = warn) -> ServeConten
         raise ServeError(f"cannot serve {plan.url}: {err}") from None
     _check_embedded(plan, summary, ca_pem)
     boards = _boards(plan.boards_dir, emit)
-    _check_downgrade(plan, image, boards)
     notes = board_warnings(plan, summary, image, certs.ca_digests(ca_pem), boards)
+    notes += refusals(plan.app, image_file.name, data, boards)
     if summary.holds_secret:
         notes.append(
             f"{image_file.name} embeds the Wi-Fi password (apps.{plan.app} is an OTA client and "
@@ -226,17 +227,33 @@ def _check_signature(plan: ServePlan, data: bytes, name: str) -> None:
         ) from None
 
 
-def _check_downgrade(plan: ServePlan, image: AppImage, boards: Sequence[BoardRecord]) -> None:
-    """Anti-rollback: a board's bootloader never boots a secure_version below its eFuse value,
-    which is at least the secure_version of the app it runs."""
+def refusals(app: str, name: str, data: bytes, boards: Sequence[BoardRecord]) -> list[str]:
+    """Each known board that would refuse this image, and why (one warning each): it is signed
+    with another key than the one the board's app trusts, or its secure_version is below the
+    one the board's anti-rollback eFuse reached. Pure but for espsecure's key digest."""
+    from ..idf import images, signing
+
+    desc = images.app_desc(data[: images.APP_DESC_END])
+    version = desc.secure_version if desc is not None else 0
+    public = signing.signed_public_key(data)
+    served = signing.public_key_digest(public) if public is not None else None
+    notes = []
     for board in boards:
-        running = board.app.secure_version
-        if image.secure_version < running:
-            raise ServeError(
-                f"cannot serve {image.name}: its secure_version {image.secure_version} is lower "
-                f"than {running}, which board {board.mac} already runs; its anti-rollback eFuse "
-                f"refuses it: set apps.{plan.app}.secure_version to {running} or more"
+        trusted = board.trusted_key_sha256
+        if trusted is not None and served != trusted:
+            signed = f"signed with key {served[:16]}…" if served else "unsigned"
+            notes.append(
+                f"board {board.mac}: its app trusts signing key {trusted[:16]}… only, and {name} "
+                f"is {signed}; it will refuse this update (secure boot signature verification "
+                "failed): flash it over serial with `doit flash`"
             )
+        if version < board.efuse_secure_version:
+            notes.append(
+                f"board {board.mac}: its anti-rollback eFuse holds secure_version "
+                f"{board.efuse_secure_version}, and {name} has {version}; it will refuse this "
+                f"update: set apps.{app}.secure_version to {board.efuse_secure_version} or more"
+            )
+    return notes
 
 
 def _resources(plan: ServePlan, image: AppImage, data: bytes) -> dict[str, Resource]:
