@@ -300,9 +300,7 @@ def test_serve__warns_for_each_board_that_would_refuse(
         "aa:bb:cc:dd:ee:03": dict(efuse_secure_version=0, trusted_key_sha256=ours),
     }
     for mac, fields in boards.items():
-        record.write(
-            site.boards_dir, dataclasses.replace(BOARD, mac=mac, app=running, **fields)
-        )
+        record.write(site.boards_dir, dataclasses.replace(BOARD, mac=mac, app=running, **fields))
     notes: list[str] = []
     serve.check(site, emit=notes.append)
     refused = [note for note in notes if "it will refuse this update" in note]

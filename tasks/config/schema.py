@@ -209,7 +209,9 @@ def sign_command(value: object, path: KeyPath) -> str:
     try:
         words = shlex.split(text)
     except ValueError as error:
-        raise ConfigError(path, f"cannot be split into words ({error})", "close the quote") from None
+        raise ConfigError(
+            path, f"cannot be split into words ({error})", "close the quote"
+        ) from None
     for placeholder in ("{data}", "{signature}"):
         if not any(placeholder in word for word in words):
             raise ConfigError(

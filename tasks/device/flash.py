@@ -139,6 +139,8 @@ def write(
     speed = baud or esplink.env_baud(os.environ) or plan.baud
     try:
         rows, mac = _flash(plan, summary, regions, link, speed, erase)
+    except _Interrupted as cut:  # the link dropped mid-write: gone, or worth one slower try
+        rows, mac = _after_interruption(plan, summary, regions, link, speed, erase, cut)
     except Exception as error:  # sorted below: only transfer errors get one retry
         if not esplink.is_transfer_error(error):
             raise esplink.as_device_error(error) from None
@@ -149,6 +151,8 @@ def write(
         )
         try:
             rows, mac = _flash(plan, summary, regions, link, esplink.FALLBACK_BAUD, erase)
+        except _Interrupted as cut:
+            raise DeviceError(esplink.went_away(chosen_port, cut.role, cut.error)) from None
         except Exception as again:  # as above, without a third try
             raise esplink.as_device_error(again, chosen_port) from None
     _print_summary(rows)
@@ -170,6 +174,40 @@ def _check_signature(plan: FlashPlan, summary: AppSummary, regions: list[Region]
         signing.verify(app.data, key.public_pem, name.name)
     except (signing_key.SigningKeyError, signing.SignatureError) as error:
         raise DeviceError(f"{name}: {error}; nothing was written: run `doit build`") from None
+
+
+class _Interrupted(Exception):
+    """The serial link failed while a region was being written (the board reset, lost power,
+    or its USB port went away)."""
+
+    def __init__(self, role: str, error: BaseException) -> None:
+        super().__init__(f"{role}: {error}")
+        self.role, self.error = role, error
+
+
+def _after_interruption(
+    plan: FlashPlan,
+    summary: AppSummary,
+    regions: list[Region],
+    link: esplink.Link,
+    speed: int,
+    erase: bool,
+    cut: _Interrupted,
+) -> tuple[list[tuple[str, int, str, float]], str]:
+    """A board gone mid-write is said so (never "busy"); one still there gets one slower try."""
+    port = link.port
+    if esplink.port_gone(port) or speed <= esplink.FALLBACK_BAUD:
+        raise DeviceError(esplink.went_away(port, cut.role, cut.error))
+    print(
+        f"writing {cut.role} failed at {speed} baud ({cut.error}); retrying once at "
+        f"{esplink.FALLBACK_BAUD}"
+    )
+    try:
+        return _flash(plan, summary, regions, link, esplink.FALLBACK_BAUD, erase)
+    except (_Interrupted, esplink.ConnectError):
+        raise DeviceError(esplink.went_away(port, cut.role, cut.error)) from None
+    except Exception as again:
+        raise esplink.as_device_error(again, port) from None
 
 
 def _security(esp: Any) -> str | None:
@@ -232,7 +270,7 @@ def _flash(
     baud: int,
     erase: bool,
 ) -> tuple[list[tuple[str, int, str, float]], str]:
-    from esptool.cmds import reset_chip, write_flash
+    from esptool.cmds import reset_chip
 
     extra = summary.esptool_args
     before = extra.before.replace("_", "-")
@@ -256,30 +294,36 @@ def _flash(
             board = flash_reader(esp)(plan.table_offset, partitions.MAX_TABLE_LENGTH)
             _erase_first(esp, _erase_reason(board, table, plan.table_offset), secured, stub)
         for region in regions:
-            started = time.monotonic()
-            if not secured and esp.flash_md5sum(region.offset, len(region.data)) == region.md5:
-                rows.append((region.role, region.offset, "unchanged", 0.0))
-                continue
-            progress.label = region.role
-            kwargs: dict[str, Any] = {"compress": True, "flash_size": plan.flash_size}
-            if region.encrypted:
-                kwargs["encrypt_files"] = [(region.offset, region.data)]
-                write_flash(esp, [], **kwargs)
-            else:
-                write_flash(esp, [(region.offset, region.data)], **kwargs)
-            progress.end()
-            rows.append(
-                (
-                    region.role,
-                    region.offset,
-                    f"{len(region.data)} bytes",
-                    time.monotonic() - started,
-                )
-            )
+            try:
+                rows.append(_write_region(esp, plan, region, secured, progress))
+            except Exception as error:
+                if esplink.is_transfer_error(error):
+                    raise _Interrupted(region.role, error) from error
+                raise
         after = extra.after.replace("_", "-")
         if link.resettable:
             reset_chip(esp, after)
     return rows, mac
+
+
+def _write_region(
+    esp: Any, plan: FlashPlan, region: Region, secured: str | None, progress: Any
+) -> tuple[str, int, str, float]:
+    """Write one region unless the board already holds it (MD5); its summary row."""
+    from esptool.cmds import write_flash
+
+    started = time.monotonic()
+    if not secured and esp.flash_md5sum(region.offset, len(region.data)) == region.md5:
+        return (region.role, region.offset, "unchanged", 0.0)
+    progress.label = region.role
+    kwargs: dict[str, Any] = {"compress": True, "flash_size": plan.flash_size}
+    if region.encrypted:
+        kwargs["encrypt_files"] = [(region.offset, region.data)]
+        write_flash(esp, [], **kwargs)
+    else:
+        write_flash(esp, [(region.offset, region.data)], **kwargs)
+    progress.end()
+    return (region.role, region.offset, f"{len(region.data)} bytes", time.monotonic() - started)
 
 
 def _print_summary(rows: list[tuple[str, int, str, float]]) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from ..config.model import Project
 from ..errors import ConfigError, ProjectError, warn
@@ -109,7 +110,11 @@ def plan(project: Project, env: Mapping[str, str], keys_dir: Path) -> SigningPla
     if project.ota is None or project.ota.sign is None:
         return None
     command = tuple(shlex.split(project.ota.sign_command or ""))
-    common = {"scheme": project.ota.sign, "target": project.target, "command": command}
+    common: dict[str, Any] = {
+        "scheme": project.ota.sign,
+        "target": project.target,
+        "command": command,
+    }
     named = env.get("OTA_SIGNING_KEY", "").strip()
     if named:
         key = Path(named).expanduser()
@@ -119,9 +124,9 @@ def plan(project: Project, env: Mapping[str, str], keys_dir: Path) -> SigningPla
                 f"$OTA_SIGNING_KEY names '{named}', which is not a file",
                 "point it at the signing key (a PEM file), or unset it to use keys/",
             )
-        return SigningPlan(key=key.absolute(), from_env=True, **common)  # type: ignore[arg-type]
+        return SigningPlan(key=key.absolute(), from_env=True, **common)
     name = PUBLIC_KEY_NAME if command else "signing_key.pem"
-    return SigningPlan(key=keys_dir / name, from_env=False, **common)  # type: ignore[arg-type]
+    return SigningPlan(key=keys_dir / name, from_env=False, **common)
 
 
 def _read(plan: SigningPlan) -> bytes:
@@ -159,7 +164,7 @@ def _read(plan: SigningPlan) -> bytes:
 _EXTRACT = "espsecure extract-public-key --version 2 --keyfile KEY signing_pubkey.pem"
 
 
-def _private(plan: SigningPlan, data: bytes, env: Mapping[str, str]) -> object:
+def _private(plan: SigningPlan, data: bytes, env: Mapping[str, str]) -> Any:
     """The private key in `data`, opened with $OTA_SIGNING_KEY_PASSPHRASE where it needs one."""
     from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -185,7 +190,7 @@ def _private(plan: SigningPlan, data: bytes, env: Mapping[str, str]) -> object:
         ) from None
 
 
-def _public(plan: SigningPlan, data: bytes) -> object:
+def _public(plan: SigningPlan, data: bytes) -> Any:
     from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -195,7 +200,7 @@ def _public(plan: SigningPlan, data: bytes) -> object:
         raise SigningKeyError(f"{plan.source} is not a valid PEM public key ({_EXTRACT})") from None
 
 
-def _parse(plan: SigningPlan, data: bytes, env: Mapping[str, str]) -> tuple[object, bool]:
+def _parse(plan: SigningPlan, data: bytes, env: Mapping[str, str]) -> tuple[Any, bool]:
     """(the key, whether it is the private one)."""
     if b"PRIVATE KEY-----" in data:
         return _private(plan, data, env), True
@@ -237,9 +242,8 @@ def _check_scheme(plan: SigningPlan, scheme: str) -> None:
         else f"replace it with {_an(plan.scheme)} key (`doit rotate-signing-key`; boards running "
         "apps it signed then need a serial flash)"
     )
-    raise SigningKeyError(
-        f"{plan.source} is {_an(scheme)} key but ota.sign is {plan.scheme}{allowed}; {other}{replace}"
-    )
+    wrong = f"{plan.source} is {_an(scheme)} key but ota.sign is {plan.scheme}{allowed}"
+    raise SigningKeyError(f"{wrong}; {other}{replace}")
 
 
 def load(plan: SigningPlan, env: Mapping[str, str]) -> SigningKey:
@@ -259,16 +263,12 @@ def load(plan: SigningPlan, env: Mapping[str, str]) -> SigningKey:
     data = _read(plan)
     key, private = _parse(plan, data, env)
     _check_scheme(plan, signing.key_scheme(key))
-    public = key.public_key() if private else key  # type: ignore[attr-defined]
+    public = key.public_key() if private else key
     public_pem = public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
     private_pem = None
     if private and not plan.external:
-        private_pem = key.private_bytes(  # type: ignore[attr-defined]
-            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
-        )
-    return SigningKey(
-        plan=plan, scheme=plan.scheme, public_pem=public_pem, private_pem=private_pem
-    )
+        private_pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    return SigningKey(plan=plan, scheme=plan.scheme, public_pem=public_pem, private_pem=private_pem)
 
 
 def key_ready(plan: SigningPlan, env: Mapping[str, str]) -> bool:

@@ -136,7 +136,9 @@ def sign_with_signature(public_pem: bytes, signature: bytes, image: bytes) -> by
                 )
         except (FatalError, ValueError, TypeError) as error:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise SignatureError(f"the signature does not fit the image and key ({reason})") from None
+            raise SignatureError(
+                f"the signature does not fit the image and key ({reason})"
+            ) from None
         return signed.read_bytes()
 
 

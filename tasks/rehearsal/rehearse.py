@@ -121,9 +121,7 @@ def write_idf_tree(root: Path) -> None:
     idf_tree.write(root)
 
 
-def builds(
-    project: Project, signing: signing_key.SigningPlan | None
-) -> list[build.BuildPlan]:
+def builds(project: Project, signing: signing_key.SigningPlan | None) -> list[build.BuildPlan]:
     """The stand-in's builds under build/virtual/, from the synthetic ESP-IDF tree. That tree is
     written by a task, after planning: its files count as present from the start, so the first
     build already takes an example's own sdkconfig.defaults."""

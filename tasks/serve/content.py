@@ -21,9 +21,9 @@ from ..tls import certs
 
 if TYPE_CHECKING:
     from ..config.model import Project
-    from ..firmware.signing_key import SigningPlan
     from ..device.record import BoardRecord, FlashedImage
     from ..firmware.outputs import AppSummary, ImageEntry
+    from ..firmware.signing_key import SigningPlan
     from ..idf.images import AppImage
     from ..paths import Paths
     from .protocol import Resource
