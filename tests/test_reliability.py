@@ -162,3 +162,75 @@ def test_flash__a_board_that_dies_mid_write_is_said_gone(built: Path) -> None:
         "it rewrites whatever differs"
     )
     assert "busy" not in message and "\n" not in message
+
+
+# --- downloads aborted mid-body release their thread and socket at once ----------------------
+
+
+def _stalled(port: int, tls_context: object, source: str) -> object:
+    import socket
+
+    plain = socket.socket()
+    plain.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)  # the body cannot all fit
+    plain.bind((source, 0))
+    plain.settimeout(30)
+    plain.connect(("127.0.0.1", port))
+    tls = tls_context.wrap_socket(plain, server_hostname="127.0.0.1")  # type: ignore[attr-defined]
+    tls.sendall(b"GET /hello_world.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    received = b""
+    while len(received) < 20000:  # well into the body
+        received += tls.recv(8192)
+    return tls
+
+
+def _abort(tls: object, *, reset: bool) -> None:
+    """Half the clients close (FIN), half reset (RST, SO_LINGER 0) mid-body."""
+    import socket
+    import struct
+
+    if reset:
+        tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # type: ignore[attr-defined]
+    else:
+        socket.socket.shutdown(tls, socket.SHUT_WR)  # type: ignore[arg-type]
+    tls.close()  # type: ignore[attr-defined]
+
+
+def test_serve__aborted_downloads_are_released_at_once(tmp_path: Path) -> None:
+    """100 downloads aborted mid-body: every thread and descriptor is back within 3 s (the
+    peer's reset shows at the first write or while waiting for its acknowledgements)."""
+    import threading
+
+    from esp_ota_doit.serve import content as serve
+    from esp_ota_doit.serve.server import Server
+    from esp_ota_doit.tls import certs
+
+    from tests.test_serve import context, make_image, make_site
+
+    site = make_site(tmp_path / "p", image=make_image(size=1024 * 1024))  # fits in the buffers
+    where = certs.paths(site.plan.certs_dir)
+    server = Server(
+        resources=serve.check(site.plan, emit=lambda _: None).resources,
+        cert=where.server_cert,
+        key=where.server_key,
+        bind="127.0.0.1",
+        port=0,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=server.serve, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        threads, descriptors = threading.active_count(), len(os.listdir("/proc/self/fd"))
+        clients = [
+            _stalled(server.port, context(site), f"127.0.0.{2 + index % 8}") for index in range(100)
+        ]
+        assert threading.active_count() >= threads + 100  # one worker each, mid-body
+        for index, tls in enumerate(clients):
+            _abort(tls, reset=bool(index % 2))
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and threading.active_count() > threads:
+            time.sleep(0.05)
+        assert threading.active_count() == threads
+        assert len(os.listdir("/proc/self/fd")) <= descriptors
+    finally:
+        stop.set()
+        thread.join(timeout=5)
