@@ -234,3 +234,42 @@ def test_serve__aborted_downloads_are_released_at_once(tmp_path: Path) -> None:
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+# --- empty option values: one line, never doit's IndexError ----------------------------------
+
+
+def test_argv_guard__empty_values_become_empty_options() -> None:
+    from esp_ota_doit.argv_guard import rewritten
+
+    assert rewritten(["boot", "--slot", ""]) == ["boot", "--slot="]
+    assert rewritten(["flash", "-p", "", "--baud", ""]) == ["flash", "--port=", "--baud="]
+    assert rewritten(["flash", "--port=", ""]) == ["flash", "--port=", "''"]
+    assert rewritten(["", "list"]) == ["''", "list"]
+    assert rewritten(["flash", "--port", "/dev/ttyUSB0"]) == ["flash", "--port", "/dev/ttyUSB0"]
+
+
+def test_empty_option_values__one_line_no_traceback(project_dir: Path) -> None:
+    """As a user types them, through the installed package (its .pth guards doit's argv)."""
+    cases = {
+        (
+            "boot",
+            "--slot",
+            "",
+        ): "ERROR: --slot: '' is empty; name an app slot (factory, ota_0, ...)\n",
+        (
+            "flash",
+            "--port",
+            "",
+        ): "ERROR: --port: '' is empty; name a serial port like /dev/ttyUSB0\n",
+        ("flash", "-p", ""): "ERROR: --port: '' is empty; name a serial port like /dev/ttyUSB0\n",
+        (
+            "status",
+            "--port",
+            "",
+        ): "ERROR: --port: '' is empty; name a serial port like /dev/ttyUSB0\n",
+    }
+    for args, line in cases.items():
+        result = doit_process(project_dir, *args)
+        assert (result.returncode, result.stderr) == (3, line), args
+        assert not (project_dir / "build").exists()
