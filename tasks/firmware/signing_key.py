@@ -7,6 +7,7 @@ with apps it signed, so every step says so.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import stat
@@ -75,7 +76,10 @@ class SigningPlan:
             "key": str(self.key),
             "from_env": self.from_env,
             "target": self.target,
-            "command": list(self.command),
+            # Only a digest: doit keeps fingerprints in .doit.db and `doit info` prints them.
+            "command": hashlib.sha256("\0".join(self.command).encode()).hexdigest()
+            if self.command
+            else None,
         }
 
 
