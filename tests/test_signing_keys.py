@@ -185,6 +185,27 @@ def test_bad_key__unreadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     )
 
 
+def test_bad_key__in_a_folder_that_cannot_be_searched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EACCES on a folder on the way (injected: root searches every folder)."""
+    key = tmp_path / "locked" / "signing_key.pem"
+
+    def refuse(self: Path, *_: object, **__: object) -> None:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "lstat", refuse)
+    monkeypatch.setattr(Path, "stat", refuse)
+    plan = signing_key.SigningPlan(scheme="rsa3072", key=key, from_env=False, target="esp32")
+    with pytest.raises(signing_key.SigningKeyError) as caught:
+        signing_key.load(plan, {})
+    assert str(caught.value) == (
+        f"{key} cannot be reached (Permission denied); make it and its folders readable by "
+        "this user"
+    )
+    assert not signing_key.key_ready(plan, {})
+
+
 def test_passphrase__wrong_one_is_one_line(tmp_path: Path, rsa3072: rsa.RSAPrivateKey) -> None:
     key = tmp_path / "k.pem"
     key.write_bytes(_private(rsa3072, b"right"))

@@ -122,7 +122,11 @@ def plan(project: Project, env: Mapping[str, str], keys_dir: Path) -> SigningPla
     named = env.get("OTA_SIGNING_KEY", "").strip()
     if named:
         key = Path(named).expanduser()
-        if not key.is_file():
+        try:
+            usable = key.is_file()
+        except OSError:  # a folder on the way cannot be searched: the loader says so
+            usable = True
+        if not usable:
             raise ConfigError(
                 ("ota", "sign"),
                 f"$OTA_SIGNING_KEY names '{named}', which is not a file",
@@ -133,15 +137,34 @@ def plan(project: Project, env: Mapping[str, str], keys_dir: Path) -> SigningPla
     return SigningPlan(key=keys_dir / name, from_env=False, **common)
 
 
+def _status(path: Path, *, follow: bool) -> os.stat_result | None:
+    """stat (or lstat) of `path`; None when there is nothing there.
+
+    Raises:
+        SigningKeyError: a folder on the way cannot be searched (EACCES), and the like.
+    """
+    try:
+        return path.stat() if follow else path.lstat()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise SigningKeyError(
+            f"{path} cannot be reached ({error.strerror}); make it and its folders readable "
+            "by this user"
+        ) from None
+
+
 def _read(plan: SigningPlan) -> bytes:
     """The key file's bytes, or one line saying why there are none."""
     where = plan.source
-    if plan.key.is_symlink() and not plan.key.exists():
+    link = _status(plan.key, follow=False)
+    found = _status(plan.key, follow=True) if link is not None else None
+    if link is not None and found is None:
         raise SigningKeyError(
             f"{where} is a link to '{os.readlink(plan.key)}', which does not exist; "
             "point it at the key file"
         )
-    if not plan.key.exists():
+    if found is None:
         fix = (
             f"put the public key of the key ota.sign_command signs with there ({_EXTRACT})"
             if plan.external
@@ -149,7 +172,7 @@ def _read(plan: SigningPlan) -> bytes:
             "your backup (boards running apps it signed take updates only signed with it)"
         )
         raise SigningKeyError(f"{where} is missing; {fix}")
-    if not plan.key.is_file():
+    if not stat.S_ISREG(found.st_mode):
         raise SigningKeyError(f"{where} is not a file; point it at the PEM key file")
     try:
         with plan.key.open("rb") as handle:
@@ -338,7 +361,7 @@ def create_key(plan: SigningPlan, env: Mapping[str, str] | None = None) -> str:
     """Make keys/signing_key.pem once (warning that its loss is fatal); check an existing or CI
     key with the loader. Returns the line to print."""
     env = os.environ if env is None else env
-    if not plan.key.exists() and not plan.key.is_symlink() and not plan.from_env:
+    if _status(plan.key, follow=False) is None and not plan.from_env:
         if plan.external:
             _read(plan)  # says where the public key goes
         new_key(plan.scheme, plan.key)
