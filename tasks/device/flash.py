@@ -171,8 +171,11 @@ def _check_signature(plan: FlashPlan, summary: AppSummary, regions: list[Region]
     name = summary.app_file
     try:
         key = signing_key.load(plan.signing, os.environ)
+    except signing_key.SigningKeyError as error:
+        raise DeviceError(f"cannot verify {name.name} before writing it: {error}") from None
+    try:
         signing.verify(app.data, key.public_pem, name.name)
-    except (signing_key.SigningKeyError, signing.SignatureError) as error:
+    except signing.SignatureError as error:
         raise DeviceError(f"{name}: {error}; nothing was written: run `doit build`") from None
 
 
