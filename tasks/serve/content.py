@@ -18,6 +18,7 @@ from ..errors import ConfigError, ProjectError, ToolError, warn
 from ..firmware import outputs
 from ..idf.chips import CHIPS
 from ..tls import certs
+from . import refusals
 
 if TYPE_CHECKING:
     from ..config.model import Project
@@ -39,7 +40,6 @@ __all__ = [
     "board_warnings",
     "check",
     "plan",
-    "refusals",
 ]
 
 Engine = Literal["python", "nginx"]
@@ -187,7 +187,7 @@ def check(plan: ServePlan, *, emit: Callable[[str], None] = warn) -> ServeConten
     _check_embedded(plan, summary, ca_pem)
     boards = _boards(plan.boards_dir, emit)
     notes = board_warnings(plan, summary, image, certs.ca_digests(ca_pem), boards)
-    notes += refusals(plan.app, image_file.name, data, boards)
+    notes += refusals.of(plan.app, image_file.name, data, boards)
     if summary.holds_secret:
         notes.append(
             f"{image_file.name} embeds the Wi-Fi password (apps.{plan.app} is an OTA client and "
@@ -225,35 +225,6 @@ def _check_signature(plan: ServePlan, data: bytes, name: str) -> None:
         raise ServeError(
             f"cannot serve {err}; boards would refuse it: run `doit build:{plan.app}`"
         ) from None
-
-
-def refusals(app: str, name: str, data: bytes, boards: Sequence[BoardRecord]) -> list[str]:
-    """Each known board that would refuse this image, and why (one warning each): it is signed
-    with another key than the one the board's app trusts, or its secure_version is below the
-    one the board's anti-rollback eFuse reached. Pure but for espsecure's key digest."""
-    from ..idf import images, signing
-
-    desc = images.app_desc(data[: images.APP_DESC_END])
-    version = desc.secure_version if desc is not None else 0
-    public = signing.signed_public_key(data)
-    served = signing.public_key_digest(public) if public is not None else None
-    notes = []
-    for board in boards:
-        trusted = board.trusted_key_sha256
-        if trusted is not None and served != trusted:
-            signed = f"signed with key {served[:16]}…" if served else "unsigned"
-            notes.append(
-                f"board {board.mac}: its app trusts signing key {trusted[:16]}… only, and {name} "
-                f"is {signed}; it will refuse this update (secure boot signature verification "
-                "failed): flash it over serial with `doit flash`"
-            )
-        if version < board.efuse_secure_version:
-            notes.append(
-                f"board {board.mac}: its anti-rollback eFuse holds secure_version "
-                f"{board.efuse_secure_version}, and {name} has {version}; it will refuse this "
-                f"update: set apps.{app}.secure_version to {board.efuse_secure_version} or more"
-            )
-    return notes
 
 
 def _resources(plan: ServePlan, image: AppImage, data: bytes) -> dict[str, Resource]:
