@@ -27,7 +27,7 @@ from .firmware import (
     signing_key,
     staging,
 )
-from .idf import idftool, signing
+from .idf import idftool
 from .paths import TEMPLATES, Paths
 from .rehearsal import rehearse, standin
 from .release import make as release
@@ -192,11 +192,6 @@ def _signing_plan(project: Project) -> signing_key.SigningPlan | None:
         return signing_key.plan(project, os.environ, Paths(project.project_dir).keys)
 
 
-def _signing_key(project: Project) -> Path | None:
-    plan = _signing_plan(project)
-    return plan.key if plan is not None else None
-
-
 def _create_key(plan: signing_key.SigningPlan) -> None:
     print(signing_key.create_key(plan))
 
@@ -206,8 +201,8 @@ def _rotate_key(plan: signing_key.SigningPlan) -> None:
 
 
 def _key_ready(plan: signing_key.SigningPlan) -> bool:
-    # A missing key or one of another scheme runs the task, which makes it or says why.
-    return plan.key.exists() and signing.key_scheme(plan.key) == plan.scheme
+    # A missing key or one the loader refuses runs the task, which makes it or says why.
+    return signing_key.key_ready(plan, os.environ)
 
 
 def task_signing_key() -> dict[str, Any]:
@@ -271,7 +266,7 @@ def _build_plans(project: Project) -> list[build.BuildPlan]:
         project,
         paths=paths,
         idf_root=idftool.idf_path(os.environ),
-        signing_key=_signing_key(project),
+        signing=_signing_plan(project),
         decrypt_key=_decrypt_key(project),
     )
 
@@ -400,7 +395,7 @@ def _flash(
 def task_flash() -> dict[str, Any]:
     """Write bootloader, partition table, otadata and flash_app to the board; skip what it holds."""
     project = load_project()
-    plan = flash.plan(project, Paths(project.project_dir))
+    plan = flash.plan(project, Paths(project.project_dir), signing=_signing_plan(project))
     return {
         "actions": [(_flash, [plan])],
         "params": [
@@ -489,16 +484,16 @@ def task_monitor() -> dict[str, Any]:
 def _serve_plan(project: Project) -> serve.ServePlan | None:
     if project.ota is None:
         return None
-    signing_key = _signing_key(project)
+    signing = _signing_plan(project)
     with planning():
-        return serve.plan(project, Paths(project.project_dir), signing_key=signing_key)
+        return serve.plan(project, Paths(project.project_dir), signing=signing)
 
 
 def _release_plan(project: Project) -> release.ReleasePlan | None:
     return release.plan(
         project,
         Paths(project.project_dir),
-        signing_key=_signing_key(project),
+        signing=_signing_plan(project),
         encryption=_encryption_plan(project),
     )
 
@@ -516,7 +511,7 @@ def task_release() -> dict[str, Any]:
     plan = _release_plan(project)
     if plan is None:
         return {"actions": [], "doc": "project.yaml has no ota: section; nothing to release"}
-    keys = [k for k in (plan.signing_key, plan.encryption and plan.encryption.key) if k]
+    keys = [key for key in (plan.signing_key, plan.encryption and plan.encryption.key) if key]
     return {
         "actions": [(run, [_record_release, plan])],
         "file_dep": [plan.app_summary, *keys],
@@ -693,7 +688,7 @@ def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
         }
     )
     virtual = Paths(project.project_dir, variant="virtual")
-    for plan in rehearse.builds(project, _signing_key(project), _decrypt_key(project)):
+    for plan in rehearse.builds(project, _signing_plan(project), _decrypt_key(project)):
         yield {
             "basename": "rehearse-build",
             **_build_task(plan, virtual, idf=standin.tool(), tree=tree),

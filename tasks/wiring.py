@@ -61,6 +61,10 @@ def _load(root: str, text: str, env_items: tuple[tuple[str, str], ...]) -> Proje
 
 # Project folder -> the descriptor holding its lock, for the rest of this process.
 _LOCKS: dict[Path, int] = {}
+# Project folder -> project.yaml as read once the lock was ours: every task of a run plans from
+# the same text, the one there when the run started working (not before it waited, and not an
+# edit made while it runs).
+_TEXTS: dict[Path, str] = {}
 
 
 def _lock(root: Path) -> None:
@@ -85,23 +89,46 @@ def _lock(root: Path) -> None:
 
 def release_lock() -> None:
     """Let other doit runs in this project go ahead (long-lived commands; tests between runs)."""
+    _TEXTS.clear()
     while _LOCKS:
         _, handle = _LOCKS.popitem()
         os.close(handle)
 
 
-def load_project() -> Project:
-    """Read ./project.yaml once per process; a bad file becomes doit's one-line ERROR, exit 3."""
-    root = Path.cwd()
-    _lock(root)
+# A project.yaml is a few KiB; a larger one (a pasted log, generated junk) would take YAML
+# seconds to minutes and hundreds of MB to parse: refused before it is read.
+MAX_PROJECT_YAML = 1024 * 1024
+
+
+def _read_project_yaml(root: Path) -> str:
+    path = Paths(root).project_yaml
+    if path.exists() and not path.is_file():  # a FIFO would block the read forever
+        raise InvalidDodoFile("project.yaml: is not a regular file; it must be the YAML file")
     try:
-        text = Paths(root).project_yaml.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_PROJECT_YAML + 1)
+            if len(data) > MAX_PROJECT_YAML:
+                size = os.fstat(handle.fileno()).st_size
+                raise InvalidDodoFile(
+                    f"project.yaml: {size / 1024 / 1024:.1f} MiB is over the 1 MiB a project.yaml "
+                    "may be; it holds settings only (keep logs and data elsewhere)"
+                )
+        return data.decode("utf-8")
     except FileNotFoundError:
         raise InvalidDodoFile(
             f"project.yaml: not found in {root}; run doit from the folder that holds it"
         ) from None
     except (OSError, UnicodeDecodeError) as error:
         raise InvalidDodoFile(f"project.yaml: cannot be read ({error})") from None
+
+
+def load_project() -> Project:
+    """Read ./project.yaml once per process; a bad file becomes doit's one-line ERROR, exit 3."""
+    root = Path.cwd()
+    _lock(root)
+    text = _TEXTS.get(root)
+    if text is None:
+        text = _TEXTS[root] = _read_project_yaml(root)
     try:
         return _load(str(root), text, tuple(sorted(os.environ.items())))
     except ConfigErrors as errors:

@@ -19,9 +19,12 @@ def run_with_output(project_dir: Path, *args: str) -> tuple[int, dict[str, str],
     The JSON reporter is used because doit's console reporter ignores redirected stdout.
     """
     report = project_dir / "report.json"
-    code = DoitMain(ModuleTaskLoader(graph)).run(
-        ["run", "--reporter", "json", "--output-file", str(report), *args]
-    )
+    try:
+        code = DoitMain(ModuleTaskLoader(graph)).run(
+            ["run", "--reporter", "json", "--output-file", str(report), *args]
+        )
+    finally:
+        graph.release_lock()  # as a doit process exiting does: the next run reads project.yaml
     tasks = json.loads(report.read_text())["tasks"]
     text = "".join(t.get(key) or "" for t in tasks for key in ("out", "err", "error"))
     names = [t["name"] for t in tasks]

@@ -19,7 +19,7 @@ from tests.test_adopt import SENSOR_CHOICES
 
 pytestmark = pytest.mark.e2e
 
-_PACKAGED = ("pyproject.toml", "README.md", "tasks", "templates")
+_PACKAGED = ("pyproject.toml", "setup.py", "README.md", "tasks", "templates")
 
 
 def _run(
@@ -155,6 +155,20 @@ def test_venv__imports_the_installed_package_not_the_checkout(venv: Path, tmp_pa
         env=_env(venv),
     ).splitlines()
     assert all(line.startswith(str(venv)) for line in where), where
+
+
+def test_installed__empty_option_values_are_one_line(venv: Path, wheel: Path) -> None:
+    """esp_ota_doit.pth (top of site-packages) keeps doit's argv loop off an empty value."""
+    assert "esp_ota_doit.pth" in zipfile.ZipFile(wheel).namelist()
+    folder = venv.parent / "empty-options"
+    folder.mkdir()
+    shutil.copy(REPO / "project.yaml", folder)
+    shutil.copy(REPO / "dodo.py", folder)
+    done = _run(["doit", "boot", "--slot", ""], cwd=folder, env=_env(venv))
+    assert (done.returncode, done.stderr) == (
+        3,
+        "ERROR: --slot: '' is empty; name an app slot (factory, ota_0, ...)\n",
+    )
 
 
 def _adopt(venv: Path, app: str, tmp_path: Path, idf_v53: Path) -> Path:

@@ -146,3 +146,66 @@ def test_rehearse__downgrade_is_refused(rehearsal: Path) -> None:
     flash_file = (rehearsal / "build/virtual/esp32-flash.bin").read_bytes()
     ota_1 = 0x120000
     assert flash_file[ota_1 : ota_1 + 0x1000] == b"\xff" * 0x1000  # the slot was erased
+
+
+# --- the failure rehearsals on the RISC-V targets with both schemes (esp32c6, esp32h2) -------
+
+_TARGETS = {
+    "esp32c6": "flash: {size: 4MB, mode: dio, freq: 40m, port: null, baud: 460800}",
+    "esp32h2": "flash: {size: 4MB, mode: dio, freq: 64m, port: null, baud: 460800}",
+}
+
+
+def _retarget(project: Path, target: str) -> None:
+    edit(project, "target: esp32\n", f"target: {target}\n")
+    edit(
+        project,
+        "flash: {size: 4MB, mode: dio, freq: 40m, port: null, baud: 460800}",
+        _TARGETS[target],
+    )
+    if target == "esp32h2":  # no Wi-Fi: the OTA examples use Ethernet there
+        text = (project / "project.yaml").read_text()
+        start = text.index("wifi: {")
+        (project / "project.yaml").write_text(text[:start] + text[text.index("\n", start) + 1 :])
+
+
+def _flash_file(project: Path, target: str) -> bytes:
+    return (project / f"build/virtual/{target}-flash.bin").read_bytes()
+
+
+@pytest.mark.parametrize(("target", "scheme"), [("esp32c6", "ecdsa256"), ("esp32h2", "rsa3072")])
+def test_rehearse__wrong_key_on_riscv_targets(rehearsal: Path, target: str, scheme: str) -> None:
+    _retarget(rehearsal, target)
+    _ota(rehearsal, f"sign: {scheme}")
+    code, _, text = run_with_output(rehearsal, "rehearse", "--fail", "wrong-key")
+    assert code == 0, text
+    assert "Traceback" not in text
+    assert "signed with a key the running app does not trust" in text
+    assert "the board still boots factory; the update was refused" in text
+
+
+@pytest.mark.parametrize("target", ["esp32c6", "esp32h2"])
+def test_rehearse__downgrade_on_riscv_targets(rehearsal: Path, target: str) -> None:
+    _retarget(rehearsal, target)
+    _anti_rollback(rehearsal)
+    code, _, text = run_with_output(rehearsal, "rehearse", "--fail", "downgrade")
+    assert code == 0, text
+    assert "ESP_ERR_OTA_SMALL_SEC_VER" in text
+    assert "the board still boots ota_0; the update was refused" in text
+    assert _flash_file(rehearsal, target)[0x120000:0x121000] == b"\xff" * 0x1000
+
+
+def test_rehearse__board_record_keeps_the_efuse_and_the_trusted_key(rehearsal: Path) -> None:
+    """After the confirmed update the virtual board's record holds the eFuse secure_version it
+    reached (2, from the new app) and the key the new app trusts."""
+    from esp_ota_doit.device import record
+    from esp_ota_doit.idf import signing
+
+    _anti_rollback(rehearsal)
+    code, _, text = run_with_output(rehearsal, "rehearse")
+    assert code == 0, text
+    (path,) = (rehearsal / "build/virtual/boards").glob("*.json")
+    board = record.read(path)
+    assert board.efuse_secure_version == 2
+    key = (rehearsal / "keys" / "signing_key.pem").read_bytes()
+    assert board.trusted_key_sha256 == signing.public_key_digest(key)

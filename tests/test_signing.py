@@ -125,7 +125,7 @@ def test_create_key__once_private_and_warned(
     before = plan.key.read_bytes()
     assert signing_key.create_key(plan).startswith("signing key:")
     assert plan.key.read_bytes() == before
-    mismatch = "is a rsa3072 key but ota.sign is ecdsa256"
+    mismatch = "is an rsa3072 key but ota.sign is ecdsa256"
     with pytest.raises(signing_key.SigningKeyError, match=mismatch):
         signing_key.create_key(dataclasses.replace(plan, scheme="ecdsa256"))
     signing_key.rotate(plan)
@@ -262,7 +262,8 @@ def test_sdkconfig__the_options_of_each_feature() -> None:
 
 def _signed_site(root: Path, key: Path, image: bytes) -> serve.ServePlan:
     site = make_site(root, image=image)
-    return dataclasses.replace(site.plan, signing_key=key)
+    signing_plan = signing_key.SigningPlan(scheme="rsa3072", key=key, from_env=False)
+    return dataclasses.replace(site.plan, signing=signing_plan)
 
 
 def test_serve__refuses_unsigned_and_wrongly_signed(keys: dict[str, Path], tmp_path: Path) -> None:
@@ -284,19 +285,33 @@ def test_serve__refuses_unsigned_and_wrongly_signed(keys: dict[str, Path], tmp_p
     assert content.resources[plan.url_path].body == good  # type: ignore[attr-defined]
 
 
-def test_serve__refuses_a_lower_secure_version_than_a_board_runs(tmp_path: Path) -> None:
-    site = make_site(tmp_path)
+def test_serve__warns_for_each_board_that_would_refuse(
+    keys: dict[str, Path], tmp_path: Path
+) -> None:
+    """A board whose eFuse reached a higher secure_version, or whose app trusts another key,
+    is named in one warning each; the others are served as before."""
+    site = _signed_site(tmp_path, keys["rsa3072"], signing.sign(keys["rsa3072"], cached_image()))
+    ours = signing.public_key_digest(keys["rsa3072"].read_bytes())
+    other = signing.public_key_digest(keys["other"].read_bytes())
     running = dataclasses.replace(BOARD.app, version="1.0.0", secure_version=1)
-    record.write(
-        site.plan.boards_dir, dataclasses.replace(BOARD, mac="aa:bb:cc:dd:ee:ff", app=running)
-    )
-    with pytest.raises(serve.ServeError) as caught:
-        serve.check(site.plan, emit=lambda _: None)
-    assert str(caught.value) == (
-        "cannot serve hello_world.bin: its secure_version 0 is lower than 1, which board "
-        "aa:bb:cc:dd:ee:ff already runs; its anti-rollback eFuse refuses it: set "
-        "apps.hello_world.secure_version to 1 or more"
-    )
+    boards = {
+        "aa:bb:cc:dd:ee:01": dict(efuse_secure_version=1, trusted_key_sha256=ours),
+        "aa:bb:cc:dd:ee:02": dict(efuse_secure_version=0, trusted_key_sha256=other),
+        "aa:bb:cc:dd:ee:03": dict(efuse_secure_version=0, trusted_key_sha256=ours),
+    }
+    for mac, fields in boards.items():
+        record.write(site.boards_dir, dataclasses.replace(BOARD, mac=mac, app=running, **fields))
+    notes: list[str] = []
+    serve.check(site, emit=notes.append)
+    refused = [note for note in notes if "it will refuse this update" in note]
+    assert refused == [
+        "board aa:bb:cc:dd:ee:01: its anti-rollback eFuse holds secure_version 1, and "
+        "hello_world.bin has 0; it will refuse this update: set apps.hello_world.secure_version "
+        "to 1 or more",
+        f"board aa:bb:cc:dd:ee:02: its app trusts signing key {other[:16]}… only, and "
+        f"hello_world.bin is signed with key {ours[:16]}…; it will refuse this update (secure "
+        "boot signature verification failed): flash it over serial with `doit flash`",
+    ]
 
 
 # --- otadata: the states ESP-IDF writes (esp_flash_partitions.h values) ----------------------

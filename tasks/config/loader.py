@@ -137,6 +137,12 @@ def _security_checks(project: Project, chip: chips.Chip) -> Iterator[ConfigError
             f"supports {', '.join(chip.sign_schemes)} only)",
             f"use ota.sign: {chip.sign_schemes[0]}",
         )
+    if ota is not None and ota.sign_command is not None and ota.sign is None:
+        yield ConfigError(
+            ("ota", "sign_command"),
+            "signs nothing: ota.sign is not set",
+            f"set ota.sign: {chip.sign_schemes[0]} (the scheme of the key it signs with)",
+        )
     for app in project.apps:
         version = app.secure_version
         if version is None:

@@ -292,6 +292,13 @@ class Ota:
         check=schema.optional(schema.sign_scheme),
         default=None,
     )
+    sign_command: str | None = option(
+        doc="sign with a key that never leaves an HSM or a signing service: a command that "
+        "signs the file {data} into {signature} (RSA-PSS or ECDSA, SHA-256); "
+        "keys/signing_pubkey.pem or $OTA_SIGNING_KEY then holds the public key only",
+        check=schema.optional(schema.sign_command),
+        default=None,
+    )
     rollback: bool = option(
         doc="app rollback: a new app boots in pending verify and must confirm itself "
         "(esp_ota_mark_app_valid_cancel_rollback), or the next reset boots the previous app",

@@ -40,6 +40,7 @@ __all__ = [
     "relative_file",
     "relative_path",
     "shown",
+    "sign_command",
     "sign_scheme",
     "ssid",
     "string",
@@ -211,6 +212,27 @@ def encrypt_scheme(value: object, path: KeyPath) -> str:
             "use rsa3072",
         )
     return str(one_of("rsa3072")(value, path))
+
+
+def sign_command(value: object, path: KeyPath) -> str:
+    """A command line (split like a shell, not run by one) naming {data} and {signature}."""
+    import shlex
+
+    text = string(value, path)
+    try:
+        words = shlex.split(text)
+    except ValueError as error:
+        raise ConfigError(
+            path, f"cannot be split into words ({error})", "close the quote"
+        ) from None
+    for placeholder in ("{data}", "{signature}"):
+        if not any(placeholder in word for word in words):
+            raise ConfigError(
+                path,
+                f"names no {placeholder}",
+                "the command signs the file {data} and writes the signature to {signature}",
+            )
+    return text
 
 
 def optional(check: Check) -> Check:

@@ -23,6 +23,7 @@ from .board import flash_reader, parse_table
 
 if TYPE_CHECKING:
     from ..config.model import Project
+    from ..firmware.signing_key import SigningPlan
     from ..paths import Paths
 
 __all__ = ["FlashPlan", "Region", "plan", "write"]
@@ -40,6 +41,7 @@ class FlashPlan:
     boards_dir: Path
     port: str | None  # project.yaml flash.port
     baud: int
+    signing: SigningPlan | None = None  # ota.sign: the app must verify with this key
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,7 +56,7 @@ class Region:
         return hashlib.md5(self.data).hexdigest()
 
 
-def plan(project: Project, paths: Paths) -> FlashPlan:
+def plan(project: Project, paths: Paths, *, signing: SigningPlan | None = None) -> FlashPlan:
     """What `doit flash` writes: flash_app's build, at project.yaml's flash settings."""
     return FlashPlan(
         app=project.flash_app,
@@ -65,16 +67,23 @@ def plan(project: Project, paths: Paths) -> FlashPlan:
         boards_dir=paths.boards,
         port=project.flash.port,
         baud=project.flash.baud,
+        signing=signing,
     )
 
 
-def _regions(summary: AppSummary) -> list[Region]:
+def _regions(summary: AppSummary, source: Path) -> list[Region]:
+    """Each image app.json lists, re-hashed: only the bytes the build recorded are written."""
     regions = []
     for image in summary.images:
         try:
             data = image.file.read_bytes()
         except FileNotFoundError:
             raise DeviceError(f"{image.file} is missing; run doit build") from None
+        if hashlib.sha256(data).hexdigest() != image.sha256:
+            raise DeviceError(
+                f"{image.file} is not the image `doit build` made (its SHA-256 differs from the "
+                f"one in {source}); nothing was written: run `doit build`"
+            )
         regions.append(
             Region(role=image.role, offset=image.offset, data=data, encrypted=image.encrypted)
         )
@@ -125,10 +134,13 @@ def write(
             f"refusing to write synthetic images (built without ESP-IDF) to {chosen_port}; "
             "they only go to the virtual board (doit rehearse)"
         )
-    regions = _regions(summary)
+    regions = _regions(summary, plan.app_summary)
+    _check_signature(plan, summary, regions)
     speed = baud or esplink.env_baud(os.environ) or plan.baud
     try:
         rows, mac = _flash(plan, summary, regions, link, speed, erase)
+    except _Interrupted as cut:  # the link dropped mid-write: gone, or worth one slower try
+        rows, mac = _after_interruption(plan, summary, regions, link, speed, erase, cut)
     except Exception as error:  # sorted below: only transfer errors get one retry
         if not esplink.is_transfer_error(error):
             raise esplink.as_device_error(error) from None
@@ -139,11 +151,66 @@ def write(
         )
         try:
             rows, mac = _flash(plan, summary, regions, link, esplink.FALLBACK_BAUD, erase)
+        except _Interrupted as cut:
+            raise DeviceError(esplink.went_away(chosen_port, cut.role, cut.error)) from None
         except Exception as again:  # as above, without a third try
             raise esplink.as_device_error(again, chosen_port) from None
     _print_summary(rows)
     _record(plan, summary, regions, mac)
     return _written(rows)
+
+
+def _check_signature(plan: FlashPlan, summary: AppSummary, regions: list[Region]) -> None:
+    """ota.sign: the app verifies with the project's key (espsecure), or nothing is written."""
+    from ..firmware import signing_key
+    from ..idf import signing
+
+    app = next((region for region in regions if region.role == "app"), None)
+    if plan.signing is None or app is None:
+        return
+    name = summary.app_file
+    try:
+        key = signing_key.load(plan.signing, os.environ)
+    except signing_key.SigningKeyError as error:
+        raise DeviceError(f"cannot verify {name.name} before writing it: {error}") from None
+    try:
+        signing.verify(app.data, key.public_pem, name.name)
+    except signing.SignatureError as error:
+        raise DeviceError(f"{name}: {error}; nothing was written: run `doit build`") from None
+
+
+class _Interrupted(Exception):
+    """The serial link failed while a region was being written (the board reset, lost power,
+    or its USB port went away)."""
+
+    def __init__(self, role: str, error: BaseException) -> None:
+        super().__init__(f"{role}: {error}")
+        self.role, self.error = role, error
+
+
+def _after_interruption(
+    plan: FlashPlan,
+    summary: AppSummary,
+    regions: list[Region],
+    link: esplink.Link,
+    speed: int,
+    erase: bool,
+    cut: _Interrupted,
+) -> tuple[list[tuple[str, int, str, float]], str]:
+    """A board gone mid-write is said so (never "busy"); one still there gets one slower try."""
+    port = link.port
+    if esplink.port_gone(port) or speed <= esplink.FALLBACK_BAUD:
+        raise DeviceError(esplink.went_away(port, cut.role, cut.error))
+    print(
+        f"writing {cut.role} failed at {speed} baud ({cut.error}); retrying once at "
+        f"{esplink.FALLBACK_BAUD}"
+    )
+    try:
+        return _flash(plan, summary, regions, link, esplink.FALLBACK_BAUD, erase)
+    except (_Interrupted, esplink.ConnectError):
+        raise DeviceError(esplink.went_away(port, cut.role, cut.error)) from None
+    except Exception as again:
+        raise esplink.as_device_error(again, port) from None
 
 
 def _security(esp: Any) -> str | None:
@@ -206,7 +273,7 @@ def _flash(
     baud: int,
     erase: bool,
 ) -> tuple[list[tuple[str, int, str, float]], str]:
-    from esptool.cmds import reset_chip, write_flash
+    from esptool.cmds import reset_chip
 
     extra = summary.esptool_args
     before = extra.before.replace("_", "-")
@@ -230,30 +297,36 @@ def _flash(
             board = flash_reader(esp)(plan.table_offset, partitions.MAX_TABLE_LENGTH)
             _erase_first(esp, _erase_reason(board, table, plan.table_offset), secured, stub)
         for region in regions:
-            started = time.monotonic()
-            if not secured and esp.flash_md5sum(region.offset, len(region.data)) == region.md5:
-                rows.append((region.role, region.offset, "unchanged", 0.0))
-                continue
-            progress.label = region.role
-            kwargs: dict[str, Any] = {"compress": True, "flash_size": plan.flash_size}
-            if region.encrypted:
-                kwargs["encrypt_files"] = [(region.offset, region.data)]
-                write_flash(esp, [], **kwargs)
-            else:
-                write_flash(esp, [(region.offset, region.data)], **kwargs)
-            progress.end()
-            rows.append(
-                (
-                    region.role,
-                    region.offset,
-                    f"{len(region.data)} bytes",
-                    time.monotonic() - started,
-                )
-            )
+            try:
+                rows.append(_write_region(esp, plan, region, secured, progress))
+            except Exception as error:
+                if esplink.is_transfer_error(error):
+                    raise _Interrupted(region.role, error) from error
+                raise
         after = extra.after.replace("_", "-")
         if link.resettable:
             reset_chip(esp, after)
     return rows, mac
+
+
+def _write_region(
+    esp: Any, plan: FlashPlan, region: Region, secured: str | None, progress: Any
+) -> tuple[str, int, str, float]:
+    """Write one region unless the board already holds it (MD5); its summary row."""
+    from esptool.cmds import write_flash
+
+    started = time.monotonic()
+    if not secured and esp.flash_md5sum(region.offset, len(region.data)) == region.md5:
+        return (region.role, region.offset, "unchanged", 0.0)
+    progress.label = region.role
+    kwargs: dict[str, Any] = {"compress": True, "flash_size": plan.flash_size}
+    if region.encrypted:
+        kwargs["encrypt_files"] = [(region.offset, region.data)]
+        write_flash(esp, [], **kwargs)
+    else:
+        write_flash(esp, [(region.offset, region.data)], **kwargs)
+    progress.end()
+    return (region.role, region.offset, f"{len(region.data)} bytes", time.monotonic() - started)
 
 
 def _print_summary(rows: list[tuple[str, int, str, float]]) -> None:
@@ -267,8 +340,20 @@ def _written(rows: list[tuple[str, int, str, float]]) -> int:
     return sum(int(written.split()[0]) for _, _, written, _ in rows if written != "unchanged")
 
 
+def _trusted_key(regions: list[Region]) -> str | None:
+    """The digest of the key in the flashed app's signature block: the one it trusts."""
+    from ..idf import signing
+
+    app = next((region for region in regions if region.role == "app"), None)
+    public = signing.signed_public_key(app.data) if app is not None else None
+    return signing.public_key_digest(public) if public is not None else None
+
+
 def _record(plan: FlashPlan, summary: AppSummary, regions: list[Region], mac: str) -> None:
-    """build/boards/<mac>.json: what this board now holds; serve reads it."""
+    """build/boards/<mac>.json: what this board now holds; serve reads it. Its eFuse keeps the
+    highest secure_version it reached before (eFuse bits are never cleared)."""
+    known = record.previous(plan.boards_dir, mac)
+    reached = known.efuse_secure_version if known is not None else 0
     record.write(
         plan.boards_dir,
         record.BoardRecord(
@@ -293,5 +378,7 @@ def _record(plan: FlashPlan, summary: AppSummary, regions: list[Region], mac: st
             ),
             ca_sha256=summary.ca_sha256,
             ota_url=summary.ota_url,
+            trusted_key_sha256=_trusted_key(regions),
+            efuse_secure_version=max(reached, summary.app_image.secure_version),
         ),
     )

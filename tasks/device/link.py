@@ -14,18 +14,25 @@ from ..errors import DeviceError, clip
 
 __all__ = [
     "FALLBACK_BAUD",
+    "ConnectError",
     "Link",
     "as_device_error",
     "connect",
     "connect_hint",
     "env_baud",
     "is_transfer_error",
+    "port_gone",
     "port_problem",
     "probe_port",
     "resolve_port",
+    "went_away",
 ]
 
 FALLBACK_BAUD = 115200
+
+
+class ConnectError(DeviceError):
+    """The ROM loader did not answer on the port (nothing was exchanged yet)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,7 +102,7 @@ def connect(
     try:
         esp = detect_chip(port, min(baud, FALLBACK_BAUD), before, False, 3)
     except (FatalError, OSError) as error:
-        raise DeviceError(connect_hint(port, error)) from None
+        raise ConnectError(connect_hint(port, error)) from None
     try:
         found, wanted = str(esp.CHIP_NAME), _chip_name(target)
         if found != wanted:
@@ -164,6 +171,22 @@ def connect_hint(port: str, error: BaseException) -> str:
     return (
         f"cannot talk to the board on {port}: {text}; check the cable and port, hold BOOT while "
         "resetting if it does not enter the bootloader (probably the connection, not this tool)"
+    )
+
+
+def port_gone(port: str) -> bool:
+    """A device path that no longer exists (its USB device went away); URLs cannot say."""
+    return "://" not in port and not os.path.exists(port)
+
+
+def went_away(port: str, role: str, error: BaseException) -> str:
+    """The line for a board lost in the middle of a write."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    where = "its port is gone" if port_gone(port) else "it stopped answering"
+    return (
+        f"the board on {port} went away while {role} was being written ({where}: {clip(text)}); "
+        "reconnect it (its port may come back under another name) and run `doit flash` again: "
+        "it rewrites whatever differs"
     )
 
 

@@ -1,6 +1,7 @@
 """build/boards/<mac>.json, the board record `doit flash` hands to `doit serve`: what a board now
-holds (chip, flash, each image's digest, the CA and URL compiled into its app). One typed owner,
-with a schema version; a file of another version or shape is refused with one line.
+holds (chip, flash, each image's digest, the CA and URL compiled into its app, the signing key
+its app trusts, the secure_version its anti-rollback eFuse reached). One typed owner, with a
+schema version; a file of another version or shape is refused with one line.
 """
 
 from __future__ import annotations
@@ -14,7 +15,16 @@ from typing import Any
 from ..errors import ToolError
 from ..files import ShapeError, field, mapping, read_json, schema_checked, write_if_changed
 
-__all__ = ["SCHEMA", "BoardRecord", "FlashedImage", "RunningApp", "read", "write"]
+__all__ = [
+    "SCHEMA",
+    "BoardRecord",
+    "FlashedImage",
+    "RunningApp",
+    "previous",
+    "read",
+    "updated_after_ota",
+    "write",
+]
 
 SCHEMA = 1
 _FIX = "run doit flash"
@@ -80,6 +90,11 @@ class BoardRecord:
     app: RunningApp
     ca_sha256: str | None = None  # the CA its app embeds
     ota_url: str | None = None  # the URL its app fetches
+    # SHA-256 of the public key in its app's signature block (espsecure digest-sbv2-public-key):
+    # with ota.sign, it takes only updates signed by that key. None: its app is unsigned.
+    trusted_key_sha256: str | None = None
+    # The anti-rollback eFuse (secure_version) at least: it only rises (flash, confirmed OTAs).
+    efuse_secure_version: int = 0
     schema: int = SCHEMA
 
     def image(self, role: str) -> FlashedImage | None:
@@ -100,6 +115,8 @@ class BoardRecord:
             "images": {role: image.to_json() for role, image in self.images},
             "ca_sha256": self.ca_sha256,
             "ota_url": self.ota_url,
+            "trusted_key_sha256": self.trusted_key_sha256,
+            "efuse_secure_version": self.efuse_secure_version,
             "app": self.app.to_json(),
         }
 
@@ -124,6 +141,11 @@ class BoardRecord:
                 app=RunningApp.from_json(mapping(data, "app")),
                 ca_sha256=field(data, "ca_sha256", str, type(None)),
                 ota_url=field(data, "ota_url", str, type(None)),
+                # Records written before these fields existed: unknown key, eFuse as flashed.
+                trusted_key_sha256=field(data, "trusted_key_sha256", str, type(None)),
+                efuse_secure_version=field(data, "efuse_secure_version", int)
+                if "efuse_secure_version" in data
+                else field(mapping(data, "app"), "secure_version", int),
             )
         except ShapeError as problem:
             raise ToolError(f"{source}: not a valid board record ({problem}); {_FIX}") from None
@@ -139,3 +161,32 @@ def write(boards_dir: Path, record: BoardRecord) -> Path:
     path = boards_dir / record.file_name
     write_if_changed(path, json.dumps(record.to_json(), indent=2) + "\n")
     return path
+
+
+def previous(boards_dir: Path, mac: str) -> BoardRecord | None:
+    """The record of the board with this MAC, when there is a readable one."""
+    path = boards_dir / f"{mac.replace(':', '')}.json"
+    try:
+        return read(path) if path.is_file() else None
+    except ToolError:
+        return None
+
+
+def updated_after_ota(
+    boards_dir: Path, mac: str, *, trusted_key_sha256: str | None, secure_version: int
+) -> BoardRecord | None:
+    """After a confirmed OTA: the new app's key is the one the board trusts, and the eFuse has
+    risen to its secure_version (never lowered). Returns the record written, if the board has one.
+    """
+    import dataclasses
+
+    known = previous(boards_dir, mac)
+    if known is None:
+        return None
+    updated = dataclasses.replace(
+        known,
+        trusted_key_sha256=trusted_key_sha256,
+        efuse_secure_version=max(known.efuse_secure_version, secure_version),
+    )
+    write(boards_dir, updated)
+    return updated

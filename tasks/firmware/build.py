@@ -22,7 +22,7 @@ from ..idf import components, esptool_log, kconfig, sdkconfig, signing
 from ..idf import images as image_checks
 from ..idf.idftool import IdfTool, find_idf
 from ..tls import certs
-from . import outputs, took_effect
+from . import outputs, signing_key, took_effect
 from .build_plan import BuildPlan, idf_identity, plan, plans
 from .outputs import AppSummary, EsptoolArgs, FlashSettings, ImageEntry
 from .staging import stage
@@ -217,16 +217,23 @@ def _check_images(
 
 
 def _signed(
-    plan: BuildPlan, key: Path, images: list[ImageEntry], contents: dict[str, bytes]
+    plan: BuildPlan,
+    key: signing_key.SigningKey,
+    images: list[ImageEntry],
+    contents: dict[str, bytes],
 ) -> tuple[list[ImageEntry], dict[str, bytes]]:
-    """Sign the app with espsecure into <name>-signed.bin (idf.py's own .bin stays unsigned, as
-    ninja made it), verify the signature, and list the signed file instead."""
+    """Sign the app into <name>-signed.bin (idf.py's own .bin stays unsigned, as ninja made it)
+    with the key here or ota.sign_command, verify it with espsecure against the public key, and
+    list the signed file instead."""
     entry = next((image for image in images if image.role == "app"), None)
     if entry is None:
         return images, contents
     target = entry.file.with_name(f"{entry.file.stem}-signed.bin")
-    data = signing.sign(key, contents["app"])
-    signing.verify(data, key.read_bytes(), target.name)
+    data = key.sign(contents["app"])
+    try:
+        signing.verify(data, key.public_pem, target.name)
+    except signing.SignatureError as error:
+        raise ToolError(f"app '{plan.app}': {error}") from None
     write_if_changed(target, data, mode=0o600 if plan.secret_options else 0o644)
     signed = dataclasses.replace(
         entry, file=target, size=len(data), sha256=hashlib.sha256(data).hexdigest()
@@ -271,6 +278,8 @@ def _esptool_args(flasher: Mapping[str, object]) -> EsptoolArgs:
 def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
     """doit build:<app> — stage, idf.py build, check the configuration and the images, and
     write build/<app>/app.json (what flash, serve and the manifest read)."""
+    # The key is checked before anything is built: a bad one would only fail after idf.py.
+    key = signing_key.load(plan.signing, os.environ) if plan.signing is not None else None
     idf = idf or find_idf(os.environ, plan.idf_version)
     prepare(plan)
     log = plan.build_dir / "build.log"
@@ -281,8 +290,8 @@ def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
     _check_config(plan)
     flasher = read_flasher_args(plan.build_dir)
     images, contents = _images(plan, flasher)
-    if plan.signing_key is not None:
-        images, contents = _signed(plan, plan.signing_key, images, contents)
+    if key is not None:
+        images, contents = _signed(plan, key, images, contents)
     app = _check_images(plan, images, contents)
     # Like idf.py's own outputs (umask 077): the image holds the Wi-Fi password, if any.
     secret = bool(plan.secret_options)
@@ -327,13 +336,25 @@ def config_unchanged(plan: BuildPlan) -> bool:
 
 
 def outputs_intact(summary: Path) -> bool:
-    """The images app.json lists are still there with their sizes (doit's uptodate check); a
-    summary of another schema is out of date too."""
+    """The images app.json lists are still there with the bytes the build recorded (SHA-256,
+    never just the size: an image re-signed after the build is not this build's); a summary of
+    another schema is out of date too (doit's uptodate check)."""
     try:
         images = outputs.read(summary).images
-        return all(image.file.stat().st_size == image.size for image in images)
     except (OSError, ToolError):
         return False
+    for image in images:
+        try:
+            data = image.file.read_bytes()
+        except OSError:
+            return False
+        if hashlib.sha256(data).hexdigest() != image.sha256:
+            warn(
+                f"{image.file} is not the image `doit build` made (its SHA-256 differs from the "
+                f"one in {summary}); building it again"
+            )
+            return False
+    return True
 
 
 def menuconfig(plan: BuildPlan) -> None:

@@ -14,6 +14,7 @@ from ..idf.idftool import IdfTool
 from ..idf.partitions import Partition
 from ..tls import certs
 from . import defaults
+from .signing_key import SigningPlan
 
 if TYPE_CHECKING:
     from ..config.model import App, Project
@@ -45,10 +46,15 @@ class BuildPlan:
     secret_options: tuple[str, ...]
     slots: tuple[Partition, ...]  # the app partitions the image must fit
     ota_url: str | None
-    signing_key: Path | None = None  # ota.sign: espsecure signs the app after the build
+    signing: SigningPlan | None = None  # ota.sign: espsecure signs the app after the build
     # ota.encrypt: the private key an OTA client embeds (esp_encrypted_img), and where.
     decrypt_key_source: Path | None = None
     decrypt_key_dest: Path | None = None
+
+    @property
+    def signing_key(self) -> Path | None:
+        """The key file the build reads (a file_dep of the build)."""
+        return self.signing.key if self.signing is not None else None
 
     @property
     def placed(self) -> list[Path]:
@@ -70,6 +76,7 @@ class BuildPlan:
             for name, value, origin in self.options
         ]
         data["slots"] = [[slot.name, slot.offset, slot.size] for slot in self.slots]
+        data["signing"] = self.signing.to_json() if self.signing is not None else None
         return data
 
     def __repr__(self) -> str:
@@ -109,7 +116,7 @@ def plan(
     *,
     paths: Paths,
     idf_root: Path | None,
-    signing_key: Path | None = None,
+    signing: SigningPlan | None = None,
     decrypt_key: Path | None = None,
     exists: Callable[[Path], bool] = Path.exists,
 ) -> BuildPlan:
@@ -149,7 +156,7 @@ def plan(
         secret_options=secret,
         slots=_slots(project, app),
         ota_url=project.ota.url_text if client and project.ota is not None else None,
-        signing_key=signing_key,
+        signing=signing,
         decrypt_key_source=decrypt_key if client and decrypt_key is not None else None,
         decrypt_key_dest=project_dir / app.decrypt_key if client and decrypt_key else None,
     )
@@ -160,7 +167,7 @@ def plans(
     *,
     paths: Paths,
     idf_root: Path | None,
-    signing_key: Path | None = None,
+    signing: SigningPlan | None = None,
     decrypt_key: Path | None = None,
     exists: Callable[[Path], bool] = Path.exists,
 ) -> list[BuildPlan]:
@@ -172,7 +179,7 @@ def plans(
             defaults.plan(project, app, partitions_csv=paths.partitions_csv),
             paths=paths,
             idf_root=idf_root,
-            signing_key=signing_key,
+            signing=signing,
             decrypt_key=decrypt_key,
             exists=exists,
         )

@@ -27,7 +27,10 @@ __all__ = [
     "has_signature",
     "key_scheme",
     "new_key",
+    "padded",
+    "public_key_digest",
     "sign",
+    "sign_with_signature",
     "signed_public_key",
     "verify",
 ]
@@ -51,12 +54,20 @@ def _quiet() -> Iterator[None]:
         yield
 
 
+def _named(data: bytes, name: str) -> io.BytesIO:
+    """In-memory bytes espsecure can take for a file (it names its files in messages)."""
+    handle = io.BytesIO(data)
+    handle.name = name
+    return handle
+
+
 def new_key(scheme: str, path: Path) -> None:
     """espsecure generate-signing-key --version 2 --scheme <scheme>, written 0600 atomically."""
     import espsecure
 
     path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    os.chmod(path.parent, DIR_MODE)
+    if not path.parent.is_symlink():  # a linked keys/ is the user's folder: never chmod it
+        os.chmod(path.parent, DIR_MODE)
     with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
         os.chmod(scratch, DIR_MODE)
         made = Path(scratch) / path.name
@@ -66,31 +77,91 @@ def new_key(scheme: str, path: Path) -> None:
         os.link(made, path)  # fails rather than replace a key that appeared meanwhile
 
 
-def key_scheme(key: Path) -> str:
-    """rsa3072, ecdsa256, or what else the PEM private key at `key` is."""
+def key_scheme(key: object) -> str:
+    """The espsecure scheme of a loaded private or public key (rsa3072, ecdsa256, ecdsa384,
+    ...), or how ESP-IDF would name what else it is (RSA-2048, Ed25519)."""
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    try:
-        loaded = load_pem_private_key(key.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError):
-        return "unreadable (not a PEM private key)"
-    if isinstance(loaded, rsa.RSAPrivateKey) and loaded.key_size == 3072:
-        return "rsa3072"
-    if isinstance(loaded, ec.EllipticCurvePrivateKey) and loaded.curve.name == "secp256r1":
-        return "ecdsa256"
-    return "another scheme"
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
+        return f"rsa{key.key_size}" if key.key_size == 3072 else f"RSA-{key.key_size}"
+    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        bits = {"secp192r1": 192, "secp256r1": 256, "secp384r1": 384}.get(key.curve.name)
+        return f"ecdsa{bits}" if bits else f"ECDSA {key.curve.name}"
+    return type(key).__name__.removesuffix("PrivateKey").removesuffix("PublicKey").lstrip("_")
 
 
-def sign(key: Path, image: bytes) -> bytes:
-    """espsecure sign-data --version 2: the image padded to 4 KiB plus one signature sector."""
+def public_key_digest(public_pem: bytes) -> str:
+    """SHA-256 of the public key in signature-block form, as `espsecure digest-sbv2-public-key`
+    computes it (the digest a board's eFuse or its running app trusts), in hex."""
     import espsecure
 
     with tempfile.TemporaryDirectory() as scratch:
-        unsigned, signed = Path(scratch) / "unsigned.bin", Path(scratch) / "signed.bin"
-        unsigned.write_bytes(image)
-        with key.open("rb") as keyfile, unsigned.open("rb") as data, _quiet():
-            espsecure.sign_data("2", [keyfile], str(signed), False, False, None, None, None, data)
+        out = Path(scratch) / "digest.bin"
+        with _quiet():
+            espsecure.digest_sbv2_public_key(_named(public_pem, "public_key.pem"), str(out))
+        return out.read_bytes().hex()
+
+
+def padded(image: bytes) -> bytes:
+    """The image padded with 0xFF to the 4 KiB boundary where espsecure puts the signature
+    sector: the bytes a Secure Boot V2 signature covers."""
+    return image + b"\xff" * (-len(image) % SECTOR)
+
+
+def sign_with_signature(public_pem: bytes, signature: bytes, image: bytes) -> bytes:
+    """espsecure sign-data --version 2 --pub-key --signature: the signature block from a
+    signature made elsewhere (an HSM, a signing service) over `padded(image)`; espsecure checks
+    the signature against the public key first.
+
+    Raises:
+        SignatureError: the signature is not one of `padded(image)` by that key.
+    """
+    import espsecure
+    from esptool.util import FatalError
+
+    with tempfile.TemporaryDirectory() as scratch:
+        signed = Path(scratch) / "signed.bin"
+        try:
+            with _quiet():
+                espsecure.sign_data(
+                    "2",
+                    [],
+                    str(signed),
+                    False,
+                    False,
+                    None,
+                    [_named(public_pem, "public_key.pem")],
+                    [_named(signature, "signature.bin")],
+                    _named(padded(image), "unsigned.bin"),
+                )
+        except (FatalError, ValueError, TypeError) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise SignatureError(
+                f"the signature does not fit the image and key ({reason})"
+            ) from None
+        return signed.read_bytes()
+
+
+def sign(key: Path | bytes, image: bytes) -> bytes:
+    """espsecure sign-data --version 2: the image padded to 4 KiB plus one signature sector.
+    `key` is an unencrypted PEM private key, as a file or (a decrypted key) in memory only."""
+    import espsecure
+
+    pem = key.read_bytes() if isinstance(key, Path) else key
+    with tempfile.TemporaryDirectory() as scratch:
+        signed = Path(scratch) / "signed.bin"
+        with _quiet():
+            espsecure.sign_data(
+                "2",
+                [_named(pem, "signing_key.pem")],
+                str(signed),
+                False,
+                False,
+                None,
+                [],
+                [],
+                _named(image, "unsigned.bin"),
+            )
         return signed.read_bytes()
 
 

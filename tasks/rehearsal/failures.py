@@ -4,9 +4,11 @@ the certificate for another host. Each mode says what a real board would meet in
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from ..errors import ProjectError
+from ..firmware.signing_key import SigningKey
 from ..idf import images, signing
 from ..tls import certs
 
@@ -49,7 +51,7 @@ def served_bytes(
     *,
     target: str,
     scratch: Path,
-    signing_key: Path | None,
+    signer: SigningKey | None,
     running_secure_version: int,
 ) -> bytes:
     """The image the server hands out, tampered with as `failure` asks (scratch: a folder for
@@ -66,19 +68,19 @@ def served_bytes(
         end = len(tampered) - signing.SECTOR
         tampered[end + (36 + 776 + 8 if tampered[end + 1] == 2 else 109)] ^= 0xFF
     elif failure == "wrong-key":
-        assert signing_key is not None
-        wrong = _wrong_key(signing.key_scheme(signing_key), scratch)
+        assert signer is not None
+        wrong = _wrong_key(signer.scheme, scratch)
         return signing.sign(wrong, _unsigned(target, data))
     elif failure == "downgrade":
-        return _downgraded(target, data, running_secure_version, signing_key)
+        return _downgraded(target, data, running_secure_version, signer)
     return bytes(tampered)
 
 
 def _unsigned(target: str, data: bytes) -> bytes:
-    """The image as the build made it: checksum and hash recomputed by esptool, no signature."""
-    from esptool.bin_image import LoadFirmwareImage
-
-    return bytes(LoadFirmwareImage(target, data).save(None))
+    """The image as espsecure signed it (the build's image padded to 4 KiB): the signature sector
+    cut off. Not re-saved through esptool, whose save() cannot lay out a loaded image's segments
+    again on every chip (esp32c6, esp32h2)."""
+    return data[: -signing.SECTOR] if signing.has_signature(data) else data
 
 
 def _wrong_key(scheme: str, scratch: Path) -> Path:
@@ -89,9 +91,14 @@ def _wrong_key(scheme: str, scratch: Path) -> Path:
     return key
 
 
-def _downgraded(target: str, data: bytes, running: int, key: Path | None) -> bytes:
-    """The served image rebuilt with secure_version one below the flashed app's (an old,
-    properly signed release), through esptool's image classes."""
+_DESC_OFFSET = 24 + 8  # image header + first segment header: esp_app_desc_t starts here
+_DESC_MAGIC = 0xABCD5432
+
+
+def _downgraded(target: str, data: bytes, running: int, key: SigningKey | None) -> bytes:
+    """The served image with secure_version one below the flashed app's (an old, properly
+    signed release): esp_app_desc_t.secure_version patched, the image checksum and appended
+    SHA-256 made again as esptool's image classes lay them out, then signed again."""
     from esptool.bin_image import LoadFirmwareImage
 
     if running < 1:
@@ -100,11 +107,19 @@ def _downgraded(target: str, data: bytes, running: int, key: Path | None) -> byt
             "lower one exists; raise apps.<flash_app>.secure_version"
         )
     image = LoadFirmwareImage(target, data)
-    desc = bytearray(image.segments[0].data)
-    desc[4:8] = (running - 1).to_bytes(4, "little")  # esp_app_desc_t.secure_version
-    image.segments[0].data = bytes(desc)
-    unsigned = bytes(image.save(None))
-    return signing.sign(key, unsigned) if key is not None else unsigned
+    body = bytearray(data[: image.data_length])  # up to the checksum; digest and signature go
+    magic = int.from_bytes(body[_DESC_OFFSET : _DESC_OFFSET + 4], "little")
+    if magic != _DESC_MAGIC:
+        raise RehearsalError(f"the served image has no esp_app_desc_t (magic {magic:#x})")
+    where = slice(_DESC_OFFSET + 4, _DESC_OFFSET + 8)  # esp_app_desc_t.secure_version
+    old, new = bytes(body[where]), (running - 1).to_bytes(4, "little")
+    body[where] = new
+    for byte in old + new:  # the checksum XORs every segment byte: swap old for new
+        body[-1] ^= byte
+    if image.append_digest:
+        body += hashlib.sha256(body).digest()
+    unsigned = signing.padded(bytes(body)) if key is not None else bytes(body)
+    return key.sign(unsigned) if key is not None else unsigned
 
 
 def server_certs(cert_plan: certs.CertPlan, failure: str, scratch: Path) -> tuple[Path, Path]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -97,14 +98,13 @@ def plan(
     """
     synthetic = not idftool.available(env)
     paths = _paths(project, synthetic)
-    key = signing_plan.key if signing_plan else None
     return RehearsalPlan(
         target=project.target,
         table_offset=project.table.offset,
         certs=cert_plan,
         synthetic=synthetic,
-        flash=flash.plan(project, paths),
-        serve=serve.plan(project, paths, signing_key=key),
+        flash=flash.plan(project, paths, signing=signing_plan),
+        serve=serve.plan(project, paths, signing=signing_plan),
         board_file=paths.build / "virtual" / f"{project.target}-flash.bin",
         flash_size=project.flash.size,
         url_option=defaults.url_option(project.app(project.flash_app)),
@@ -112,7 +112,7 @@ def plan(
         rollback=project.ota is not None and project.ota.rollback,
         anti_rollback=project.anti_rollback,
         release=release.plan(
-            project, paths, signing_key=key, encryption=encryption_plan, synthetic=synthetic
+            project, paths, signing=signing_plan, encryption=encryption_plan, synthetic=synthetic
         ),
         encryption=encryption_plan,
         decrypt_key=_decrypt_key(project, paths) if encryption_plan else None,
@@ -141,7 +141,9 @@ def write_idf_tree(root: Path) -> None:
 
 
 def builds(
-    project: Project, signing_key: Path | None, decrypt_key: Path | None = None
+    project: Project,
+    signing: signing_key.SigningPlan | None,
+    decrypt_key: Path | None = None,
 ) -> list[build.BuildPlan]:
     """The stand-in's builds under build/virtual/, from the synthetic ESP-IDF tree. That tree is
     written by a task, after planning: its files count as present from the start, so the first
@@ -152,7 +154,7 @@ def builds(
         project,
         paths=_paths(project, True),
         idf_root=root,
-        signing_key=signing_key,
+        signing=signing,
         decrypt_key=decrypt_key,
         exists=lambda path: path in planned or path.is_file(),
     )
@@ -210,7 +212,7 @@ def _resources(plan: RehearsalPlan, failure: str, builds: _Builds) -> dict[str, 
         failure,
         target=plan.target,
         scratch=plan.board_file.parent,
-        signing_key=plan.signing.key if plan.signing else None,
+        signer=signing_key.load(plan.signing, os.environ) if plan.signing else None,
         running_secure_version=builds.flashed.app_image.secure_version,
     )
     return {plan.serve.url_path: resource(data, "application/octet-stream")}
@@ -352,7 +354,32 @@ def run(
         final = story.boot()
         if final.pending:
             final, cause = _first_boot(story, final, failure, cause)
+    _record_ota(plan, builds, updated=final.partition != booted.partition, efuse=efuse)
     _verdict(builds, failure, booted, final, cause)
+
+
+def _record_ota(
+    plan: RehearsalPlan, builds: _Builds, *, updated: bool, efuse: virtual_device.VirtualEfuse
+) -> None:
+    """The virtual board's record after the story: the eFuse secure_version it reached and,
+    after an update it kept, the key its new app trusts (what `doit serve` warns against)."""
+    from ..device import record
+    from ..idf import signing
+
+    written = sorted(plan.flash.boards_dir.glob("*.json"), key=lambda path: path.stat().st_mtime)
+    if not written:
+        return
+    known = record.read(written[-1])
+    trusted = known.trusted_key_sha256
+    if updated:
+        public = signing.signed_public_key(builds.served.app_file.read_bytes())
+        trusted = signing.public_key_digest(public) if public is not None else None
+    record.updated_after_ota(
+        plan.flash.boards_dir,
+        known.mac,
+        trusted_key_sha256=trusted,
+        secure_version=efuse.secure_version,
+    )
 
 
 def _first_boot(

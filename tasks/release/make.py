@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ToolError
-from ..firmware import encryption_key, manifest, outputs
+from ..firmware import encryption_key, manifest, outputs, signing_key
 from ..idf import delta_ota, encrypted_img, images, signing
 from . import record
 from .record import FileEntry, Patch, Release, ReleaseError
@@ -23,6 +23,7 @@ from .record import FileEntry, Patch, Release, ReleaseError
 if TYPE_CHECKING:
     from ..config.model import Project
     from ..firmware.encryption_key import EncryptionPlan
+    from ..firmware.signing_key import SigningKey, SigningPlan
     from ..paths import Paths
 
 __all__ = [
@@ -31,7 +32,6 @@ __all__ = [
     "plan",
     "record_release",
     "releases_of",
-    "signing_key_digest",
 ]
 
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
@@ -47,11 +47,16 @@ class ReleasePlan:
     app_summary: Path
     releases_dir: Path  # releases/ (or build/virtual/releases/ for the rehearsal)
     project_root: Path
-    signing_key: Path | None = None
+    signing: SigningPlan | None = None  # ota.sign: the release must verify with this key
     encryption: EncryptionPlan | None = None
     delta: bool = False
     delta_bases: int = 3
     synthetic: bool = False  # the rehearsal's own releases: a rebuilt version replaces its own
+
+    @property
+    def signing_key(self) -> Path | None:
+        """The key file the release reads (a file_dep of `doit release`)."""
+        return self.signing.key if self.signing is not None else None
 
     @property
     def folder(self) -> Path:
@@ -60,6 +65,7 @@ class ReleasePlan:
     def to_json(self) -> dict[str, object]:
         values = {name: getattr(self, name) for name in self.__dataclass_fields__}
         values["encryption"] = None if self.encryption is None else self.encryption.to_json()
+        values["signing"] = None if self.signing is None else self.signing.to_json()
         return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
 
 
@@ -67,7 +73,7 @@ def plan(
     project: Project,
     paths: Paths,
     *,
-    signing_key: Path | None = None,
+    signing: SigningPlan | None = None,
     encryption: EncryptionPlan | None = None,
     synthetic: bool = False,
 ) -> ReleasePlan | None:
@@ -82,7 +88,7 @@ def plan(
         app_summary=paths.app_summary(ota.image),
         releases_dir=paths.releases,
         project_root=project.project_dir,
-        signing_key=signing_key,
+        signing=signing,
         encryption=encryption,
         delta=ota.delta,
         delta_bases=ota.delta_bases,
@@ -90,17 +96,12 @@ def plan(
     )
 
 
-def signing_key_digest(key: Path) -> str:
-    """SHA-256 of the signing key's public key, as `espsecure digest-sbv2-public-key` writes it
-    (the digest a board's eFuse holds under Secure Boot V2)."""
-    import espsecure
-
-    from ..idf.signing import _quiet
-
-    with tempfile.TemporaryDirectory() as scratch, key.open("rb") as keyfile, _quiet():
-        out = Path(scratch) / "digest.bin"
-        espsecure.digest_sbv2_public_key(keyfile, str(out))
-        return out.read_bytes().hex()
+def _signing_key(plan: SigningPlan) -> SigningKey:
+    """The project key through the one key loader (its line on a bad key, never a traceback)."""
+    try:
+        return signing_key.load(plan, os.environ)
+    except signing_key.SigningKeyError as error:
+        raise ReleaseError(str(error)) from None
 
 
 def releases_of(releases_dir: Path, app: str) -> list[Release]:
@@ -141,10 +142,10 @@ def _verified(plan: ReleasePlan) -> tuple[bytes, images.AppImage, outputs.AppSum
             f"cannot release {image.name}: it carries version '{image.version}', project.yaml "
             f"says '{plan.version}'; run `doit build:{plan.app}`"
         )
-    if plan.signing_key is not None:
+    if plan.signing is not None:
         try:
-            signing.verify(data, plan.signing_key.read_bytes(), image.name)
-        except (signing.SignatureError, OSError) as error:
+            signing.verify(data, _signing_key(plan.signing).public_pem, image.name)
+        except signing.SignatureError as error:
             raise ReleaseError(f"cannot release {error}; run `doit build:{plan.app}`") from None
     return data, image, summary
 
@@ -279,7 +280,7 @@ def _write(
         size=image.size,
         idf_version=image.idf_version,
         target=plan.target,
-        signing_key_digest=signing_key_digest(plan.signing_key) if plan.signing_key else None,
+        signing_key_digest=_signing_key(plan.signing).digest if plan.signing else None,
         time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         git_commit=None if plan.synthetic else _commit(plan.project_root),
         image=plain,

@@ -21,11 +21,13 @@ from ..release import record as release_record
 from ..release import site
 from ..release.site import MANIFEST_PATH
 from ..tls import certs
+from . import refusals
 
 if TYPE_CHECKING:
     from ..config.model import Project
     from ..device.record import BoardRecord, FlashedImage
     from ..firmware.outputs import AppSummary, ImageEntry
+    from ..firmware.signing_key import SigningPlan
     from ..idf.images import AppImage
     from ..paths import Paths
     from ..release.record import Release
@@ -77,9 +79,13 @@ class ServePlan:
     serve_nginx_dir: Path  # `doit serve --engine nginx`'s own site (never publish's targets)
     engine: Engine = "python"
     log_format: LogFormat = "text"
-    signing_key: Path | None = None  # ota.sign: serve only images this key signed
+    signing: SigningPlan | None = None  # ota.sign: serve only images this key signed
     max_connections: int = 1024
     max_per_client: int = 32
+
+    @property
+    def signing_key(self) -> Path | None:
+        return self.signing.key if self.signing is not None else None
 
     @property
     def sha256_path(self) -> str:
@@ -92,6 +98,7 @@ class ServePlan:
     def to_json(self) -> dict[str, object]:
         """Plain data for doit's config_changed (paths as text)."""
         values = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        values["signing"] = self.signing.to_json() if self.signing is not None else None
         return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
 
 
@@ -101,7 +108,7 @@ def plan(
     *,
     engine: str = "python",
     log_format: str = "text",
-    signing_key: Path | None = None,
+    signing: SigningPlan | None = None,
 ) -> ServePlan:
     """The serve plan for project.yaml's ota: section (pure)."""
     ota = project.ota
@@ -131,7 +138,7 @@ def plan(
         serve_nginx_dir=paths.serve_nginx,
         engine=_choice(engine, ENGINES, "--engine"),
         log_format=_choice(log_format, LOG_FORMATS, "--log-format"),
-        signing_key=signing_key,
+        signing=signing,
         max_connections=ota.max_connections,
         max_per_client=ota.max_per_client,
     )
@@ -185,8 +192,10 @@ def check(plan: ServePlan, *, emit: Callable[[str], None] = warn) -> ServeConten
         raise ServeError(f"cannot serve {plan.url}: {err}") from None
     _check_embedded(plan, summary, ca_pem)
     boards = _boards(plan.boards_dir, emit)
-    _check_downgrade(plan, image, boards)
     notes = board_warnings(plan, summary, image, certs.ca_digests(ca_pem), boards)
+    notes += refusals.of(
+        plan.app, image.name, release.signing_key_digest, release.secure_version, boards
+    )
     if summary.holds_secret and release.encrypted is None:
         notes.append(
             f"{image.name} embeds the Wi-Fi password (apps.{plan.app} is an OTA client and "
@@ -244,30 +253,23 @@ def _image(plan: ServePlan, release: Release) -> AppImage:
 
 def _check_signature(plan: ServePlan, data: bytes, name: str) -> None:
     """ota.sign: boards take only images signed by the key of the app they run."""
+    import os
+
+    from ..firmware import signing_key
     from ..idf import signing
 
-    if plan.signing_key is None:
+    if plan.signing is None:
         return
-    key = _read(plan.signing_key, "run `doit signing-key`")
+    try:
+        key = signing_key.load(plan.signing, os.environ).public_pem
+    except signing_key.SigningKeyError as err:
+        raise ServeError(f"cannot check the signature of {name}: {err}") from None
     try:
         signing.verify(data, key, name)
     except signing.SignatureError as err:
         raise ServeError(
             f"cannot serve {err}; boards would refuse it: run `doit build:{plan.app}`"
         ) from None
-
-
-def _check_downgrade(plan: ServePlan, image: AppImage, boards: Sequence[BoardRecord]) -> None:
-    """Anti-rollback: a board's bootloader never boots a secure_version below its eFuse value,
-    which is at least the secure_version of the app it runs."""
-    for board in boards:
-        running = board.app.secure_version
-        if image.secure_version < running:
-            raise ServeError(
-                f"cannot serve {image.name}: its secure_version {image.secure_version} is lower "
-                f"than {running}, which board {board.mac} already runs; its anti-rollback eFuse "
-                f"refuses it: set apps.{plan.app}.secure_version to {running} or more"
-            )
 
 
 def _resources(served: Sequence[site.Served]) -> dict[str, Resource]:

@@ -259,7 +259,7 @@ class Server:
         deadline = time.monotonic() + self.limits.send_timeout
         pause = 0.001
         while _unacknowledged(conn) and not self._closed.is_set():
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or _reset(conn):
                 return False
             self._closed.wait(pause)  # the kernel has no wake-up for "all acknowledged"
             pause = min(pause * 2, 0.05)
@@ -280,6 +280,23 @@ def _unacknowledged(conn: socket.socket) -> int | None:
         return int(struct.unpack("i", fcntl.ioctl(conn.fileno(), request, b"\0" * 4))[0])
     except (OSError, ValueError):
         return None
+
+
+_TCP_CLOSE = 7  # tcp_states.h: the state of a connection the peer reset
+
+
+def _reset(conn: socket.socket) -> bool:
+    """The peer reset the connection (it closed or died mid-body): what it never acknowledged
+    stays counted in SIOCOUTQ for ever, so the wait above must not wait for it (Linux TCP_INFO,
+    whose first byte is the state; False where the system cannot say)."""
+    option = getattr(socket, "TCP_INFO", None)
+    if option is None:
+        return False
+    try:
+        info = conn.getsockopt(socket.IPPROTO_TCP, option, 8)
+    except (OSError, ValueError):
+        return True  # the socket itself is gone
+    return info[0] == _TCP_CLOSE
 
 
 def _listen(bind: str, port: int) -> socket.socket:
