@@ -194,7 +194,7 @@ def check(plan: ServePlan, *, emit: Callable[[str], None] = warn) -> ServeConten
     boards = _boards(plan.boards_dir, emit)
     notes = board_warnings(plan, summary, image, certs.ca_digests(ca_pem), boards)
     notes += refusals.of(
-        plan.app, image.name, release.signing_key_digest, release.secure_version, boards
+        plan.app, image.name, _signed_with(plan, release), image.secure_version, boards
     )
     if summary.holds_secret and release.encrypted is None:
         notes.append(
@@ -249,6 +249,18 @@ def _image(plan: ServePlan, release: Release) -> AppImage:
         raise ServeError(f"cannot serve {err}") from None
     _check_signature(plan, data, release.image.file)
     return image
+
+
+def _signed_with(plan: ServePlan, release: Release) -> str | None:
+    """The digest of the key whose signature the served image carries (what a board checks),
+    read from the image where the release keeps it plain, else as release.json records it."""
+    from ..idf import signing
+
+    if release.image is None:
+        return release.signing_key_digest
+    data = _read(plan.release_dir / release.image.file, "run `doit release`")
+    public = signing.signed_public_key(data)
+    return signing.public_key_digest(public) if public is not None else None
 
 
 def _check_signature(plan: ServePlan, data: bytes, name: str) -> None:

@@ -20,7 +20,7 @@ def of(
     """Each known board that would refuse this image, and why (one warning each): it is signed
     with another key (`signed_with`, the public key's SHA-256; None: unsigned) than the one the
     board's app trusts, or its secure_version is below the one the board's anti-rollback eFuse
-    reached. Pure: the release records both facts of the image (release.json)."""
+    reached. Pure: content.check reads both facts of the served image."""
     notes = []
     for board in boards:
         trusted = board.trusted_key_sha256
