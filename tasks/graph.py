@@ -202,7 +202,11 @@ def task_signing_key() -> dict[str, Any]:
     """Make the app-signing key keys/signing_key.pem once (ota.sign); its loss is fatal."""
     plan = _signing_plan(load_project())
     if plan is None:
-        return {"actions": [], "doc": "project.yaml has no ota.sign; images are not signed"}
+        return {
+            "basename": "signing-key",  # one name whether or not the project signs
+            "actions": [],
+            "doc": "project.yaml has no ota.sign; images are not signed",
+        }
     return {
         "basename": "signing-key",
         "actions": [(run, [_create_key, plan])],
@@ -216,7 +220,11 @@ def task_rotate_signing_key() -> dict[str, Any]:
     """Replace the signing key on purpose (old one kept); boards must be reflashed to take it."""
     plan = _signing_plan(load_project())
     if plan is None:
-        return {"actions": [], "doc": "project.yaml has no ota.sign; no key to rotate"}
+        return {
+            "basename": "rotate-signing-key",
+            "actions": [],
+            "doc": "project.yaml has no ota.sign; no key to rotate",
+        }
     return {
         "basename": "rotate-signing-key",
         "actions": [(run, [_rotate_key, plan])],

@@ -17,6 +17,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from tests.conftest import REPO
+from tests.doitrun import doit_process
 
 README = REPO / "README.md"
 
@@ -101,6 +102,23 @@ def test_readme__main_job_runs_on_the_example(
     assert "booted ota_0: hello_world 1.0.1" in result.stdout
     assert (project_dir / "build" / "generated" / "partition-table.bin").stat().st_size == 3072
     assert (project_dir / "certs" / "server_cert.pem").exists()
+
+
+# doit's own commands, which the README may name beside the project's tasks.
+_DOIT_COMMANDS = {"list", "clean", "info", "help", "forget", "ignore", "auto", "dumpdb", "strace"}
+
+
+@pytest.mark.parametrize("ota", ["", "  sign: rsa3072\n"], ids=["example", "signed"])
+def test_readme__every_task_it_names_is_one_doit_lists(project_dir: Path, ota: str) -> None:
+    """`doit NAME` in the README is a name `doit list --all` prints, signing or not."""
+    text = (project_dir / "project.yaml").read_text()
+    (project_dir / "project.yaml").write_text(text.replace("ota:\n", f"ota:\n{ota}", 1))
+    named = set(re.findall(r"(?:`|^)doit ([a-z][\w-]*)", README.read_text(), re.M))
+    listed = doit_process(project_dir, "list", "--all", env={**os.environ, "OTA_HOST": "127.0.0.1"})
+    assert listed.returncode == 0, listed.stderr
+    tasks = {line.split()[0].partition(":")[0] for line in listed.stdout.splitlines() if line}
+    assert {"signing-key", "rotate-signing-key", "rehearse"} <= tasks
+    assert named - _DOIT_COMMANDS <= tasks, sorted(named - _DOIT_COMMANDS - tasks)
 
 
 def test_readme__reference_table_is_the_schema(request: pytest.FixtureRequest) -> None:
