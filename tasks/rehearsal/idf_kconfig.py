@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from ..idf.chips import CHIPS, FLASH_SIZES
 from ..idf.partitions import PRESET_OPTIONS
-from .idf_kconfig_components import APP_FORMAT, COMPONENTS, EXAMPLES_COMMON
+from .idf_kconfig_components import APP_FORMAT, COMPONENTS
+from .idf_kconfig_examples import EXAMPLES_COMMON, env_caps
 
 __all__ = ["files"]
 
@@ -18,6 +19,11 @@ _IDF_VERSION = (5, 3, 2)
 # ESPTOOLPY_FLASHFREQ_<N>M -> the header value esptool writes (esptool_py/Kconfig.projbuild):
 # frequencies an image header cannot hold become the nearest one it can.
 _ESPTOOL_FREQ = {"120m": "80m", "64m": "48m", "32m": "24m", "16m": "12m", "15m": "20m"}
+# Per-target SoC capabilities the set reads (soc/<target>/include/soc/Kconfig.soc_caps.in).
+_EMAC = {"esp32", "esp32p4"}
+_SPIRAM = {"esp32", "esp32s2", "esp32s3", "esp32p4"}
+_BT = {"esp32", "esp32s3", "esp32c2", "esp32c3", "esp32c6", "esp32h2"}
+_SECURE_BOOT_V1 = {"esp32"}
 _BOOTLOADER_OFFSET = {"esp32": 0x1000, "esp32s2": 0x1000, "esp32p4": 0x2000, "esp32c5": 0x2000}
 
 _ROOT_HEAD = """\
@@ -130,6 +136,11 @@ menu "Bootloader config"
         int "Size of the efuse secure version field"
         depends on BOOTLOADER_APP_ANTI_ROLLBACK
 {sec_ver}
+    config BOOTLOADER_EFUSE_SECURE_VERSION_EMULATE
+        bool "Emulate operations with efuse secure version(only test)"
+        default n
+        depends on BOOTLOADER_APP_ANTI_ROLLBACK
+
     config BOOTLOADER_RESERVE_RTC_MEM
         bool
 
@@ -146,6 +157,11 @@ menu "Bootloader config"
 endmenu  # Bootloader
 
 menu "Security features"
+    config SECURE_BOOT_V1_SUPPORTED
+        bool
+        default y
+        depends on SOC_SECURE_BOOT_V1
+
     config SECURE_BOOT_V2_RSA_SUPPORTED
         bool
         default y
@@ -169,6 +185,9 @@ menu "Security features"
         depends on SECURE_SIGNED_APPS_NO_SECURE_BOOT
         default SECURE_SIGNED_APPS_RSA_SCHEME if SECURE_BOOT_V2_RSA_SUPPORTED
         default SECURE_SIGNED_APPS_ECDSA_V2_SCHEME if SECURE_BOOT_V2_ECC_SUPPORTED
+        config SECURE_SIGNED_APPS_ECDSA_SCHEME
+            bool "ECDSA"
+            depends on SECURE_BOOT_V1_SUPPORTED
         config SECURE_SIGNED_APPS_RSA_SCHEME
             bool "RSA"
             depends on SECURE_BOOT_V2_RSA_SUPPORTED
@@ -196,6 +215,65 @@ menu "Security features"
         bool "Sign binaries during build"
         depends on SECURE_SIGNED_APPS
         default y
+
+    config SECURE_BOOT_SIGNING_KEY
+        string "Secure boot private signing key"
+        depends on SECURE_BOOT_BUILD_SIGNED_BINARIES
+        default "secure_boot_signing_key.pem"
+
+    config SECURE_FLASH_ENC_ENABLED
+        bool "Enable flash encryption on boot (READ DOCS FIRST)"
+        default n
+
+    choice SECURE_FLASH_ENCRYPTION_MODE
+        bool "Enable usage mode"
+        depends on SECURE_FLASH_ENC_ENABLED
+        default SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT
+        config SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT
+            bool "Development (NOT SECURE)"
+            select SECURE_FLASH_UART_BOOTLOADER_ALLOW_ENC
+        config SECURE_FLASH_ENCRYPTION_MODE_RELEASE
+            bool "Release"
+    endchoice
+
+    menu "Potentially insecure options"
+        visible if SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT || \\
+            SECURE_SIGNED_ON_UPDATE_NO_SECURE_BOOT
+
+        config SECURE_BOOT_ALLOW_ROM_BASIC
+            bool "Leave ROM BASIC Interpreter available on reset"
+            depends on SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT && IDF_TARGET_ESP32
+            default n
+
+        config SECURE_BOOT_ALLOW_JTAG
+            bool "Allow JTAG Debugging"
+            depends on SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT
+            default n
+
+        config SECURE_BOOT_ALLOW_SHORT_APP_PARTITION
+            bool "Allow app partition length not 64KB aligned"
+            depends on SECURE_SIGNED_ON_UPDATE_NO_SECURE_BOOT
+
+        config SECURE_FLASH_UART_BOOTLOADER_ALLOW_ENC
+            bool "Leave UART bootloader encryption enabled"
+            depends on SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT
+            default n
+
+        config SECURE_FLASH_UART_BOOTLOADER_ALLOW_DEC
+            bool "Leave UART bootloader decryption enabled"
+            depends on SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT && IDF_TARGET_ESP32
+            default n
+
+        config SECURE_FLASH_UART_BOOTLOADER_ALLOW_CACHE
+            bool "Leave UART bootloader flash cache enabled"
+            depends on SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT && IDF_TARGET_ESP32
+            default n
+
+        config SECURE_FLASH_REQUIRE_ALREADY_ENABLED
+            bool "Require flash encryption to be already enabled"
+            depends on SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT
+            default n
+    endmenu
 endmenu  # Security features
 """
 
@@ -335,6 +413,10 @@ def _soc_caps(target: str) -> str:
     chip = CHIPS[target]
     caps = ["SOC_RTC_FAST_MEM_SUPPORTED"]
     caps += ["SOC_WIFI_SUPPORTED"] if chip.has_wifi else []
+    caps += ["SOC_EMAC_SUPPORTED"] if target in _EMAC else []
+    caps += ["SOC_SPIRAM_SUPPORTED"] if target in _SPIRAM else []
+    caps += ["SOC_BT_SUPPORTED"] if target in _BT else []
+    caps += ["SOC_SECURE_BOOT_V1"] if target in _SECURE_BOOT_V1 else []
     caps += [f"SOC_MEMSPI_SRC_FREQ_{f[:-1]}M_SUPPORTED" for f in chip.flash_freqs]
     names = {"rsa3072": "SOC_SECURE_BOOT_V2_RSA", "ecdsa256": "SOC_SECURE_BOOT_V2_ECC"}
     caps += [names[s] for s in chip.sign_schemes]
@@ -423,6 +505,7 @@ def files() -> dict[str, str]:
     }
     for target in CHIPS:
         found[f"components/soc/{target}/include/soc/Kconfig.soc_caps.in"] = _soc_caps(target)
+        found[f"examples/common_components/env_caps/{target}/Kconfig.env_caps"] = env_caps(target)
     for component, texts in COMPONENTS.items():
         found |= {f"components/{component}/{name}": text for name, text in texts.items()}
     return found

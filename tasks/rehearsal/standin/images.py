@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ...errors import ConfigError
+from ...idf import cmake_lists, partition_files, partitions
 from ...idf import images as image_checks
-from ...idf import partition_files, partitions
 from .behaviour import Behaviour
 from .configure import Config, IdfPyError, Value, flash_settings
 
@@ -34,9 +34,6 @@ Step = tuple[str, Mapping[str, bytes | str], tuple[str, ...]]
 _Files = list[tuple[str, bytes]]
 _MB = 1024 * 1024
 _NOT_COMPILED = {"PARTITION_TABLE_CUSTOM_FILENAME", "PARTITION_TABLE_FILENAME"}  # paths only
-_CMAKE_KEYWORDS = {"SRCS", "SRC_DIRS", "EXCLUDE_SRCS", "INCLUDE_DIRS", "PRIV_INCLUDE_DIRS"}
-_CMAKE_KEYWORDS |= {"REQUIRES", "PRIV_REQUIRES", "LDFRAGMENTS", "REQUIRED_IDF_TARGETS", "KCONFIG"}
-_CMAKE_KEYWORDS |= {"EMBED_FILES", "EMBED_TXTFILES", "KCONFIG_PROJBUILD", "WHOLE_ARCHIVE"}
 # check_sizes.py's and gen_esp32part.py's wording, verbatim (str.format fields).
 _TEXTS = {
     "app-size": "{name} binary size {size:#x} bytes. Smallest app partition is {smallest:#x} "
@@ -54,37 +51,39 @@ _TEXTS = {
 # --- the app's inputs: main/CMakeLists.txt, embedded files, sources ----------------------------
 
 
-def _component_args(project: Path) -> dict[str, list[str]]:
-    """idf_component_register()'s keyword arguments in main/CMakeLists.txt."""
+def _cmake_value(value: Value) -> str:
+    """A CONFIG_ value as sdkconfig.cmake sets it: y or empty for a bool."""
+    if isinstance(value, bool):
+        return "y" if value else ""
+    return str(value)
+
+
+def _component_args(project: Path, config: Config, build: Path) -> dict[str, list[str]]:
+    """idf_component_register()'s keyword arguments in main/CMakeLists.txt, as CMake expands them
+    with this build's sdkconfig."""
     path = project / "main" / "CMakeLists.txt"
-    text = re.sub(r"#.*", "", path.read_text()) if path.is_file() else ""
-    match = re.search(r"idf_component_register\s*\((.*?)\)", text, re.S)
-    groups: dict[str, list[str]] = {}
-    key = ""
-    for token in re.findall(r'"[^"]*"|[^\s"]+', match[1] if match else ""):
-        token = token.strip('"')
-        if token in _CMAKE_KEYWORDS:
-            key = token
-            groups.setdefault(key, [])
-        elif key:
-            groups[key].append(token)
-    return groups
+    main = str(project / "main")
+    variables = {f"CONFIG_{k}": _cmake_value(v) for k, v in config.values.items()}
+    variables |= {"IDF_TARGET": config.target, "COMPONENT_NAME": "main", "COMPONENT_DIR": main}
+    variables |= {"CMAKE_CURRENT_SOURCE_DIR": main, "CMAKE_CURRENT_LIST_DIR": main}
+    idf_path = os.environ.get("IDF_PATH", "")
+    # The variables ESP-IDF's build.cmake leaves in scope where it includes a component.
+    variables |= {"project_dir": str(project), "build_dir": str(build), "idf_path": idf_path}
+    variables |= {"idf_target": config.target, "CMAKE_SOURCE_DIR": str(project)}
+    properties = {"PROJECT_DIR": str(project), "BUILD_DIR": str(build), "IDF_PATH": idf_path}
+    properties |= {"IDF_TARGET": config.target, "PROJECT_NAME": config.name}
+    scope = cmake_lists.Scope(variables, properties, dict(os.environ))
+    return cmake_lists.component_args(path.read_text() if path.is_file() else "", scope)
 
 
 def _embedded(project: Path, args: Mapping[str, list[str]]) -> list[tuple[str, bytes]]:
     """(symbol stem, bytes) of EMBED_FILES and EMBED_TXTFILES; text files get their NUL."""
     main, found = project / "main", []
-    variables = [("${project_dir}", project), ("${PROJECT_DIR}", project)]
-    variables += [("${CMAKE_CURRENT_SOURCE_DIR}", main), ("${COMPONENT_DIR}", main)]
     for kind in ("EMBED_FILES", "EMBED_TXTFILES"):
-        for raw in args.get(kind, []):
-            text = raw
-            for variable, value in variables:
-                text = text.replace(variable, str(value))
-            path = main / text
+        for item in args.get(kind, []):
+            path = main / item  # an absolute item stays so
             if not path.is_file():
-                stem = path.name
-                message = f"ninja: error: '{path}', needed by 'esp-idf/main/{stem}.S', "
+                message = f"ninja: error: '{path}', needed by 'esp-idf/main/{path.name}.S', "
                 raise IdfPyError([message + "missing and no known rule to make it"], tool="ninja")
             data = path.read_bytes() + (b"\0" if kind == "EMBED_TXTFILES" else b"")
             found.append((re.sub(r"\W", "_", path.name), data))
@@ -311,7 +310,7 @@ def steps(
 ) -> list[Step]:
     """What ninja would (re)make: (progress label, files by build-relative path, lines after)."""
     table = _checked_table(config)
-    args = _component_args(project)
+    args = _component_args(project, config, build)
     if behaviour.fail == "compile":
         raise _compile_failure(args)
     made_of = _sources(project), _embedded(project, args)
