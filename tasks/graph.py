@@ -35,6 +35,7 @@ from .wiring import (
     release_lock,
     run,
     slot_option,
+    standin_requested,
 )
 
 __all__ = [
@@ -554,11 +555,18 @@ def _rehearsal_plan(project: Project) -> rehearse.RehearsalPlan | None:
     signing_plan = _signing_plan(project)
     with planning():
         return rehearse.plan(
-            project, cert_plan=cert_plan, signing_plan=signing_plan, env=os.environ
+            project,
+            cert_plan=cert_plan,
+            signing_plan=signing_plan,
+            env=os.environ,
+            standin=standin_requested(),
         )
 
 
-def _rehearse(plan: rehearse.RehearsalPlan, fail: str, partial: bool) -> TaskFailed | None:
+def _rehearse(
+    plan: rehearse.RehearsalPlan, fail: str, partial: bool, standin: bool
+) -> TaskFailed | None:
+    # `standin` already chose the builds when the tasks were made (wiring.standin_requested).
     return run(functools.partial(rehearse.run, failure=fail, partial=partial), plan)
 
 
@@ -624,6 +632,14 @@ def task_rehearse() -> Iterator[dict[str, Any]]:
                 "type": bool,
                 "default": False,
                 "help": "download as esp_https_ota's partial download does (HEAD, then Range GETs)",
+            },
+            {
+                "name": "standin",
+                "long": "standin",
+                "type": bool,
+                "default": False,
+                "help": "build with the idf.py stand-in under build/virtual/ even where ESP-IDF "
+                "is installed (its images hold no program)",
             },
         ],
         "uptodate": [False],

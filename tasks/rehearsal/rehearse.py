@@ -45,7 +45,7 @@ __all__ = [
 # esp_https_ota's max_http_request_size when the app leaves it 0 (DEFAULT_REQUEST_SIZE, facts §7.2).
 DEFAULT_REQUEST_SIZE = 64 * 1024
 SYNTHETIC_NOTE = (
-    "synthetic images: no ESP-IDF here, so the idf.py stand-in built them (log: build.log in each "
+    "synthetic images: {why}, so the idf.py stand-in built them (log: build.log in each "
     "app's folder); they verify like real ones but hold no program, stay under build/virtual/ "
     "and only go to the virtual board"
 )
@@ -59,6 +59,7 @@ class RehearsalPlan:
     table_offset: int
     certs: certs.CertPlan
     synthetic: bool  # no ESP-IDF here: the builds are the stand-in's, under build/virtual/
+    standin: bool = False  # the stand-in was asked for (doit rehearse --standin)
     flash: flash.FlashPlan
     serve: serve.ServePlan
     board_file: Path
@@ -81,14 +82,15 @@ def plan(
     cert_plan: certs.CertPlan,
     env: Mapping[str, str],
     signing_plan: signing_key.SigningPlan | None = None,
+    standin: bool = False,
 ) -> RehearsalPlan:
     """The rehearsal of project.yaml's OTA; synthetic (stand-in builds under build/virtual/)
-    when this machine has no idf.py.
+    when this machine has no idf.py or `standin` asks for it.
 
     Raises:
         ConfigError: the OTA URL cannot be served (see serve.plan).
     """
-    synthetic = not idftool.available(env)
+    synthetic = standin or not idftool.available(env)
     paths = _paths(project, synthetic)
     key = signing_plan.key if signing_plan else None
     return RehearsalPlan(
@@ -96,6 +98,7 @@ def plan(
         table_offset=project.table.offset,
         certs=cert_plan,
         synthetic=synthetic,
+        standin=standin,
         flash=flash.plan(project, paths),
         serve=serve.plan(project, paths, signing_key=key),
         board_file=paths.build / "virtual" / f"{project.target}-flash.bin",
@@ -282,7 +285,8 @@ def run(plan: RehearsalPlan, *, failure: str = "none", partial: bool = False) ->
     )
     _check_failure(plan, builds, failure)
     if plan.synthetic:
-        print(SYNTHETIC_NOTE, flush=True)
+        why = "--standin asked for them" if plan.standin else "no ESP-IDF here"
+        print(SYNTHETIC_NOTE.format(why=why), flush=True)
     config, efuse = _boot_config(plan), virtual_device.VirtualEfuse()
     if config.anti_rollback:
         _log("efuse: the virtual board's eFuse lives in memory: this rehearsal burns nothing")
