@@ -5,6 +5,7 @@ the certificate for another host. Each mode says what a real board would meet in
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..errors import ProjectError
 from ..idf import images, signing
@@ -72,11 +73,20 @@ def served_bytes(
     return bytes(tampered)
 
 
-def _unsigned(target: str, data: bytes) -> bytes:
-    """The image as the build made it: checksum and hash recomputed by esptool, no signature."""
+def _loaded(target: str, data: bytes) -> Any:
+    """The image as esptool loads it, ready to be saved again: the padding segments (address 0)
+    dropped, and a signed image's --secure-pad-v2 asked for again, as the build made it."""
     from esptool.bin_image import LoadFirmwareImage
 
-    return bytes(LoadFirmwareImage(target, data).save(None))
+    image = LoadFirmwareImage(target, data)
+    image.segments = [segment for segment in image.segments if segment.addr != 0]
+    image.secure_pad = "2" if signing.has_signature(data) else None
+    return image
+
+
+def _unsigned(target: str, data: bytes) -> bytes:
+    """The image as the build made it: checksum and hash recomputed by esptool, no signature."""
+    return bytes(_loaded(target, data).save(None))
 
 
 def _wrong_key(scheme: str, scratch: Path) -> Path:
@@ -90,14 +100,12 @@ def _wrong_key(scheme: str, scratch: Path) -> Path:
 def _downgraded(target: str, data: bytes, running: int, key: Path | None) -> bytes:
     """The served image rebuilt with secure_version one below the flashed app's (an old,
     properly signed release), through esptool's image classes."""
-    from esptool.bin_image import LoadFirmwareImage
-
     if running < 1:
         raise RehearsalError(
             "--fail downgrade needs a flashed app with secure_version 1 or more, so that a "
             "lower one exists; raise apps.<flash_app>.secure_version"
         )
-    image = LoadFirmwareImage(target, data)
+    image = _loaded(target, data)
     desc = bytearray(image.segments[0].data)
     desc[4:8] = (running - 1).to_bytes(4, "little")  # esp_app_desc_t.secure_version
     image.segments[0].data = bytes(desc)

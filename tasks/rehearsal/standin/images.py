@@ -24,6 +24,7 @@ __all__ = [
     "IdfPyError",
     "Step",
     "args_file",
+    "flash_args_settings",
     "flash_files",
     "flasher_args",
     "project_description",
@@ -101,7 +102,12 @@ def _sources(project: Path) -> list[tuple[str, bytes]]:
 
 
 def _image(
-    target: str, values: Mapping[str, Value], segments: Sequence[tuple[str, int, bytes]], entry: int
+    target: str,
+    values: Mapping[str, Value],
+    segments: Sequence[tuple[str, int, bytes]],
+    entry: int,
+    *,
+    secure_pad: str = "",
 ) -> bytes:
     """A saved image: header from the config, esptool's checksum and appended SHA-256."""
     from esptool.bin_image import ELFSection
@@ -116,6 +122,7 @@ def _image(
     image.max_rev_full = 0xFFFF  # elf2image's 'no maximum'; CONFIG_ESP_REV_MAX_FULL is not modelled
     # esptool moves a segment named .flash.appdesc first even where IROM sits below DROM (C6, H2).
     image.segments = [ELFSection(name.encode(), addr, data, 0) for name, addr, data in segments]
+    image.secure_pad = secure_pad or None  # elf2image --secure-pad / --secure-pad-v2
     return bytes(image.save(None))
 
 
@@ -206,7 +213,8 @@ def _app(
     layout = [(".flash.appdesc", drom_addr, 256), (".flash.rodata", drom_addr + 256, len(rodata))]
     lines = [f"Link map of {config.name}.elf (ESP-IDF stand-in: no linker ran)"]
     lines += [f"{n:<16}0x{a:08x} 0x{s:x}" for n, a, s in [*layout, (".flash.text", irom, size)]]
-    return elf, _image(config.target, config.values, segments, irom), "\n".join(lines) + "\n"
+    image = _image(config.target, config.values, segments, irom, secure_pad=_secure_pad(config))
+    return elf, image, "\n".join(lines) + "\n"
 
 
 def _bootloader(
@@ -239,6 +247,89 @@ def _bootloader(
         (".iram_loader.text", iram_addr, iram),
     ]
     return _elf(seed, stamp, dram + iram), _image(config.target, values, segments, iram_addr)
+
+
+# --- signed apps: components/esptool_py/project_include.cmake of v5.3.2 --------------------------
+
+
+def _signing_version(values: Mapping[str, Value]) -> str:
+    """espsecure's --version for the app's signing scheme: 1 (ECDSA, Secure Boot V1), 2 (RSA or
+    ECDSA V2), or empty when apps are not signed."""
+    if values.get("SECURE_SIGNED_APPS_ECDSA_SCHEME") is True:
+        return "1"
+    schemes = ("SECURE_SIGNED_APPS_RSA_SCHEME", "SECURE_SIGNED_APPS_ECDSA_V2_SCHEME")
+    return "2" if any(values.get(scheme) is True for scheme in schemes) else ""
+
+
+def _secure_pad(config: Config) -> str:
+    """elf2image pads a signed app so its signature sector lands where the bootloader maps it,
+    unless SECURE_BOOT_ALLOW_SHORT_APP_PARTITION."""
+    if config.values.get("SECURE_BOOT_ALLOW_SHORT_APP_PARTITION") is True:
+        return ""
+    return _signing_version(config.values)
+
+
+def _signing_key(config: Config, project: Path) -> Path:
+    """CONFIG_SECURE_BOOT_SIGNING_KEY, relative to the project; ESP-IDF's error where absent."""
+    written = str(config.values["SECURE_BOOT_SIGNING_KEY"])
+    key = project / written
+    if key.is_file():
+        return key
+    version = _signing_version(config.values)
+    scheme = ""
+    if version == "2":
+        ecdsa = config.values.get("SECURE_SIGNED_APPS_ECDSA_V2_SCHEME") is True
+        bits = "192" if config.values.get("SECURE_BOOT_ECDSA_KEY_LEN_192_BITS") is True else "256"
+        scheme = f" --scheme {f'ecdsa{bits}' if ecdsa else 'rsa3072'}"
+    lines = [
+        f"Secure Boot Signing Key {written} does not exist. Generate using:",
+        f"\tespsecure.py generate_signing_key --version {version}{scheme} {written}",
+    ]
+    raise IdfPyError(lines, tool="ninja", failed="gen_secure_boot_signing_key")
+
+
+def _signed(key: Path, version: str, image: bytes) -> bytes:
+    """espsecure sign_data, as the build's signing step runs it."""
+    import tempfile
+
+    import espsecure
+
+    with tempfile.TemporaryDirectory(prefix="standin-sign-") as scratch:
+        unsigned, signed = Path(scratch) / "unsigned.bin", Path(scratch) / "signed.bin"
+        unsigned.write_bytes(image)
+        with key.open("rb") as keyfile, unsigned.open("rb") as data:
+            espsecure.sign_data(
+                version, [keyfile], str(signed), False, False, None, None, None, data
+            )
+        return signed.read_bytes()
+
+
+def _app_steps(
+    config: Config, project: Path, build: Path, image: bytes, size_lines: Sequence[str]
+) -> list[Step]:
+    """elf2image's step, then the signing step where the build signs (the unsigned image is
+    <name>-unsigned.bin and <name>.bin the signed one, which flasher_args.json names)."""
+    name, version = config.name, _signing_version(config.values)
+    if not version or config.values.get("SECURE_BOOT_BUILD_SIGNED_BINARIES") is not True:
+        lines = [f"Generated {build / name}.bin", *size_lines]
+        if version:
+            lines += [
+                "App built but not signed. Sign app before flashing",
+                "\tespsecure.py sign_data --keyfile KEYFILE "
+                f"--version {version} {build / name}.bin",
+            ]
+        return [
+            ("Generating binary image from built executable", {f"{name}.bin": image}, tuple(lines))
+        ]
+    key = _signing_key(config, project)
+    signed = _signed(key, version, image)
+    unsigned = f"{name}-unsigned.bin"
+    done = f"Generated signed binary image {build / name}.bin from {build / unsigned}"
+    return [
+        ("Generating binary image from built executable", {unsigned: image},
+         (f"Generated {build / unsigned}", *size_lines)),
+        ("Generating signed binary image", {f"{name}.bin": signed}, (done,)),
+    ]  # fmt: skip
 
 
 # --- ninja's steps and size checks -------------------------------------------------------------
@@ -321,10 +412,7 @@ def steps(
         elf, image, link_map = _app(config, idf_ver, build, made_of, extra, stamp_time=stamp_time)
     boot_elf, boot = _bootloader(config, idf_ver, build, stamp_time=stamp_time)
     name, md5 = config.name, config.values["PARTITION_TABLE_MD5"] is True
-    app_lines = (
-        f"Generated {build / name}.bin",
-        *_app_size_lines(f"{name}.bin", len(image), table),
-    )
+    size_lines = _app_size_lines(f"{name}.bin", len(image), table)
     boot_line = _bootloader_size_line(len(boot), config, table)
     table_bin = {"partition_table/partition-table.bin": partition_files.to_bin(table, md5=md5)}
     made: list[Step] = [("Generating ../../partition_table/partition-table.bin", table_bin, ())]
@@ -334,9 +422,7 @@ def steps(
     made.append(
         (f"Linking CXX executable {name}.elf", {f"{name}.elf": elf, f"{name}.map": link_map}, ())
     )
-    made.append(
-        ("Generating binary image from built executable", {f"{name}.bin": image}, app_lines)
-    )
+    made += _app_steps(config, project, build, image, size_lines)
     boot_files = {"bootloader/bootloader.elf": boot_elf, "bootloader/bootloader.bin": boot}
     made.append(("Performing build step for 'bootloader'", boot_files, (boot_line,)))
     return made
@@ -361,10 +447,17 @@ def flash_files(config: Config) -> dict[str, tuple[int, str]]:
     return files
 
 
+def flash_args_settings(values: Mapping[str, Value]) -> tuple[str, str, str]:
+    """The flash settings the flash arguments carry: an RSA-signed app's say `keep` for the size
+    (the signature covers the header: esptool must not rewrite it), as ESP-IDF's do."""
+    mode, size, freq = flash_settings(values)
+    return mode, "keep" if values.get("SECURE_SIGNED_APPS_RSA_SCHEME") is True else size, freq
+
+
 def flasher_args(config: Config) -> str:
     """flasher_args.json: esptool's write_flash arguments and each image's offset."""
     values, files = config.values, flash_files(config)
-    mode, size, freq = flash_settings(values)
+    mode, size, freq = flash_args_settings(values)
     data: dict[str, object] = {
         "write_flash_args": ["--flash_mode", mode, "--flash_size", size, "--flash_freq", freq],
         "flash_settings": {"flash_mode": mode, "flash_size": size, "flash_freq": freq},
@@ -385,7 +478,7 @@ def flasher_args(config: Config) -> str:
 
 def args_file(config: Config, keys: Sequence[str]) -> str:
     """A flash_args file: the flash settings line, then `offset path` of each of `keys`."""
-    mode, size, freq = flash_settings(config.values)
+    mode, size, freq = flash_args_settings(config.values)
     files = flash_files(config)
     lines = [f"--flash_mode {mode} --flash_freq {freq} --flash_size {size}"]
     lines += [f"{hex(off)} {path}" for off, path in sorted(files[k] for k in keys if k in files)]
