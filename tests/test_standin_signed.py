@@ -143,3 +143,25 @@ def test_standin__missing_signing_key_fails_in_esp_idfs_words(idf: Idf, tmp_path
     assert code == 2
     assert "Secure Boot Signing Key keys/app.pem does not exist. Generate using:" in err
     assert "\tespsecure.py generate_signing_key --version 2 --scheme rsa3072 keys/app.pem" in err
+
+
+_FACTORY_TABLE = "nvs, data, nvs, 0x9000, 0x6000\nphy_init, data, phy, 0xf000, 0x1000\n"
+_FACTORY_TABLE += "factory, app, factory, 0x10000, 1M\nota_0, app, ota_0, , 1M\n"
+_FACTORY_TABLE += "ota_1, app, ota_1, , 1M\notadata, data, ota, , 0x2000\n"
+
+
+def test_standin__anti_rollback_beside_a_factory_app_fails_as_esp_idf_does(
+    idf: Idf, tmp_path: Path
+) -> None:
+    options = "CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE=y\nCONFIG_BOOTLOADER_APP_ANTI_ROLLBACK=y\n"
+    options += 'CONFIG_PARTITION_TABLE_CUSTOM=y\nCONFIG_PARTITION_TABLE_CUSTOM_FILENAME="t.csv"\n'
+    root = _app(tmp_path, options)
+    (root / "t.csv").write_text(_FACTORY_TABLE)
+    code, out, err = idf(root, "build")
+    assert code == 2
+    assert "FAILED: esp-idf/esptool_py/CMakeFiles/check_table_contents" in out
+    assert (
+        "ERROR: Anti-rollback option is enabled. Partition table should consist of two ota app "
+        "without factory or test partitions." in err.splitlines()
+    )
+    assert not (root / "build" / "simple_ota.bin").exists()

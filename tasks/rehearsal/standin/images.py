@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ...errors import ConfigError
-from ...idf import cmake_lists, partition_files, partitions
+from ...idf import cmake_lists, partition_files, partition_table, partitions
 from ...idf import images as image_checks
 from .behaviour import Behaviour
 from .configure import Config, IdfPyError, Value, flash_settings
@@ -35,6 +35,11 @@ Step = tuple[str, Mapping[str, bytes | str], tuple[str, ...]]
 _Files = list[tuple[str, bytes]]
 _MB = 1024 * 1024
 _NOT_COMPILED = {"PARTITION_TABLE_CUSTOM_FILENAME", "PARTITION_TABLE_FILENAME"}  # paths only
+# tools/cmake/scripts/fail.cmake's lines after a fail_at_build_time() message.
+_FAIL_CMAKE = (
+    "CMake Error at tools/cmake/scripts/fail.cmake:3 (message):",
+    "  Failing the build (see errors on lines above)",
+)
 # check_sizes.py's and gen_esp32part.py's wording, verbatim (str.format fields).
 _TEXTS = {
     "app-size": "{name} binary size {size:#x} bytes. Smallest app partition is {smallest:#x} "
@@ -387,6 +392,18 @@ def _checked_table(config: Config) -> partitions.PartitionTable:
     return config.table
 
 
+def _check_anti_rollback(config: Config, table: partitions.PartitionTable) -> None:
+    """esptool_py's check_table_contents: anti-rollback needs a table of OTA apps only."""
+    if config.values.get("BOOTLOADER_APP_ANTI_ROLLBACK") is not True:
+        return
+    banned = {partition_table.APP_SUBTYPES["factory"], partition_table.APP_SUBTYPES["test"]}
+    if any(p.type == partitions.APP_TYPE and p.subtype in banned for p in table.partitions):
+        text = "ERROR: Anti-rollback option is enabled. Partition table should consist of two ota "
+        text += "app without factory or test partitions."
+        failed = "esp-idf/esptool_py/CMakeFiles/check_table_contents"
+        raise IdfPyError([text, *_FAIL_CMAKE], tool="ninja", failed=failed)
+
+
 def _compile_failure(args: Mapping[str, list[str]]) -> IdfPyError:
     source = next(iter(args.get("SRCS", [])), "main.c")
     error = "error: 'standin_undeclared' undeclared (first use in this function)"
@@ -401,6 +418,7 @@ def steps(
 ) -> list[Step]:
     """What ninja would (re)make: (progress label, files by build-relative path, lines after)."""
     table = _checked_table(config)
+    _check_anti_rollback(config, table)
     args = _component_args(project, config, build)
     if behaviour.fail == "compile":
         raise _compile_failure(args)
@@ -467,8 +485,10 @@ def flasher_args(config: Config) -> str:
         key: {"offset": hex(off), "file": path, "encrypted": "false"}
         for key, (off, path) in files.items()
     }
+    # esptool_py/CMakeLists.txt: with security features on, the board is never reset after flashing.
+    secured = any(values.get(k) is True for k in ("SECURE_BOOT", "SECURE_FLASH_ENC_ENABLED"))
     data["extra_esptool_args"] = {
-        "after": values["ESPTOOLPY_AFTER"],
+        "after": "no_reset" if secured else values["ESPTOOLPY_AFTER"],
         "before": values["ESPTOOLPY_BEFORE"],
         "stub": values["ESPTOOLPY_NO_STUB"] is not True,
         "chip": config.target,
