@@ -24,6 +24,20 @@ _EMAC = {"esp32", "esp32p4"}
 _SPIRAM = {"esp32", "esp32s2", "esp32s3", "esp32p4"}
 _BT = {"esp32", "esp32s3", "esp32c2", "esp32c3", "esp32c6", "esp32h2"}
 _SECURE_BOOT_V1 = {"esp32"}
+# ESP_REV_MIN_FULL's default and ESP_REV_MAX_FULL per target (esp_hw_support/port/<target>/
+# Kconfig.hw_support of v5.3.2); the ESP32's minimum is its own ESP32_REV_MIN choice.
+_REV_FULL = {
+    "esp32": ("ESP32_REV_MIN_FULL", 399),
+    "esp32s2": ("0", 199),
+    "esp32s3": ("0", 99),
+    "esp32c2": ("100", 299),
+    "esp32c3": ("3", 199),
+    "esp32c6": ("0", 99),
+    "esp32h2": ("0", 99),
+    "esp32p4": ("1", 199),
+    "esp32c5": ("0", 99),
+    "esp32c61": ("0", 99),
+}
 _BOOTLOADER_OFFSET = {"esp32": 0x1000, "esp32s2": 0x1000, "esp32p4": 0x2000, "esp32c5": 0x2000}
 
 _ROOT_HEAD = """\
@@ -487,6 +501,15 @@ def _bootloader() -> str:
     return _BOOTLOADER.format(offsets=offsets, sec_ver=sec_ver)
 
 
+def _revisions(target: str) -> str:
+    """ESP_REV_MIN_FULL and ESP_REV_MAX_FULL: the chip revisions an image accepts."""
+    low, high = _REV_FULL.get(target, ("0", 99))
+    return (
+        f"\nconfig ESP_REV_MIN_FULL\n    int\n    default {low}\n"
+        f"\nconfig ESP_REV_MAX_FULL\n    int\n    default {high}\n"
+    )
+
+
 def files() -> dict[str, str]:
     """Every Kconfig-related file of the virtual tree, by path relative to IDF_PATH."""
     major, minor, patch = _IDF_VERSION
@@ -508,4 +531,7 @@ def files() -> dict[str, str]:
         found[f"examples/common_components/env_caps/{target}/Kconfig.env_caps"] = env_caps(target)
     for component, texts in COMPONENTS.items():
         found |= {f"components/{component}/{name}": text for name, text in texts.items()}
+    for target in CHIPS:
+        port = f"components/esp_hw_support/port/{target}/Kconfig.hw_support"
+        found[port] = found.get(port, "") + _revisions(target)
     return found

@@ -124,7 +124,12 @@ def _image(
     image.flash_mode = ESPTOOL_MODES[mode]
     image.flash_size_freq = chip.FLASH_SIZES[size] + chip.FLASH_FREQUENCY[freq]
     image.entrypoint = entry
-    image.max_rev_full = 0xFFFF  # elf2image's 'no maximum'; CONFIG_ESP_REV_MAX_FULL is not modelled
+    # elf2image --min-rev-full/--max-rev-full, and --min-rev where the header's byte means one.
+    image.min_rev_full = int(values.get("ESP_REV_MIN_FULL", 0))
+    image.max_rev_full = int(values.get("ESP_REV_MAX_FULL", 0xFFFF))
+    image.min_rev = {"esp32": image.min_rev_full // 100, "esp32c3": image.min_rev_full % 100}.get(
+        target, 0
+    )
     # esptool moves a segment named .flash.appdesc first even where IROM sits below DROM (C6, H2).
     image.segments = [ELFSection(name.encode(), addr, data, 0) for name, addr, data in segments]
     image.secure_pad = secure_pad or None  # elf2image --secure-pad / --secure-pad-v2
@@ -437,12 +442,13 @@ def steps(
     if table.otadata is not None:
         blank = {"ota_data_initial.bin": b"\xff" * table.otadata.size}
         made.append(("Generating ../../ota_data_initial.bin", blank, ()))
+    # ninja builds the bootloader subproject before it links the app, as in ESP-IDF's log.
+    boot_files = {"bootloader/bootloader.elf": boot_elf, "bootloader/bootloader.bin": boot}
+    made.append(("Performing build step for 'bootloader'", boot_files, (boot_line,)))
     made.append(
         (f"Linking CXX executable {name}.elf", {f"{name}.elf": elf, f"{name}.map": link_map}, ())
     )
     made += _app_steps(config, project, build, image, size_lines)
-    boot_files = {"bootloader/bootloader.elf": boot_elf, "bootloader/bootloader.bin": boot}
-    made.append(("Performing build step for 'bootloader'", boot_files, (boot_line,)))
     return made
 
 
@@ -501,7 +507,8 @@ def args_file(config: Config, keys: Sequence[str]) -> str:
     mode, size, freq = flash_args_settings(config.values)
     files = flash_files(config)
     lines = [f"--flash_mode {mode} --flash_freq {freq} --flash_size {size}"]
-    lines += [f"{hex(off)} {path}" for off, path in sorted(files[k] for k in keys if k in files)]
+    # In the order the build registers them (bootloader, app, table, otadata), as ESP-IDF's are.
+    lines += [f"{hex(files[k][0])} {files[k][1]}" for k in keys if k in files]
     return "\n".join(lines) + "\n"
 
 
@@ -529,10 +536,10 @@ def project_description(config: Config, *, project: Path, build: Path, idf_ver: 
         "git_revision": idf_ver,
         "target": config.target,
         "rev": "",
-        "min_rev": "",
-        "max_rev": "",
+        "min_rev": str(config.values.get("ESP_REV_MIN_FULL", "")),
+        "max_rev": str(config.values.get("ESP_REV_MAX_FULL", "")),
         "phy_data_partition": "",
-        "monitor_baud": config.values["ESPTOOLPY_MONITOR_BAUD"],
+        "monitor_baud": str(config.values["ESPTOOLPY_MONITOR_BAUD"]),
         "monitor_toolprefix": prefix,
         "c_compiler": f"{prefix}gcc",
         "config_environment": {
