@@ -578,21 +578,23 @@ def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
         "name": None,
         "doc": "Build every app with the idf.py stand-in into build/virtual/ (no ESP-IDF here).",
     }
-    root = rehearse.idf_root(project)
-    tree = rehearse.idf_tree_files(root)
+    root = rehearse.idf_root(project, os.environ)
+    real = rehearse.real_idf_tree(os.environ) is not None
+    tree = [] if real else rehearse.idf_tree_files(root)
     yield recorded(
         {
             "basename": "rehearse-build",
             "name": "esp-idf",
             "doc": "the synthetic ESP-IDF tree the stand-in builds the examples from",
-            "actions": [(rehearse.write_idf_tree, [root])],
+            # An ESP-IDF tree $IDF_PATH names is used as it is, never written to.
+            "actions": [] if real else [(rehearse.write_idf_tree, [root])],
             "targets": tree,
             "uptodate": [fingerprint({"tree": str(root)})],
             "clean": True,
         }
     )
     virtual = Paths(project.project_dir, variant="virtual")
-    for plan in rehearse.builds(project, _signing_key(project)):
+    for plan in rehearse.builds(project, _signing_key(project), os.environ):
         yield {
             "basename": "rehearse-build",
             **_build_task(plan, virtual, idf=standin.tool(), tree=tree),

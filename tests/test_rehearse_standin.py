@@ -3,6 +3,7 @@ not run): one line naming export.sh and --standin."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from esp_ota_doit.rehearsal import idf_tree
 from esp_ota_doit.wiring import standin_requested
 
+from tests import kit_env
 from tests.doitrun import doit_process
 
 pytest.importorskip(
@@ -78,3 +80,20 @@ def test_rehearse__standin_rehearses_where_esp_idf_cannot_run(
     assert "synthetic images: --standin asked for them" in done.stdout
     assert done.stdout.rstrip().endswith("booted ota_0: hello_world 1.0.1")
     assert not (rehearsal / "build" / "factory").exists()  # nothing built with that ESP-IDF
+
+
+@pytest.mark.e2e
+@pytest.mark.idf_kit
+def test_rehearse__standin_takes_the_real_trees_examples_and_kconfig(rehearsal: Path) -> None:
+    """ESP-IDF installed, export.sh not run: --standin builds ESP-IDF's own examples from the
+    tree $IDF_PATH names, configured with that tree's Kconfig, and writes nothing into it."""
+    tree = kit_env.idf_path()
+    before = sorted(p.name for p in (tree / "examples" / "system" / "ota").iterdir())
+    env = {**os.environ, "IDF_PATH": str(tree), "OTA_HOST": "127.0.0.1"}
+    done = doit_process(rehearsal, "rehearse", "--standin", env=env, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stdout.rstrip().endswith("booted ota_0: hello_world 1.0.1")
+    config_env = json.loads((rehearsal / "build/virtual/factory/config.env").read_text())
+    assert config_env["COMPONENT_KCONFIGS"].startswith(str(tree / "components"))
+    assert not (rehearsal / "build/virtual/esp-idf").exists()
+    assert sorted(p.name for p in (tree / "examples" / "system" / "ota").iterdir()) == before

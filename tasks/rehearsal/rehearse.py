@@ -38,6 +38,7 @@ __all__ = [
     "idf_tree_files",
     "inputs",
     "plan",
+    "real_idf_tree",
     "run",
     "write_idf_tree",
 ]
@@ -110,9 +111,17 @@ def plan(
     )
 
 
-def idf_root(project: Project) -> Path:
-    """Where the synthetic ESP-IDF tree goes (the stand-in's IDF_PATH)."""
-    return _paths(project, True).outputs / "esp-idf"
+def idf_root(project: Project, env: Mapping[str, str] | None = None) -> Path:
+    """The stand-in's IDF_PATH: an ESP-IDF tree $IDF_PATH names (its examples and Kconfig, even
+    where its idf.py cannot run), else where the synthetic ESP-IDF tree goes."""
+    real = real_idf_tree(env or {})
+    return real or _paths(project, True).outputs / "esp-idf"
+
+
+def real_idf_tree(env: Mapping[str, str]) -> Path | None:
+    """$IDF_PATH when it is an ESP-IDF tree (a root Kconfig beside tools/idf.py)."""
+    root = Path(env.get("IDF_PATH", "") or "/nonexistent")
+    return root if (root / "Kconfig").is_file() and (root / "tools" / "idf.py").is_file() else None
 
 
 def idf_tree_files(root: Path) -> list[Path]:
@@ -124,12 +133,14 @@ def write_idf_tree(root: Path) -> None:
     idf_tree.write(root)
 
 
-def builds(project: Project, signing_key: Path | None) -> list[build.BuildPlan]:
+def builds(
+    project: Project, signing_key: Path | None, env: Mapping[str, str] | None = None
+) -> list[build.BuildPlan]:
     """The stand-in's builds under build/virtual/, from the synthetic ESP-IDF tree. That tree is
     written by a task, after planning: its files count as present from the start, so the first
     build already takes an example's own sdkconfig.defaults."""
-    root = idf_root(project)
-    planned = set(idf_tree_files(root))
+    root = idf_root(project, env)
+    planned = set() if real_idf_tree(env or {}) else set(idf_tree_files(root))
     plans = build.plans(
         project,
         paths=_paths(project, True),
