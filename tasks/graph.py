@@ -571,12 +571,13 @@ def _rehearse(
 
 
 def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
-    """rehearse-build:esp-idf and :<app>: with no ESP-IDF here, the stand-in builds every app
-    from a synthetic ESP-IDF tree into build/virtual/, through the same task as build:<app>."""
+    """rehearse-build:esp-idf and :<app>: with no ESP-IDF here (or --standin), the stand-in builds
+    every app into build/virtual/, through the same task as build:<app>, from the ESP-IDF tree
+    $IDF_PATH names or else a synthetic one."""
     yield {
         "basename": "rehearse-build",
         "name": None,
-        "doc": "Build every app with the idf.py stand-in into build/virtual/ (no ESP-IDF here).",
+        "doc": "Build each app with the idf.py stand-in in build/virtual/ (no ESP-IDF; --standin).",
     }
     root = rehearse.idf_root(project, os.environ)
     real = rehearse.real_idf_tree(os.environ) is not None

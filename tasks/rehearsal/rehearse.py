@@ -120,7 +120,9 @@ def idf_root(project: Project, env: Mapping[str, str] | None = None) -> Path:
 
 def real_idf_tree(env: Mapping[str, str]) -> Path | None:
     """$IDF_PATH when it is an ESP-IDF tree (a root Kconfig beside tools/idf.py)."""
-    root = Path(env.get("IDF_PATH", "") or "/nonexistent")
+    if not env.get("IDF_PATH"):
+        return None
+    root = Path(env["IDF_PATH"])
     return root if (root / "Kconfig").is_file() and (root / "tools" / "idf.py").is_file() else None
 
 
@@ -136,9 +138,9 @@ def write_idf_tree(root: Path) -> None:
 def builds(
     project: Project, signing_key: Path | None, env: Mapping[str, str] | None = None
 ) -> list[build.BuildPlan]:
-    """The stand-in's builds under build/virtual/, from the synthetic ESP-IDF tree. That tree is
-    written by a task, after planning: its files count as present from the start, so the first
-    build already takes an example's own sdkconfig.defaults."""
+    """The stand-in's builds under build/virtual/, from the ESP-IDF tree $IDF_PATH names or else
+    the synthetic one. That one is written by a task, after planning: its files count as present
+    from the start, so the first build already takes an example's own sdkconfig.defaults."""
     root = idf_root(project, env)
     planned = set() if real_idf_tree(env or {}) else set(idf_tree_files(root))
     plans = build.plans(
