@@ -34,6 +34,9 @@ __all__ = [
 Step = tuple[str, Mapping[str, bytes | str], tuple[str, ...]]
 _Files = list[tuple[str, bytes]]
 _MB = 1024 * 1024
+# ESP-IDF writes CONFIG_ESP_REV_MIN_FULL into the image header. Until the virtual board reports
+# a chip revision (rehearsal/board.py; esp32's is v0.0), the stand-in writes 0 there.
+MIN_REVISION_IN_HEADER = False
 _NOT_COMPILED = {"PARTITION_TABLE_CUSTOM_FILENAME", "PARTITION_TABLE_FILENAME"}  # paths only
 # tools/cmake/scripts/fail.cmake's lines after a fail_at_build_time() message.
 _FAIL_CMAKE = (
@@ -124,12 +127,13 @@ def _image(
     image.flash_mode = ESPTOOL_MODES[mode]
     image.flash_size_freq = chip.FLASH_SIZES[size] + chip.FLASH_FREQUENCY[freq]
     image.entrypoint = entry
-    # elf2image --min-rev-full/--max-rev-full, and --min-rev where the header's byte means one.
-    image.min_rev_full = int(values.get("ESP_REV_MIN_FULL", 0))
+    # elf2image --max-rev-full. Its --min-rev(-full) stays 0 while the virtual board reports chip
+    # revision v0.0 (esptool would refuse the image); MIN_REVISION_IN_HEADER switches it on.
     image.max_rev_full = int(values.get("ESP_REV_MAX_FULL", 0xFFFF))
-    image.min_rev = {"esp32": image.min_rev_full // 100, "esp32c3": image.min_rev_full % 100}.get(
-        target, 0
-    )
+    if MIN_REVISION_IN_HEADER:
+        low = int(values.get("ESP_REV_MIN_FULL", 0))
+        image.min_rev_full = low
+        image.min_rev = {"esp32": low // 100, "esp32c3": low % 100}.get(target, 0)
     # esptool moves a segment named .flash.appdesc first even where IROM sits below DROM (C6, H2).
     image.segments = [ELFSection(name.encode(), addr, data, 0) for name, addr, data in segments]
     image.secure_pad = secure_pad or None  # elf2image --secure-pad / --secure-pad-v2
