@@ -22,6 +22,8 @@ import pytest
 
 from tests import kit_env
 
+pytestmark = pytest.mark.idf_kit  # ESP-IDF's tree comes with the kit
+
 _OTA = "examples/system/ota"
 _APPS = (
     f"{_OTA}/simple_ota_example",
