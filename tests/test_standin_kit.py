@@ -112,6 +112,7 @@ def _json(built: Built, name: str) -> Any:
 def test_kit__flasher_args_agree(builds: tuple[Built, Built]) -> None:
     real, standin = (_json(b, "flasher_args.json") for b in builds)
     assert standin == real
+    assert list(standin["flash_files"]) == list(real["flash_files"])  # the build's order
 
 
 def test_kit__flash_args_files_agree(builds: tuple[Built, Built]) -> None:

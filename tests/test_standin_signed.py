@@ -165,3 +165,30 @@ def test_standin__anti_rollback_beside_a_factory_app_fails_as_esp_idf_does(
         "without factory or test partitions." in err.splitlines()
     )
     assert not (root / "build" / "simple_ota.bin").exists()
+
+
+def test_standin__flash_encryption_development_flashes_every_image_encrypted(
+    idf: Idf, tmp_path: Path
+) -> None:
+    """As ESP-IDF v5.3.2 writes flasher_args.json for simple_ota_example's flash_enc_wifi
+    variant on esp32c3 (checked against the kit's build)."""
+    options = (
+        "CONFIG_SECURE_FLASH_ENC_ENABLED=y\nCONFIG_SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT=y\n"
+    )
+    root = _app(tmp_path, options)
+    code, out, err = idf(root, "build")
+    assert code == 0, out + err
+    flasher = json.loads((root / "build" / "flasher_args.json").read_text())
+    roles = ("bootloader", "app", "partition-table", "otadata")
+    assert [flasher[role]["encrypted"] for role in roles] == ["true"] * 4
+    assert flasher["extra_esptool_args"]["after"] == "no_reset"
+    assert list(flasher["flash_files"]) == ["0x0", "0x10000", "0x8000", "0xd000"]
+
+
+def test_standin__plain_build_flashes_plain_images(idf: Idf, tmp_path: Path) -> None:
+    root = _app(tmp_path, "")
+    code, out, err = idf(root, "build")
+    assert code == 0, out + err
+    flasher = json.loads((root / "build" / "flasher_args.json").read_text())
+    assert {flasher[role]["encrypted"] for role in ("bootloader", "app")} == {"false"}
+    assert flasher["extra_esptool_args"]["after"] == "hard_reset"

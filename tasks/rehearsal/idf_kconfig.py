@@ -24,6 +24,7 @@ _EMAC = {"esp32", "esp32p4"}
 _SPIRAM = {"esp32", "esp32s2", "esp32s3", "esp32p4"}
 _BT = {"esp32", "esp32s3", "esp32c2", "esp32c3", "esp32c6", "esp32h2"}
 _SECURE_BOOT_V1 = {"esp32"}
+_EFUSE_DIS_DOWNLOAD_ICACHE = {"esp32s2", "esp32s3", "esp32c2", "esp32c3", "esp32c6", "esp32c61"}
 # ESP_REV_MIN_FULL's default and ESP_REV_MAX_FULL per target (esp_hw_support/port/<target>/
 # Kconfig.hw_support of v5.3.2); the ESP32's minimum is its own ESP32_REV_MIN choice.
 _REV_FULL = {
@@ -280,7 +281,8 @@ menu "Security features"
 
         config SECURE_FLASH_UART_BOOTLOADER_ALLOW_CACHE
             bool "Leave UART bootloader flash cache enabled"
-            depends on SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT && IDF_TARGET_ESP32
+            depends on SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT && \\
+                (IDF_TARGET_ESP32 || SOC_EFUSE_DIS_DOWNLOAD_ICACHE)
             default n
 
         config SECURE_FLASH_REQUIRE_ALREADY_ENABLED
@@ -431,6 +433,7 @@ def _soc_caps(target: str) -> str:
     caps += ["SOC_SPIRAM_SUPPORTED"] if target in _SPIRAM else []
     caps += ["SOC_BT_SUPPORTED"] if target in _BT else []
     caps += ["SOC_SECURE_BOOT_V1"] if target in _SECURE_BOOT_V1 else []
+    caps += ["SOC_EFUSE_DIS_DOWNLOAD_ICACHE"] if target in _EFUSE_DIS_DOWNLOAD_ICACHE else []
     caps += [f"SOC_MEMSPI_SRC_FREQ_{f[:-1]}M_SUPPORTED" for f in chip.flash_freqs]
     names = {"rsa3072": "SOC_SECURE_BOOT_V2_RSA", "ecdsa256": "SOC_SECURE_BOOT_V2_ECC"}
     caps += [names[s] for s in chip.sign_schemes]

@@ -489,10 +489,14 @@ def flasher_args(config: Config) -> str:
     data: dict[str, object] = {
         "write_flash_args": ["--flash_mode", mode, "--flash_size", size, "--flash_freq", freq],
         "flash_settings": {"flash_mode": mode, "flash_size": size, "flash_freq": freq},
-        "flash_files": {hex(off): path for off, path in sorted(files.values())},
+        # In the order the build registers the images, as ESP-IDF writes them.
+        "flash_files": {hex(off): path for off, path in files.values()},
     }
+    # esptool_py_flash_target_image: in flash encryption's development mode every image is
+    # flashed encrypted (none of these is ALWAYS_PLAINTEXT).
+    encrypted = values.get("SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT") is True
     data |= {
-        key: {"offset": hex(off), "file": path, "encrypted": "false"}
+        key: {"offset": hex(off), "file": path, "encrypted": str(encrypted).lower()}
         for key, (off, path) in files.items()
     }
     # esptool_py/CMakeLists.txt: with security features on, the board is never reset after flashing.
