@@ -12,6 +12,7 @@ from ..idf.chips import CHIPS, FLASH_SIZES
 from ..idf.partitions import PRESET_OPTIONS
 from .idf_kconfig_components import APP_FORMAT, COMPONENTS
 from .idf_kconfig_examples import EXAMPLES_COMMON, env_caps
+from .idf_kconfig_features import FEATURES, SECURITY
 
 __all__ = ["files"]
 
@@ -171,127 +172,7 @@ menu "Bootloader config"
         depends on BOOTLOADER_CUSTOM_RESERVE_RTC
 endmenu  # Bootloader
 
-menu "Security features"
-    config SECURE_BOOT_V1_SUPPORTED
-        bool
-        default y
-        depends on SOC_SECURE_BOOT_V1
-
-    config SECURE_BOOT_V2_RSA_SUPPORTED
-        bool
-        default y
-        depends on SOC_SECURE_BOOT_V2_RSA && (!IDF_TARGET_ESP32 || ESP32_REV_MIN_FULL >= 300)
-
-    config SECURE_BOOT_V2_ECC_SUPPORTED
-        bool
-        default y
-        depends on SOC_SECURE_BOOT_V2_ECC
-
-    config SECURE_SIGNED_APPS
-        bool
-        default y
-        depends on SECURE_SIGNED_APPS_NO_SECURE_BOOT
-
-    config SECURE_SIGNED_APPS_NO_SECURE_BOOT
-        bool "Require signed app images"
-
-    choice SECURE_SIGNED_APPS_SCHEME
-        bool "App Signing Scheme"
-        depends on SECURE_SIGNED_APPS_NO_SECURE_BOOT
-        default SECURE_SIGNED_APPS_RSA_SCHEME if SECURE_BOOT_V2_RSA_SUPPORTED
-        default SECURE_SIGNED_APPS_ECDSA_V2_SCHEME if SECURE_BOOT_V2_ECC_SUPPORTED
-        config SECURE_SIGNED_APPS_ECDSA_SCHEME
-            bool "ECDSA"
-            depends on SECURE_BOOT_V1_SUPPORTED
-        config SECURE_SIGNED_APPS_RSA_SCHEME
-            bool "RSA"
-            depends on SECURE_BOOT_V2_RSA_SUPPORTED
-        config SECURE_SIGNED_APPS_ECDSA_V2_SCHEME
-            bool "ECDSA (V2)"
-            depends on SECURE_BOOT_V2_ECC_SUPPORTED
-    endchoice
-
-    choice SECURE_BOOT_ECDSA_KEY_LEN_SIZE
-        bool "ECDSA key size"
-        depends on SECURE_SIGNED_APPS_ECDSA_V2_SCHEME
-        default SECURE_BOOT_ECDSA_KEY_LEN_256_BITS
-        config SECURE_BOOT_ECDSA_KEY_LEN_192_BITS
-            bool "Using ECC curve NISTP192"
-        config SECURE_BOOT_ECDSA_KEY_LEN_256_BITS
-            bool "Using ECC curve NISTP256 (Recommended)"
-    endchoice
-
-    config SECURE_SIGNED_ON_UPDATE_NO_SECURE_BOOT
-        bool "Verify app signature on update"
-        default y
-        depends on SECURE_SIGNED_APPS_NO_SECURE_BOOT
-
-    config SECURE_BOOT_BUILD_SIGNED_BINARIES
-        bool "Sign binaries during build"
-        depends on SECURE_SIGNED_APPS
-        default y
-
-    config SECURE_BOOT_SIGNING_KEY
-        string "Secure boot private signing key"
-        depends on SECURE_BOOT_BUILD_SIGNED_BINARIES
-        default "secure_boot_signing_key.pem"
-
-    config SECURE_FLASH_ENC_ENABLED
-        bool "Enable flash encryption on boot (READ DOCS FIRST)"
-        default n
-
-    choice SECURE_FLASH_ENCRYPTION_MODE
-        bool "Enable usage mode"
-        depends on SECURE_FLASH_ENC_ENABLED
-        default SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT
-        config SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT
-            bool "Development (NOT SECURE)"
-            select SECURE_FLASH_UART_BOOTLOADER_ALLOW_ENC
-        config SECURE_FLASH_ENCRYPTION_MODE_RELEASE
-            bool "Release"
-    endchoice
-
-    menu "Potentially insecure options"
-        visible if SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT || \\
-            SECURE_SIGNED_ON_UPDATE_NO_SECURE_BOOT
-
-        config SECURE_BOOT_ALLOW_ROM_BASIC
-            bool "Leave ROM BASIC Interpreter available on reset"
-            depends on SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT && IDF_TARGET_ESP32
-            default n
-
-        config SECURE_BOOT_ALLOW_JTAG
-            bool "Allow JTAG Debugging"
-            depends on SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT
-            default n
-
-        config SECURE_BOOT_ALLOW_SHORT_APP_PARTITION
-            bool "Allow app partition length not 64KB aligned"
-            depends on SECURE_SIGNED_ON_UPDATE_NO_SECURE_BOOT
-
-        config SECURE_FLASH_UART_BOOTLOADER_ALLOW_ENC
-            bool "Leave UART bootloader encryption enabled"
-            depends on SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT
-            default n
-
-        config SECURE_FLASH_UART_BOOTLOADER_ALLOW_DEC
-            bool "Leave UART bootloader decryption enabled"
-            depends on SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT && IDF_TARGET_ESP32
-            default n
-
-        config SECURE_FLASH_UART_BOOTLOADER_ALLOW_CACHE
-            bool "Leave UART bootloader flash cache enabled"
-            depends on SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT && \\
-                (IDF_TARGET_ESP32 || SOC_EFUSE_DIS_DOWNLOAD_ICACHE)
-            default n
-
-        config SECURE_FLASH_REQUIRE_ALREADY_ENABLED
-            bool "Require flash encryption to be already enabled"
-            depends on SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT
-            default n
-    endmenu
-endmenu  # Security features
-"""
+{security}"""
 
 _ESPTOOL = """\
 menu "Serial flasher config"
@@ -501,7 +382,7 @@ def _bootloader() -> str:
         f"        default {chip.secure_version_bits} if IDF_TARGET_{target.upper()}\n"
         for target, chip in CHIPS.items()
     )
-    return _BOOTLOADER.format(offsets=offsets, sec_ver=sec_ver)
+    return _BOOTLOADER.format(offsets=offsets, sec_ver=sec_ver, security=SECURITY)
 
 
 def _revisions(target: str) -> str:
@@ -532,7 +413,7 @@ def files() -> dict[str, str]:
     for target in CHIPS:
         found[f"components/soc/{target}/include/soc/Kconfig.soc_caps.in"] = _soc_caps(target)
         found[f"examples/common_components/env_caps/{target}/Kconfig.env_caps"] = env_caps(target)
-    for component, texts in COMPONENTS.items():
+    for component, texts in (COMPONENTS | FEATURES).items():
         found |= {f"components/{component}/{name}": text for name, text in texts.items()}
     for target in CHIPS:
         port = f"components/esp_hw_support/port/{target}/Kconfig.hw_support"
