@@ -45,6 +45,7 @@ from .wiring import (
     release_lock,
     run,
     slot_option,
+    standin_requested,
 )
 
 __all__ = [
@@ -209,7 +210,11 @@ def task_signing_key() -> dict[str, Any]:
     """Make the app-signing key keys/signing_key.pem once (ota.sign); its loss is fatal."""
     plan = _signing_plan(load_project())
     if plan is None:
-        return {"actions": [], "doc": "project.yaml has no ota.sign; images are not signed"}
+        return {
+            "basename": "signing-key",  # one name whether or not the project signs
+            "actions": [],
+            "doc": "project.yaml has no ota.sign; images are not signed",
+        }
     return {
         "basename": "signing-key",
         "actions": [(run, [_create_key, plan])],
@@ -223,7 +228,11 @@ def task_rotate_signing_key() -> dict[str, Any]:
     """Replace the signing key on purpose (old one kept); boards must be reflashed to take it."""
     plan = _signing_plan(load_project())
     if plan is None:
-        return {"actions": [], "doc": "project.yaml has no ota.sign; no key to rotate"}
+        return {
+            "basename": "rotate-signing-key",
+            "actions": [],
+            "doc": "project.yaml has no ota.sign; no key to rotate",
+        }
     return {
         "basename": "rotate-signing-key",
         "actions": [(run, [_rotate_key, plan])],
@@ -656,39 +665,46 @@ def _rehearsal_plan(project: Project) -> rehearse.RehearsalPlan | None:
             signing_plan=signing_plan,
             encryption_plan=encryption_plan,
             env=os.environ,
+            standin=standin_requested(),
         )
 
 
 def _rehearse(
-    plan: rehearse.RehearsalPlan, fail: str, partial: bool, delta: bool
+    plan: rehearse.RehearsalPlan, fail: str, partial: bool, delta: bool, standin: bool
 ) -> TaskFailed | None:
+    # `standin` already chose the builds when the tasks were made (wiring.standin_requested).
     action = functools.partial(rehearse.run, failure=fail, partial=partial, delta=delta)
     return run(action, plan)
 
 
 def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
-    """rehearse-build:esp-idf and :<app>: with no ESP-IDF here, the stand-in builds every app
-    from a synthetic ESP-IDF tree into build/virtual/, through the same task as build:<app>."""
+    """rehearse-build:esp-idf and :<app>: with no ESP-IDF here (or --standin), the stand-in builds
+    every app into build/virtual/, through the same task as build:<app>, from the ESP-IDF tree
+    $IDF_PATH names or else a synthetic one."""
     yield {
         "basename": "rehearse-build",
         "name": None,
-        "doc": "Build every app with the idf.py stand-in into build/virtual/ (no ESP-IDF here).",
+        "doc": "Build each app with the idf.py stand-in in build/virtual/ (no ESP-IDF; --standin).",
     }
-    root = rehearse.idf_root(project)
-    tree = rehearse.idf_tree_files(root)
+    root = rehearse.idf_root(project, os.environ)
+    real = rehearse.real_idf_tree(os.environ) is not None
+    tree = [] if real else rehearse.idf_tree_files(root)
     yield recorded(
         {
             "basename": "rehearse-build",
             "name": "esp-idf",
             "doc": "the synthetic ESP-IDF tree the stand-in builds the examples from",
-            "actions": [(rehearse.write_idf_tree, [root])],
+            # An ESP-IDF tree $IDF_PATH names is used as it is, never written to.
+            "actions": [] if real else [(rehearse.write_idf_tree, [root])],
             "targets": tree,
             "uptodate": [fingerprint({"tree": str(root)})],
             "clean": True,
         }
     )
     virtual = Paths(project.project_dir, variant="virtual")
-    for plan in rehearse.builds(project, _signing_plan(project), _decrypt_key(project)):
+    for plan in rehearse.builds(
+        project, _signing_plan(project), _decrypt_key(project), os.environ
+    ):
         yield {
             "basename": "rehearse-build",
             **_build_task(plan, virtual, idf=standin.tool(), tree=tree),
@@ -735,6 +751,14 @@ def task_rehearse() -> Iterator[dict[str, Any]]:
                 "type": bool,
                 "default": False,
                 "help": "run the previous release, then update through its patch (ota.delta)",
+            },
+            {
+                "name": "standin",
+                "long": "standin",
+                "type": bool,
+                "default": False,
+                "help": "build with the idf.py stand-in under build/virtual/ even where ESP-IDF "
+                "is installed (its images hold no program)",
             },
         ],
         "uptodate": [False],

@@ -8,7 +8,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from collections.abc import Callable, Iterator, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = [
     "release_lock",
     "run",
     "slot_option",
+    "standin_requested",
 ]
 
 
@@ -85,6 +87,14 @@ def _lock(root: Path) -> None:
         warn(f"waiting for another doit run in {root} to finish")
         fcntl.flock(handle, fcntl.LOCK_EX)
     _LOCKS[root] = handle
+
+
+def standin_requested(argv: Sequence[str] | None = None) -> bool:
+    """Whether this doit command line asks `rehearse --standin`. It decides which tasks exist
+    (the stand-in's builds under build/virtual/), so it is read while loading, before doit
+    parses the task's own options."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return "rehearse" in args and "--standin" in args[args.index("rehearse") + 1 :]
 
 
 def release_lock() -> None:

@@ -159,7 +159,7 @@ def test_standin__build_outputs(simple_ota: Path, idf: Idf) -> None:
         build / "flash_app_args"
     ).read_text() == "--flash_mode dio --flash_freq 40m --flash_size 4MB\n0x10000 simple_ota.bin\n"
     description = _json(build / "project_description.json")
-    assert description["version"] == "1.1" and description["monitor_baud"] == 115200
+    assert description["version"] == "1.1" and description["monitor_baud"] == "115200"  # a string
     assert (description["project_name"], description["app_bin"], description["target"]) == (
         "simple_ota",
         "simple_ota.bin",

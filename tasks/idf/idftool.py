@@ -44,6 +44,13 @@ _NOT_FOUND_HINT = (
 )
 
 
+# ESP-IDF installed but not exported (IDF_PATH set, export.sh not run) is the usual cause.
+_CANNOT_RUN_HINT = (
+    "run ESP-IDF's export.sh first (. $IDF_PATH/export.sh), "
+    "or rehearse with the idf.py stand-in: doit rehearse --standin"
+)
+
+
 def _hint(want: str) -> str:
     try:
         container = releases.release(want).container
@@ -84,7 +91,10 @@ def find_idf(env: Mapping[str, str], want: str) -> IdfTool:
         raise ToolError(
             "ESP-IDF not found: no idf.py on PATH and no $IDF_PATH/tools/idf.py; " + _hint(want)
         )
-    version = _version_of(command)
+    try:
+        version = _version_of(command)
+    except ToolError as error:
+        raise ToolError(f"{str(error).rstrip('.')}; {_CANNOT_RUN_HINT}") from None
     if not (version + ".").startswith(want + "."):
         raise ToolError(
             f"idf.py is ESP-IDF v{version} but project.yaml asks for {want} (idf.version); "

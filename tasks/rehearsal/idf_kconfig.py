@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from ..idf.chips import CHIPS, FLASH_SIZES
 from ..idf.partitions import PRESET_OPTIONS
-from .idf_kconfig_components import APP_FORMAT, COMPONENTS, EXAMPLES_COMMON
+from .idf_kconfig_components import APP_FORMAT, COMPONENTS
+from .idf_kconfig_examples import EXAMPLES_COMMON, env_caps
+from .idf_kconfig_features import FEATURES, SECURITY
 
 __all__ = ["files"]
 
@@ -18,6 +20,26 @@ _IDF_VERSION = (5, 3, 2)
 # ESPTOOLPY_FLASHFREQ_<N>M -> the header value esptool writes (esptool_py/Kconfig.projbuild):
 # frequencies an image header cannot hold become the nearest one it can.
 _ESPTOOL_FREQ = {"120m": "80m", "64m": "48m", "32m": "24m", "16m": "12m", "15m": "20m"}
+# Per-target SoC capabilities the set reads (soc/<target>/include/soc/Kconfig.soc_caps.in).
+_EMAC = {"esp32", "esp32p4"}
+_SPIRAM = {"esp32", "esp32s2", "esp32s3", "esp32p4"}
+_BT = {"esp32", "esp32s3", "esp32c2", "esp32c3", "esp32c6", "esp32h2"}
+_SECURE_BOOT_V1 = {"esp32"}
+_EFUSE_DIS_DOWNLOAD_ICACHE = {"esp32s2", "esp32s3", "esp32c2", "esp32c3", "esp32c6", "esp32c61"}
+# ESP_REV_MIN_FULL's default and ESP_REV_MAX_FULL per target (esp_hw_support/port/<target>/
+# Kconfig.hw_support of v5.3.2); the ESP32's minimum is its own ESP32_REV_MIN choice.
+_REV_FULL = {
+    "esp32": ("ESP32_REV_MIN_FULL", 399),
+    "esp32s2": ("0", 199),
+    "esp32s3": ("0", 99),
+    "esp32c2": ("100", 299),
+    "esp32c3": ("3", 199),
+    "esp32c6": ("0", 99),
+    "esp32h2": ("0", 99),
+    "esp32p4": ("1", 199),
+    "esp32c5": ("0", 99),
+    "esp32c61": ("0", 99),
+}
 _BOOTLOADER_OFFSET = {"esp32": 0x1000, "esp32s2": 0x1000, "esp32p4": 0x2000, "esp32c5": 0x2000}
 
 _ROOT_HEAD = """\
@@ -130,6 +152,11 @@ menu "Bootloader config"
         int "Size of the efuse secure version field"
         depends on BOOTLOADER_APP_ANTI_ROLLBACK
 {sec_ver}
+    config BOOTLOADER_EFUSE_SECURE_VERSION_EMULATE
+        bool "Emulate operations with efuse secure version(only test)"
+        default n
+        depends on BOOTLOADER_APP_ANTI_ROLLBACK
+
     config BOOTLOADER_RESERVE_RTC_MEM
         bool
 
@@ -145,59 +172,7 @@ menu "Bootloader config"
         depends on BOOTLOADER_CUSTOM_RESERVE_RTC
 endmenu  # Bootloader
 
-menu "Security features"
-    config SECURE_BOOT_V2_RSA_SUPPORTED
-        bool
-        default y
-        depends on SOC_SECURE_BOOT_V2_RSA && (!IDF_TARGET_ESP32 || ESP32_REV_MIN_FULL >= 300)
-
-    config SECURE_BOOT_V2_ECC_SUPPORTED
-        bool
-        default y
-        depends on SOC_SECURE_BOOT_V2_ECC
-
-    config SECURE_SIGNED_APPS
-        bool
-        default y
-        depends on SECURE_SIGNED_APPS_NO_SECURE_BOOT
-
-    config SECURE_SIGNED_APPS_NO_SECURE_BOOT
-        bool "Require signed app images"
-
-    choice SECURE_SIGNED_APPS_SCHEME
-        bool "App Signing Scheme"
-        depends on SECURE_SIGNED_APPS_NO_SECURE_BOOT
-        default SECURE_SIGNED_APPS_RSA_SCHEME if SECURE_BOOT_V2_RSA_SUPPORTED
-        default SECURE_SIGNED_APPS_ECDSA_V2_SCHEME if SECURE_BOOT_V2_ECC_SUPPORTED
-        config SECURE_SIGNED_APPS_RSA_SCHEME
-            bool "RSA"
-            depends on SECURE_BOOT_V2_RSA_SUPPORTED
-        config SECURE_SIGNED_APPS_ECDSA_V2_SCHEME
-            bool "ECDSA (V2)"
-            depends on SECURE_BOOT_V2_ECC_SUPPORTED
-    endchoice
-
-    choice SECURE_BOOT_ECDSA_KEY_LEN_SIZE
-        bool "ECDSA key size"
-        depends on SECURE_SIGNED_APPS_ECDSA_V2_SCHEME
-        default SECURE_BOOT_ECDSA_KEY_LEN_256_BITS
-        config SECURE_BOOT_ECDSA_KEY_LEN_192_BITS
-            bool "Using ECC curve NISTP192"
-        config SECURE_BOOT_ECDSA_KEY_LEN_256_BITS
-            bool "Using ECC curve NISTP256 (Recommended)"
-    endchoice
-
-    config SECURE_SIGNED_ON_UPDATE_NO_SECURE_BOOT
-        bool "Verify app signature on update"
-        default y
-        depends on SECURE_SIGNED_APPS_NO_SECURE_BOOT
-
-    config SECURE_BOOT_BUILD_SIGNED_BINARIES
-        bool "Sign binaries during build"
-        depends on SECURE_SIGNED_APPS
-        default y
-endmenu  # Security features
-"""
+{security}"""
 
 _ESPTOOL = """\
 menu "Serial flasher config"
@@ -335,6 +310,11 @@ def _soc_caps(target: str) -> str:
     chip = CHIPS[target]
     caps = ["SOC_RTC_FAST_MEM_SUPPORTED"]
     caps += ["SOC_WIFI_SUPPORTED"] if chip.has_wifi else []
+    caps += ["SOC_EMAC_SUPPORTED"] if target in _EMAC else []
+    caps += ["SOC_SPIRAM_SUPPORTED"] if target in _SPIRAM else []
+    caps += ["SOC_BT_SUPPORTED"] if target in _BT else []
+    caps += ["SOC_SECURE_BOOT_V1"] if target in _SECURE_BOOT_V1 else []
+    caps += ["SOC_EFUSE_DIS_DOWNLOAD_ICACHE"] if target in _EFUSE_DIS_DOWNLOAD_ICACHE else []
     caps += [f"SOC_MEMSPI_SRC_FREQ_{f[:-1]}M_SUPPORTED" for f in chip.flash_freqs]
     names = {"rsa3072": "SOC_SECURE_BOOT_V2_RSA", "ecdsa256": "SOC_SECURE_BOOT_V2_ECC"}
     caps += [names[s] for s in chip.sign_schemes]
@@ -402,7 +382,16 @@ def _bootloader() -> str:
         f"        default {chip.secure_version_bits} if IDF_TARGET_{target.upper()}\n"
         for target, chip in CHIPS.items()
     )
-    return _BOOTLOADER.format(offsets=offsets, sec_ver=sec_ver)
+    return _BOOTLOADER.format(offsets=offsets, sec_ver=sec_ver, security=SECURITY)
+
+
+def _revisions(target: str) -> str:
+    """ESP_REV_MIN_FULL and ESP_REV_MAX_FULL: the chip revisions an image accepts."""
+    low, high = _REV_FULL.get(target, ("0", 99))
+    return (
+        f"\nconfig ESP_REV_MIN_FULL\n    int\n    default {low}\n"
+        f"\nconfig ESP_REV_MAX_FULL\n    int\n    default {high}\n"
+    )
 
 
 def files() -> dict[str, str]:
@@ -423,6 +412,10 @@ def files() -> dict[str, str]:
     }
     for target in CHIPS:
         found[f"components/soc/{target}/include/soc/Kconfig.soc_caps.in"] = _soc_caps(target)
-    for component, texts in COMPONENTS.items():
+        found[f"examples/common_components/env_caps/{target}/Kconfig.env_caps"] = env_caps(target)
+    for component, texts in (COMPONENTS | FEATURES).items():
         found |= {f"components/{component}/{name}": text for name, text in texts.items()}
+    for target in CHIPS:
+        port = f"components/esp_hw_support/port/{target}/Kconfig.hw_support"
+        found[port] = found.get(port, "") + _revisions(target)
     return found

@@ -5,7 +5,7 @@ our own words, with ESP-IDF's names, types, defaults, ranges and dependencies.
 
 from __future__ import annotations
 
-__all__ = ["APP_FORMAT", "COMPONENTS", "EXAMPLES_COMMON"]
+__all__ = ["APP_FORMAT", "COMPONENTS"]
 
 APP_FORMAT = """\
 menu "Application manager"
@@ -118,6 +118,10 @@ menu "LWIP"
     config LWIP_IPV6
         bool "Enable IPv6"
         default y
+
+    config LWIP_CHECK_THREAD_SAFETY
+        bool "Checks that lwip API runs in expected context"
+        default n
 endmenu
 """
     },
@@ -140,10 +144,67 @@ menu "mbedTLS"
             bool "Do not use the default certificate bundle"
     endchoice
 
+    config MBEDTLS_CUSTOM_CERTIFICATE_BUNDLE
+        bool "Add custom certificates to the default bundle"
+        depends on MBEDTLS_CERTIFICATE_BUNDLE
+        default n
+
+    config MBEDTLS_CUSTOM_CERTIFICATE_BUNDLE_PATH
+        string "Custom certificate bundle path"
+        depends on MBEDTLS_CUSTOM_CERTIFICATE_BUNDLE
+
     config MBEDTLS_CERTIFICATE_BUNDLE_MAX_CERTS
         int "Maximum no of certificates allowed in certificate bundle"
         default 200
         depends on MBEDTLS_CERTIFICATE_BUNDLE
+
+    config MBEDTLS_ASYMMETRIC_CONTENT_LEN
+        bool "Asymmetric in/out fragment length"
+        default y
+
+    config MBEDTLS_SSL_IN_CONTENT_LEN
+        int "TLS maximum incoming fragment length"
+        default 16384
+        range 512 16384
+        depends on MBEDTLS_ASYMMETRIC_CONTENT_LEN
+
+    config MBEDTLS_SSL_OUT_CONTENT_LEN
+        int "TLS maximum outgoing fragment length"
+        default 4096
+        range 512 16384
+        depends on MBEDTLS_ASYMMETRIC_CONTENT_LEN
+
+    config MBEDTLS_SSL_MAX_CONTENT_LEN
+        int "TLS maximum message content length"
+        default 16384
+        range 512 16384
+        depends on !MBEDTLS_ASYMMETRIC_CONTENT_LEN
+
+    choice MBEDTLS_TLS_MODE
+        bool "TLS Protocol Role"
+        default MBEDTLS_TLS_SERVER_AND_CLIENT
+        config MBEDTLS_TLS_SERVER_AND_CLIENT
+            bool "Server & Client"
+            select MBEDTLS_TLS_SERVER
+            select MBEDTLS_TLS_CLIENT
+        config MBEDTLS_TLS_SERVER_ONLY
+            bool "Server"
+            select MBEDTLS_TLS_SERVER
+        config MBEDTLS_TLS_CLIENT_ONLY
+            bool "Client"
+            select MBEDTLS_TLS_CLIENT
+        config MBEDTLS_TLS_DISABLED
+            bool "None"
+    endchoice
+
+    config MBEDTLS_TLS_SERVER
+        bool
+        select MBEDTLS_TLS_ENABLED
+    config MBEDTLS_TLS_CLIENT
+        bool
+        select MBEDTLS_TLS_ENABLED
+    config MBEDTLS_TLS_ENABLED
+        bool
 
     config MBEDTLS_SSL_PROTO_TLS1_2
         bool "Support TLS 1.2 protocol"
@@ -256,6 +317,13 @@ choice ESP32_REV_MIN
         bool "Rev v3.1 (ECO4)"
 endchoice
 
+config ESP32_REV_MIN
+    int
+    default 0 if ESP32_REV_MIN_0
+    default 1 if ESP32_REV_MIN_1 || ESP32_REV_MIN_1_1
+    default 2 if ESP32_REV_MIN_2
+    default 3 if ESP32_REV_MIN_3 || ESP32_REV_MIN_3_1
+
 config ESP32_REV_MIN_FULL
     int
     default 0 if ESP32_REV_MIN_0
@@ -267,47 +335,3 @@ config ESP32_REV_MIN_FULL
 """,
     },
 }
-
-EXAMPLES_COMMON = """\
-menu "Example Connection Configuration"
-    config EXAMPLE_CONNECT_WIFI
-        bool "connect using WiFi interface"
-        depends on SOC_WIFI_SUPPORTED
-        default y if SOC_WIFI_SUPPORTED
-
-    if EXAMPLE_CONNECT_WIFI
-        config EXAMPLE_WIFI_SSID_PWD_FROM_STDIN
-            bool "Get ssid and password from stdin"
-            default n
-
-        config EXAMPLE_WIFI_SSID
-            depends on !EXAMPLE_WIFI_SSID_PWD_FROM_STDIN
-            string "WiFi SSID"
-            default "myssid"
-
-        config EXAMPLE_WIFI_PASSWORD
-            depends on !EXAMPLE_WIFI_SSID_PWD_FROM_STDIN
-            string "WiFi Password"
-            default "mypassword"
-
-        config EXAMPLE_WIFI_CONN_MAX_RETRY
-            int "Maximum retry"
-            default 6
-    endif
-
-    config EXAMPLE_CONNECT_ETHERNET
-        bool "connect using Ethernet interface"
-        default y if !EXAMPLE_CONNECT_WIFI
-
-    config EXAMPLE_CONNECT_IPV4
-        bool
-        depends on LWIP_IPV4
-        default y
-
-    config EXAMPLE_CONNECT_IPV6
-        depends on EXAMPLE_CONNECT_WIFI || EXAMPLE_CONNECT_ETHERNET
-        bool "Obtain IPv6 address"
-        default y
-        select LWIP_IPV6
-endmenu
-"""

@@ -41,6 +41,7 @@ __all__ = [
     "idf_tree_files",
     "inputs",
     "plan",
+    "real_idf_tree",
     "run",
     "write_idf_tree",
 ]
@@ -48,7 +49,7 @@ __all__ = [
 # esp_https_ota's max_http_request_size when the app leaves it 0 (DEFAULT_REQUEST_SIZE, facts §7.2).
 DEFAULT_REQUEST_SIZE = 64 * 1024
 SYNTHETIC_NOTE = (
-    "synthetic images: no ESP-IDF here, so the idf.py stand-in built them (log: build.log in each "
+    "synthetic images: {why}, so the idf.py stand-in built them (log: build.log in each "
     "app's folder); they verify like real ones but hold no program, stay under build/virtual/ "
     "and only go to the virtual board"
 )
@@ -62,6 +63,7 @@ class RehearsalPlan:
     table_offset: int
     certs: certs.CertPlan
     synthetic: bool  # no ESP-IDF here: the builds are the stand-in's, under build/virtual/
+    standin: bool = False  # the stand-in was asked for (doit rehearse --standin)
     flash: flash.FlashPlan
     serve: serve.ServePlan
     board_file: Path
@@ -89,20 +91,22 @@ def plan(
     env: Mapping[str, str],
     signing_plan: signing_key.SigningPlan | None = None,
     encryption_plan: encryption_key.EncryptionPlan | None = None,
+    standin: bool = False,
 ) -> RehearsalPlan:
     """The rehearsal of project.yaml's OTA; synthetic (stand-in builds under build/virtual/)
-    when this machine has no idf.py.
+    when this machine has no idf.py or `standin` asks for it.
 
     Raises:
         ConfigError: the OTA URL cannot be served (see serve.plan).
     """
-    synthetic = not idftool.available(env)
+    synthetic = standin or not idftool.available(env)
     paths = _paths(project, synthetic)
     return RehearsalPlan(
         target=project.target,
         table_offset=project.table.offset,
         certs=cert_plan,
         synthetic=synthetic,
+        standin=standin,
         flash=flash.plan(project, paths, signing=signing_plan),
         serve=serve.plan(project, paths, signing=signing_plan),
         board_file=paths.build / "virtual" / f"{project.target}-flash.bin",
@@ -126,9 +130,19 @@ def _decrypt_key(project: Project, paths: Paths) -> Path | None:
     return paths.staged(app.name) / app.decrypt_key if app.ota_client else None
 
 
-def idf_root(project: Project) -> Path:
-    """Where the synthetic ESP-IDF tree goes (the stand-in's IDF_PATH)."""
-    return _paths(project, True).outputs / "esp-idf"
+def idf_root(project: Project, env: Mapping[str, str] | None = None) -> Path:
+    """The stand-in's IDF_PATH: an ESP-IDF tree $IDF_PATH names (its examples and Kconfig, even
+    where its idf.py cannot run), else where the synthetic ESP-IDF tree goes."""
+    real = real_idf_tree(env or {})
+    return real or _paths(project, True).outputs / "esp-idf"
+
+
+def real_idf_tree(env: Mapping[str, str]) -> Path | None:
+    """$IDF_PATH when it is an ESP-IDF tree (a root Kconfig beside tools/idf.py)."""
+    if not env.get("IDF_PATH"):
+        return None
+    root = Path(env["IDF_PATH"])
+    return root if (root / "Kconfig").is_file() and (root / "tools" / "idf.py").is_file() else None
 
 
 def idf_tree_files(root: Path) -> list[Path]:
@@ -144,12 +158,13 @@ def builds(
     project: Project,
     signing: signing_key.SigningPlan | None,
     decrypt_key: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> list[build.BuildPlan]:
-    """The stand-in's builds under build/virtual/, from the synthetic ESP-IDF tree. That tree is
-    written by a task, after planning: its files count as present from the start, so the first
-    build already takes an example's own sdkconfig.defaults."""
-    root = idf_root(project)
-    planned = set(idf_tree_files(root))
+    """The stand-in's builds under build/virtual/, from the ESP-IDF tree $IDF_PATH names or else
+    the synthetic one. That one is written by a task, after planning: its files count as present
+    from the start, so the first build already takes an example's own sdkconfig.defaults."""
+    root = idf_root(project, env)
+    planned = set() if real_idf_tree(env or {}) else set(idf_tree_files(root))
     plans = build.plans(
         project,
         paths=_paths(project, True),
@@ -318,7 +333,8 @@ def run(
     )
     _check_failure(plan, builds, failure)
     if plan.synthetic:
-        print(SYNTHETIC_NOTE, flush=True)
+        why = "--standin asked for them" if plan.standin else "no ESP-IDF here"
+        print(SYNTHETIC_NOTE.format(why=why), flush=True)
     if plan.synthetic and plan.release is not None:
         _step("release (the rehearsal's own, under build/virtual/releases/)")
         release.record_release(plan.release)

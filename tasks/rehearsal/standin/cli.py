@@ -309,7 +309,7 @@ def _print_flash_hint(ctx: _Ctx, config: Config) -> None:
     esptool = f"python -m esptool --chip {config.target} -b {ctx.baud} --before "
     esptool += f"{values['ESPTOOLPY_BEFORE']} --after {values['ESPTOOLPY_AFTER']}"
     esptool += " --no-stub" if values["ESPTOOLPY_NO_STUB"] is True else ""
-    mode, size, freq = standin_config.flash_settings(values)
+    mode, size, freq = standin_images.flash_args_settings(values)
     files = sorted(standin_images.flash_files(config).values())
     listed = " ".join(f"{hex(off)} {os.path.relpath(ctx.build / path)}" for off, path in files)
     print("\nProject build complete. To flash, run:\n idf.py flash\nor\n idf.py -p PORT flash\nor")

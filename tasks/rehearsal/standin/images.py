@@ -15,8 +15,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ...errors import ConfigError
+from ...idf import cmake_lists, partition_files, partition_table, partitions
 from ...idf import images as image_checks
-from ...idf import partition_files, partitions
+from . import signed_apps
 from .behaviour import Behaviour
 from .configure import Config, IdfPyError, Value, flash_settings
 
@@ -24,6 +25,7 @@ __all__ = [
     "IdfPyError",
     "Step",
     "args_file",
+    "flash_args_settings",
     "flash_files",
     "flasher_args",
     "project_description",
@@ -33,10 +35,15 @@ __all__ = [
 Step = tuple[str, Mapping[str, bytes | str], tuple[str, ...]]
 _Files = list[tuple[str, bytes]]
 _MB = 1024 * 1024
+# ESP-IDF writes CONFIG_ESP_REV_MIN_FULL into the image header. Until the virtual board reports
+# a chip revision (rehearsal/board.py; esp32's is v0.0), the stand-in writes 0 there.
+MIN_REVISION_IN_HEADER = False
 _NOT_COMPILED = {"PARTITION_TABLE_CUSTOM_FILENAME", "PARTITION_TABLE_FILENAME"}  # paths only
-_CMAKE_KEYWORDS = {"SRCS", "SRC_DIRS", "EXCLUDE_SRCS", "INCLUDE_DIRS", "PRIV_INCLUDE_DIRS"}
-_CMAKE_KEYWORDS |= {"REQUIRES", "PRIV_REQUIRES", "LDFRAGMENTS", "REQUIRED_IDF_TARGETS", "KCONFIG"}
-_CMAKE_KEYWORDS |= {"EMBED_FILES", "EMBED_TXTFILES", "KCONFIG_PROJBUILD", "WHOLE_ARCHIVE"}
+# tools/cmake/scripts/fail.cmake's lines after a fail_at_build_time() message.
+_FAIL_CMAKE = (
+    "CMake Error at tools/cmake/scripts/fail.cmake:3 (message):",
+    "  Failing the build (see errors on lines above)",
+)
 # check_sizes.py's and gen_esp32part.py's wording, verbatim (str.format fields).
 _TEXTS = {
     "app-size": "{name} binary size {size:#x} bytes. Smallest app partition is {smallest:#x} "
@@ -54,37 +61,39 @@ _TEXTS = {
 # --- the app's inputs: main/CMakeLists.txt, embedded files, sources ----------------------------
 
 
-def _component_args(project: Path) -> dict[str, list[str]]:
-    """idf_component_register()'s keyword arguments in main/CMakeLists.txt."""
+def _cmake_value(value: Value) -> str:
+    """A CONFIG_ value as sdkconfig.cmake sets it: y or empty for a bool."""
+    if isinstance(value, bool):
+        return "y" if value else ""
+    return str(value)
+
+
+def _component_args(project: Path, config: Config, build: Path) -> dict[str, list[str]]:
+    """idf_component_register()'s keyword arguments in main/CMakeLists.txt, as CMake expands them
+    with this build's sdkconfig."""
     path = project / "main" / "CMakeLists.txt"
-    text = re.sub(r"#.*", "", path.read_text()) if path.is_file() else ""
-    match = re.search(r"idf_component_register\s*\((.*?)\)", text, re.S)
-    groups: dict[str, list[str]] = {}
-    key = ""
-    for token in re.findall(r'"[^"]*"|[^\s"]+', match[1] if match else ""):
-        token = token.strip('"')
-        if token in _CMAKE_KEYWORDS:
-            key = token
-            groups.setdefault(key, [])
-        elif key:
-            groups[key].append(token)
-    return groups
+    main = str(project / "main")
+    variables = {f"CONFIG_{k}": _cmake_value(v) for k, v in config.values.items()}
+    variables |= {"IDF_TARGET": config.target, "COMPONENT_NAME": "main", "COMPONENT_DIR": main}
+    variables |= {"CMAKE_CURRENT_SOURCE_DIR": main, "CMAKE_CURRENT_LIST_DIR": main}
+    idf_path = os.environ.get("IDF_PATH", "")
+    # The variables ESP-IDF's build.cmake leaves in scope where it includes a component.
+    variables |= {"project_dir": str(project), "build_dir": str(build), "idf_path": idf_path}
+    variables |= {"idf_target": config.target, "CMAKE_SOURCE_DIR": str(project)}
+    properties = {"PROJECT_DIR": str(project), "BUILD_DIR": str(build), "IDF_PATH": idf_path}
+    properties |= {"IDF_TARGET": config.target, "PROJECT_NAME": config.name}
+    scope = cmake_lists.Scope(variables, properties, dict(os.environ))
+    return cmake_lists.component_args(path.read_text() if path.is_file() else "", scope)
 
 
 def _embedded(project: Path, args: Mapping[str, list[str]]) -> list[tuple[str, bytes]]:
     """(symbol stem, bytes) of EMBED_FILES and EMBED_TXTFILES; text files get their NUL."""
     main, found = project / "main", []
-    variables = [("${project_dir}", project), ("${PROJECT_DIR}", project)]
-    variables += [("${CMAKE_CURRENT_SOURCE_DIR}", main), ("${COMPONENT_DIR}", main)]
     for kind in ("EMBED_FILES", "EMBED_TXTFILES"):
-        for raw in args.get(kind, []):
-            text = raw
-            for variable, value in variables:
-                text = text.replace(variable, str(value))
-            path = main / text
+        for item in args.get(kind, []):
+            path = main / item  # an absolute item stays so
             if not path.is_file():
-                stem = path.name
-                message = f"ninja: error: '{path}', needed by 'esp-idf/main/{stem}.S', "
+                message = f"ninja: error: '{path}', needed by 'esp-idf/main/{path.name}.S', "
                 raise IdfPyError([message + "missing and no known rule to make it"], tool="ninja")
             data = path.read_bytes() + (b"\0" if kind == "EMBED_TXTFILES" else b"")
             found.append((re.sub(r"\W", "_", path.name), data))
@@ -102,7 +111,12 @@ def _sources(project: Path) -> list[tuple[str, bytes]]:
 
 
 def _image(
-    target: str, values: Mapping[str, Value], segments: Sequence[tuple[str, int, bytes]], entry: int
+    target: str,
+    values: Mapping[str, Value],
+    segments: Sequence[tuple[str, int, bytes]],
+    entry: int,
+    *,
+    secure_pad: str = "",
 ) -> bytes:
     """A saved image: header from the config, esptool's checksum and appended SHA-256."""
     from esptool.bin_image import ELFSection
@@ -114,9 +128,16 @@ def _image(
     image.flash_mode = ESPTOOL_MODES[mode]
     image.flash_size_freq = chip.FLASH_SIZES[size] + chip.FLASH_FREQUENCY[freq]
     image.entrypoint = entry
-    image.max_rev_full = 0xFFFF  # elf2image's 'no maximum'; CONFIG_ESP_REV_MAX_FULL is not modelled
+    # elf2image --max-rev-full. Its --min-rev(-full) stays 0 while the virtual board reports chip
+    # revision v0.0 (esptool would refuse the image); MIN_REVISION_IN_HEADER switches it on.
+    image.max_rev_full = int(values.get("ESP_REV_MAX_FULL", 0xFFFF))
+    if MIN_REVISION_IN_HEADER:
+        low = int(values.get("ESP_REV_MIN_FULL", 0))
+        image.min_rev_full = low
+        image.min_rev = {"esp32": low // 100, "esp32c3": low % 100}.get(target, 0)
     # esptool moves a segment named .flash.appdesc first even where IROM sits below DROM (C6, H2).
     image.segments = [ELFSection(name.encode(), addr, data, 0) for name, addr, data in segments]
+    image.secure_pad = secure_pad or None  # elf2image --secure-pad / --secure-pad-v2
     return bytes(image.save(None))
 
 
@@ -207,7 +228,9 @@ def _app(
     layout = [(".flash.appdesc", drom_addr, 256), (".flash.rodata", drom_addr + 256, len(rodata))]
     lines = [f"Link map of {config.name}.elf (ESP-IDF stand-in: no linker ran)"]
     lines += [f"{n:<16}0x{a:08x} 0x{s:x}" for n, a, s in [*layout, (".flash.text", irom, size)]]
-    return elf, _image(config.target, config.values, segments, irom), "\n".join(lines) + "\n"
+    pad = signed_apps.secure_pad(config)
+    image = _image(config.target, config.values, segments, irom, secure_pad=pad)
+    return elf, image, "\n".join(lines) + "\n"
 
 
 def _bootloader(
@@ -297,6 +320,18 @@ def _checked_table(config: Config) -> partitions.PartitionTable:
     return config.table
 
 
+def _check_anti_rollback(config: Config, table: partitions.PartitionTable) -> None:
+    """esptool_py's check_table_contents: anti-rollback needs a table of OTA apps only."""
+    if config.values.get("BOOTLOADER_APP_ANTI_ROLLBACK") is not True:
+        return
+    banned = {partition_table.APP_SUBTYPES["factory"], partition_table.APP_SUBTYPES["test"]}
+    if any(p.type == partitions.APP_TYPE and p.subtype in banned for p in table.partitions):
+        text = "ERROR: Anti-rollback option is enabled. Partition table should consist of two ota "
+        text += "app without factory or test partitions."
+        failed = "esp-idf/esptool_py/CMakeFiles/check_table_contents"
+        raise IdfPyError([text, *_FAIL_CMAKE], tool="ninja", failed=failed)
+
+
 def _compile_failure(args: Mapping[str, list[str]]) -> IdfPyError:
     source = next(iter(args.get("SRCS", [])), "main.c")
     error = "error: 'standin_undeclared' undeclared (first use in this function)"
@@ -311,7 +346,8 @@ def steps(
 ) -> list[Step]:
     """What ninja would (re)make: (progress label, files by build-relative path, lines after)."""
     table = _checked_table(config)
-    args = _component_args(project)
+    _check_anti_rollback(config, table)
+    args = _component_args(project, config, build)
     if behaviour.fail == "compile":
         raise _compile_failure(args)
     made_of = _sources(project), _embedded(project, args)
@@ -322,24 +358,20 @@ def steps(
         elf, image, link_map = _app(config, idf_ver, build, made_of, extra, stamp_time=stamp_time)
     boot_elf, boot = _bootloader(config, idf_ver, build, stamp_time=stamp_time)
     name, md5 = config.name, config.values["PARTITION_TABLE_MD5"] is True
-    app_lines = (
-        f"Generated {build / name}.bin",
-        *_app_size_lines(f"{name}.bin", len(image), table),
-    )
+    size_lines = _app_size_lines(f"{name}.bin", len(image), table)
     boot_line = _bootloader_size_line(len(boot), config, table)
     table_bin = {"partition_table/partition-table.bin": partition_files.to_bin(table, md5=md5)}
     made: list[Step] = [("Generating ../../partition_table/partition-table.bin", table_bin, ())]
     if table.otadata is not None:
         blank = {"ota_data_initial.bin": b"\xff" * table.otadata.size}
         made.append(("Generating ../../ota_data_initial.bin", blank, ()))
+    # ninja builds the bootloader subproject before it links the app, as in ESP-IDF's log.
+    boot_files = {"bootloader/bootloader.elf": boot_elf, "bootloader/bootloader.bin": boot}
+    made.append(("Performing build step for 'bootloader'", boot_files, (boot_line,)))
     made.append(
         (f"Linking CXX executable {name}.elf", {f"{name}.elf": elf, f"{name}.map": link_map}, ())
     )
-    made.append(
-        ("Generating binary image from built executable", {f"{name}.bin": image}, app_lines)
-    )
-    boot_files = {"bootloader/bootloader.elf": boot_elf, "bootloader/bootloader.bin": boot}
-    made.append(("Performing build step for 'bootloader'", boot_files, (boot_line,)))
+    made += signed_apps.app_steps(config, project, build, image, size_lines)
     return made
 
 
@@ -362,21 +394,34 @@ def flash_files(config: Config) -> dict[str, tuple[int, str]]:
     return files
 
 
+def flash_args_settings(values: Mapping[str, Value]) -> tuple[str, str, str]:
+    """The flash settings the flash arguments carry: an RSA-signed app's say `keep` for the size
+    (the signature covers the header: esptool must not rewrite it), as ESP-IDF's do."""
+    mode, size, freq = flash_settings(values)
+    return mode, "keep" if values.get("SECURE_SIGNED_APPS_RSA_SCHEME") is True else size, freq
+
+
 def flasher_args(config: Config) -> str:
     """flasher_args.json: esptool's write_flash arguments and each image's offset."""
     values, files = config.values, flash_files(config)
-    mode, size, freq = flash_settings(values)
+    mode, size, freq = flash_args_settings(values)
     data: dict[str, object] = {
         "write_flash_args": ["--flash_mode", mode, "--flash_size", size, "--flash_freq", freq],
         "flash_settings": {"flash_mode": mode, "flash_size": size, "flash_freq": freq},
-        "flash_files": {hex(off): path for off, path in sorted(files.values())},
+        # In the order the build registers the images, as ESP-IDF writes them.
+        "flash_files": {hex(off): path for off, path in files.values()},
     }
+    # esptool_py_flash_target_image: in flash encryption's development mode every image is
+    # flashed encrypted (none of these is ALWAYS_PLAINTEXT).
+    encrypted = values.get("SECURE_FLASH_ENCRYPTION_MODE_DEVELOPMENT") is True
     data |= {
-        key: {"offset": hex(off), "file": path, "encrypted": "false"}
+        key: {"offset": hex(off), "file": path, "encrypted": str(encrypted).lower()}
         for key, (off, path) in files.items()
     }
+    # esptool_py/CMakeLists.txt: with security features on, the board is never reset after flashing.
+    secured = any(values.get(k) is True for k in ("SECURE_BOOT", "SECURE_FLASH_ENC_ENABLED"))
     data["extra_esptool_args"] = {
-        "after": values["ESPTOOLPY_AFTER"],
+        "after": "no_reset" if secured else values["ESPTOOLPY_AFTER"],
         "before": values["ESPTOOLPY_BEFORE"],
         "stub": values["ESPTOOLPY_NO_STUB"] is not True,
         "chip": config.target,
@@ -386,10 +431,11 @@ def flasher_args(config: Config) -> str:
 
 def args_file(config: Config, keys: Sequence[str]) -> str:
     """A flash_args file: the flash settings line, then `offset path` of each of `keys`."""
-    mode, size, freq = flash_settings(config.values)
+    mode, size, freq = flash_args_settings(config.values)
     files = flash_files(config)
     lines = [f"--flash_mode {mode} --flash_freq {freq} --flash_size {size}"]
-    lines += [f"{hex(off)} {path}" for off, path in sorted(files[k] for k in keys if k in files)]
+    # In the order the build registers them (bootloader, app, table, otadata), as ESP-IDF's are.
+    lines += [f"{hex(files[k][0])} {files[k][1]}" for k in keys if k in files]
     return "\n".join(lines) + "\n"
 
 
@@ -417,10 +463,10 @@ def project_description(config: Config, *, project: Path, build: Path, idf_ver: 
         "git_revision": idf_ver,
         "target": config.target,
         "rev": "",
-        "min_rev": "",
-        "max_rev": "",
+        "min_rev": str(config.values.get("ESP_REV_MIN_FULL", "")),
+        "max_rev": str(config.values.get("ESP_REV_MAX_FULL", "")),
         "phy_data_partition": "",
-        "monitor_baud": config.values["ESPTOOLPY_MONITOR_BAUD"],
+        "monitor_baud": str(config.values["ESPTOOLPY_MONITOR_BAUD"]),
         "monitor_toolprefix": prefix,
         "c_compiler": f"{prefix}gcc",
         "config_environment": {
