@@ -1,0 +1,483 @@
+"""What an ESP-IDF app's own C/C++ code does about OTA (esp_https_ota, esp_http_client_config_t
+and esp_ota_ops of ESP-IDF v5.3.2), read under its effective configuration: the sources of main/
+and of its own components/, with `#if`/`#ifdef` decided as sdkconfig.h would decide them.
+
+Pure over texts and a config mapping (sdkconfig.json's names and values), plus `scan`, which reads
+an app folder. The facts are what the tool plays and warns about, never the app's name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = [
+    "AppCode",
+    "Overrides",
+    "Payload",
+    "Trust",
+    "active_code",
+    "facts",
+    "scan",
+    "sources",
+]
+
+Trust = Literal["embedded_ca", "bundle"]
+Payload = Literal["plain", "pre-encrypted", "delta"]
+_SUFFIXES = {".c", ".cc", ".cpp", ".cxx", ".h", ".hh", ".hpp"}
+_SKIPPED_DIRS = {"build", "managed_components", "test", "tests", "test_apps"}
+# esp_https_ota's request size when partial download leaves max_http_request_size 0
+# (DEFAULT_REQUEST_SIZE in esp_https_ota.c).
+DEFAULT_REQUEST_SIZE = 64 * 1024
+
+_OTA_CALL = re.compile(r"\b(esp_https_ota|esp_https_ota_begin|esp_ota_begin)\s*\(")
+_VERSION_COMPARE = re.compile(
+    r"\b(?:memcmp|strn?cmp|strcasecmp|strncasecmp)\s*\(\s*[^;]*?\bversion\b[^;]*?,"
+    r"\s*[^;]*?\bversion\b"
+)
+_SKIP_CN = re.compile(r"\bskip_cert_common_name_check\s*=\s*([^,;}\n]+)")
+_CERT_PEM = re.compile(r"\bcert_pem\s*=\s*([^,;}\n]+)")
+_BUNDLE = re.compile(r"\bcrt_bundle_attach\s*=\s*([^,;}\n]+)")
+_GLOBAL_STORE = re.compile(r"\buse_global_ca_store\s*=\s*(true|1)\b")
+_PARTIAL = re.compile(r"\bpartial_http_download\s*=\s*([^,;}\n]+)")
+_REQUEST_SIZE = re.compile(r"\bmax_http_request_size\s*=\s*([^,;}\n]+)")
+_CONFIRM = re.compile(r"\besp_ota_mark_app_valid_cancel_rollback\s*\(")
+_ENCRYPTED = re.compile(r"\b(esp_encrypted_img_decrypt_start|decrypt_cb)\b")
+_DELTA = re.compile(r"\besp_delta_ota_\w+\s*\(")
+_WIFI = re.compile(r"\besp_wifi_(init|start|connect)\s*\(")
+_ETHERNET = re.compile(r"\besp_eth_(driver_install|start)\s*\(")
+_TRUE = re.compile(r"\s*(true|1)\s*")
+_NULL = re.compile(r"\s*(NULL|nullptr|0)\s*")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Overrides:
+    """What project.yaml states where the code cannot be read (apps.<name>: null = the code's)."""
+
+    compares_version: bool | None = None
+    skips_host_check: bool | None = None
+    trusts: Trust | None = None
+    confirms_update: bool | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "compares_version": self.compares_version,
+            "skips_host_check": self.skips_host_check,
+            "trusts": self.trusts,
+            "confirms_update": self.confirms_update,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppCode:
+    """What the app's code does, under the configuration it was read with."""
+
+    ota_client: bool  # it calls esp_https_ota, esp_https_ota_begin or esp_ota_begin
+    compares_version: bool  # refuses an image whose esp_app_desc_t.version is the running one
+    skips_host_check: bool  # skip_cert_common_name_check = true
+    trusts: tuple[Trust, ...]  # cert_pem (the embedded CA) and/or crt_bundle_attach
+    payload: Payload
+    partial: bool  # partial_http_download
+    request_size: int  # max_http_request_size (DEFAULT_REQUEST_SIZE when 0 or unset)
+    confirms_update: bool  # calls esp_ota_mark_app_valid_cancel_rollback()
+    network: tuple[str, ...]  # "wifi", "ethernet"
+    # CONFIG_MBEDTLS_CUSTOM_CERTIFICATE_BUNDLE_PATH names the file where the CA is placed.
+    bundle_holds_ca: bool = False
+    assumed: tuple[str, ...] = ()  # one line per fact the code could not tell for sure
+
+    @property
+    def trusts_project_ca(self) -> bool:
+        """The app accepts a server certificate the project's CA signed."""
+        return "embedded_ca" in self.trusts or ("bundle" in self.trusts and self.bundle_holds_ca)
+
+    @property
+    def bundle_only(self) -> bool:
+        """It trusts ESP-IDF's certificate bundle alone, which holds no project CA."""
+        return bool(self.trusts) and not self.trusts_project_ca
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "ota_client": self.ota_client,
+            "compares_version": self.compares_version,
+            "skips_host_check": self.skips_host_check,
+            "trusts": list(self.trusts),
+            "payload": self.payload,
+            "partial": self.partial,
+            "request_size": self.request_size,
+            "confirms_update": self.confirms_update,
+            "network": list(self.network),
+            "bundle_holds_ca": self.bundle_holds_ca,
+            "assumed": list(self.assumed),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AppCode:
+        """The facts as to_json wrote them (the caller checks the shape of the whole file)."""
+        return cls(
+            ota_client=bool(data["ota_client"]),
+            compares_version=bool(data["compares_version"]),
+            skips_host_check=bool(data["skips_host_check"]),
+            trusts=tuple(str(t) for t in data["trusts"]),  # type: ignore[misc]
+            payload=data["payload"],
+            partial=bool(data["partial"]),
+            request_size=int(data["request_size"]),
+            confirms_update=bool(data["confirms_update"]),
+            network=tuple(str(n) for n in data["network"]),
+            bundle_holds_ca=bool(data["bundle_holds_ca"]),
+            assumed=tuple(str(line) for line in data["assumed"]),
+        )
+
+
+# --- the preprocessor, as far as sdkconfig.h decides it ------------------------------------------
+
+_BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+_LINE_COMMENT = re.compile(r"//[^\n]*")
+_DIRECTIVE = re.compile(r"^\s*#\s*(if|ifdef|ifndef|elif|else|endif)\b(.*)$")
+_DEFINE = re.compile(r"^\s*#\s*define\s+(\w+)", re.M)
+_TOKEN = re.compile(r"\s*(defined|\w+|&&|\|\||==|!=|<=|>=|[()!<>+\-*/])")
+_UNKNOWN = object()
+
+
+def _without_comments(text: str) -> str:
+    text = _BLOCK_COMMENT.sub(lambda found: "\n" * found.group(0).count("\n"), text)
+    return _LINE_COMMENT.sub("", text.replace("\\\n", " \n"))
+
+
+def _macro(name: str, config: Mapping[str, Any]) -> object:
+    """A macro as sdkconfig.h defines it: y -> 1, n -> undefined (0), numbers as they are;
+    any macro that is not a CONFIG_ option is unknown here."""
+    if not name.startswith("CONFIG_"):
+        return int(name, 0) if re.fullmatch(r"\d+|0[xX][0-9a-fA-F]+", name) else _UNKNOWN
+    value = config.get(name.removeprefix("CONFIG_"))
+    if value is None or value is False:
+        return 0
+    if value is True:
+        return 1
+    return value if isinstance(value, int) else 1
+
+
+def _defined(name: str, config: Mapping[str, Any]) -> object:
+    if not name.startswith("CONFIG_"):
+        return _UNKNOWN
+    value = config.get(name.removeprefix("CONFIG_"))
+    return 0 if value is None or value is False else 1
+
+
+def condition(expression: str, config: Mapping[str, Any]) -> bool | None:
+    """An #if expression over CONFIG_ macros: True, False, or None where it names another
+    macro (its value is not the configuration's to tell) or is beyond this reading."""
+    words = _TOKEN.findall(expression.split("//")[0])
+    values: list[object] = []
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word == "defined":
+            name = next((w for w in words[index + 1 : index + 3] if w not in "()"), "")
+            values.append(_defined(name, config))
+            index += 4 if words[index + 1 : index + 2] == ["("] else 2
+            continue
+        values.append(_macro(word, config) if re.fullmatch(r"\w+", word) else word)
+        index += 1
+    if _UNKNOWN in values:
+        return None
+    try:
+        result, rest = _binary(values, 0)
+    except (IndexError, ValueError, TypeError, ZeroDivisionError):
+        return None
+    return bool(result) if not rest else None
+
+
+# C's binary operators by precedence, loosest first; each maps to its integer result.
+_LEVELS: tuple[dict[str, Callable[[int, int], int]], ...] = (
+    {"||": lambda a, b: int(bool(a) or bool(b))},
+    {"&&": lambda a, b: int(bool(a) and bool(b))},
+    {"==": lambda a, b: int(a == b), "!=": lambda a, b: int(a != b)},
+    {
+        "<": lambda a, b: int(a < b),
+        ">": lambda a, b: int(a > b),
+        "<=": lambda a, b: int(a <= b),
+        ">=": lambda a, b: int(a >= b),
+    },
+    {"+": lambda a, b: a + b, "-": lambda a, b: a - b},
+    {"*": lambda a, b: a * b, "/": lambda a, b: a // b},
+)
+
+
+def _binary(tokens: list[object], level: int) -> tuple[int, list[object]]:
+    if level == len(_LEVELS):
+        return _unary(tokens)
+    left, rest = _binary(tokens, level + 1)
+    while rest and isinstance(rest[0], str) and rest[0] in _LEVELS[level]:
+        operator = _LEVELS[level][rest[0]]
+        right, rest = _binary(rest[1:], level + 1)
+        left = operator(left, right)
+    return left, rest
+
+
+def _unary(tokens: list[object]) -> tuple[int, list[object]]:
+    first, rest = tokens[0], tokens[1:]
+    if first == "!":
+        value, rest = _unary(rest)
+        return int(not value), rest
+    if first == "-":
+        value, rest = _unary(rest)
+        return -value, rest
+    if first == "(":
+        value, rest = _binary(rest, 0)
+        if not rest or rest[0] != ")":
+            raise ValueError("unbalanced parenthesis")
+        return value, rest[1:]
+    if isinstance(first, int):
+        return first, rest
+    raise ValueError(f"unexpected {first!r}")
+
+
+def active_code(text: str, config: Mapping[str, Any]) -> tuple[str, str]:
+    """(code that is compiled for certain, code whose compilation depends on other macros)."""
+    # `#ifndef X` of a macro the same file #defines is an include guard: taken.
+    guards = set(_DEFINE.findall(text))
+    certain: list[str] = []
+    maybe: list[str] = []
+    # Each level: (this branch taken: True/False/None, an earlier branch taken: True/False/None)
+    stack: list[tuple[bool | None, bool | None]] = []
+    for line in _without_comments(text).splitlines():
+        found = _DIRECTIVE.match(line)
+        if found:
+            kind, rest = found.group(1), found.group(2).strip()
+            if kind == "ifndef" and rest.split()[:1] and rest.split()[0] in guards:
+                stack = [*stack, (True, True)]
+            else:
+                stack = _directive(stack, kind, rest, config)
+            continue
+        states = [state for state, _ in stack]
+        if all(state is True for state in states):
+            certain.append(line)
+        elif not any(state is False for state in states):
+            maybe.append(line)
+    return "\n".join(certain), "\n".join(maybe)
+
+
+def _directive(
+    stack: list[tuple[bool | None, bool | None]], kind: str, rest: str, config: Mapping[str, Any]
+) -> list[tuple[bool | None, bool | None]]:
+    name = rest.split()[0] if rest.split() else ""
+    if kind in ("if", "ifdef", "ifndef"):
+        if kind == "if":
+            state = condition(rest, config)
+        else:
+            defined = _defined(name, config)
+            state = None if defined is _UNKNOWN else (bool(defined) == (kind == "ifdef"))
+        return [*stack, (state, state)]
+    if not stack:
+        return stack  # an unbalanced #else/#endif: the compiler says so, not us
+    _, earlier = stack[-1]
+    if kind == "endif":
+        return stack[:-1]
+    if kind == "else":
+        state = None if earlier is None else not earlier
+        return [*stack[:-1], (state, True if earlier else earlier)]
+    # elif
+    if earlier is True:
+        return [*stack[:-1], (False, True)]
+    state = condition(rest, config)
+    if state is False:
+        return [*stack[:-1], (False, earlier)]
+    if earlier is False:
+        return [*stack[:-1], (state, state)]
+    return [*stack[:-1], (None, None)]
+
+
+# --- the facts -----------------------------------------------------------------------------------
+
+
+def _value(expression: str, config: Mapping[str, Any]) -> int | None:
+    text = expression.strip().strip("()")
+    if re.fullmatch(r"\d+|0[xX][0-9a-fA-F]+", text):
+        return int(text, 0)
+    if text.startswith("CONFIG_"):
+        value = config.get(text.removeprefix("CONFIG_"))
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return None
+
+
+def _flag(pattern: re.Pattern[str], code: str) -> bool | None:
+    """True where the code sets the field to true, False where nowhere, None where it sets it
+    to something this reading cannot evaluate."""
+    values = [found.group(1) for found in pattern.finditer(code)]
+    if any(_TRUE.fullmatch(value) for value in values):
+        return True
+    if all(_NULL.fullmatch(value) or value.strip() == "false" for value in values):
+        return False
+    return None
+
+
+def facts(
+    texts: Iterable[str],
+    config: Mapping[str, Any],
+    *,
+    examples_common: bool,
+    overrides: Overrides = Overrides(),
+    app: str = "<name>",
+    ca_cert: str | None = None,
+) -> AppCode:
+    """The app's OTA behaviour from its source texts under `config` (sdkconfig.json's names).
+
+    Where the code cannot be read for sure, the fact says what was assumed, with the
+    apps.<app> key that states it.
+    """
+    pairs = [active_code(text, config) for text in texts]
+    certain = "\n".join(code for code, _ in pairs)
+    maybe = "\n".join(code for _, code in pairs)
+    both = certain + "\n" + maybe
+    assumed: list[str] = []
+
+    def known(pattern: re.Pattern[str], what: str, key: str, default: bool) -> bool:
+        if pattern.search(certain):
+            return True
+        if pattern.search(maybe):
+            assumed.append(
+                f"{what}: assumed {'yes' if default else 'no'} (only under a macro the "
+                f"configuration does not decide); state it with apps.{app}.{key}"
+            )
+            return default
+        return False
+
+    ota_client = _OTA_CALL.search(both) is not None
+    compares = known(_VERSION_COMPARE, "compares versions before writing", "compares_version", True)
+    skip = _flag(_SKIP_CN, both)
+    if skip is None:
+        assumed.append(
+            "skip_cert_common_name_check: set from a value the code computes; assumed false "
+            f"(the server's name is checked); state it with apps.{app}.skips_host_check"
+        )
+    trusts = _trusts(certain, maybe, ota_client, assumed, app)
+    confirms = known(
+        _CONFIRM,
+        "confirms itself (esp_ota_mark_app_valid_cancel_rollback)",
+        "confirms_update",
+        True,
+    )
+    partial = _flag(_PARTIAL, both) is True
+    sizes = [_value(found.group(1), config) for found in _REQUEST_SIZE.finditer(both)]
+    size = next((found for found in sizes if found), None) or DEFAULT_REQUEST_SIZE
+    payload: Payload = (
+        "pre-encrypted" if _ENCRYPTED.search(both) else "delta" if _DELTA.search(both) else "plain"
+    )
+    code = AppCode(
+        ota_client=ota_client,
+        compares_version=compares,
+        skips_host_check=bool(skip),
+        trusts=trusts,
+        payload=payload,
+        partial=partial,
+        request_size=size,
+        confirms_update=confirms,
+        network=_network(both, config, examples_common),
+        bundle_holds_ca=_bundle_holds(config, ca_cert),
+        assumed=tuple(assumed),
+    )
+    return _overridden(code, overrides)
+
+
+def _trusts(
+    certain: str, maybe: str, ota_client: bool, assumed: list[str], app: str
+) -> tuple[Trust, ...]:
+    found: list[Trust] = []
+    both = certain + "\n" + maybe
+    if _flag(_CERT_PEM, both) is not False or _GLOBAL_STORE.search(both):
+        found.append("embedded_ca")
+    if _flag(_BUNDLE, both) is not False:
+        found.append("bundle")
+    if not found and ota_client:
+        assumed.append(
+            "trust: no cert_pem or crt_bundle_attach in the app's own code; assumed the embedded "
+            f"CA; state it with apps.{app}.trusts"
+        )
+        found.append("embedded_ca")
+    return tuple(found)
+
+
+def _bundle_holds(config: Mapping[str, Any], ca_cert: str | None) -> bool:
+    """The custom bundle is built from the file where the app's CA is placed (ESP-IDF reads
+    MBEDTLS_CUSTOM_CERTIFICATE_BUNDLE_PATH relative to the project folder)."""
+    path = config.get("MBEDTLS_CUSTOM_CERTIFICATE_BUNDLE_PATH")
+    if ca_cert is None or config.get("MBEDTLS_CUSTOM_CERTIFICATE_BUNDLE") is not True:
+        return False
+    return isinstance(path, str) and os.path.normpath(path) == os.path.normpath(ca_cert)
+
+
+def _network(code: str, config: Mapping[str, Any], examples_common: bool) -> tuple[str, ...]:
+    """How the app reaches the server: protocol_examples_common's choice, else its own calls."""
+    if examples_common and (
+        "EXAMPLE_CONNECT_WIFI" in config or "EXAMPLE_CONNECT_ETHERNET" in config
+    ):
+        chosen = [
+            name
+            for name, option in (
+                ("wifi", "EXAMPLE_CONNECT_WIFI"),
+                ("ethernet", "EXAMPLE_CONNECT_ETHERNET"),
+            )
+            if config.get(option) is True
+        ]
+        return tuple(chosen)
+    own = [
+        name for name, pattern in (("wifi", _WIFI), ("ethernet", _ETHERNET)) if pattern.search(code)
+    ]
+    return tuple(own)
+
+
+def _overridden(code: AppCode, overrides: Overrides) -> AppCode:
+    """project.yaml's statements win over the reading, and retire its assumption lines."""
+    changes: dict[str, Any] = {}
+    retired: list[str] = []
+    for key in ("compares_version", "skips_host_check", "confirms_update"):
+        value = getattr(overrides, key)
+        if value is not None:
+            changes[key] = value
+            retired.append(key)
+    if overrides.trusts is not None:
+        changes["trusts"] = (overrides.trusts,)
+        retired.append("trusts")
+    assumed = tuple(
+        line for line in code.assumed if not any(line.endswith(f".{key}") for key in retired)
+    )
+    return replace(code, **changes, assumed=assumed)
+
+
+def sources(root: Path) -> list[Path]:
+    """The app's own C/C++ files: main/ and components/*, never build output or managed
+    components (those are ESP-IDF's or the registry's, not the app's)."""
+    found: list[Path] = []
+    for top in (root / "main", root / "components"):
+        if not top.is_dir():
+            continue
+        for path in sorted(top.rglob("*")):
+            parts = set(path.relative_to(root).parts[:-1])
+            if path.suffix in _SUFFIXES and path.is_file() and not parts & _SKIPPED_DIRS:
+                found.append(path)
+    return found
+
+
+def scan(
+    root: Path,
+    config: Mapping[str, Any],
+    *,
+    examples_common: bool,
+    overrides: Overrides = Overrides(),
+    app: str = "<name>",
+    ca_cert: str | None = None,
+) -> AppCode:
+    """facts() over the app folder's own sources (unreadable bytes are skipped, not guessed)."""
+    texts = [path.read_text(encoding="utf-8", errors="replace") for path in sources(root)]
+    return facts(
+        texts,
+        config,
+        examples_common=examples_common,
+        overrides=overrides,
+        app=app,
+        ca_cert=ca_cert,
+    )
