@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from .. import process
 from ..errors import ToolError, warn
 from ..files import write_if_changed
-from ..idf import esptool_log, kconfig, sdkconfig, signing
+from ..idf import app as idfapp
+from ..idf import app_code, esptool_log, kconfig, sdkconfig, signing
 from ..idf import images as image_checks
 from ..idf.idftool import IdfTool, find_idf
 from ..tls import certs
@@ -269,6 +270,7 @@ def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
         plan.command(idf), log=log, what=f"idf.py build of app '{plan.app}'", echo=not idf.synthetic
     )
     _check_config(plan)
+    code = _code(plan)
     flasher = read_flasher_args(plan.build_dir)
     images, contents = _images(plan, flasher)
     if plan.signing_key is not None:
@@ -295,6 +297,7 @@ def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
         ca_file=plan.ca_dest,
         synthetic=idf.synthetic,
         holds_secret=secret,
+        code=code,
     )
     outputs.write(plan.build_dir / "app.json", summary)
     state = _state(plan)
@@ -302,6 +305,28 @@ def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
     write_if_changed(_state_file(plan), json.dumps(state))
     made = f"built by the idf.py stand-in (log: {log})" if idf.synthetic else "verified"
     print(f"app '{plan.app}': {app.name} {app.version} {made}, {app.size} bytes")
+
+
+def _code(plan: BuildPlan) -> app_code.AppCode | None:
+    """What the app's code does, read under the configuration it was just built with; each
+    thing a board would do that the user may not expect is said here, once per build."""
+    try:
+        config = json.loads((plan.build_dir / "config" / "sdkconfig.json").read_text("utf-8"))
+        files = idfapp.read_app(plan.project_dir)
+    except (OSError, ValueError):
+        return None  # the took-effect check has already said what the build lacks
+    overrides = app_code.Overrides(**dict(plan.code_overrides))  # type: ignore[arg-type]
+    code = app_code.scan(
+        plan.project_dir,
+        config,
+        examples_common=files.uses_examples_common,
+        overrides=overrides,
+        app=plan.app,
+        ca_cert=plan.ca_cert,
+    )
+    for note in app_code.warnings(code, app=plan.app, client=plan.ota_url is not None):
+        warn(note)
+    return code
 
 
 def _sdkconfig_digest(plan: BuildPlan) -> str | None:

@@ -22,8 +22,10 @@ __all__ = [
     "Trust",
     "active_code",
     "facts",
+    "payload_refusal",
     "scan",
     "sources",
+    "warnings",
 ]
 
 Trust = Literal["embedded_ca", "bundle"]
@@ -63,7 +65,7 @@ class Overrides:
     trusts: Trust | None = None
     confirms_update: bool | None = None
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> dict[str, bool | str | None]:
         return {
             "compares_version": self.compares_version,
             "skips_host_check": self.skips_host_check,
@@ -87,12 +89,19 @@ class AppCode:
     network: tuple[str, ...]  # "wifi", "ethernet"
     # CONFIG_MBEDTLS_CUSTOM_CERTIFICATE_BUNDLE_PATH names the file where the CA is placed.
     bundle_holds_ca: bool = False
+    # The configuration's CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE: confirming matters only then.
+    under_rollback: bool = False
     assumed: tuple[str, ...] = ()  # one line per fact the code could not tell for sure
 
     @property
     def trusts_project_ca(self) -> bool:
-        """The app accepts a server certificate the project's CA signed."""
-        return "embedded_ca" in self.trusts or ("bundle" in self.trusts and self.bundle_holds_ca)
+        """The app accepts a server certificate the project's CA signed (assumed, where its own
+        code sets no trust at all)."""
+        return (
+            not self.trusts
+            or "embedded_ca" in self.trusts
+            or ("bundle" in self.trusts and self.bundle_holds_ca)
+        )
 
     @property
     def bundle_only(self) -> bool:
@@ -111,6 +120,7 @@ class AppCode:
             "confirms_update": self.confirms_update,
             "network": list(self.network),
             "bundle_holds_ca": self.bundle_holds_ca,
+            "under_rollback": self.under_rollback,
             "assumed": list(self.assumed),
         }
 
@@ -128,6 +138,7 @@ class AppCode:
             confirms_update=bool(data["confirms_update"]),
             network=tuple(str(n) for n in data["network"]),
             bundle_holds_ca=bool(data["bundle_holds_ca"]),
+            under_rollback=bool(data["under_rollback"]),
             assumed=tuple(str(line) for line in data["assumed"]),
         )
 
@@ -378,6 +389,7 @@ def facts(
         confirms_update=confirms,
         network=_network(both, config, examples_common),
         bundle_holds_ca=_bundle_holds(config, ca_cert),
+        under_rollback=config.get("BOOTLOADER_APP_ROLLBACK_ENABLE") is True,
         assumed=tuple(assumed),
     )
     return _overridden(code, overrides)
@@ -481,3 +493,46 @@ def scan(
         app=app,
         ca_cert=ca_cert,
     )
+
+
+_PAYLOAD_NEEDS = {
+    "pre-encrypted": "images encrypted for it with esp_encrypted_img (its RSA key)",
+    "delta": "delta images made with esp_delta_ota against the version it runs",
+}
+
+
+def payload_refusal(code: AppCode) -> str | None:
+    """Why a plain image cannot update this app, in one clause; None for a plain client."""
+    need = _PAYLOAD_NEEDS.get(code.payload)
+    return None if need is None else f"its code takes {code.payload} updates: it needs {need}"
+
+
+def warnings(code: AppCode, *, app: str, client: bool) -> list[str]:
+    """What a board running this app would do that its owner may not expect, one line each."""
+    notes = [f"app '{app}': {line}" for line in code.assumed]
+    if code.under_rollback and not code.confirms_update:
+        notes.append(
+            f"app '{app}' never calls esp_ota_mark_app_valid_cancel_rollback(): with app "
+            "rollback on, a board boots it pending verify and goes back to the previous app at "
+            "its next reset; call it once the app is known good (or set "
+            f"apps.{app}.confirms_update: true where it does so out of sight)"
+        )
+    if not client:
+        return notes
+    if code.skips_host_check:
+        notes.append(
+            f"app '{app}' skips the server name check (skip_cert_common_name_check): it accepts "
+            "any certificate its CA signed, for any host, which undoes the certificate's "
+            "purpose; turn off the option or the code that sets it"
+        )
+    if code.bundle_only:
+        notes.append(
+            f"app '{app}' trusts only ESP-IDF's certificate bundle (crt_bundle_attach), which "
+            "does not hold this project's CA, so a board refuses the handshake; embed the CA "
+            "(cert_pem, or CONFIG_MBEDTLS_CUSTOM_CERTIFICATE_BUNDLE_PATH set to the app's "
+            "ca_cert), or serve with a certificate a public CA signed"
+        )
+    refusal = payload_refusal(code)
+    if refusal:
+        notes.append(f"app '{app}': {refusal}; this project serves plain images")
+    return notes
