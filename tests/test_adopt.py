@@ -69,7 +69,8 @@ def test_init__custom_csv_app_with_its_own_options(
     assert app["sdkconfig"] == SENSOR_CHOICES
     assert data["flash_app"] == data["ota"]["image"] == "sensor_node"
     assert data["ota"]["url"] == "https://auto:8443/fw/sensor-node.bin"
-    assert data["wifi"] == {"ssid": "greenhouse", "password": "${WIFI_PASSWORD:-}"}
+    # No default: a forgotten password is an error, not an empty one.
+    assert data["wifi"] == {"ssid": "greenhouse", "password": "${WIFI_PASSWORD}"}
     assert "hunter22" not in (folder / "project.yaml").read_text()
     assert (folder / "dodo.py").read_text() == adopt.DODO
     # One line per fact, each saying where it came from.
@@ -100,7 +101,10 @@ def test_init__the_seed_shaped_app(app_copy: AppCopy, capsys: pytest.CaptureFixt
     assert "wifi_ssid_option" not in app and "sdkconfig" not in app
     assert data["ota"]["url"] == "https://auto:8070/hello_world.bin"
     assert "version: 0.9.0 (from CMakeLists.txt: set(PROJECT_VER))" in out
-    assert "target: esp32 (from ESP-IDF's default)" in out
+    assert (
+        "target: esp32 (from ESP-IDF's default target, as neither an sdkconfig, a defaults file "
+        "nor $IDF_TARGET names one; pass --target to choose another)"
+    ) in out
 
 
 def _refused(folder: Path, capsys: pytest.CaptureFixture[str], *args: str) -> str:
@@ -210,7 +214,7 @@ def test_init__the_written_project_loads_as_doit_loads_it(
     project = loader.load(
         (folder / "project.yaml").read_text(),
         file="project.yaml",
-        env={},
+        env={"WIFI_PASSWORD": "secret-pass"},
         resolve_host=lambda host: "192.0.2.7",
         project_dir=folder,
     )
@@ -276,6 +280,7 @@ def test_path_dot__the_apps_own_idf_py_build_and_ours_live_side_by_side(
 
     folder = app_copy("sensor_node")
     monkeypatch.setenv("IDF_PATH", str(idf_v53))
+    monkeypatch.setenv("WIFI_PASSWORD", "secret-pass")
     assert _init(folder, capsys)[0] == 0
     install_fake_idf(folder.parent, monkeypatch.setenv)
 
@@ -344,6 +349,7 @@ def test_init__a_custom_table_whose_csv_is_missing(
     monkeypatch.setenv("IDF_PATH", str(idf_v53))
     line = _refused(folder, capsys)
     assert line == (
-        "esp-ota-doit init: sdkconfig: the custom partition table 'partitions_8mb.csv' does not "
+        "esp-ota-doit init: sdkconfig.defaults, sdkconfig: the custom partition table "
+        "'partitions_8mb.csv' does not "
         f"exist in {folder}; fix CONFIG_PARTITION_TABLE_CUSTOM_FILENAME"
     )

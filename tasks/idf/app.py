@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .app_code import sources
 from .sdkconfig import EXAMPLE_PASSWORD_OPTION, EXAMPLE_SSID_OPTION
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "project_version",
     "read_app",
     "url_options",
+    "url_options_in_code",
     "wifi_options",
 ]
 
@@ -212,3 +214,20 @@ def wifi_options(app: AppFiles) -> tuple[tuple[str, str], str] | None:
     if app.uses_examples_common:
         return _EXAMPLES_WIFI, "protocol_examples_common"
     return None
+
+
+_URL_FIELD = re.compile(r"\burl\s*=\s*(CONFIG_\w+)")
+_URL_NAMED = re.compile(r"\bCONFIG_\w*URL\w*")
+
+
+def url_options_in_code(app: AppFiles) -> list[str]:
+    """The options the app's own code hands esp_http_client as its URL (`.url = CONFIG_X`),
+    else those it reads whose name says URL; for URL options whose default is no https:// URL
+    (FROM_STDIN, empty, http)."""
+    texts = [path.read_text(encoding="utf-8", errors="replace") for path in sources(app.root)]
+    strings = {option.name for option in app.kconfig_strings}
+    for pattern in (_URL_FIELD, _URL_NAMED):
+        found = [name for text in texts for name in pattern.findall(text) if name in strings]
+        if found:
+            return list(dict.fromkeys(found))
+    return []

@@ -1,0 +1,184 @@
+"""An app's effective configuration as ESP-IDF's build makes it, for `esp-ota-doit init`: its
+defaults files layered as tools/cmake/kconfig.cmake of ESP-IDF v5.3 layers SDKCONFIG_DEFAULTS
+(each file, then its .<target> twin; a later one wins), its sdkconfig over them where it exists,
+all evaluated by ESP-IDF's kconfgen when ESP-IDF is here; else the files as written.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ProjectError, ToolError
+from ..idf import app as idfapp
+from ..idf import chips, kconfig
+from ..idf.sdkconfig import parse
+
+__all__ = ["AppConfig", "ConfigReadError", "defaults_files", "evaluate", "target"]
+
+_DEFAULT_TARGET = "esp32"  # ESP-IDF's, when nothing names one (tools/cmake/targets.cmake)
+_NUMBER = re.compile(r"-?\d+|0[xX][0-9a-fA-F]+")
+
+
+class ConfigReadError(ProjectError):
+    """A file of the app's configuration cannot be read, or kconfgen refused it."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppConfig:
+    """The values ESP-IDF's configure step gives the app (sdkconfig.json's names and types)."""
+
+    values: Mapping[str, Any]
+    layers: tuple[str, ...]  # the files, in the order they were applied, relative to the app
+    exact: bool  # kconfgen evaluated them (Kconfig's own defaults and dependencies included)
+    by: str  # how, for the lines init prints
+
+    def get(self, name: str) -> Any:
+        return self.values.get(name.removeprefix("CONFIG_"))
+
+    def on(self, name: str) -> bool:
+        return self.get(name) is True
+
+    def chosen(self, prefix: str) -> str | None:
+        """The member of choice `prefix` that is on, without the prefix."""
+        stem = prefix.removeprefix("CONFIG_")
+        return next(
+            (
+                name.removeprefix(stem)
+                for name, v in self.values.items()
+                if name.startswith(stem) and v is True and name != stem.rstrip("_")
+            ),
+            None,
+        )
+
+    @property
+    def source(self) -> str:
+        return ", ".join(self.layers) if self.layers else "Kconfig's defaults"
+
+
+def _typed(value: str) -> object:
+    """A value as written in an sdkconfig, as sdkconfig.json types it."""
+    if value in ("y", "n"):
+        return value == "y"
+    if value.startswith('"'):
+        return value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return int(value, 0) if _NUMBER.fullmatch(value) else value
+
+
+def _read(path: Path) -> dict[str, str]:
+    try:
+        return parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise ConfigReadError(f"{path}: cannot be read ({reason}); fix its permissions") from None
+
+
+def defaults_files(folder: Path, named: Sequence[str] | None) -> list[str]:
+    """SDKCONFIG_DEFAULTS: the files named (each must exist, as ESP-IDF requires), else the
+    app's sdkconfig.defaults where it has one."""
+    if not named:
+        return ["sdkconfig.defaults"] if (folder / "sdkconfig.defaults").is_file() else []
+    for name in named:
+        if not (folder / name).is_file():
+            raise ConfigReadError(f"--defaults {name}: no such file in {folder}")
+    return list(named)
+
+
+def _layers(folder: Path, names: Sequence[str], target: str) -> list[str]:
+    return [
+        layer
+        for name in names
+        for layer in (name, f"{name}.{target}")
+        if (folder / layer).is_file()
+    ]
+
+
+def target(
+    folder: Path, names: Sequence[str], env: Mapping[str, str], chosen: str | None
+) -> tuple[str, str]:
+    """(IDF_TARGET, where it is from), in ESP-IDF's order: the command line, $IDF_TARGET, the
+    sdkconfig, the defaults files (a later one wins), else ESP-IDF's default."""
+    found: tuple[str, str] | None = None
+    if chosen:
+        found = (chosen, "--target")
+    elif env.get("IDF_TARGET"):
+        found = (env["IDF_TARGET"], "$IDF_TARGET")
+    else:
+        for name in ["sdkconfig", *reversed(names)]:
+            value = (
+                _read(folder / name).get("CONFIG_IDF_TARGET") if (folder / name).is_file() else None
+            )
+            if value:
+                found = (str(_typed(value)), name)
+                break
+    if found is None:
+        return _DEFAULT_TARGET, (
+            "ESP-IDF's default target, as neither an sdkconfig, a defaults file nor $IDF_TARGET "
+            "names one; pass --target to choose another"
+        )
+    if found[0] not in chips.TARGETS:
+        raise ConfigReadError(
+            f"target '{found[0]}' (from {found[1]}) is not supported; supported: "
+            + ", ".join(chips.TARGETS)
+        )
+    return found
+
+
+def evaluate(
+    folder: Path,
+    *,
+    names: Sequence[str],
+    target_name: str,
+    env: Mapping[str, str],
+    idf_root: Path | None,
+    app: idfapp.AppFiles,
+) -> AppConfig:
+    """The app's configuration: kconfgen's where ESP-IDF is here, else the files as written.
+
+    Raises:
+        ConfigReadError: an unreadable file, or kconfgen failed on them.
+    """
+    layers = _layers(folder, names, target_name)
+    sdkconfig = folder / "sdkconfig"
+    has_sdkconfig = sdkconfig.exists()
+    if has_sdkconfig:
+        _read(sdkconfig)  # an unreadable one stops here, in one line
+    command = kconfig.kconfgen(env)
+    if idf_root is None or command is None or not (idf_root / "Kconfig").is_file():
+        values: dict[str, Any] = {}
+        for layer in [*layers, *(["sdkconfig"] if has_sdkconfig else [])]:
+            values |= {
+                n.removeprefix("CONFIG_"): _typed(v) for n, v in _read(folder / layer).items()
+            }
+        values.setdefault("IDF_TARGET", target_name)
+        shown = [*layers, *(["sdkconfig"] if has_sdkconfig else [])]
+        return AppConfig(values=values, layers=tuple(shown), exact=False, by="the files as written")
+    tree = kconfig.tree(
+        idf_root,
+        target_name,
+        folder,
+        examples_common=app.uses_examples_common,
+        minimal_build=app.minimal_build,
+    )
+    try:
+        result = kconfig.evaluate(
+            tree,
+            defaults=[folder / name for name in names],
+            command=command,
+            sdkconfig=sdkconfig if has_sdkconfig else None,
+        )
+    except ToolError as error:
+        raise ConfigReadError(
+            f"ESP-IDF's kconfgen refused the app's configuration: {error}"
+        ) from None
+    version = kconfig.idf_version(idf_root) or "?"
+    shown = [*layers, *(["sdkconfig"] if has_sdkconfig else [])]
+    return AppConfig(
+        values=result.values,
+        layers=tuple(shown),
+        exact=True,
+        by=f"kconfgen of ESP-IDF {version} at {idf_root}",
+    )
