@@ -89,8 +89,10 @@ def task_render() -> Iterator[dict[str, Any]]:
             "clean": True,
         }
     )
-    for app in project.apps:
-        plan = defaults.plan(project, app, partitions_csv=paths.partitions_csv)
+    # With the rehearsal's own app, where it serves the next version of the flashed one.
+    rehearsed = rehearse.rehearsed(project)
+    for app in rehearsed.apps:
+        plan = defaults.plan(rehearsed, app, partitions_csv=paths.partitions_csv)
         target = paths.sdkconfig_defaults(app.name)
         yield recorded(
             {
@@ -540,6 +542,7 @@ def task_publish() -> dict[str, Any]:
 
 
 def _rehearsal_plan(project: Project) -> rehearse.RehearsalPlan | None:
+    project = rehearse.rehearsed(project)
     cert_plan = _cert_plan(project)
     if cert_plan is None:
         return None
@@ -576,11 +579,21 @@ def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
         }
     )
     virtual = Paths(project.project_dir, variant="virtual")
-    for plan in rehearse.builds(project, _signing_key(project)):
+    for plan in rehearse.builds(rehearse.rehearsed(project), _signing_key(project)):
         yield {
             "basename": "rehearse-build",
             **_build_task(plan, virtual, idf=standin.tool(), tree=tree),
         }
+
+
+def _next_build(project: Project) -> Iterator[dict[str, Any]]:
+    """rehearse-build:<app>_next with ESP-IDF here: the flashed app at the next version."""
+    rehearsed = rehearse.rehearsed(project)
+    own = {app.name for app in project.apps}
+    for plan in _build_plans(rehearsed):
+        if plan.app not in own:
+            task = _build_task(plan, Paths(project.project_dir))
+            yield {"basename": "rehearse-build", **task}
 
 
 def task_rehearse() -> Iterator[dict[str, Any]]:
@@ -596,6 +609,8 @@ def task_rehearse() -> Iterator[dict[str, Any]]:
         return
     if plan.synthetic:
         yield from _virtual_builds(project)
+    else:
+        yield from _next_build(project)
     yield {
         "basename": "rehearse",
         "actions": [(_rehearse, [plan])],

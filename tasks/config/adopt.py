@@ -392,12 +392,27 @@ def plan(
     said += [f"code: {line}" for line in code.assumed]
     flash = _flash(config, chosen_target, said)
     layout, table_offset = _partitions(config, folder, said)
+    if layout == "two_ota" and int(flash["size"].removesuffix("MB") or 0) < 4:
+        said.append(
+            f"flash: 4MB, not the app's {flash['size']}: ESP-IDF's two-OTA table needs more "
+            "than 3MB (set flash.size to the board's real size)"
+        )
+        flash["size"] = "4MB"
     version = _version(app, config, said)
-    option, current_url = _url_option(app, config, url_option, said)
-    ca_cert = _ca_cert(app, code, said)
-    wifi = _wifi(app, config, code, chosen_target, said)
+    client = code.ota_client or url_option is not None or bool(idfapp.url_options(app))
+    if client:
+        option, current_url = _url_option(app, config, url_option, said)
+        ca_cert = _ca_cert(app, code, said)
+        wifi = _wifi(app, config, code, chosen_target, said)
+    else:
+        said.append(
+            "OTA client: no; its code calls no esp_https_ota, esp_https_ota_begin or "
+            "esp_ota_begin and its Kconfig has no URL option, so it cannot fetch an update "
+            "(pass --url-option NAME if it does so through a library)"
+        )
+        option, current_url, ca_cert, wifi = "", "", None, None
     security = _security(config, folder, said, steps)
-    owned = {option} | ({wifi[1], wifi[2]} if wifi else set())
+    owned = {option} - {""} | ({wifi[1], wifi[2]} if wifi else set())
     carried = (
         _carried(folder, names, chosen_target, config, owned, env, idf_root, app, said)
         if carry_sdkconfig
@@ -406,7 +421,9 @@ def plan(
     if not carry_sdkconfig:
         said.append("sdkconfig: left out (--no-sdkconfig)")
     found_version = kconfig.idf_version(idf_root) if idf_root else None
-    url = _ota_url(current_url, name, said)
+    url = (
+        _ota_url(current_url, name, said) if client else f"https://auto:{_DEFAULT_PORT}/{name}.bin"
+    )
     said.append(f"OTA: {name} is flashed and served at {url} (auto = this machine's LAN address)")
     text = render_template(
         "project.yaml.j2",

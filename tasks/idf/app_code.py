@@ -37,9 +37,12 @@ _SKIPPED_DIRS = {"build", "managed_components", "test", "tests", "test_apps"}
 DEFAULT_REQUEST_SIZE = 64 * 1024
 
 _OTA_CALL = re.compile(r"\b(esp_https_ota|esp_https_ota_begin|esp_ota_begin)\s*\(")
+# A comparison of two esp_app_desc_t.version fields; one with the last image that failed to
+# boot (esp_ota_get_last_invalid_partition: native_ota_example's `invalid_app_info`) refuses only
+# an image that already rolled back, not the running version.
 _VERSION_COMPARE = re.compile(
-    r"\b(?:memcmp|strn?cmp|strcasecmp|strncasecmp)\s*\(\s*[^;]*?\bversion\b[^;]*?,"
-    r"\s*[^;]*?\bversion\b"
+    r"\b(?:memcmp|strn?cmp|strcasecmp|strncasecmp)\s*\(\s*(?![^,;]*invalid)[^,;]*?\bversion\b"
+    r"[^,;]*?,\s*(?![^,;]*invalid)[^,;]*?\bversion\b"
 )
 _SKIP_CN = re.compile(r"\bskip_cert_common_name_check\s*=\s*([^,;}\n]+)")
 _CERT_PEM = re.compile(r"\bcert_pem\s*=\s*([^,;}\n]+)")
