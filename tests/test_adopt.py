@@ -4,6 +4,7 @@ ESP-IDF v5.3.2's real Kconfig tree and kconfgen telling menuconfig choices from 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -353,3 +354,136 @@ def test_init__a_custom_table_whose_csv_is_missing(
         "'partitions_8mb.csv' does not "
         f"exist in {folder}; fix CONFIG_PARTITION_TABLE_CUSTOM_FILENAME"
     )
+
+
+def _kconfig_default(folder: Path, default: str) -> None:
+    kconfig = folder / "main" / "Kconfig.projbuild"
+    kconfig.write_text(
+        kconfig.read_text().replace('"https://192.168.0.3:8070/hello_world.bin"', f'"{default}"')
+    )
+
+
+@pytest.mark.parametrize("default", ["FROM_STDIN", "", "http://192.168.0.3:8080/fw.bin"])
+def test_init__a_url_option_whose_default_is_no_https_url(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str], default: str
+) -> None:
+    # ESP-IDF's CI variants say FROM_STDIN: found from the code's `.url = CONFIG_...`, and
+    # never concatenated into a URL.
+    folder = app_copy("ota_seed")
+    _kconfig_default(folder, default)
+    code, out, err = _init(folder, capsys)
+    assert (code, err) == (0, [])
+    data = yaml.safe_load((folder / "project.yaml").read_text())
+    assert data["apps"]["seed_ota"]["url_option"] == "CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL"
+    assert data["ota"]["url"] == "https://auto:8070/seed_ota.bin"
+    assert (
+        f"OTA URL: the app's value '{default}' is no https:// URL to keep, so the board gets "
+        "https://auto:8070/seed_ota.bin (edit ota.url to change it)"
+    ) in out
+
+
+@pytest.mark.parametrize(
+    "spelling", ["EXAMPLE_FIRMWARE_UPGRADE_URL", "CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL"]
+)
+def test_init__url_option_in_either_spelling(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str], spelling: str
+) -> None:
+    folder = app_copy("ota_seed")
+    _kconfig_default(folder, "FROM_STDIN")
+    (folder / "main" / "seed_ota.c").write_text("void app_main(void) {}\n")  # a library's call
+    code, out, _ = _init(folder, capsys)
+    assert code == 0 and any(line.startswith("OTA client: no; its code calls") for line in out)
+    for written in ("project.yaml", "dodo.py"):
+        (folder / written).unlink()
+    code, _, err = _init(folder, capsys, "--url-option", spelling)
+    assert (code, err) == (0, [])
+    assert (
+        "url_option: CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL" in (folder / "project.yaml").read_text()
+    )
+
+
+def test_init__the_apps_port_is_kept_443_included(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = app_copy("ota_seed")
+    _kconfig_default(folder, "https://updates.example.org/fw/seed.bin")
+    code, out, _ = _init(folder, capsys)
+    assert code == 0
+    data = yaml.safe_load((folder / "project.yaml").read_text())
+    assert data["ota"]["url"] == "https://auto:443/fw/seed.bin"
+    assert any(line.startswith("OTA URL: port 443 kept; a port under 1024 needs") for line in out)
+
+
+def test_init__target_and_layered_defaults(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = app_copy("ota_seed")
+    (folder / "sdkconfig.ci.big").write_text("CONFIG_ESPTOOLPY_FLASHSIZE_8MB=y\n")
+    # Each file's .<target> twin follows it; a later file wins.
+    (folder / "sdkconfig.ci.big.esp32c3").write_text("CONFIG_ESPTOOLPY_FLASHSIZE_16MB=y\n")
+    code, out, err = _init(
+        folder,
+        capsys,
+        "--target",
+        "esp32c3",
+        "--defaults",
+        "sdkconfig.defaults",
+        "sdkconfig.ci.big",
+    )
+    assert (code, err) == (0, [])
+    data = yaml.safe_load((folder / "project.yaml").read_text())
+    assert data["target"] == "esp32c3"
+    assert data["flash"]["size"] == "16MB"
+    assert data["apps"]["seed_ota"]["sdkconfig_defaults"] == [
+        "sdkconfig.defaults",
+        "sdkconfig.ci.big",
+    ]
+    assert "target: esp32c3 (from --target)" in out
+    assert (
+        "configuration: sdkconfig.defaults, sdkconfig.ci.big, sdkconfig.ci.big.esp32c3, "
+        "evaluated by the files as written"
+    ) in out
+    for written in ("project.yaml", "dodo.py"):
+        (folder / written).unlink()
+    line = _refused(folder, capsys, "--defaults", "sdkconfig.ci.nope")
+    assert line.startswith("esp-ota-doit init: --defaults sdkconfig.ci.nope: no such file in ")
+
+
+def test_init__a_pre_encrypted_client_is_refused_in_one_line(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = app_copy("ota_seed")
+    source = folder / "main" / "seed_ota.c"
+    source.write_text(
+        source.read_text().replace(
+            "esp_https_ota_config_t ota = {.http_config = &http};",
+            "esp_https_ota_config_t ota = {.http_config = &http, .decrypt_cb = _decrypt_cb};\n"
+            "    esp_decrypt_handle_t h = esp_encrypted_img_decrypt_start(&cfg);",
+        )
+    )
+    assert _refused(folder, capsys) == (
+        "esp-ota-doit init: app 'seed_ota': its code takes pre-encrypted updates: it needs "
+        "images encrypted for it with esp_encrypted_img (its RSA key), which this project does "
+        "not make yet; adopt a plain esp_https_ota client"
+    )
+
+
+def test_init__then_rehearse_updates_the_app_to_its_next_version(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.doitrun import run_with_output
+
+    folder = app_copy("ota_seed")
+    assert _init(folder, capsys)[0] == 0
+    monkeypatch.setenv("WIFI_PASSWORD", "secret-pass")
+    folders = os.environ["PATH"].split(os.pathsep)
+    monkeypatch.setenv(
+        "PATH", os.pathsep.join(f for f in folders if not (Path(f) / "idf.py").exists())
+    )
+    monkeypatch.chdir(folder)
+    code, results, text = run_with_output(folder, "rehearse")
+    assert code == 0, text
+    # The flashed app, then a build of the same app at the next version, served.
+    assert "rehearse-build:seed_ota_next" in results
+    assert "app 'seed_ota_next': seed_ota.bin 0.9.1 built by the idf.py stand-in" in text
+    assert "\nbooted ota_0: seed_ota 0.9.1\n" in text

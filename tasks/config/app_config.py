@@ -43,14 +43,12 @@ class AppConfig:
         return self.get(name) is True
 
     def chosen(self, prefix: str) -> str | None:
-        """The member of choice `prefix` that is on, without the prefix."""
+        """The member of choice `prefix` that is on, without the prefix (of files read as
+        written, the one set last: kconfgen would turn the others off)."""
         stem = prefix.removeprefix("CONFIG_")
+        members = [name for name, value in self.values.items() if value is True]
         return next(
-            (
-                name.removeprefix(stem)
-                for name, v in self.values.items()
-                if name.startswith(stem) and v is True and name != stem.rstrip("_")
-            ),
+            (name.removeprefix(stem) for name in reversed(members) if name.startswith(stem)),
             None,
         )
 
@@ -150,9 +148,9 @@ def evaluate(
     if idf_root is None or command is None or not (idf_root / "Kconfig").is_file():
         values: dict[str, Any] = {}
         for layer in [*layers, *(["sdkconfig"] if has_sdkconfig else [])]:
-            values |= {
-                n.removeprefix("CONFIG_"): _typed(v) for n, v in _read(folder / layer).items()
-            }
+            for name, value in _read(folder / layer).items():
+                values.pop(name.removeprefix("CONFIG_"), None)  # the latest setting goes last
+                values[name.removeprefix("CONFIG_")] = _typed(value)
         values.setdefault("IDF_TARGET", target_name)
         shown = [*layers, *(["sdkconfig"] if has_sdkconfig else [])]
         return AppConfig(values=values, layers=tuple(shown), exact=False, by="the files as written")
