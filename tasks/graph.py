@@ -15,9 +15,9 @@ from typing import Any, cast
 
 from doit.exceptions import TaskFailed
 
-from .config.model import Project
+from .config.model import App, Project
 from .device import board, flash
-from .firmware import build, defaults, manifest, render, repro, signing_key, staging
+from .firmware import build, build_plan, defaults, manifest, render, repro, signing_key, staging
 from .idf import idftool, signing
 from .paths import TEMPLATES, Paths
 from .rehearsal import rehearse, standin
@@ -98,13 +98,36 @@ def task_render() -> Iterator[dict[str, Any]]:
             {
                 "name": f"sdkconfig-{app.name}",
                 "doc": f"build/generated/{app.name}.sdkconfig.defaults",
-                "actions": [(render.write_sdkconfig, [plan, target])],
+                "actions": [
+                    (render.write_sdkconfig, [plan, target]),
+                    *_code_check(rehearsed, app),
+                ],
                 "file_dep": [TEMPLATES / "sdkconfig.defaults.j2"],
                 "targets": [target],
                 "uptodate": [fingerprint(plan.to_json())],
                 "clean": True,
             }
         )
+
+
+def _code_check(project: Project, app: App) -> list[tuple[Any, list[Any]]]:
+    """Where kconfgen has evaluated the app's configuration, render reads its code too."""
+    found = project.kconfig_of(app.name)
+    idf_root = idftool.idf_path(os.environ)
+    if found is None or (app.in_idf and idf_root is None):
+        return []
+    folder = (
+        idf_root / app.idf_subpath if app.in_idf and idf_root else project.project_dir / app.path
+    )
+    check = render.CodeCheck(
+        app=app.name,
+        folder=folder,
+        config=found.values,
+        overrides=build_plan.code_overrides(app),
+        ca_cert=app.ca_cert,
+        client=app.ota_client and project.ota is not None,
+    )
+    return [(render.warn_code, [check])]
 
 
 def _cert_plan(project: Project) -> certs.CertPlan | None:

@@ -399,3 +399,40 @@ def test_rehearse_an_app_that_fetches_no_update(
     assert (
         "its code calls no esp_https_ota, esp_https_ota_begin or esp_ota_begin, so a board " in text
     )
+
+
+def test_anti_rollback_beside_a_factory_partition_is_refused_in_esp_idfs_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The CI variant's anti-rollback, layered in, with ESP-IDF's two_ota table (a factory slot).
+    folder = _copy(f"{OTA}/advanced_https_ota", tmp_path)
+    code, out, _ = _init(folder, "sdkconfig.ci.anti_rollback", monkeypatch, capsys)
+    assert code == 0, out
+    text = (folder / "project.yaml").read_text()
+    start = text.index("partitions:")
+    end = text.index("apps:")
+    text = text[:start] + "partitions: {table_offset: 0xd000, layout: two_ota}\n\n" + text[end:]
+    (folder / "project.yaml").write_text(text.replace("    secure_version: 1", ""))
+    with pytest.raises(loader.ConfigErrors) as raised:
+        _load(folder)
+    assert raised.value.lines[0].endswith(
+        "partitions.layout: Anti-rollback option is enabled. Partition table should consist of "
+        "two ota app without factory or test partitions.; use a layout of otadata, ota_0 and "
+        "ota_1 only (apps.<name>.secure_version turns anti-rollback on)"
+    )
+
+
+def test_render_warns_what_the_code_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _copy(f"{OTA}/advanced_https_ota", tmp_path)
+    code, out, _ = _init(folder, "sdkconfig.ci", monkeypatch, capsys)
+    assert code == 0, out
+    monkeypatch.chdir(folder)
+    code, _, text = run_with_output(folder, "render")
+    assert code == 0, text
+    assert (
+        "warning: app 'advanced_https_ota' skips the server name check "
+        "(skip_cert_common_name_check): it accepts any certificate its CA signed, for any host, "
+        "which undoes the certificate's purpose; turn off the option or the code that sets it"
+    ) in text

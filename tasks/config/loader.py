@@ -177,7 +177,11 @@ def _ota_layout_checks(project: Project) -> Iterator[ConfigError]:
     if project.ota is None:
         return
     test = [p for p in table.partitions if p.type == partitions.APP_TYPE and p.subtype == 0x20]
-    if project.anti_rollback and (table.factory is not None or test):
+    # Anti-rollback from secure_version, or from an app's own defaults files (kconfgen's word).
+    anti_rollback = project.anti_rollback or any(
+        found.values.get("BOOTLOADER_APP_ANTI_ROLLBACK") is True for _, found in project.kconfig
+    )
+    if anti_rollback and (table.factory is not None or test):
         yield ConfigError(
             ("partitions", "layout"),
             "Anti-rollback option is enabled. Partition table should consist of two ota "
@@ -435,6 +439,8 @@ def load(
             if warn is not None:
                 for line in _format(warnings, source).lines:
                     warn(line)
+            if not errors:  # an app's own defaults may turn anti-rollback on, too
+                errors = list(_ota_layout_checks(project))
     except ConfigError as error:
         errors = [error]
     except Invalid as invalid:
