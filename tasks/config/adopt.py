@@ -209,19 +209,27 @@ def _ota_url(url: str, app_name: str, said: list[str]) -> str:
     return f"https://auto:{port}{path}"
 
 
-def _ca_cert(app: idfapp.AppFiles, code: app_code.AppCode, said: list[str]) -> str | None:
+def _embedded_ca(app: idfapp.AppFiles) -> str | None:
+    """The CA file the app embeds (EMBED_TXTFILES/EMBED_FILES), where the build places ours."""
     certs = [path for path in app.embedded if path.lower().endswith(_CA_SUFFIXES)]
+    return next((path for path in certs if "ca" in Path(path).name.lower()), None) or (
+        certs[0] if certs else None
+    )
+
+
+def _ca_cert(app: idfapp.AppFiles, code: app_code.AppCode, said: list[str]) -> str | None:
     if code.bundle_only:
         said.append(
             "CA: the app trusts only ESP-IDF's certificate bundle (crt_bundle_attach), which "
             "does not hold this project's CA: embed it (cert_pem) or serve with a certificate a "
             "public CA signed"
         )
-    if not certs:
+    chosen = _embedded_ca(app)
+    if chosen is None:
         said.append("CA: the app embeds no certificate (main/CMakeLists.txt); ca_cert not set")
         return None
-    chosen = next((path for path in certs if "ca" in Path(path).name.lower()), certs[0])
-    said.append(f"CA: {chosen} (from main/CMakeLists.txt: EMBED_TXTFILES/EMBED_FILES)")
+    held = " (its certificate bundle is built from it too)" if code.bundle_holds_ca else ""
+    said.append(f"CA: {chosen} (from main/CMakeLists.txt: EMBED_TXTFILES/EMBED_FILES){held}")
     return chosen
 
 
@@ -382,7 +390,13 @@ def plan(
     said.append(f"target: {chosen_target} (from {where})")
     said.append(f"configuration: {config.source}, evaluated by {config.by}")
     name = _app_name(app.name)
-    code = app_code.scan(folder, config.values, examples_common=app.uses_examples_common, app=name)
+    code = app_code.scan(
+        folder,
+        config.values,
+        examples_common=app.uses_examples_common,
+        app=name,
+        ca_cert=_embedded_ca(app),
+    )
     refusal = app_code.payload_refusal(code)
     if refusal is not None:
         raise InitError(
