@@ -20,7 +20,7 @@ from .device import board, flash
 from .firmware import build, build_plan, defaults, manifest, render, repro, signing_key, staging
 from .idf import idftool, signing
 from .paths import TEMPLATES, Paths
-from .rehearsal import rehearse, standin
+from .rehearsal import next_app, rehearse, standin
 from .serve import content as serve
 from .serve import engines
 from .serve import nginx as publish
@@ -90,7 +90,7 @@ def task_render() -> Iterator[dict[str, Any]]:
         }
     )
     # With the rehearsal's own app, where it serves the next version of the flashed one.
-    rehearsed = rehearse.rehearsed(project)
+    rehearsed = next_app.rehearsed(project)
     for app in rehearsed.apps:
         plan = defaults.plan(rehearsed, app, partitions_csv=paths.partitions_csv)
         target = paths.sdkconfig_defaults(app.name)
@@ -565,7 +565,7 @@ def task_publish() -> dict[str, Any]:
 
 
 def _rehearsal_plan(project: Project) -> rehearse.RehearsalPlan | None:
-    project = rehearse.rehearsed(project)
+    project = next_app.rehearsed(project)
     cert_plan = _cert_plan(project)
     if cert_plan is None:
         return None
@@ -602,7 +602,7 @@ def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
         }
     )
     virtual = Paths(project.project_dir, variant="virtual")
-    for plan in rehearse.builds(rehearse.rehearsed(project), _signing_key(project)):
+    for plan in rehearse.builds(next_app.rehearsed(project), _signing_key(project)):
         yield {
             "basename": "rehearse-build",
             **_build_task(plan, virtual, idf=standin.tool(), tree=tree),
@@ -611,7 +611,7 @@ def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
 
 def _next_build(project: Project) -> Iterator[dict[str, Any]]:
     """rehearse-build:<app>_next with ESP-IDF here: the flashed app at the next version."""
-    rehearsed = rehearse.rehearsed(project)
+    rehearsed = next_app.rehearsed(project)
     own = {app.name for app in project.apps}
     for plan in _build_plans(rehearsed):
         if plan.app not in own:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from esp_ota_doit.idf import app_code
-from esp_ota_doit.rehearsal.rehearse import next_version
+from esp_ota_doit.idf import app_code, preprocessor
+from esp_ota_doit.rehearsal.next_app import next_version
 
 
 @pytest.mark.parametrize(
@@ -26,7 +26,7 @@ from esp_ota_doit.rehearsal.rehearse import next_version
 )
 def test_condition(expression: str, expected: bool | None) -> None:
     config = {"A": True, "B": False, "N": 5}
-    assert app_code.condition(expression, config) is expected
+    assert preprocessor.condition(expression, config) is expected
 
 
 _CLIENT = """

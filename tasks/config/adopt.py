@@ -19,7 +19,7 @@ from ..errors import ProjectError
 from ..files import render_template
 from ..idf import app as idfapp
 from ..idf import app_code, chips, idftool, kconfig, partition_files, partitions
-from ..idf.sdkconfig import EXAMPLE_SSID_OPTION, owner_of, parse, yaml_value
+from ..idf.sdkconfig import EXAMPLE_SSID_OPTION, owner_of, yaml_value
 from . import app_config
 from .app_config import AppConfig
 
@@ -273,43 +273,25 @@ _KEYED_NAMES = {"CONFIG_BOOTLOADER_APP_SECURE_VERSION"}
 
 def _carried(
     folder: Path,
-    names: list[str],
-    target: str,
     config: AppConfig,
     owned: set[str],
     env: Mapping[str, str],
-    idf_root: Path | None,
     app: idfapp.AppFiles,
     said: list[str],
 ) -> dict[str, str]:
-    """The sdkconfig options that differ from what the app's defaults give (save-defconfig)."""
-    sdkconfig = folder / "sdkconfig"
-    if not sdkconfig.is_file():
+    """The sdkconfig options that differ from what the app's defaults give (save-defconfig),
+    but those project.yaml keys set."""
+    if not (folder / "sdkconfig").is_file():
         said.append("sdkconfig: none in the app yet; nothing to carry")
         return {}
-    command = kconfig.kconfgen(env)
-    if not config.exact or idf_root is None or command is None:
-        missing = "ESP-IDF" if idf_root is None else "ESP-IDF's kconfgen (esp-idf-kconfig)"
-        raise InitError(
-            f"sdkconfig: {missing} not found, so your menuconfig choices cannot be told from "
-            "Kconfig's defaults; run init after ESP-IDF's export.sh (or set IDF_PATH), or pass "
-            "--no-sdkconfig to leave them out"
-        )
-    tree = kconfig.tree(idf_root, target, folder, examples_common=app.uses_examples_common)
-    written = parse(sdkconfig.read_text(encoding="utf-8"))
-    layered: dict[str, str] = {}
-    for layer in config.layers:
-        if layer != "sdkconfig":
-            layered |= parse((folder / layer).read_text(encoding="utf-8"))
-    minimal = kconfig.min_config(
-        tree, config=sdkconfig, defaults=[folder / name for name in names], command=command
-    )
+    try:
+        choices = app_config.menuconfig_choices(folder, config, env=env, app=app)
+    except app_config.ConfigReadError as error:
+        raise InitError(str(error)) from None
     carried = {
-        name: written[name]
-        for name in sorted({*minimal, *layered})
-        if name in written
-        and layered.get(name) != written[name]
-        and owner_of(name) is None
+        name: value
+        for name, value in choices.items()
+        if owner_of(name) is None
         and name not in owned
         and not name.startswith(_KEYED)
         and name not in _KEYED_NAMES
@@ -427,11 +409,7 @@ def plan(
         option, current_url, ca_cert, wifi = "", "", None, None
     security = _security(config, folder, said, steps)
     owned = {option} - {""} | ({wifi[1], wifi[2]} if wifi else set())
-    carried = (
-        _carried(folder, names, chosen_target, config, owned, env, idf_root, app, said)
-        if carry_sdkconfig
-        else {}
-    )
+    carried = _carried(folder, config, owned, env, app, said) if carry_sdkconfig else {}
     if not carry_sdkconfig:
         said.append("sdkconfig: left out (--no-sdkconfig)")
     found_version = kconfig.idf_version(idf_root) if idf_root else None

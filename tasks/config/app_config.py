@@ -17,7 +17,14 @@ from ..idf import app as idfapp
 from ..idf import chips, kconfig
 from ..idf.sdkconfig import parse
 
-__all__ = ["AppConfig", "ConfigReadError", "defaults_files", "evaluate", "target"]
+__all__ = [
+    "AppConfig",
+    "ConfigReadError",
+    "defaults_files",
+    "evaluate",
+    "menuconfig_choices",
+    "target",
+]
 
 _DEFAULT_TARGET = "esp32"  # ESP-IDF's, when nothing names one (tools/cmake/targets.cmake)
 _NUMBER = re.compile(r"-?\d+|0[xX][0-9a-fA-F]+")
@@ -35,6 +42,9 @@ class AppConfig:
     layers: tuple[str, ...]  # the files, in the order they were applied, relative to the app
     exact: bool  # kconfgen evaluated them (Kconfig's own defaults and dependencies included)
     by: str  # how, for the lines init prints
+    names: tuple[str, ...] = ()  # SDKCONFIG_DEFAULTS, as given (without the .<target> twins)
+    target: str = "esp32"
+    idf_root: Path | None = None
 
     def get(self, name: str) -> Any:
         return self.values.get(name.removeprefix("CONFIG_"))
@@ -153,7 +163,14 @@ def evaluate(
                 values[name.removeprefix("CONFIG_")] = _typed(value)
         values.setdefault("IDF_TARGET", target_name)
         shown = [*layers, *(["sdkconfig"] if has_sdkconfig else [])]
-        return AppConfig(values=values, layers=tuple(shown), exact=False, by="the files as written")
+        return AppConfig(
+            values=values,
+            layers=tuple(shown),
+            exact=False,
+            by="the files as written",
+            names=tuple(names),
+            target=target_name,
+        )
     tree = kconfig.tree(
         idf_root,
         target_name,
@@ -179,4 +196,46 @@ def evaluate(
         layers=tuple(shown),
         exact=True,
         by=f"kconfgen of ESP-IDF {version} at {idf_root}",
+        names=tuple(names),
+        target=target_name,
+        idf_root=idf_root,
     )
+
+
+def menuconfig_choices(
+    folder: Path, config: AppConfig, *, env: Mapping[str, str], app: idfapp.AppFiles
+) -> dict[str, str]:
+    """The options of the app's sdkconfig that differ from what its layered defaults give, as
+    written (the idea of `idf.py save-defconfig`, by kconfgen).
+
+    Raises:
+        ConfigReadError: ESP-IDF or its kconfgen is not here, so Kconfig's defaults are unknown.
+    """
+    command = kconfig.kconfgen(env)
+    if not config.exact or config.idf_root is None or command is None:
+        missing = "ESP-IDF" if config.idf_root is None else "ESP-IDF's kconfgen (esp-idf-kconfig)"
+        raise ConfigReadError(
+            f"sdkconfig: {missing} not found, so your menuconfig choices cannot be told from "
+            "Kconfig's defaults; run init after ESP-IDF's export.sh (or set IDF_PATH), or pass "
+            "--no-sdkconfig to leave them out"
+        )
+    sdkconfig = folder / "sdkconfig"
+    tree = kconfig.tree(
+        config.idf_root, config.target, folder, examples_common=app.uses_examples_common
+    )
+    written = _read(sdkconfig)
+    layered: dict[str, str] = {}
+    for layer in config.layers:
+        if layer != "sdkconfig":
+            layered |= _read(folder / layer)
+    try:
+        minimal = kconfig.min_config(
+            tree, config=sdkconfig, defaults=[folder / n for n in config.names], command=command
+        )
+    except ToolError as error:
+        raise ConfigReadError(f"ESP-IDF's kconfgen refused the app's sdkconfig: {error}") from None
+    return {
+        name: written[name]
+        for name in sorted({*minimal, *layered})
+        if name in written and layered.get(name) != written[name]
+    }

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -39,9 +38,7 @@ __all__ = [
     "builds",
     "idf_tree_files",
     "inputs",
-    "next_version",
     "plan",
-    "rehearsed",
     "run",
     "write_idf_tree",
 ]
@@ -71,42 +68,6 @@ class RehearsalPlan:
     signing: signing_key.SigningPlan | None = None
     rollback: bool = False
     anti_rollback: bool = False
-
-
-_NEXT = "_next"
-_LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
-
-
-def next_version(version: str) -> str:
-    """The version after `version`: its last number plus one (1.0.0 -> 1.0.1, 7 -> 8,
-    2.1-rc1 -> 2.1-rc2), else `version` with .1 appended; at most 31 bytes (esp_app_desc_t)."""
-    found = _LAST_NUMBER.search(version)
-    if found is None:
-        return f"{version[:29]}.1"
-    bumped = str(int(found.group(1)) + 1)
-    return (version[: found.start()] + bumped + version[found.end() :])[-31:]
-
-
-def rehearsed(project: Project) -> Project:
-    """The project the rehearsal plays. Where one app is both flashed and served (what
-    `esp-ota-doit init` writes), an update needs a newer image: the rehearsal serves a build of
-    the same app at the next version, apps.<name>_next (built and rendered like any app, into
-    build/<name>_next and build/generated/<name>_next.sdkconfig.defaults)."""
-    ota = project.ota
-    if ota is None or ota.image != project.flash_app:
-        return project
-    app = project.app(project.flash_app)
-    name = app.name[: 31 - len(_NEXT)] + _NEXT
-    if any(other.name == name for other in project.apps):
-        return project  # the user named an app so: theirs, not ours
-    newer = dataclasses.replace(app, name=name, version=next_version(app.version))
-    found = project.kconfig_of(app.name)
-    return dataclasses.replace(
-        project,
-        apps=(*project.apps, newer),
-        ota=dataclasses.replace(ota, image=name),
-        kconfig=(*project.kconfig, (name, found)) if found is not None else project.kconfig,
-    )
 
 
 def _paths(project: Project, synthetic: bool) -> Paths:
@@ -212,10 +173,6 @@ class _Builds:
     def newcomer(self) -> AppCode:
         """What the served app's code does once it boots."""
         return self.served.code or _UNREAD
-
-    @property
-    def refuses_same_version(self) -> bool:
-        return self.client.compares_version
 
 
 # An app.json written before the code was read: esp_https_ota's plain behaviour.
