@@ -147,11 +147,13 @@ def _relative_embed(written: str, root: Path) -> str:
 
 
 def _projbuilds(root: Path) -> list[Path]:
-    """main/'s and each components/<name>/'s Kconfig.projbuild, the files ESP-IDF sources."""
-    candidates = [root / "main" / "Kconfig.projbuild"]
+    """main/'s and each components/<name>/'s Kconfig.projbuild and Kconfig, the files ESP-IDF
+    sources for the app's own components."""
+    candidates = [root / "main" / "Kconfig.projbuild", root / "main" / "Kconfig"]
     components = root / "components"
     if components.is_dir() and not components.is_symlink():
         candidates += sorted(components.glob("*/Kconfig.projbuild"))
+        candidates += sorted(components.glob("*/Kconfig"))
     return [path for path in candidates if path.is_file()]
 
 
