@@ -487,3 +487,23 @@ def test_init__then_rehearse_updates_the_app_to_its_next_version(
     assert "rehearse-build:seed_ota_next" in results
     assert "app 'seed_ota_next': seed_ota.bin 0.9.1 built by the idf.py stand-in" in text
     assert "\nbooted ota_0: seed_ota 0.9.1\n" in text
+
+
+def test_init__defaults_the_apps_cmakelists_names(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = app_copy("ota_seed")
+    (folder / "sdkconfig.prod").write_text("CONFIG_ESPTOOLPY_FLASHSIZE_8MB=y\n")
+    cmake = folder / "CMakeLists.txt"
+    cmake.write_text(
+        'set(SDKCONFIG_DEFAULTS "sdkconfig.defaults;sdkconfig.prod")\n' + cmake.read_text()
+    )
+    code, out, err = _init(folder, capsys)
+    assert (code, err) == (0, [])
+    data = yaml.safe_load((folder / "project.yaml").read_text())
+    assert data["flash"]["size"] == "8MB"
+    assert data["apps"]["seed_ota"]["sdkconfig_defaults"] == [
+        "sdkconfig.defaults",
+        "sdkconfig.prod",
+    ]
+    assert any(line.startswith("CMakeLists.txt sets SDKCONFIG_DEFAULTS (") for line in out)

@@ -362,7 +362,11 @@ def plan(
     steps: list[str] = []
     idf_root = idftool.idf_path(env)
     try:
-        names = app_config.defaults_files(folder, defaults)
+        names = app_config.defaults_files(
+            folder,
+            defaults or list(app.sdkconfig_defaults),
+            origin="--defaults" if defaults else "CMakeLists.txt: SDKCONFIG_DEFAULTS",
+        )
         chosen_target, where = app_config.target(folder, names, env, target)
         config = app_config.evaluate(
             folder, names=names, target_name=chosen_target, env=env, idf_root=idf_root, app=app
@@ -371,6 +375,15 @@ def plan(
         raise InitError(str(error)) from None
     said.append(f"target: {chosen_target} (from {where})")
     said.append(f"configuration: {config.source}, evaluated by {config.by}")
+    if app.sdkconfig_defaults:
+        said.append(
+            "CMakeLists.txt sets SDKCONFIG_DEFAULTS ("
+            + ";".join(app.sdkconfig_defaults)
+            + "): init read those files; in a build that value wins over the list this tool "
+            "passes, so move it out of CMakeLists.txt (project.yaml's "
+            "apps.<name>.sdkconfig_defaults layers them) or the build's check will say which "
+            "options did not take effect"
+        )
     name = _app_name(app.name)
     code = app_code.scan(
         folder,

@@ -84,14 +84,16 @@ def _read(path: Path) -> dict[str, str]:
         raise ConfigReadError(f"{path}: cannot be read ({reason}); fix its permissions") from None
 
 
-def defaults_files(folder: Path, named: Sequence[str] | None) -> list[str]:
+def defaults_files(
+    folder: Path, named: Sequence[str] | None, *, origin: str = "--defaults"
+) -> list[str]:
     """SDKCONFIG_DEFAULTS: the files named (each must exist, as ESP-IDF requires), else the
     app's sdkconfig.defaults where it has one."""
     if not named:
         return ["sdkconfig.defaults"] if (folder / "sdkconfig.defaults").is_file() else []
     for name in named:
         if not (folder / name).is_file():
-            raise ConfigReadError(f"--defaults {name}: no such file in {folder}")
+            raise ConfigReadError(f"{origin} {name}: no such file in {folder}")
     return list(named)
 
 

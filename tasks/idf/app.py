@@ -17,6 +17,7 @@ from .sdkconfig import EXAMPLE_PASSWORD_OPTION, EXAMPLE_SSID_OPTION
 __all__ = [
     "AppFiles",
     "KconfigString",
+    "defaults_in_cmake",
     "embedded_files",
     "is_idf_app",
     "kconfig_strings",
@@ -130,6 +131,26 @@ class AppFiles:
     # idf_build_set_property(MINIMAL_BUILD ON): ESP-IDF v5.5+ examples configure only the
     # components main needs.
     minimal_build: bool = False
+    # set(SDKCONFIG_DEFAULTS ...) or list(APPEND SDKCONFIG_DEFAULTS ...) in CMakeLists.txt.
+    sdkconfig_defaults: tuple[str, ...] = ()
+
+
+_SET_DEFAULTS = re.compile(
+    r"^\s*(?:set|list\s*\(\s*APPEND)\s*\(?\s*SDKCONFIG_DEFAULTS\s+([^)]*)\)", re.I | re.M
+)
+
+
+def defaults_in_cmake(cmakelists: str) -> tuple[str, ...]:
+    """The defaults files a top-level CMakeLists.txt names in SDKCONFIG_DEFAULTS, relative to
+    the project folder (project.cmake reads the variable it sets before project())."""
+    names: list[str] = []
+    for found in _SET_DEFAULTS.finditer(_code(cmakelists)):
+        for item in re.split(r"[;\s]+", found.group(1).replace('"', " ")):
+            for prefix in ("${CMAKE_CURRENT_LIST_DIR}/", "${CMAKE_SOURCE_DIR}/", "${PROJECT_DIR}/"):
+                item = item.removeprefix(prefix)
+            if item and "$" not in item:
+                names.append(item)
+    return tuple(names)
 
 
 _MINIMAL_BUILD = re.compile(
@@ -196,6 +217,7 @@ def read_app(root: Path) -> AppFiles:
         kconfig_strings=tuple(strings),
         uses_examples_common="protocol_examples_common" in _code(top) + yml_text,
         minimal_build=_MINIMAL_BUILD.search(_code(top)) is not None,
+        sdkconfig_defaults=defaults_in_cmake(top),
     )
 
 
