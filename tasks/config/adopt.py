@@ -409,6 +409,12 @@ def plan(
         flash["size"] = "4MB"
     version = _version(app, config, said)
     client = code.ota_client or url_option is not None or bool(idfapp.url_options(app))
+    if client and not code.ota_client:
+        said.append(
+            "code: its own code calls no esp_https_ota, esp_https_ota_begin or esp_ota_begin "
+            "(a library may); assumed esp_https_ota's defaults: the embedded CA, no version "
+            f"check; state otherwise with apps.{name}.trusts and .compares_version"
+        )
     if client:
         option, current_url = _url_option(app, config, url_option, said)
         ca_cert = _ca_cert(app, code, said)
