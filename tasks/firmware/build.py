@@ -315,7 +315,7 @@ def _code(plan: BuildPlan) -> app_code.AppCode | None:
         files = idfapp.read_app(plan.project_dir)
     except (OSError, ValueError):
         return None  # the took-effect check has already said what the build lacks
-    overrides = app_code.Overrides(**dict(plan.code_overrides))  # type: ignore[arg-type]
+    overrides = app_code.Overrides.from_json(dict(plan.code_overrides))
     code = app_code.scan(
         plan.project_dir,
         config,

@@ -69,6 +69,22 @@ class Overrides:
     trusts: Trust | None = None
     confirms_update: bool | None = None
 
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Overrides:
+        """As to_json wrote them; anything else is no statement (null)."""
+
+        def flag(key: str) -> bool | None:
+            value = data.get(key)
+            return value if isinstance(value, bool) else None
+
+        trusts = data.get("trusts")
+        return cls(
+            compares_version=flag("compares_version"),
+            skips_host_check=flag("skips_host_check"),
+            trusts="bundle" if trusts == "bundle" else "embedded_ca" if trusts else None,
+            confirms_update=flag("confirms_update"),
+        )
+
     def to_json(self) -> dict[str, bool | str | None]:
         return {
             "compares_version": self.compares_version,
