@@ -37,6 +37,18 @@ def _parser() -> argparse.ArgumentParser:
         help="the app's Kconfig option holding the firmware URL, when it has several",
     )
     init.add_argument(
+        "--defaults",
+        metavar="FILE",
+        nargs="+",
+        help="the app's defaults files in SDKCONFIG_DEFAULTS order, a later one winning "
+        "(e.g. sdkconfig.defaults sdkconfig.ci.anti_rollback); default: sdkconfig.defaults",
+    )
+    init.add_argument(
+        "--target",
+        metavar="TARGET",
+        help="IDF_TARGET (default: the app's sdkconfig or defaults, $IDF_TARGET, else esp32)",
+    )
+    init.add_argument(
         "--no-sdkconfig",
         action="store_true",
         help="do not carry the app's sdkconfig choices into project.yaml",
@@ -74,13 +86,17 @@ def _init(options: argparse.Namespace) -> None:
         os.environ,
         url_option=options.url_option,
         carry_sdkconfig=not options.no_sdkconfig,
+        defaults=options.defaults,
+        target=options.target,
     )
     _check(adoption)
     written = adopt.write(adoption)
     for line in adoption.said:
         print(line)
     print(f"wrote {', '.join(path.name for path in written)} in {folder}")
-    print("next: export WIFI_PASSWORD=...; doit rehearse (no board needed), then doit flash")
+    wifi = ["export WIFI_PASSWORD=..."] if "${WIFI_PASSWORD}" in adoption.project_yaml else []
+    steps = [*wifi, *adoption.next_steps, "doit rehearse (no board needed), then doit flash"]
+    print("next: " + "; ".join(steps))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

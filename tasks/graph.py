@@ -15,10 +15,11 @@ from typing import Any, cast
 
 from doit.exceptions import TaskFailed
 
-from .config.model import Project
+from .config.model import App, Project
 from .device import board, flash
 from .firmware import (
     build,
+    build_plan,
     defaults,
     encryption_key,
     manifest,
@@ -29,7 +30,7 @@ from .firmware import (
 )
 from .idf import idftool
 from .paths import TEMPLATES, Paths
-from .rehearsal import rehearse, standin
+from .rehearsal import next_app, rehearse, standin
 from .release import make as release
 from .serve import content as serve
 from .serve import engines
@@ -102,20 +103,47 @@ def task_render() -> Iterator[dict[str, Any]]:
             "clean": True,
         }
     )
-    for app in project.apps:
-        plan = defaults.plan(project, app, partitions_csv=paths.partitions_csv)
+    # With the rehearsal's own app, where it serves the next version of the flashed one.
+    rehearsed = next_app.rehearsed(project)
+    for app in rehearsed.apps:
+        plan = defaults.plan(rehearsed, app, partitions_csv=paths.partitions_csv)
         target = paths.sdkconfig_defaults(app.name)
         yield recorded(
             {
                 "name": f"sdkconfig-{app.name}",
                 "doc": f"build/generated/{app.name}.sdkconfig.defaults",
-                "actions": [(render.write_sdkconfig, [plan, target])],
+                "actions": [
+                    (render.write_sdkconfig, [plan, target]),
+                    *_code_check(rehearsed, app),
+                ],
                 "file_dep": [TEMPLATES / "sdkconfig.defaults.j2"],
                 "targets": [target],
                 "uptodate": [fingerprint(plan.to_json())],
                 "clean": True,
             }
         )
+
+
+def _code_check(project: Project, app: App) -> list[tuple[Any, list[Any]]]:
+    """Where kconfgen has evaluated the app's configuration, render reads its code too."""
+    found = project.kconfig_of(app.name)
+    idf_root = idftool.idf_path(os.environ)
+    if found is None or (app.in_idf and idf_root is None):
+        return []
+    folder = (
+        idf_root / app.idf_subpath if app.in_idf and idf_root else project.project_dir / app.path
+    )
+    check = render.CodeCheck(
+        app=app.name,
+        folder=folder,
+        config=found.values,
+        overrides=build_plan.code_overrides(app),
+        ca_cert=app.ca_cert,
+        client=app.ota_client and project.ota is not None,
+        encrypt=project.ota is not None and project.ota.encrypt is not None,
+        delta=project.ota is not None and project.ota.delta,
+    )
+    return [(render.warn_code, [check])]
 
 
 def _cert_plan(project: Project) -> certs.CertPlan | None:
@@ -653,6 +681,7 @@ def task_publish() -> dict[str, Any]:
 
 
 def _rehearsal_plan(project: Project) -> rehearse.RehearsalPlan | None:
+    project = next_app.rehearsed(project)
     cert_plan = _cert_plan(project)
     if cert_plan is None:
         return None
@@ -703,12 +732,22 @@ def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
     )
     virtual = Paths(project.project_dir, variant="virtual")
     for plan in rehearse.builds(
-        project, _signing_plan(project), _decrypt_key(project), os.environ
+        next_app.rehearsed(project), _signing_plan(project), _decrypt_key(project), os.environ
     ):
         yield {
             "basename": "rehearse-build",
             **_build_task(plan, virtual, idf=standin.tool(), tree=tree),
         }
+
+
+def _next_build(project: Project) -> Iterator[dict[str, Any]]:
+    """rehearse-build:<app>_next with ESP-IDF here: the flashed app at the next version."""
+    rehearsed = next_app.rehearsed(project)
+    own = {app.name for app in project.apps}
+    for plan in _build_plans(rehearsed):
+        if plan.app not in own:
+            task = _build_task(plan, Paths(project.project_dir))
+            yield {"basename": "rehearse-build", **task}
 
 
 def task_rehearse() -> Iterator[dict[str, Any]]:
@@ -724,6 +763,8 @@ def task_rehearse() -> Iterator[dict[str, Any]]:
         return
     if plan.synthetic:
         yield from _virtual_builds(project)
+    else:
+        yield from _next_build(project)
     yield {
         "basename": "rehearse",
         "actions": [(_rehearse, [plan])],

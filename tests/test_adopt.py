@@ -4,6 +4,7 @@ ESP-IDF v5.3.2's real Kconfig tree and kconfgen telling menuconfig choices from 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -69,7 +70,8 @@ def test_init__custom_csv_app_with_its_own_options(
     assert app["sdkconfig"] == SENSOR_CHOICES
     assert data["flash_app"] == data["ota"]["image"] == "sensor_node"
     assert data["ota"]["url"] == "https://auto:8443/fw/sensor-node.bin"
-    assert data["wifi"] == {"ssid": "greenhouse", "password": "${WIFI_PASSWORD:-}"}
+    # No default: a forgotten password is an error, not an empty one.
+    assert data["wifi"] == {"ssid": "greenhouse", "password": "${WIFI_PASSWORD}"}
     assert "hunter22" not in (folder / "project.yaml").read_text()
     assert (folder / "dodo.py").read_text() == adopt.DODO
     # One line per fact, each saying where it came from.
@@ -100,7 +102,10 @@ def test_init__the_seed_shaped_app(app_copy: AppCopy, capsys: pytest.CaptureFixt
     assert "wifi_ssid_option" not in app and "sdkconfig" not in app
     assert data["ota"]["url"] == "https://auto:8070/hello_world.bin"
     assert "version: 0.9.0 (from CMakeLists.txt: set(PROJECT_VER))" in out
-    assert "target: esp32 (from ESP-IDF's default)" in out
+    assert (
+        "target: esp32 (from ESP-IDF's default target, as neither an sdkconfig, a defaults file "
+        "nor $IDF_TARGET names one; pass --target to choose another)"
+    ) in out
 
 
 def _refused(folder: Path, capsys: pytest.CaptureFixture[str], *args: str) -> str:
@@ -210,7 +215,7 @@ def test_init__the_written_project_loads_as_doit_loads_it(
     project = loader.load(
         (folder / "project.yaml").read_text(),
         file="project.yaml",
-        env={},
+        env={"WIFI_PASSWORD": "secret-pass"},
         resolve_host=lambda host: "192.0.2.7",
         project_dir=folder,
     )
@@ -276,6 +281,7 @@ def test_path_dot__the_apps_own_idf_py_build_and_ours_live_side_by_side(
 
     folder = app_copy("sensor_node")
     monkeypatch.setenv("IDF_PATH", str(idf_v53))
+    monkeypatch.setenv("WIFI_PASSWORD", "secret-pass")
     assert _init(folder, capsys)[0] == 0
     install_fake_idf(folder.parent, monkeypatch.setenv)
 
@@ -344,6 +350,177 @@ def test_init__a_custom_table_whose_csv_is_missing(
     monkeypatch.setenv("IDF_PATH", str(idf_v53))
     line = _refused(folder, capsys)
     assert line == (
-        "esp-ota-doit init: sdkconfig: the custom partition table 'partitions_8mb.csv' does not "
+        "esp-ota-doit init: sdkconfig.defaults, sdkconfig: the custom partition table "
+        "'partitions_8mb.csv' does not "
         f"exist in {folder}; fix CONFIG_PARTITION_TABLE_CUSTOM_FILENAME"
     )
+
+
+def _kconfig_default(folder: Path, default: str) -> None:
+    kconfig = folder / "main" / "Kconfig.projbuild"
+    kconfig.write_text(
+        kconfig.read_text().replace('"https://192.168.0.3:8070/hello_world.bin"', f'"{default}"')
+    )
+
+
+@pytest.mark.parametrize("default", ["FROM_STDIN", "", "http://192.168.0.3:8080/fw.bin"])
+def test_init__a_url_option_whose_default_is_no_https_url(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str], default: str
+) -> None:
+    # ESP-IDF's CI variants say FROM_STDIN: found from the code's `.url = CONFIG_...`, and
+    # never concatenated into a URL.
+    folder = app_copy("ota_seed")
+    _kconfig_default(folder, default)
+    code, out, err = _init(folder, capsys)
+    assert (code, err) == (0, [])
+    data = yaml.safe_load((folder / "project.yaml").read_text())
+    assert data["apps"]["seed_ota"]["url_option"] == "CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL"
+    assert data["ota"]["url"] == "https://auto:8070/seed_ota.bin"
+    assert (
+        f"OTA URL: the app's value '{default}' is no https:// URL to keep, so the board gets "
+        "https://auto:8070/seed_ota.bin (edit ota.url to change it)"
+    ) in out
+
+
+@pytest.mark.parametrize(
+    "spelling", ["EXAMPLE_FIRMWARE_UPGRADE_URL", "CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL"]
+)
+def test_init__url_option_in_either_spelling(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str], spelling: str
+) -> None:
+    folder = app_copy("ota_seed")
+    _kconfig_default(folder, "FROM_STDIN")
+    (folder / "main" / "seed_ota.c").write_text("void app_main(void) {}\n")  # a library's call
+    code, out, _ = _init(folder, capsys)
+    assert code == 0 and any(line.startswith("OTA client: no; its code calls") for line in out)
+    for written in ("project.yaml", "dodo.py"):
+        (folder / written).unlink()
+    code, _, err = _init(folder, capsys, "--url-option", spelling)
+    assert (code, err) == (0, [])
+    assert (
+        "url_option: CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL" in (folder / "project.yaml").read_text()
+    )
+
+
+def test_init__the_apps_port_is_kept_443_included(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = app_copy("ota_seed")
+    _kconfig_default(folder, "https://updates.example.org/fw/seed.bin")
+    code, out, _ = _init(folder, capsys)
+    assert code == 0
+    data = yaml.safe_load((folder / "project.yaml").read_text())
+    assert data["ota"]["url"] == "https://auto:443/fw/seed.bin"
+    assert any(line.startswith("OTA URL: port 443 kept; a port under 1024 needs") for line in out)
+
+
+def test_init__target_and_layered_defaults(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = app_copy("ota_seed")
+    (folder / "sdkconfig.ci.big").write_text("CONFIG_ESPTOOLPY_FLASHSIZE_8MB=y\n")
+    # Each file's .<target> twin follows it; a later file wins.
+    (folder / "sdkconfig.ci.big.esp32c3").write_text("CONFIG_ESPTOOLPY_FLASHSIZE_16MB=y\n")
+    code, out, err = _init(
+        folder,
+        capsys,
+        "--target",
+        "esp32c3",
+        "--defaults",
+        "sdkconfig.defaults",
+        "sdkconfig.ci.big",
+    )
+    assert (code, err) == (0, [])
+    data = yaml.safe_load((folder / "project.yaml").read_text())
+    assert data["target"] == "esp32c3"
+    assert data["flash"]["size"] == "16MB"
+    assert data["apps"]["seed_ota"]["sdkconfig_defaults"] == [
+        "sdkconfig.defaults",
+        "sdkconfig.ci.big",
+    ]
+    assert "target: esp32c3 (from --target)" in out
+    assert (
+        "configuration: sdkconfig.defaults, sdkconfig.ci.big, sdkconfig.ci.big.esp32c3, "
+        "evaluated by the files as written"
+    ) in out
+    for written in ("project.yaml", "dodo.py"):
+        (folder / written).unlink()
+    line = _refused(folder, capsys, "--defaults", "sdkconfig.ci.nope")
+    assert line.startswith("esp-ota-doit init: --defaults sdkconfig.ci.nope: no such file in ")
+
+
+def test_init__a_pre_encrypted_client_gets_ota_encrypt_with_the_key_it_embeds(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = app_copy("ota_seed")
+    source = folder / "main" / "seed_ota.c"
+    source.write_text(
+        source.read_text().replace(
+            "esp_https_ota_config_t ota = {.http_config = &http};",
+            "esp_https_ota_config_t ota = {.http_config = &http, .decrypt_cb = _decrypt_cb};\n"
+            "    esp_decrypt_handle_t h = esp_encrypted_img_decrypt_start(&cfg);",
+        )
+    )
+    code, out, err = _init(folder, capsys)
+    assert (code, err) == (0, [])
+    assert (
+        "payload: pre-encrypted images (its code calls esp_encrypted_img_decrypt_start): "
+        "ota.encrypt: rsa3072; assumed it embeds its RSA key as rsa_key/private.pem (no single "
+        "key file among its EMBED_TXTFILES/EMBED_FILES); state it with apps.<name>.decrypt_key"
+    ) in out
+    data = yaml.safe_load((folder / "project.yaml").read_text())
+    assert data["ota"]["encrypt"] == "rsa3072" and "decrypt_key" not in data["apps"]["seed_ota"]
+
+
+def test_init__a_delta_client_gets_ota_delta(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = app_copy("ota_seed")
+    source = folder / "main" / "seed_ota.c"
+    source.write_text(source.read_text() + "\nvoid apply(void) { esp_delta_ota_init(&cfg); }\n")
+    code, out, err = _init(folder, capsys)
+    assert (code, err) == (0, [])
+    assert "payload: delta images (its code calls esp_delta_ota): ota.delta: true" in out
+    data = yaml.safe_load((folder / "project.yaml").read_text())
+    assert data["ota"]["delta"] is True
+
+
+def test_init__then_rehearse_updates_the_app_to_its_next_version(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.doitrun import run_with_output
+
+    folder = app_copy("ota_seed")
+    assert _init(folder, capsys)[0] == 0
+    monkeypatch.setenv("WIFI_PASSWORD", "secret-pass")
+    folders = os.environ["PATH"].split(os.pathsep)
+    monkeypatch.setenv(
+        "PATH", os.pathsep.join(f for f in folders if not (Path(f) / "idf.py").exists())
+    )
+    monkeypatch.chdir(folder)
+    code, results, text = run_with_output(folder, "rehearse")
+    assert code == 0, text
+    # The flashed app, then a build of the same app at the next version, served.
+    assert "rehearse-build:seed_ota_next" in results
+    assert "app 'seed_ota_next': seed_ota.bin 0.9.1 built by the idf.py stand-in" in text
+    assert "\nbooted ota_0: seed_ota 0.9.1\n" in text
+
+
+def test_init__defaults_the_apps_cmakelists_names(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = app_copy("ota_seed")
+    (folder / "sdkconfig.prod").write_text("CONFIG_ESPTOOLPY_FLASHSIZE_8MB=y\n")
+    cmake = folder / "CMakeLists.txt"
+    cmake.write_text(
+        'set(SDKCONFIG_DEFAULTS "sdkconfig.defaults;sdkconfig.prod")\n' + cmake.read_text()
+    )
+    code, out, err = _init(folder, capsys)
+    assert (code, err) == (0, [])
+    data = yaml.safe_load((folder / "project.yaml").read_text())
+    assert data["flash"]["size"] == "8MB"
+    assert data["apps"]["seed_ota"]["sdkconfig_defaults"] == [
+        "sdkconfig.defaults",
+        "sdkconfig.prod",
+    ]
+    assert any(line.startswith("CMakeLists.txt sets SDKCONFIG_DEFAULTS (") for line in out)

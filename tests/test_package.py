@@ -217,16 +217,19 @@ def test_installed__init_render_certs_build_rehearse_in_an_adopted_app(
     built = (folder / "build/sensor_node/config/sdkconfig.json").read_text()
     assert '"FREERTOS_HZ": 1000' in built and '"SENSOR_SAMPLE_PERIOD_MS": 500' in built
     out = _ok(["doit", "rehearse"], cwd=folder, env=env)
-    # No factory partition: the bootloader starts ota_0, the update lands in ota_1.
-    assert out.rstrip().endswith("booted ota_1: sensor-node 2.4.1"), out[-2000:]
+    # No factory partition: the bootloader starts ota_0, and the update to the next version
+    # (apps.sensor_node_next, which the rehearsal builds) lands in ota_1.
+    assert out.rstrip().endswith("booted ota_1: sensor-node 2.4.2"), out[-2000:]
 
 
 def test_installed__the_seed_shaped_app_rehearses(
     venv: Path, tmp_path: Path, idf_v53: Path
 ) -> None:
     folder = _adopt(venv, "ota_seed", tmp_path, idf_v53)
-    out = _ok(["doit", "rehearse"], cwd=folder, env=_env(venv, OTA_HOST="127.0.0.1"))
-    assert out.rstrip().endswith("booted ota_0: seed_ota 0.9.0"), out[-2000:]
+    env = _env(venv, OTA_HOST="127.0.0.1", WIFI_PASSWORD="secret-pass")
+    out = _ok(["doit", "rehearse"], cwd=folder, env=env)
+    # Updated to the next version of itself, which the rehearsal builds.
+    assert "\nbooted ota_0: seed_ota 0.9.1\n" in out + "\n", out[-2000:]
     # The app's own embedded CA is never overwritten: the project's CA goes into the staged copy.
     ca = Path("server_certs") / "ca_cert.pem"
     assert (folder / ca).read_bytes() == (APPS / "ota_seed" / ca).read_bytes()

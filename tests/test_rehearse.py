@@ -99,8 +99,9 @@ def test_rehearse__failures_keep_the_factory_app(rehearsal: Path, failure: str, 
         (
             "simple_ota_example",
             "simple_ota",
-            "booted ota_0: simple_ota 1.0.0\nsimple_ota does not compare versions (only "
-            "advanced_https_ota refuses the one it runs), so it installed 1.0.0 again",
+            "booted ota_0: simple_ota 1.0.0\napp 'factory' does not compare versions before "
+            "writing (its code reads no esp_app_desc_t.version, or its option to skip that is "
+            "on), so it installed 1.0.0 again",
         ),
         (
             "advanced_https_ota",
@@ -118,6 +119,52 @@ def test_rehearse__same_version_as_the_configured_example_does(
     code, _, text = run_with_output(rehearsal, "rehearse", "--fail", "same-version")
     assert code == 0, text
     assert text.rstrip().endswith(ending)
+
+
+def test_rehearse__same_version_with_the_apps_skip_option_on(rehearsal: Path) -> None:
+    # The option turns the comparison off in the app's code (#ifndef): the board installs it.
+    edit(rehearsal, "ota/simple_ota_example", "ota/advanced_https_ota")
+    edit(
+        rehearsal,
+        "ota_client: true}",
+        "ota_client: true, sdkconfig: {CONFIG_EXAMPLE_SKIP_VERSION_CHECK: true}}",
+    )
+    code, _, text = run_with_output(rehearsal, "rehearse", "--fail", "same-version")
+    assert code == 0, text
+    assert "booted ota_0: advanced_https_ota 1.0.0\napp 'factory' does not compare" in text
+
+
+def test_rehearse__host_accepted_where_the_app_skips_the_name_check(rehearsal: Path) -> None:
+    edit(
+        rehearsal,
+        "ota_client: true}",
+        "ota_client: true, sdkconfig: {CONFIG_EXAMPLE_SKIP_COMMON_NAME_CHECK: true}}",
+    )
+    code, _, text = run_with_output(rehearsal, "rehearse", "--fail", "host")
+    assert code == 0, text
+    assert "warning: app 'factory' skips the server name check" in text
+    assert text.rstrip().endswith(
+        "booted ota_0: hello_world 1.0.1\napp 'factory' skips the server name check "
+        "(skip_cert_common_name_check), so it took a certificate made for another host: a real "
+        "board would too"
+    )
+
+
+def test_rehearse__an_app_trusting_only_the_bundle_refuses_the_handshake(
+    rehearsal: Path,
+) -> None:
+    # simple_ota_example's code takes crt_bundle_attach under CONFIG_EXAMPLE_USE_CERT_BUNDLE;
+    # stated here, as the stand-in's Kconfig has no bundle options.
+    edit(rehearsal, "ota_client: true}", "ota_client: true, trusts: bundle}")
+    code, _, text = run_with_output(rehearsal, "rehearse")
+    assert code == 1, text
+    assert "warning: app 'factory' trusts only ESP-IDF's certificate bundle" in text
+    assert "ota: Firmware upgrade failed: esp-tls: Failed to verify peer certificate" in text
+    assert "\nbooted factory: simple_ota 1.0.0\n" in text
+    assert (
+        "app 'factory' trusts only ESP-IDF's certificate bundle, which does not hold this "
+        "project's CA: embed the CA (cert_pem), or serve with a certificate a public CA signed"
+    ) in text
 
 
 def test_rehearse__partial_download(rehearsal: Path) -> None:

@@ -90,8 +90,27 @@ def test_rehearse__signature_failures_need_ota_sign(rehearsal: Path) -> None:
     assert "--fail wrong-key rehearses a feature this project has off; set ota.sign" in text
 
 
+def test_rehearse__rollback_an_app_that_never_confirms_rolls_back(rehearsal: Path) -> None:
+    # hello_world never calls esp_ota_mark_app_valid_cancel_rollback() and restarts itself.
+    _ota(rehearsal, "rollback: true")
+    code, _, text = run_with_output(rehearsal, "rehearse")
+    assert code == 1, text
+    assert "warning: app 'hello_world' never calls esp_ota_mark_app_valid_cancel_rollback()" in text
+    assert "app: ota_0 runs pending verify; its code never calls" in text
+    assert "boot: otadata[0] 1: pending verify -> aborted (rollback)" in text
+    assert "\nbooted factory: simple_ota 1.0.0\n" in text
+    assert (
+        "the update did not hold: ota_0 did not confirm itself before the reset, so the "
+        "bootloader marked it aborted and booted the previous app (factory); app 'hello_world' "
+        "never calls esp_ota_mark_app_valid_cancel_rollback(): call it once the app is known "
+        "good (or set apps.hello_world.confirms_update: true where it does so out of sight)"
+    ) in text
+    assert _otadata(rehearsal) == [(1, otadata.ABORTED), _EMPTY]
+
+
 def test_rehearse__rollback_confirms_the_new_app(rehearsal: Path) -> None:
     _ota(rehearsal, "rollback: true")
+    edit(rehearsal, "version: 1.0.1}", "version: 1.0.1, confirms_update: true}")
     code, _, text = run_with_output(rehearsal, "rehearse")
     assert code == 0, text
     assert "boot: otadata[0]: new -> pending verify" in text
@@ -118,7 +137,7 @@ def _anti_rollback(project: Path) -> None:
     end = text.index("\n", start + len(old)) + 1
     (project / "project.yaml").write_text(text[:start] + _NO_FACTORY + text[end:])
     edit(project, "ota_client: true}", "ota_client: true, secure_version: 1}")
-    edit(project, "version: 1.0.1}", "version: 1.0.1, secure_version: 2}")
+    edit(project, "version: 1.0.1}", "version: 1.0.1, secure_version: 2, confirms_update: true}")
     _ota(project, "rollback: true, sign: rsa3072")
 
 

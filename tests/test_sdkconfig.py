@@ -12,6 +12,7 @@ from esp_ota_doit.firmware import defaults, render
 from esp_ota_doit.idf import sdkconfig
 from esp_ota_doit.idf.kconfig_rules import HexInt
 
+from tests import idf_kit
 from tests.conftest import REPO
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "render"
@@ -69,8 +70,18 @@ def test_plan__other_apps_get_no_url_or_wifi() -> None:
     assert hello["CONFIG_APP_PROJECT_VER"] == '"1.0.1"'
 
 
-def test_plan__native_example_spells_the_url_option_upg() -> None:
-    project = example(**{"simple_ota_example": "native_ota_example"})
+@pytest.mark.idf_kit
+def test_plan__the_url_option_comes_from_the_apps_kconfig() -> None:
+    # native_ota_example spells it ..._UPG_URL in its Kconfig.projbuild: found there, by no name.
+    text = (REPO / "project.yaml").read_text().replace("simple_ota_example", "native_ota_example")
+    project = loader.load(
+        text,
+        file="project.yaml",
+        env={},
+        resolve_host=lambda host: "192.168.1.20",
+        project_dir=REPO,
+        idf_root=idf_kit.idf_path(),
+    )
     assert "CONFIG_EXAMPLE_FIRMWARE_UPG_URL" in options(project, "factory")
 
 

@@ -27,6 +27,7 @@ from esp_ota_doit.device.record import BoardRecord, FlashedImage, RunningApp
 from esp_ota_doit.errors import ConfigErrors
 from esp_ota_doit.firmware import outputs
 from esp_ota_doit.firmware.outputs import AppSummary, EsptoolArgs, FlashSettings, ImageEntry
+from esp_ota_doit.idf import app_code
 from esp_ota_doit.idf.images import AppImage
 from esp_ota_doit.paths import Paths
 from esp_ota_doit.release import make
@@ -1122,11 +1123,6 @@ def test_warn__nothing_for_a_matching_board(tmp_path: Path) -> None:
             "server is 'https://127.0.0.1:8070/hello_world.bin' (an `auto` host may have changed); "
             "it will not find this server: set $OTA_HOST or run `doit flash`",
         ),
-        (
-            {"app": RunningApp(name="factory", version="1.0.1", project_name="simple_ota")},
-            "board 24:0a:c4:00:00:01: already runs version '1.0.1'; advanced_https_ota_example "
-            "refuses an image with the running version: bump apps.hello_world.version",
-        ),
     ],
 )
 def test_warn__what_ota_cannot_deliver(
@@ -1142,6 +1138,36 @@ def test_warn__what_ota_cannot_deliver(
     assert notes[0].startswith(f"{boards / 'broken.json'}: cannot be read (not JSON: ")
     assert notes[0].endswith("; run doit flash (this board is not checked)")
     assert notes[1:] == [expected]
+
+
+@pytest.mark.parametrize(
+    ("project_name", "compares", "warned"),
+    [
+        ("hello_world", True, True),  # the board runs this app, whose code compares versions
+        ("hello_world", False, False),  # the same app, which installs its own version again
+        ("simple_ota", True, False),  # another app runs there: its code decides, not this one's
+    ],
+)
+def test_warn__same_version_only_where_the_boards_app_compares_versions(
+    tmp_path: Path, project_name: str, compares: bool, warned: bool
+) -> None:
+    other = make_site(tmp_path, image=cached_image(size=4096))
+    code = app_code.facts([], {}, examples_common=False)
+    summary = replace(
+        outputs.read(other.plan.app_summary), code=replace(code, compares_version=compares)
+    )
+    image = AppImage(
+        name="x.bin", size=1, sha256="", chip_id=0, project_name="hello_world", version="1.0.1"
+    )
+    board = replace(
+        BOARD, app=RunningApp(name="factory", version="1.0.1", project_name=project_name)
+    )
+    notes = serve.board_warnings(other.plan, summary, image, frozenset(), [board])
+    expected = (
+        "board 24:0a:c4:00:00:01: already runs version '1.0.1', and app 'hello_world' compares "
+        "versions before writing, so it refuses this image: bump apps.hello_world.version"
+    )
+    assert (expected in notes) is warned
 
 
 def test_warn__a_board_record_of_another_schema_is_skipped(tmp_path: Path) -> None:

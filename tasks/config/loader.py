@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, ConfigErrors, KeyPath
 from ..idf import app as idfapp
-from ..idf import chips, components, kconfig, partition_files, partitions, releases
+from ..idf import app_code, chips, kconfig, partition_files, partitions, releases
 from ..idf.kconfig_rules import AppKconfig
 from ..idf.partitions import Partition, PartitionTable
 from . import kconfig_checks, layout, schema
@@ -203,11 +203,11 @@ def _encrypt_checks(project: Project, idf_root: Path | None) -> Iterator[ConfigE
         folder = _app_folder(project, app, idf_root)
         if not app.ota_client or folder is None or not folder.is_dir():
             continue
-        if not components.decrypts(folder):
+        if not app_code.decrypts(folder):
             yield ConfigError(
                 ("ota", "encrypt"),
                 f"OTA client app '{app.name}' does not decrypt: its code never calls "
-                f"{components.DECRYPT_CALL} (esp_encrypted_img), so it would write the "
+                f"{app_code.DECRYPT_CALL} (esp_encrypted_img), so it would write the "
                 "encrypted bytes as they come",
                 "use an OTA client built on esp_encrypted_img (like ESP-IDF's "
                 "examples/system/ota/pre_encrypted_ota), or remove ota.encrypt",
@@ -219,7 +219,11 @@ def _ota_layout_checks(project: Project) -> Iterator[ConfigError]:
     if project.ota is None:
         return
     test = [p for p in table.partitions if p.type == partitions.APP_TYPE and p.subtype == 0x20]
-    if project.anti_rollback and (table.factory is not None or test):
+    # Anti-rollback from secure_version, or from an app's own defaults files (kconfgen's word).
+    anti_rollback = project.anti_rollback or any(
+        found.values.get("BOOTLOADER_APP_ANTI_ROLLBACK") is True for _, found in project.kconfig
+    )
+    if anti_rollback and (table.factory is not None or test):
         yield ConfigError(
             ("partitions", "layout"),
             "Anti-rollback option is enabled. Partition table should consist of two ota "
@@ -484,6 +488,8 @@ def load(
             if warn is not None:
                 for line in _format(warnings, source).lines:
                     warn(line)
+            if not errors:  # an app's own defaults may turn anti-rollback on, too
+                errors = list(_ota_layout_checks(project))
     except ConfigError as error:
         errors = [error]
     except Invalid as invalid:

@@ -42,6 +42,12 @@ _sdkconfig = schema.config_options(owner_of)  # refuses options that project.yam
 _option_name = schema.optional(schema.pattern(r"CONFIG_[A-Z0-9_]+", "a CONFIG_ option name"))
 
 
+def _defaults_files(value: object, path: KeyPath) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(path, "expected a list of defaults files", "like [sdkconfig.defaults]")
+    return tuple(schema.relative_path(item, (*path, index)) for index, item in enumerate(value))
+
+
 def option(*, doc: str, check: schema.Check, default: object = REQUIRED, example: str = "") -> Any:
     """A project.yaml key: its doc line, validator, default (as YAML would spell it) and example."""
     meta = {"doc": doc, "check": check, "default": default, "example": example}
@@ -204,6 +210,44 @@ class App:
         check=schema.optional(schema.integer(0, 32)),
         default=None,
     )
+
+    sdkconfig_defaults: tuple[str, ...] = option(
+        doc="the app's own defaults files, in SDKCONFIG_DEFAULTS order (each followed by its "
+        ".<target> twin; a later file wins), relative to the app folder; null = "
+        "sdkconfig.defaults. Like ESP-IDF's CI variants: [sdkconfig.defaults, sdkconfig.ci.x]",
+        check=schema.optional(_defaults_files),
+        default=None,
+        example="[sdkconfig.defaults, sdkconfig.ci.anti_rollback]",
+    )
+    compares_version: bool | None = option(
+        doc="the app refuses an image whose esp_app_desc_t.version is the one it runs; null = "
+        "read from its code (a memcmp/strcmp of version fields, under its configuration)",
+        check=schema.optional(schema.boolean),
+        default=None,
+    )
+    skips_host_check: bool | None = option(
+        doc="the app sets skip_cert_common_name_check (accepts a server certificate for any "
+        "host); null = read from its code",
+        check=schema.optional(schema.boolean),
+        default=None,
+    )
+    trusts: str | None = option(
+        doc="what the app trusts for the server: embedded_ca (cert_pem) or bundle "
+        "(crt_bundle_attach, ESP-IDF's certificate bundle); null = read from its code",
+        check=schema.optional(schema.one_of("embedded_ca", "bundle")),
+        default=None,
+    )
+    confirms_update: bool | None = option(
+        doc="a new image of this app calls esp_ota_mark_app_valid_cancel_rollback() (needed "
+        "under ota.rollback); null = read from its code",
+        check=schema.optional(schema.boolean),
+        default=None,
+    )
+
+    @property
+    def defaults_files(self) -> tuple[str, ...]:
+        """The app's own SDKCONFIG_DEFAULTS, in order."""
+        return self.sdkconfig_defaults or ("sdkconfig.defaults",)
 
     @property
     def in_idf(self) -> bool:

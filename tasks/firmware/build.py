@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from .. import process
 from ..errors import ToolError, warn
 from ..files import write_if_changed
-from ..idf import components, esptool_log, kconfig, sdkconfig, signing
+from ..idf import app as idfapp
+from ..idf import app_code, esptool_log, kconfig, sdkconfig, signing
 from ..idf import images as image_checks
 from ..idf.idftool import IdfTool, find_idf
 from ..tls import certs
@@ -117,10 +118,10 @@ def prepare(plan: BuildPlan) -> None:
     stage(plan.source, plan.project_dir, keep=plan.placed, project_dir=plan.project_root)
     if plan.ca_source is not None and plan.ca_dest is not None:
         certs.place_ca(plan.ca_source, plan.ca_dest)
-    if plan.decrypt_key_dest is not None and not components.decrypts(plan.project_dir):
+    if plan.decrypt_key_dest is not None and not app_code.decrypts(plan.project_dir):
         raise ToolError(
             f"ota.encrypt: OTA client app '{plan.app}' does not decrypt: its code never calls "
-            f"{components.DECRYPT_CALL} (esp_encrypted_img); use an OTA client built on "
+            f"{app_code.DECRYPT_CALL} (esp_encrypted_img); use an OTA client built on "
             "esp_encrypted_img (like ESP-IDF's examples/system/ota/pre_encrypted_ota), or remove "
             "ota.encrypt"
         )
@@ -288,6 +289,7 @@ def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
         plan.command(idf), log=log, what=f"idf.py build of app '{plan.app}'", echo=not idf.synthetic
     )
     _check_config(plan)
+    code = _code(plan)
     flasher = read_flasher_args(plan.build_dir)
     images, contents = _images(plan, flasher)
     if key is not None:
@@ -314,6 +316,7 @@ def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
         ca_file=plan.ca_dest,
         synthetic=idf.synthetic,
         holds_secret=secret,
+        code=code,
     )
     outputs.write(plan.build_dir / "app.json", summary)
     state = _state(plan)
@@ -321,6 +324,34 @@ def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
     write_if_changed(_state_file(plan), json.dumps(state))
     made = f"built by the idf.py stand-in (log: {log})" if idf.synthetic else "verified"
     print(f"app '{plan.app}': {app.name} {app.version} {made}, {app.size} bytes")
+
+
+def _code(plan: BuildPlan) -> app_code.AppCode | None:
+    """What the app's code does, read under the configuration it was just built with; each
+    thing a board would do that the user may not expect is said here, once per build."""
+    try:
+        config = json.loads((plan.build_dir / "config" / "sdkconfig.json").read_text("utf-8"))
+        files = idfapp.read_app(plan.project_dir)
+    except (OSError, ValueError):
+        return None  # the took-effect check has already said what the build lacks
+    overrides = app_code.Overrides.from_json(dict(plan.code_overrides))
+    code = app_code.scan(
+        plan.project_dir,
+        config,
+        examples_common=files.uses_examples_common,
+        overrides=overrides,
+        app=plan.app,
+        ca_cert=plan.ca_cert,
+    )
+    for note in app_code.warnings(
+        code,
+        app=plan.app,
+        client=plan.ota_url is not None,
+        encrypt=plan.decrypt_key_dest is not None,
+        delta=plan.delta,
+    ):
+        warn(note)
+    return code
 
 
 def _sdkconfig_digest(plan: BuildPlan) -> str | None:

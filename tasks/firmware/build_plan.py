@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..idf import kconfig, sdkconfig
+from ..idf.app_code import Overrides
 from ..idf.idftool import IdfTool
 from ..idf.partitions import Partition
 from ..tls import certs
@@ -50,6 +51,10 @@ class BuildPlan:
     # ota.encrypt: the private key an OTA client embeds (esp_encrypted_img), and where.
     decrypt_key_source: Path | None = None
     decrypt_key_dest: Path | None = None
+    delta: bool = False  # ota.delta: the project serves esp_delta_ota patches
+    ca_cert: str | None = None  # where the app embeds the CA, relative to its folder
+    # What project.yaml states about the app's code (apps.<name>.compares_version...).
+    code_overrides: tuple[tuple[str, bool | str | None], ...] = ()
 
     @property
     def signing_key(self) -> Path | None:
@@ -131,9 +136,10 @@ def plan(
     # Every app is built from its staged copy: neither ESP-IDF's tree nor the app's own folder
     # (its sdkconfig, build/, embedded CA) is ever written to.
     project_dir = paths.staged(app.name)
-    own_defaults = project_dir / "sdkconfig.defaults"
     generated = paths.sdkconfig_defaults(app.name)
-    defaults = (own_defaults, generated) if exists(source / "sdkconfig.defaults") else (generated,)
+    # The app's own defaults files (ESP-IDF's CI variants layered on), then ours, which win.
+    own = tuple(project_dir / name for name in app.defaults_files if exists(source / name))
+    defaults = (*own, generated)
     client = app.ota_client and project.ota is not None
     secret = options.secret_options
     return BuildPlan(
@@ -159,6 +165,19 @@ def plan(
         signing=signing,
         decrypt_key_source=decrypt_key if client and decrypt_key is not None else None,
         decrypt_key_dest=project_dir / app.decrypt_key if client and decrypt_key else None,
+        delta=project.ota is not None and project.ota.delta,
+        ca_cert=app.ca_cert,
+        code_overrides=tuple(code_overrides(app).to_json().items()),
+    )
+
+
+def code_overrides(app: App) -> Overrides:
+    """What project.yaml states about the app's code, where its reading would not do."""
+    return Overrides(
+        compares_version=app.compares_version,
+        skips_host_check=app.skips_host_check,
+        trusts="bundle" if app.trusts == "bundle" else "embedded_ca" if app.trusts else None,
+        confirms_update=app.confirms_update,
     )
 
 

@@ -16,7 +16,6 @@ from ..idf.sdkconfig import (
     EXAMPLE_PASSWORD_OPTION,
     EXAMPLE_SSID_OPTION,
     EXAMPLE_URL_OPTION,
-    NATIVE_URL_OPTION,
     format_value,
     redacted,
 )
@@ -33,11 +32,10 @@ def wifi_options(app: App) -> tuple[str, str]:
 
 
 def url_option(app: App) -> str:
-    """The app's Kconfig option for the firmware URL."""
-    if app.url_option:
-        return app.url_option
-    native = app.idf_subpath.endswith("native_ota_example")
-    return NATIVE_URL_OPTION if native else EXAMPLE_URL_OPTION
+    """The app's Kconfig option for the firmware URL: the one project.yaml names or the loader
+    found in the app's Kconfig; where its folder is not here (an idf: app without ESP-IDF), the
+    OTA examples' usual one, which the post-build check refuses if the app has no such option."""
+    return app.url_option or EXAMPLE_URL_OPTION
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import ToolError
 from ..files import ShapeError, field, mapping, read_json, schema_checked, write_if_changed
+from ..idf.app_code import AppCode
 from ..idf.images import AppImage
 
 __all__ = ["SCHEMA", "AppSummary", "EsptoolArgs", "FlashSettings", "ImageEntry", "read", "write"]
@@ -132,6 +133,7 @@ class AppSummary:
     ca_file: Path | None = None
     synthetic: bool = False  # built by the idf.py stand-in: only for the virtual board
     holds_secret: bool = False  # the image embeds the Wi-Fi password
+    code: AppCode | None = None  # what the app's code does about OTA, under its built config
     schema: int = SCHEMA
 
     @property
@@ -169,6 +171,7 @@ class AppSummary:
             "merged": str(self.merged),
             "synthetic": self.synthetic,
             "holds_secret": self.holds_secret,
+            "code": None if self.code is None else self.code.to_json(),
         }
 
     @classmethod
@@ -194,6 +197,7 @@ class AppSummary:
                 ca_file=_optional_path(field(data, "ca_file", str, type(None))),
                 synthetic=field(data, "synthetic", bool),
                 holds_secret=field(data, "holds_secret", bool),
+                code=_code(data.get("code")),
             )
         except ShapeError as problem:
             raise ToolError(f"{source}: not a valid app summary ({problem}); {fix}") from None
@@ -206,6 +210,17 @@ def _entry(value: object) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise ShapeError("an entry of 'images' is not a mapping")
     return value
+
+
+def _code(value: object) -> AppCode | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ShapeError("'code' is not a mapping")
+    try:
+        return AppCode.from_json(value)
+    except (KeyError, TypeError, ValueError):
+        raise ShapeError("'code' is not what doit build writes") from None
 
 
 def _optional_path(text: str | None) -> Path | None:

@@ -50,8 +50,13 @@ def _variant(plan: build.BuildPlan, root: Path) -> build.BuildPlan:
     source = root / "src"
     force = root / "reproducible.defaults"
     write_if_changed(force, _FORCE)
-    own = [source / "sdkconfig.defaults"] if (plan.source / "sdkconfig.defaults").exists() else []
-    generated = [path for path in plan.defaults if path.parent != plan.project_dir]
+    # The app's own layered defaults, at the same place in the copy; then ours.
+    own = [
+        source / p.relative_to(plan.project_dir)
+        for p in plan.defaults
+        if p.is_relative_to(plan.project_dir)
+    ]
+    generated = [path for path in plan.defaults if not path.is_relative_to(plan.project_dir)]
     ca_dest = source / plan.ca_dest.relative_to(plan.project_dir) if plan.ca_dest else None
     return dataclasses.replace(
         plan,

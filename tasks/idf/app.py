@@ -11,11 +11,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .app_code import sources
 from .sdkconfig import EXAMPLE_PASSWORD_OPTION, EXAMPLE_SSID_OPTION
 
 __all__ = [
     "AppFiles",
     "KconfigString",
+    "defaults_in_cmake",
     "embedded_files",
     "is_idf_app",
     "kconfig_strings",
@@ -23,6 +25,7 @@ __all__ = [
     "project_version",
     "read_app",
     "url_options",
+    "url_options_in_code",
     "wifi_options",
 ]
 
@@ -128,6 +131,26 @@ class AppFiles:
     # idf_build_set_property(MINIMAL_BUILD ON): ESP-IDF v5.5+ examples configure only the
     # components main needs.
     minimal_build: bool = False
+    # set(SDKCONFIG_DEFAULTS ...) or list(APPEND SDKCONFIG_DEFAULTS ...) in CMakeLists.txt.
+    sdkconfig_defaults: tuple[str, ...] = ()
+
+
+_SET_DEFAULTS = re.compile(
+    r"^\s*(?:set|list\s*\(\s*APPEND)\s*\(?\s*SDKCONFIG_DEFAULTS\s+([^)]*)\)", re.I | re.M
+)
+
+
+def defaults_in_cmake(cmakelists: str) -> tuple[str, ...]:
+    """The defaults files a top-level CMakeLists.txt names in SDKCONFIG_DEFAULTS, relative to
+    the project folder (project.cmake reads the variable it sets before project())."""
+    names: list[str] = []
+    for found in _SET_DEFAULTS.finditer(_code(cmakelists)):
+        for item in re.split(r"[;\s]+", found.group(1).replace('"', " ")):
+            for prefix in ("${CMAKE_CURRENT_LIST_DIR}/", "${CMAKE_SOURCE_DIR}/", "${PROJECT_DIR}/"):
+                item = item.removeprefix(prefix)
+            if item and "$" not in item:
+                names.append(item)
+    return tuple(names)
 
 
 _MINIMAL_BUILD = re.compile(
@@ -145,11 +168,13 @@ def _relative_embed(written: str, root: Path) -> str:
 
 
 def _projbuilds(root: Path) -> list[Path]:
-    """main/'s and each components/<name>/'s Kconfig.projbuild, the files ESP-IDF sources."""
-    candidates = [root / "main" / "Kconfig.projbuild"]
+    """main/'s and each components/<name>/'s Kconfig.projbuild and Kconfig, the files ESP-IDF
+    sources for the app's own components."""
+    candidates = [root / "main" / "Kconfig.projbuild", root / "main" / "Kconfig"]
     components = root / "components"
     if components.is_dir() and not components.is_symlink():
         candidates += sorted(components.glob("*/Kconfig.projbuild"))
+        candidates += sorted(components.glob("*/Kconfig"))
     return [path for path in candidates if path.is_file()]
 
 
@@ -192,6 +217,7 @@ def read_app(root: Path) -> AppFiles:
         kconfig_strings=tuple(strings),
         uses_examples_common="protocol_examples_common" in _code(top) + yml_text,
         minimal_build=_MINIMAL_BUILD.search(_code(top)) is not None,
+        sdkconfig_defaults=defaults_in_cmake(top),
     )
 
 
@@ -212,3 +238,20 @@ def wifi_options(app: AppFiles) -> tuple[tuple[str, str], str] | None:
     if app.uses_examples_common:
         return _EXAMPLES_WIFI, "protocol_examples_common"
     return None
+
+
+_URL_FIELD = re.compile(r"\burl\s*=\s*(CONFIG_\w+)")
+_URL_NAMED = re.compile(r"\bCONFIG_\w*URL\w*")
+
+
+def url_options_in_code(app: AppFiles) -> list[str]:
+    """The options the app's own code hands esp_http_client as its URL (`.url = CONFIG_X`),
+    else those it reads whose name says URL; for URL options whose default is no https:// URL
+    (FROM_STDIN, empty, http)."""
+    texts = [path.read_text(encoding="utf-8", errors="replace") for path in sources(app.root)]
+    strings = {option.name for option in app.kconfig_strings}
+    for pattern in (_URL_FIELD, _URL_NAMED):
+        found = [name for text in texts for name in pattern.findall(text) if name in strings]
+        if found:
+            return list(dict.fromkeys(found))
+    return []

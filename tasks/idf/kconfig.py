@@ -292,15 +292,18 @@ def evaluate(
     defaults: Sequence[Path],
     command: Sequence[str],
     cache: Path | None = None,
+    sdkconfig: Path | None = None,
 ) -> Evaluation:
-    """Run kconfgen as ESP-IDF's configure step does, from `defaults` only (a fresh sdkconfig),
-    cached in `cache` on the Kconfig files' fingerprint and the defaults' bytes.
+    """Run kconfgen as ESP-IDF's configure step does, from `defaults` (and an existing
+    `sdkconfig`, only read, whose values win as they do in a build; else a fresh one), cached in
+    `cache` on the Kconfig files' fingerprint and the inputs' bytes.
 
     Raises:
         ToolError: kconfgen failed; the message carries its last line.
     """
     layers = [Path(arg) for arg in _defaults_args(kconfig, defaults) if arg != "--defaults"]
-    key = fingerprint(kconfig, command, json.dumps([p.read_text("utf-8") for p in layers]))
+    inputs = [p.read_text("utf-8") for p in (*layers, *([sdkconfig] if sdkconfig else []))]
+    key = fingerprint(kconfig, command, json.dumps(inputs))
     if cache is not None and cache.is_file():
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             stored = json.loads(cache.read_text(encoding="utf-8"))
@@ -311,6 +314,8 @@ def evaluate(
     with tempfile.TemporaryDirectory(prefix="esp-ota-kconfig-") as folder:
         work = Path(folder)
         menus, values = work / "kconfig_menus.json", work / "sdkconfig.json"
+        if sdkconfig is not None:  # kconfgen may rewrite --config: never the app's own file
+            (work / "sdkconfig").write_bytes(sdkconfig.read_bytes())
         done = run(
             kconfig,
             command=command,

@@ -17,7 +17,6 @@ __all__ = [
     "EXAMPLE_PASSWORD_OPTION",
     "EXAMPLE_SSID_OPTION",
     "EXAMPLE_URL_OPTION",
-    "NATIVE_URL_OPTION",
     "SECRET_OPTIONS",
     "format_value",
     "owner_of",
@@ -43,10 +42,9 @@ _OWNERS: tuple[tuple[str, str], ...] = (
     ("CONFIG_EXAMPLE_WIFI_PASSWORD", "wifi.password"),
 )
 
-# simple_ota_example, advanced_https_ota and pre_encrypted_ota name it ..._UPGRADE_URL;
-# native_ota_example spells it ..._UPG_URL (facts §1.2).
+# simple_ota_example, advanced_https_ota and pre_encrypted_ota name it ..._UPGRADE_URL (facts
+# §1.2); any other app's is found in its Kconfig (config/loader.py) or named by url_option.
 EXAMPLE_URL_OPTION = "CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL"
-NATIVE_URL_OPTION = "CONFIG_EXAMPLE_FIRMWARE_UPG_URL"
 
 
 # protocol_examples_common's Wi-Fi options, which the OTA examples use (facts §1).

@@ -209,7 +209,9 @@ class OtaClient:
     target: str
     partial: bool  # EXAMPLE_ENABLE_PARTIAL_HTTP_DOWNLOAD: HEAD, then GETs of request_size
     request_size: int  # max_http_request_size: EXAMPLE_HTTP_REQUEST_SIZE, else 64 KiB
-    check_version: bool  # advanced_https_ota refuses the version it runs
+    check_version: bool  # the app's code compares esp_app_desc_t.version with the running one
+    check_host: bool = True  # skip_cert_common_name_check leaves it off
+    trusts_ca: bool = True  # cert_pem (or a bundle holding the CA); False: the bundle alone
     address: tuple[str, int] | None = None  # where the URL's host:port is reached (rehearsal)
     stop_after: int | None = None  # the connection drops after this many bytes (rehearsal)
     # esp_https_ota's decrypt_cb (esp_encrypted_img): the received bytes -> the image.
@@ -221,7 +223,12 @@ def _connection(client: OtaClient) -> tuple[object, str]:
 
     parts = urlsplit(client.url)
     host, port = parts.hostname or "", parts.port or 443
-    context = ssl.create_default_context(cafile=str(client.ca_file))  # hostname checked
+    if client.trusts_ca:
+        context = ssl.create_default_context(cafile=str(client.ca_file))
+    else:  # ESP-IDF's bundle of public roots: it holds no project CA, so nothing here verifies
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    # esp-tls checks the name unless the app sets skip_cert_common_name_check; the chain always.
+    context.check_hostname = client.check_host
     address = client.address or (host, port)
 
     class Connection(http.client.HTTPSConnection):

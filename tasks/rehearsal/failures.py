@@ -21,8 +21,8 @@ FAILURES: dict[str, str] = {
     "corrupt": "one byte of the served image is flipped",
     "host": "the server's certificate is for another host",
     "same-version": (
-        "the served version is the one running (advanced_https_ota refuses it; "
-        "simple_ota_example installs it again)"
+        "the served version is the one running (an app whose code compares versions refuses "
+        "it; one that does not installs it again)"
     ),
     "bad-signature": "one byte of the served image's signature is flipped (ota.sign)",
     "wrong-key": "the served image is signed with another key (ota.sign)",

@@ -36,8 +36,59 @@ _OTA_KCONFIG = (
     "    config EXAMPLE_SKIP_COMMON_NAME_CHECK\n"
     '        bool "Skip server certificate CN fieldcheck"\n'
     "        default n\n"
+    "    config EXAMPLE_SKIP_VERSION_CHECK\n"
+    '        bool "Skip firmware version check"\n'
+    "        default n\n"
     "endmenu\n"
 )
+
+
+# What each example's code does about OTA, as its real source does it (the calls and the
+# #ifdefs around them; app_code reads them): the stand-in compiles none of it.
+_CODE = {
+    "simple_ota": (
+        "esp_http_client_config_t config = {\n"
+        "#ifdef CONFIG_EXAMPLE_USE_CERT_BUNDLE\n"
+        "    .crt_bundle_attach = esp_crt_bundle_attach,\n"
+        "#else\n"
+        "    .cert_pem = (char *)server_cert_pem_start,\n"
+        "#endif\n"
+        "};\n"
+        "#ifdef CONFIG_EXAMPLE_SKIP_COMMON_NAME_CHECK\n"
+        "config.skip_cert_common_name_check = true;\n"
+        "#endif\n"
+        "esp_https_ota(&ota_config);\n"
+    ),
+    "advanced_https_ota": (
+        "#ifndef CONFIG_EXAMPLE_SKIP_VERSION_CHECK\n"
+        "memcmp(new_app_info->version, running_app_info.version, sizeof(new_app_info->version));\n"
+        "#endif\n"
+        "esp_http_client_config_t config = { .cert_pem = (char *)server_cert_pem_start };\n"
+        "#ifdef CONFIG_EXAMPLE_SKIP_COMMON_NAME_CHECK\n"
+        "config.skip_cert_common_name_check = true;\n"
+        "#endif\n"
+        "esp_https_ota_begin(&ota_config, &https_ota_handle);\n"
+        "#if defined(CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE)\n"
+        "esp_ota_mark_app_valid_cancel_rollback();\n"
+        "#endif\n"
+    ),
+    "pre_encrypted_ota": (
+        "#ifndef CONFIG_EXAMPLE_SKIP_VERSION_CHECK\n"
+        "memcmp(new_app_info->version, running_app_info.version, sizeof(new_app_info->version));\n"
+        "#endif\n"
+        "esp_decrypt_handle_t decrypt_handle = esp_encrypted_img_decrypt_start(&cfg);\n"
+        "esp_http_client_config_t config = { .cert_pem = server_cert_pem_start };\n"
+        "#ifdef CONFIG_EXAMPLE_SKIP_COMMON_NAME_CHECK\n"
+        "config.skip_cert_common_name_check = true;\n"
+        "#endif\n"
+        "esp_https_ota_config_t ota_config = { .http_config = &config,\n"
+        "#ifdef CONFIG_EXAMPLE_ENABLE_PARTIAL_HTTP_DOWNLOAD\n"
+        "    .partial_http_download = true,\n"
+        "#endif\n"
+        "    .decrypt_cb = _decrypt_cb };\n"
+        "esp_https_ota_begin(&ota_config, &https_ota_handle);\n"
+    ),
+}
 
 
 def _ota_example(name: str, source: str) -> dict[str, str]:
@@ -48,7 +99,8 @@ def _ota_example(name: str, source: str) -> dict[str, str]:
             f'idf_component_register(SRCS "{source}" INCLUDE_DIRS "."\n'
             "                       EMBED_TXTFILES ${project_dir}/server_certs/ca_cert.pem)\n"
         ),
-        f"main/{source}": "/* synthetic: the stand-in builds no code */\nvoid app_main(void) {}\n",
+        f"main/{source}": "/* synthetic: the stand-in builds no code */\n"
+        f"void app_main(void)\n{{\n{_CODE[name]}}}\n",
         "main/Kconfig.projbuild": _OTA_KCONFIG,
         "main/idf_component.yml": (
             "dependencies:\n  protocol_examples_common:\n"
@@ -68,11 +120,6 @@ def _pre_encrypted_example() -> dict[str, str]:
         'idf_component_register(SRCS "pre_encrypted_ota.c" INCLUDE_DIRS "."\n'
         "                       EMBED_TXTFILES ${project_dir}/server_certs/ca_cert.pem\n"
         "                                      ${project_dir}/rsa_key/private.pem)\n"
-    )
-    files["main/pre_encrypted_ota.c"] = (
-        "/* synthetic: the stand-in builds no code */\n"
-        '#include "esp_encrypted_img.h"\n'
-        "void app_main(void) { esp_encrypted_img_decrypt_start(0); }\n"
     )
     files["main/idf_component.yml"] = (
         'dependencies:\n  espressif/esp_encrypted_img: "^2.0.1"\n  protocol_examples_common:\n'

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..device import flash
 from ..firmware import build, defaults, encryption_key, outputs, signing_key
 from ..idf import idftool
+from ..idf.app_code import AppCode, payload_refusal
 from ..release import make as release
 from ..serve import content as serve
 from ..tls import certs
@@ -207,9 +208,28 @@ class _Builds:
     served: outputs.AppSummary
 
     @property
-    def refuses_same_version(self) -> bool:
-        """Only advanced_https_ota compares versions (EXAMPLE_SKIP_VERSION_CHECK, facts §1.3)."""
-        return self.flashed.project_name == "advanced_https_ota"
+    def client(self) -> AppCode:
+        """What the flashed app's code does when it fetches the update."""
+        return self.flashed.code or _UNREAD
+
+    @property
+    def newcomer(self) -> AppCode:
+        """What the served app's code does once it boots."""
+        return self.served.code or _UNREAD
+
+
+# An app.json written before the code was read: esp_https_ota's plain behaviour.
+_UNREAD = AppCode(
+    ota_client=False,
+    compares_version=False,
+    skips_host_check=False,
+    trusts=("embedded_ca",),
+    payload="plain",
+    partial=False,
+    request_size=DEFAULT_REQUEST_SIZE,
+    confirms_update=True,
+    network=(),
+)
 
 
 def _resources(plan: RehearsalPlan, failure: str, builds: _Builds) -> dict[str, Any]:
@@ -230,6 +250,11 @@ def _resources(plan: RehearsalPlan, failure: str, builds: _Builds) -> dict[str, 
         signer=signing_key.load(plan.signing, os.environ) if plan.signing else None,
         running_secure_version=builds.flashed.app_image.secure_version,
     )
+    if plan.encryption is not None:
+        # A server under ota.encrypt holds encrypted images only: the failure's image too.
+        from ..idf import encrypted_img
+
+        data = encrypted_img.encrypt(data, encryption_key.read_public(plan.encryption))
     return {plan.serve.url_path: resource(data, "application/octet-stream")}
 
 
@@ -267,18 +292,21 @@ def _sdkconfig(plan: RehearsalPlan) -> dict[str, Any]:
 def _client(
     plan: RehearsalPlan, builds: _Builds, failure: str, partial: bool, port: int
 ) -> virtual_device.OtaClient:
-    """The factory app's OTA settings, from its built configuration."""
+    """The factory app's OTA settings: its built configuration and what its code does."""
     config = _sdkconfig(plan)
     size = builds.served.app_image.size
     decrypt = delivery.decryptor(plan.decrypt_key, _log) if plan.decrypt_key else None
+    code = builds.client
     return virtual_device.OtaClient(
         decrypt=decrypt,
         url=str(config[plan.url_option.removeprefix("CONFIG_")]),
         ca_file=Path(str(builds.flashed.ca_file)),
         target=plan.target,
-        partial=partial or bool(config.get("EXAMPLE_ENABLE_PARTIAL_HTTP_DOWNLOAD")),
-        request_size=int(config.get("EXAMPLE_HTTP_REQUEST_SIZE") or DEFAULT_REQUEST_SIZE),
-        check_version=builds.refuses_same_version,
+        partial=partial or code.partial,
+        request_size=code.request_size,
+        check_version=code.compares_version,
+        check_host=not code.skips_host_check,
+        trusts_ca=code.trusts_project_ca,
         address=("127.0.0.1", port),
         stop_after=size // 2 if failure == "cut" else None,
     )
@@ -286,10 +314,21 @@ def _client(
 
 def _check_failure(plan: RehearsalPlan, builds: _Builds, failure: str) -> None:
     if not builds.flashed.ota_url:
+        code = builds.flashed.code
+        if code is not None and not code.ota_client:
+            raise RehearsalError(
+                f"flash_app '{plan.flash.app}': its code calls no esp_https_ota, "
+                "esp_https_ota_begin or esp_ota_begin, so a board running it never fetches an "
+                "update; flash an app that does (e.g. ESP-IDF's simple_ota_example) and serve "
+                "this one"
+            )
         raise RehearsalError(
             f"flash_app '{plan.flash.app}' is not an OTA client, so there is no update to "
             f"rehearse; set apps.{plan.flash.app}.ota_client: true"
         )
+    refusal = payload_refusal(builds.client, encrypt=plan.encryption is not None, delta=plan.delta)
+    if refusal is not None:
+        raise RehearsalError(f"app '{plan.flash.app}': {refusal}")
     need = NEEDS.get(failure)
     if need is not None and not getattr(plan, need[0]):
         raise RehearsalError(
@@ -335,6 +374,14 @@ def run(
     if plan.synthetic:
         why = "--standin asked for them" if plan.standin else "no ESP-IDF here"
         print(SYNTHETIC_NOTE.format(why=why), flush=True)
+    if not builds.client.ota_client:
+        print(
+            f"app '{plan.flash.app}': its own code calls no esp_https_ota, esp_https_ota_begin "
+            "or esp_ota_begin (a library may), so esp_https_ota's defaults are assumed: it "
+            "trusts its embedded CA and compares no versions; state otherwise with "
+            f"apps.{plan.flash.app}.trusts and .compares_version",
+            flush=True,
+        )
     if plan.synthetic and plan.release is not None:
         _step("release (the rehearsal's own, under build/virtual/releases/)")
         release.record_release(plan.release)
@@ -369,7 +416,7 @@ def run(
                 _log(f"ota: Firmware upgrade failed: {cause}")
         final = story.boot()
         if final.pending:
-            final, cause = _first_boot(story, final, failure, cause)
+            final, cause = _first_boot(story, final, failure, cause, builds.newcomer)
     _record_ota(plan, builds, updated=final.partition != booted.partition, efuse=efuse)
     _verdict(builds, failure, booted, final, cause)
 
@@ -399,13 +446,20 @@ def _record_ota(
 
 
 def _first_boot(
-    story: _Story, booted: virtual_device.Booted, failure: str, cause: str | None
+    story: _Story, booted: virtual_device.Booted, failure: str, cause: str | None, code: AppCode
 ) -> tuple[virtual_device.Booted, str | None]:
-    """The new app in pending verify: it confirms itself, or (no-confirm) resets first."""
-    if failure != "no-confirm":
+    """The new app in pending verify: it confirms itself, or (no-confirm, or an app whose code
+    never calls esp_ota_mark_app_valid_cancel_rollback) resets first."""
+    if failure != "no-confirm" and code.confirms_update:
         virtual_device.confirm(story.board, booted, story.config, story.efuse, _log)
         return booted, cause
-    _log(f"app: {booted.partition.name} resets before esp_ota_mark_app_valid_cancel_rollback()")
+    if failure == "no-confirm":
+        _log(f"app: {booted.partition.name} resets before esp_ota_mark_app_valid_cancel_rollback()")
+    else:
+        _log(
+            f"app: {booted.partition.name} runs pending verify; its code never calls "
+            "esp_ota_mark_app_valid_cancel_rollback(), and it resets"
+        )
     final = story.boot()
     return final, (
         f"{booted.partition.name} did not confirm itself before the reset, so the bootloader "
@@ -422,6 +476,7 @@ def _verdict(
 ) -> None:
     where = f"booted {after.partition.name}: {after.app.project_name} {after.app.version}"
     print(f"\n{where}", flush=True)
+    client, app = builds.client, builds.flashed.app
 
     def installed(version: str) -> bool:
         return (
@@ -430,14 +485,23 @@ def _verdict(
 
     if failure == "none":
         if not installed(builds.served.version):
-            raise RehearsalError(f"the update did not happen ({cause or where})")
+            raise RehearsalError(f"the update did not hold: {cause or where}{_why(builds)}")
         return
-    if failure == "same-version" and not builds.refuses_same_version:
+    if failure == "same-version" and not client.compares_version:
         if not installed(before.app.version):
             raise RehearsalError(f"the same version should have been installed again ({where})")
         print(
-            f"{after.app.project_name} does not compare versions (only advanced_https_ota "
-            f"refuses the one it runs), so it installed {after.app.version} again"
+            f"app '{app}' does not compare versions before writing (its code reads no "
+            f"esp_app_desc_t.version, or its option to skip that is on), so it installed "
+            f"{after.app.version} again"
+        )
+        return
+    if failure == "host" and client.skips_host_check:
+        if not installed(builds.served.version):
+            raise RehearsalError(f"the update should have been accepted ({cause or where})")
+        print(
+            f"app '{app}' skips the server name check (skip_cert_common_name_check), so it "
+            "took a certificate made for another host: a real board would too"
         )
         return
     if cause is None or after.partition != before.partition:
@@ -446,3 +510,20 @@ def _verdict(
         print(f"the board rolled back to {after.partition.name}: {cause}")
     else:
         print(f"the board still boots {after.partition.name}; the update was refused: {cause}")
+
+
+def _why(builds: _Builds) -> str:
+    """What in the apps' code made the update fail, and the ways out."""
+    if not builds.client.trusts_project_ca:
+        return (
+            f"; app '{builds.flashed.app}' trusts only ESP-IDF's certificate bundle, which does "
+            "not hold this project's CA: embed the CA (cert_pem), or serve with a certificate a "
+            "public CA signed"
+        )
+    if builds.newcomer.under_rollback and not builds.newcomer.confirms_update:
+        return (
+            f"; app '{builds.served.app}' never calls esp_ota_mark_app_valid_cancel_rollback(): "
+            f"call it once the app is known good (or set apps.{builds.served.app}."
+            "confirms_update: true where it does so out of sight)"
+        )
+    return ""

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..device import record
 from ..errors import ConfigError, ProjectError, ToolError, warn
 from ..firmware import outputs
+from ..idf import app_code
+from ..idf.app_code import AppCode
 from ..idf.chips import CHIPS
 from ..release import record as release_record
 from ..release import site
@@ -196,6 +198,14 @@ def check(plan: ServePlan, *, emit: Callable[[str], None] = warn) -> ServeConten
     notes += refusals.of(
         plan.app, image.name, _signed_with(plan, release), image.secure_version, boards
     )
+    if summary.code is not None:  # what the served app will do on the boards that take it
+        notes += app_code.warnings(
+            summary.code,
+            app=plan.app,
+            client=summary.ota_url is not None,
+            encrypt=release.encrypted is not None,
+            delta=bool(release.patches),
+        )
     if summary.holds_secret and release.encrypted is None:
         notes.append(
             f"{image.name} embeds the Wi-Fi password (apps.{plan.app} is an OTA client and "
@@ -366,7 +376,7 @@ def board_warnings(
                     f"flashed over serial ({_shown(before)} -> {_shown(now)}); OTA cannot deliver "
                     "it: run `doit flash`"
                 )
-        notes += _trust_warnings(plan, image, board, ca)
+        notes += _trust_warnings(plan, image, board, ca, summary.code)
     return notes
 
 
@@ -375,7 +385,11 @@ def _sha256(image: FlashedImage | ImageEntry | None) -> str | None:
 
 
 def _trust_warnings(
-    plan: ServePlan, image: AppImage, board: BoardRecord, ca: frozenset[str]
+    plan: ServePlan,
+    image: AppImage,
+    board: BoardRecord,
+    ca: frozenset[str],
+    code: AppCode | None,
 ) -> list[str]:
     notes = []
     mac, trusted, url = board.mac, board.ca_sha256, board.ota_url
@@ -389,10 +403,13 @@ def _trust_warnings(
             f"board {mac}: fetches '{url}' but this server is '{plan.url}' (an `auto` host may "
             "have changed); it will not find this server: set $OTA_HOST or run `doit flash`"
         )
-    if board.app.version == image.version:
+    # The board runs the served app's code when it runs the same project.
+    same_app = board.app.project_name == image.project_name
+    if board.app.version == image.version and same_app and code and code.compares_version:
         notes.append(
-            f"board {mac}: already runs version '{image.version}'; advanced_https_ota_example "
-            f"refuses an image with the running version: bump apps.{plan.app}.version"
+            f"board {mac}: already runs version '{image.version}', and app '{plan.app}' "
+            "compares versions before writing, so it refuses this image: bump "
+            f"apps.{plan.app}.version"
         )
     return notes
 
