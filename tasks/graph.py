@@ -287,7 +287,11 @@ def task_encryption_key() -> dict[str, Any]:
     """Make the image-encryption key keys/encryption_key.pem once (ota.encrypt); never served."""
     plan = _encryption_plan(load_project())
     if plan is None:
-        return {"actions": [], "doc": "project.yaml has no ota.encrypt; images are served plain"}
+        return {
+            "basename": "encryption-key",  # one name whether or not the project encrypts
+            "actions": [],
+            "doc": "project.yaml has no ota.encrypt; images are served plain",
+        }
     return {
         "basename": "encryption-key",
         "actions": [(run, [_create_encryption_key, plan])],

@@ -153,7 +153,7 @@ def test_serve__warns_after_the_key_is_rotated(
     new = signing.public_key_digest((signed / "keys" / "signing_key.pem").read_bytes())
     assert (
         f"board {board_record.mac}: its app trusts signing key {old[:16]}… only, and "
-        f"hello_world-signed.bin is signed with key {new[:16]}…; it will refuse this update"
+        f"hello_world.bin is signed with key {new[:16]}…; it will refuse this update"
     ) in text
 
 
