@@ -19,6 +19,7 @@ _SCRUBBED = (
     "ESPBAUD",
     "IDF_PATH",
     "IDF_TARGET",
+    "IDF_PYTHON_ENV_PATH",
     "WIFI_PASSWORD",
     "OTA_HOST",
     "OTA_CA_CERT",
