@@ -4,13 +4,21 @@ the certificate for another host. Each mode says what a real board would meet in
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from ..errors import ProjectError
 from ..idf import images, signing
 from ..tls import certs
 
-__all__ = ["FAILURES", "NEEDS", "RehearsalError", "served_bytes", "server_certs"]
+__all__ = [
+    "FAILURES",
+    "NEEDS",
+    "RehearsalError",
+    "newer_revision",
+    "served_bytes",
+    "server_certs",
+]
 
 FAILURES: dict[str, str] = {
     "none": "the update succeeds and the board boots it",
@@ -26,6 +34,7 @@ FAILURES: dict[str, str] = {
     "wrong-key": "the served image is signed with another key (ota.sign)",
     "no-confirm": "the new app resets before it confirms itself (ota.rollback)",
     "downgrade": "the served image has a lower secure_version (apps.<name>.secure_version)",
+    "chip-rev": "the build needs a newer chip revision than the board's (esptool refuses it)",
 }
 # What each failure needs in project.yaml: (RehearsalPlan attribute, the line to set).
 NEEDS = {
@@ -103,6 +112,18 @@ def _downgraded(target: str, data: bytes, running: int, key: Path | None) -> byt
     image.segments[0].data = bytes(desc)
     unsigned = bytes(image.save(None))
     return signing.sign(key, unsigned) if key is not None else unsigned
+
+
+def newer_revision(data: bytes, target: str, revision: int, key: Path | None) -> bytes:
+    """The image as a build with CONFIG_ESP_REV_MIN_FULL = `revision` makes it (elf2image's
+    --min-rev-full in the extended header, the appended SHA-256 recomputed), re-signed when
+    `key` signs it; its maximum stays."""
+    image = bytearray(_unsigned(target, data) if key is not None else data)
+    image[14] = revision % 100 if target == "esp32c3" else revision // 100  # the legacy min_rev
+    image[15:17] = revision.to_bytes(2, "little")  # min_chip_rev_full
+    if image[23] == 1:  # hash_appended
+        image[-32:] = hashlib.sha256(image[:-32]).digest()
+    return signing.sign(key, bytes(image)) if key is not None else bytes(image)
 
 
 def server_certs(cert_plan: certs.CertPlan, failure: str, scratch: Path) -> tuple[Path, Path]:

@@ -8,6 +8,7 @@ boots the factory app, updates it over TLS, reboots and boots the new slot.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import threading
 from collections.abc import Iterator, Mapping
@@ -17,14 +18,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..device import flash
+from ..errors import DeviceError
 from ..firmware import build, defaults, outputs, signing_key
-from ..idf import idftool
+from ..idf import chips, idftool
 from ..serve import content as serve
 from ..tls import certs
 from . import board as virtual_board
 from . import device as virtual_device
 from . import idf_tree, standin
-from .failures import FAILURES, NEEDS, RehearsalError, served_bytes, server_certs
+from .failures import (
+    FAILURES,
+    NEEDS,
+    RehearsalError,
+    newer_revision,
+    served_bytes,
+    server_certs,
+)
 
 if TYPE_CHECKING:
     from ..config.model import Project
@@ -290,6 +299,9 @@ def run(plan: RehearsalPlan, *, failure: str = "none", partial: bool = False) ->
     with virtual_board.VirtualBoard(
         plan.board_file, target=plan.target, flash_size=plan.flash_size
     ) as board:
+        if failure == "chip-rev":
+            _refused_flash(plan, board)
+            return
         flash.write(plan.flash, port=board.link)
         story = _Story(board, plan, config, efuse)
         _step(f"serve ({FAILURES[failure]})" if failure != "none" else "serve")
@@ -307,6 +319,48 @@ def run(plan: RehearsalPlan, *, failure: str = "none", partial: bool = False) ->
         if final.pending:
             final, cause = _first_boot(story, final, failure, cause)
     _verdict(builds, failure, booted, final, cause)
+
+
+def _revision(revision: int) -> str:
+    return f"v{revision // 100}.{revision % 100}"
+
+
+def _refused_flash(plan: RehearsalPlan, board: virtual_board.VirtualBoard) -> None:
+    """--fail chip-rev: the flash app's build as made for the next chip revision, which esptool
+    must refuse to write to this board."""
+    summary = outputs.read(plan.flash.app_summary)
+    current = chips.CHIPS[plan.target].revision
+    folder = plan.board_file.parent / "chip-rev"
+    folder.mkdir(parents=True, exist_ok=True)
+    images = []
+    for image in summary.images:
+        if image.role in ("bootloader", "app"):
+            key = plan.signing.key if plan.signing and image.role == "app" else None
+            data = newer_revision(image.file.read_bytes(), plan.target, current + 1, key)
+            image = dataclasses.replace(
+                image,
+                file=folder / image.file.name,
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+            )
+            image.file.write_bytes(data)
+        images.append(image)
+    outputs.write(folder / "app.json", dataclasses.replace(summary, images=tuple(images)))
+    _log(
+        f"build: {plan.flash.app} made for chip revision {_revision(current + 1)} and later "
+        f"(CONFIG_ESP_REV_MIN_FULL={current + 1}); the board is {_revision(current)}"
+    )
+    try:
+        flash.write(
+            dataclasses.replace(plan.flash, app_summary=folder / "app.json"), port=board.link
+        )
+    except DeviceError as error:
+        print(f"\nthe board was not written: {error}", flush=True)
+        return
+    raise RehearsalError(
+        f"esptool wrote an image for chip revision {_revision(current + 1)} to a "
+        f"{_revision(current)} board"
+    )
 
 
 def _first_boot(
