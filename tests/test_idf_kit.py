@@ -288,6 +288,11 @@ def test_flash_and_status__the_board_holds_the_real_images(
     ):
         image = (example_c3.folder / "build" / "factory" / name).read_bytes()
         assert flash[offset : offset + len(image)] == image, role
+    bootloader = (example_c3.folder / "build/factory/bootloader/bootloader.bin").read_bytes()
+    assert (
+        f"bootloader at 0x0: {len(bootloader)} bytes, SHA-256 "
+        f"{hashlib.sha256(bootloader).hexdigest()[:16]}, chip revision v0.3 - v1.99" in status
+    ), status
     assert "partition table at 0x8000:" in status
     assert re.search(r"factory +app +factory +0x10000", status), status
     assert "boots: factory" in status
