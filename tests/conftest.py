@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ _SCRUBBED = (
     "ESPBAUD",
     "IDF_PATH",
     "IDF_TARGET",
+    "IDF_PYTHON_ENV_PATH",
     "WIFI_PASSWORD",
     "OTA_HOST",
     "OTA_CA_CERT",
@@ -63,6 +65,31 @@ def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
         shutil.copy(REPO / name, tmp_path / name)
     monkeypatch.chdir(tmp_path)
     yield tmp_path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Real-ESP-IDF tests (marker idf_kit) take minutes: they run only when asked."""
+    from tests import idfkit
+
+    if idfkit.asked(config):
+        return
+    for item in items:
+        if "idf_kit" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=idfkit.NOT_ASKED))
+
+
+@pytest.fixture(scope="session")
+def idf_kit() -> dict[str, str]:
+    """The environment of a shell with the real ESP-IDF v5.3.2 kit exported (tests/idfkit.py)."""
+    from tests import idfkit
+
+    return idfkit.environment()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    from tests import idfkit
+
+    idfkit.summary(terminalreporter.write_line)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

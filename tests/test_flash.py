@@ -4,6 +4,7 @@ loader (esp32-mock-bootloader) whose flash is a file: tasks/virtual_board.py.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -161,6 +162,11 @@ def test_status__factory_then_ota_0(project: Path, board: virtual_board.VirtualB
     code, _, text = run_with_output(project, "status")
     assert code == 0, text
     assert "boots: factory (no valid otadata entry: Defaulting to factory image)" in text
+    bootloader = images(project)["bootloader"][1]
+    assert (
+        f"bootloader at 0x1000: {len(bootloader)} bytes, SHA-256 "
+        f"{hashlib.sha256(bootloader).hexdigest()[:16]}, chip revision v0.0 and later" in text
+    )
     assert "factory          simple_ota 1.0.0 (ESP-IDF v5.3.2)" in text
     assert "ota_0            no app" in text
     table = partition_files.from_bin(images(project)["partition-table"][1])

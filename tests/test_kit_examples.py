@@ -23,7 +23,7 @@ from esp_ota_doit.idf import app as idfapp
 from esp_ota_doit.idf import app_code, partition_files
 from esp_ota_doit.idf import kconfig as idfkconfig
 
-from tests import idf_kit
+from tests import idfkit
 from tests.doitrun import run_with_output
 
 pytestmark = pytest.mark.idf_kit
@@ -128,7 +128,7 @@ _REFUSED = {
 
 
 def _copy(example: str, tmp_path: Path) -> Path:
-    source = idf_kit.idf_path() / example
+    source = idfkit.idf_path() / example
     folder = tmp_path / source.name
     shutil.copytree(source, folder, ignore=shutil.ignore_patterns("build", "sdkconfig"))
     return folder
@@ -137,7 +137,7 @@ def _copy(example: str, tmp_path: Path) -> Path:
 def _init(
     folder: Path, variant: str | None, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> tuple[int, str, str]:
-    for name, value in idf_kit.kit_env().items():
+    for name, value in idfkit.kit_env().items():
         monkeypatch.setenv(name, value)
     args = ["--defaults", "sdkconfig.defaults", variant] if variant else []
     code = cli.main(["init", str(folder), *args])
@@ -146,7 +146,7 @@ def _init(
 
 
 def _load(folder: Path) -> Any:
-    env = {**idf_kit.kit_env(), "WIFI_PASSWORD": "secret-pass"}
+    env = {**idfkit.kit_env(), "WIFI_PASSWORD": "secret-pass"}
     return loader.load(
         (folder / "project.yaml").read_text(),
         file="project.yaml",
@@ -159,7 +159,7 @@ def _load(folder: Path) -> Any:
 
 
 def test_the_list_is_the_kits() -> None:
-    root = idf_kit.idf_path()
+    root = idfkit.idf_path()
     found = [
         (f"{OTA}/{app.name}", variant)
         for app in sorted((root / OTA).iterdir())
@@ -173,9 +173,9 @@ def _app_only(folder: Path, project: Any, app: Any) -> dict[str, Any]:
     """kconfgen over the app's own layered defaults alone: what ESP-IDF builds from them."""
     files = idfapp.read_app(folder)
     tree = idfkconfig.tree(
-        idf_kit.idf_path(), project.target, folder, examples_common=files.uses_examples_common
+        idfkit.idf_path(), project.target, folder, examples_common=files.uses_examples_common
     )
-    command = idfkconfig.kconfgen(idf_kit.kit_env())
+    command = idfkconfig.kconfgen(idfkit.kit_env())
     assert command is not None
     layers = [folder / name for name in app.defaults_files if (folder / name).is_file()]
     return idfkconfig.evaluate(tree, defaults=layers, command=command).values
@@ -264,7 +264,7 @@ def test_init_and_render(
 def _table_is_gen_esp32parts(folder: Path, project: Any, alone: dict[str, Any]) -> None:
     """The rendered table, byte for byte what ESP-IDF's gen_esp32part.py makes of the CSV its
     build would use (the app's custom one, or the preset's, two_ota for a single-app table)."""
-    idf = idf_kit.idf_path()
+    idf = idfkit.idf_path()
     if alone.get("PARTITION_TABLE_CUSTOM") is True:
         csv = folder / str(alone["PARTITION_TABLE_CUSTOM_FILENAME"])
     else:
@@ -296,11 +296,11 @@ def _table_is_gen_esp32parts(folder: Path, project: Any, alone: dict[str, Any]) 
 
 @pytest.mark.parametrize(("example", "variant"), list(_CODE), ids=[f"{e}+{v}" for e, v in _CODE])
 def test_what_the_rehearsal_plays_is_the_apps_code(example: str, variant: str | None) -> None:
-    folder = idf_kit.idf_path() / OTA / example
+    folder = idfkit.idf_path() / OTA / example
     files = idfapp.read_app(folder)
-    command = idfkconfig.kconfgen(idf_kit.kit_env())
+    command = idfkconfig.kconfgen(idfkit.kit_env())
     assert command is not None
-    tree = idfkconfig.tree(idf_kit.idf_path(), "esp32c3", folder, examples_common=True)
+    tree = idfkconfig.tree(idfkit.idf_path(), "esp32c3", folder, examples_common=True)
     layers = [folder / "sdkconfig.defaults", *([folder / variant] if variant else [])]
     config = idfkconfig.evaluate(tree, defaults=layers, command=command).values
     code = app_code.scan(

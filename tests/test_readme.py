@@ -29,9 +29,19 @@ def command(marker: str) -> str:
     return found.group(1)
 
 
-def test_readme__ci_runs_exactly_the_test_command() -> None:
-    ci_lines = (REPO / ".ci" / "run").read_text().splitlines()
-    assert command("test") in ci_lines
+def test_readme__ci_runs_exactly_the_readme_commands() -> None:
+    """.ci/run takes both commands from the README's markers and runs them as they are."""
+    done = subprocess.run(
+        ["bash", str(REPO / ".ci" / "run"), "--print-commands"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [command("main"), command("test")]
+    script = (REPO / ".ci" / "run").read_text()
+    assert 'bash -c "$MAIN"' in script and 'bash -c "$TEST"' in script
 
 
 def test_readme__main_command_sets_up_then_renders() -> None:

@@ -11,7 +11,7 @@ import pytest
 from esp_ota_doit.rehearsal import idf_tree
 from esp_ota_doit.wiring import standin_requested
 
-from tests import kit_env
+from tests import idfkit
 from tests.doitrun import doit_process
 
 pytest.importorskip(
@@ -87,7 +87,7 @@ def test_rehearse__standin_rehearses_where_esp_idf_cannot_run(
 def test_rehearse__standin_takes_the_real_trees_examples_and_kconfig(rehearsal: Path) -> None:
     """ESP-IDF installed, export.sh not run: --standin builds ESP-IDF's own examples from the
     tree $IDF_PATH names, configured with that tree's Kconfig, and writes nothing into it."""
-    tree = kit_env.idf_path()
+    tree = idfkit.idf_path()
     before = sorted(p.name for p in (tree / "examples" / "system" / "ota").iterdir())
     env = {**os.environ, "IDF_PATH": str(tree), "OTA_HOST": "127.0.0.1"}
     done = doit_process(rehearsal, "rehearse", "--standin", env=env, timeout=600)

@@ -12,7 +12,7 @@ from esp_ota_doit.firmware import defaults, render
 from esp_ota_doit.idf import sdkconfig
 from esp_ota_doit.idf.kconfig_rules import HexInt
 
-from tests import idf_kit
+from tests import idfkit
 from tests.conftest import REPO
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "render"
@@ -80,7 +80,7 @@ def test_plan__the_url_option_comes_from_the_apps_kconfig() -> None:
         env={},
         resolve_host=lambda host: "192.168.1.20",
         project_dir=REPO,
-        idf_root=idf_kit.idf_path(),
+        idf_root=idfkit.idf_path(),
     )
     assert "CONFIG_EXAMPLE_FIRMWARE_UPG_URL" in options(project, "factory")
 

@@ -24,7 +24,7 @@ from esp_ota_doit.idf import images
 from esp_ota_doit.rehearsal.standin import images as standin_images
 from esptool.bin_image import LoadFirmwareImage
 
-from tests import kit_env
+from tests import idfkit
 
 pytestmark = pytest.mark.idf_kit
 
@@ -73,7 +73,7 @@ class Built:
 
 def _copy(root: Path) -> Path:
     shutil.copytree(
-        kit_env.idf_path() / _APP, root, ignore=shutil.ignore_patterns("build", "sdkconfig")
+        idfkit.idf_path() / _APP, root, ignore=shutil.ignore_patterns("build", "sdkconfig")
     )
     (root / "tool.sdkconfig.defaults").write_text(_TOOL_DEFAULTS)
     (root / "partitions.csv").write_text(_TABLE)
@@ -97,9 +97,9 @@ def _build(root: Path, command: list[str], env: dict[str, str]) -> Built:
 @pytest.fixture(scope="session")
 def builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Built, Built]:
     """(ESP-IDF's build, the stand-in's build) of the same app."""
-    kit_env.env_sh()  # skips, saying why, without the kit
+    idfkit.env_sh()  # skips, saying why, without the kit
     work = tmp_path_factory.mktemp("kit-vs-standin")
-    real = _build(_copy(work / "real"), ["idf.py"], kit_env.exported())
+    real = _build(_copy(work / "real"), ["idf.py"], idfkit.exported())
     plain = {k: v for k, v in os.environ.items() if not k.startswith(("IDF_", "ESP_IDF"))}
     standin = [sys.executable, "-m", "esp_ota_doit.rehearsal.standin"]
     return real, _build(_copy(work / "standin"), standin, plain)

@@ -1,9 +1,11 @@
-"""What a board holds, read over serial: its partition table, which slot otadata selects, and
-the app in each slot. Read-only, except `boot`, which rewrites otadata like otatool.py does.
+"""What a board holds, read over serial: its bootloader, its partition table, which slot otadata
+selects, and the app in each slot. Read-only, except `boot`, which rewrites otadata like
+otatool.py does.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import process
 from ..errors import DeviceError
-from ..idf import images, otadata, partition_files, partitions
+from ..idf import chips, images, otadata, partition_files, partitions
 from ..idf.partitions import Partition, PartitionTable
 from .link import connect, probe_port, resolve_port
 
@@ -23,6 +25,7 @@ __all__ = [
     "BoardPlan",
     "SlotInfo",
     "boot",
+    "bootloader",
     "describe",
     "flash_reader",
     "monitor",
@@ -157,11 +160,36 @@ def describe(read: Callable[[int, int], bytes], table_offset: int) -> list[str]:
     return lines
 
 
+def bootloader(read: Callable[[int, int], bytes], target: str, table_offset: int) -> str:
+    """The status line of the second-stage bootloader: checked with esptool as the ROM would,
+    with its length, SHA-256 (as the build's bootloader.bin) and the chip revisions it allows."""
+    offset = chips.CHIPS[target].bootloader_offset if target in chips.CHIPS else 0
+    data = read(offset, table_offset - offset)
+    try:
+        images.read_bootloader(data, target, name="bootloader")
+        image = images.parse(data, target, name="bootloader")
+    except images.ImageError as error:
+        return f"bootloader at {offset:#x}: {error}"
+    length = int(image.data_length) + (32 if image.append_digest else 0)
+    low, high = int(image.min_rev_full), int(image.max_rev_full)
+    revisions = (
+        f"v{low // 100}.{low % 100} and later"
+        if high in (0, 0xFFFF)  # elf2image's "no maximum"
+        else f"v{low // 100}.{low % 100} - v{high // 100}.{high % 100}"
+    )
+    return (
+        f"bootloader at {offset:#x}: {length} bytes, SHA-256 "
+        f"{hashlib.sha256(data[:length]).hexdigest()[:16]}, chip revision {revisions}"
+    )
+
+
 def status(plan: BoardPlan, *, port: str | None = None) -> None:
     """doit status: print what the board holds and which app it boots."""
     chosen = resolve_port(port, os.environ, plan.port)
     with connect(chosen, plan.baud, plan.target) as esp:
-        print("\n".join(describe(flash_reader(esp), plan.table_offset)))
+        read = flash_reader(esp)
+        print(bootloader(read, plan.target, plan.table_offset))
+        print("\n".join(describe(read, plan.table_offset)))
 
 
 def boot(plan: BoardPlan, slot: str, *, port: str | None = None) -> None:

@@ -286,7 +286,11 @@ def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
     log = plan.build_dir / "build.log"
     # The stand-in's output imitates idf.py's: it goes to the log only, never to the terminal.
     process.run(
-        plan.command(idf), log=log, what=f"idf.py build of app '{plan.app}'", echo=not idf.synthetic
+        plan.command(idf),
+        log=log,
+        what=f"idf.py build of app '{plan.app}'",
+        echo=not idf.synthetic,
+        env=idf.environment(os.environ),
     )
     _check_config(plan)
     code = _code(plan)
@@ -394,7 +398,7 @@ def menuconfig(plan: BuildPlan) -> None:
     idf = find_idf(os.environ, plan.idf_version)
     prepare(plan)
     before = _written_config(plan)
-    code = process.interactive(plan.command(idf, "menuconfig"))
+    code = process.interactive(plan.command(idf, "menuconfig"), env=idf.environment(os.environ))
     if code != 0:
         raise ToolError(
             f"idf.py menuconfig for app '{plan.app}' failed (exit {code})", returncode=code

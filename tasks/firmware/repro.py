@@ -128,6 +128,7 @@ def reproduce(plans: Sequence[build.BuildPlan], root: Path) -> None:
                 variant.command(idf),
                 log=variant.build_dir / "build.log",
                 what=f"reproduce {plan.app}",
+                env=idf.environment(os.environ),
             )
             outputs.append(_outputs(variant))
         for role, path in outputs[0].items():

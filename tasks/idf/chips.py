@@ -27,6 +27,9 @@ class Chip:
     # CONFIG_BOOTLOADER_OFFSET_IN_FLASH (bootloader/Kconfig.projbuild), which the v5.5+ build
     # passes to gen_esp32part as --primary-bootloader-offset.
     bootloader_offset: int = 0x0
+    # The chip revision of the silicon on sale, as esptool and ESP_REV_MIN_FULL count it
+    # (major * 100 + minor): what the virtual board reports.
+    revision: int = 0
 
 
 def _chip(
@@ -40,6 +43,7 @@ def _chip(
     sec_ver_bits: int = 16,
     since: str = "5.3",
     bootloader_offset: int = 0x0,
+    revision: int = 0,
 ) -> Chip:
     return Chip(
         target=target,
@@ -51,6 +55,7 @@ def _chip(
         secure_version_bits=sec_ver_bits,
         since=since,
         bootloader_offset=bootloader_offset,
+        revision=revision,
     )
 
 
@@ -59,15 +64,40 @@ CHIPS: dict[str, Chip] = {
     for chip in (
         # RSA needs chip revision v3.0 (ESP32_REV_MIN_FULL >= 300); ECDSA is Secure Boot V1 only.
         _chip(
-            "esp32", "ESP32", "80m 40m 26m 20m", "40m", sec_ver_bits=32, bootloader_offset=0x1000
+            "esp32",
+            "ESP32",
+            "80m 40m 26m 20m",
+            "40m",
+            sec_ver_bits=32,
+            bootloader_offset=0x1000,
+            revision=301,
         ),
-        _chip("esp32s2", "ESP32-S2", "80m 40m 26m 20m", "80m", bootloader_offset=0x1000),
-        _chip("esp32s3", "ESP32-S3", "120m 80m 40m 20m", "80m"),
-        _chip("esp32c2", "ESP32-C2", "60m 30m 20m 15m", "60m", sign="ecdsa256", sec_ver_bits=4),
-        _chip("esp32c3", "ESP32-C3", "80m 40m 26m 20m", "80m"),
-        _chip("esp32c6", "ESP32-C6", "80m 40m 20m", "80m", sign="rsa3072 ecdsa256"),
+        _chip(
+            "esp32s2", "ESP32-S2", "80m 40m 26m 20m", "80m", bootloader_offset=0x1000, revision=100
+        ),
+        _chip("esp32s3", "ESP32-S3", "120m 80m 40m 20m", "80m", revision=2),
+        _chip(
+            "esp32c2",
+            "ESP32-C2",
+            "60m 30m 20m 15m",
+            "60m",
+            sign="ecdsa256",
+            sec_ver_bits=4,
+            revision=101,
+        ),
+        # ESP-IDF v5.3 builds for v0.3 and later by default (ESP32C3_REV_MIN_3).
+        _chip("esp32c3", "ESP32-C3", "80m 40m 26m 20m", "80m", revision=4),
+        _chip("esp32c6", "ESP32-C6", "80m 40m 20m", "80m", sign="rsa3072 ecdsa256", revision=1),
         # H2 and P4 have no radio for Wi-Fi; protocol_examples_common falls back to Ethernet.
-        _chip("esp32h2", "ESP32-H2", "64m 32m 16m", "64m", wifi=False, sign="rsa3072 ecdsa256"),
+        _chip(
+            "esp32h2",
+            "ESP32-H2",
+            "64m 32m 16m",
+            "64m",
+            wifi=False,
+            sign="rsa3072 ecdsa256",
+            revision=1,
+        ),
         _chip(
             "esp32p4",
             "ESP32-P4",
@@ -76,6 +106,7 @@ CHIPS: dict[str, Chip] = {
             wifi=False,
             sign="rsa3072 ecdsa256",
             bootloader_offset=0x2000,
+            revision=100,
         ),
         # Preview targets in v5.3/v5.4 (tools/idf_py_actions/constants.py), supported from v5.5.
         _chip(
@@ -87,8 +118,17 @@ CHIPS: dict[str, Chip] = {
             sec_ver_bits=9,
             since="5.5",
             bootloader_offset=0x2000,
+            revision=100,
         ),
-        _chip("esp32c61", "ESP32-C61", "120m 80m 40m 20m", "80m", sign="ecdsa256", since="5.5"),
+        _chip(
+            "esp32c61",
+            "ESP32-C61",
+            "120m 80m 40m 20m",
+            "80m",
+            sign="ecdsa256",
+            since="5.5",
+            revision=100,
+        ),
     )
 }
 

@@ -1,10 +1,15 @@
-"""idf.py as an external program: finding it and checking which ESP-IDF it is. It runs through
-the one process gate (process.run), like every child of this project.
+"""idf.py as an external program: finding it, the Python it runs under, and checking which ESP-IDF
+it is. It runs through the one process gate (process.run), like every child of this project.
+
+idf.py runs under ESP-IDF's own Python environment ($IDF_PYTHON_ENV_PATH, set by export.sh)
+whatever `python` comes first on PATH: this tool's venv may have been activated after export.sh,
+and ESP-IDF's idf.py refuses any interpreter without its pinned packages (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import re
 import shutil
 import sys
@@ -16,7 +21,7 @@ from .. import process
 from ..errors import ToolError
 from . import releases
 
-__all__ = ["IdfTool", "available", "find_idf", "idf_path"]
+__all__ = ["IdfTool", "available", "cause", "find_idf", "idf_path", "idf_python"]
 
 _TAIL_LINES = 20
 
@@ -28,6 +33,28 @@ class IdfTool:
     command: tuple[str, ...]
     version: str  # "5.3.2"
     synthetic: bool = False  # the stand-in: its images verify but hold no program
+    python_env: str | None = None  # ESP-IDF's Python environment ($IDF_PYTHON_ENV_PATH)
+
+    def environment(self, base: Mapping[str, str]) -> dict[str, str]:
+        """`base` as export.sh leaves it: ESP-IDF's Python environment first on PATH, so every
+        `python` idf.py, CMake and ninja start is ESP-IDF's and not this tool's venv's."""
+        env = dict(base)
+        if self.python_env:
+            env["PATH"] = os.pathsep.join(
+                [str(Path(self.python_env) / "bin"), *_others(env.get("PATH", ""), self.python_env)]
+            )
+        return env
+
+
+def _others(path: str, python_env: str) -> list[str]:
+    return [entry for entry in path.split(os.pathsep) if entry and entry != f"{python_env}/bin"]
+
+
+def idf_python(env: Mapping[str, str]) -> Path | None:
+    """ESP-IDF's Python (export.sh sets $IDF_PYTHON_ENV_PATH), if it is there."""
+    python_env = env.get("IDF_PYTHON_ENV_PATH")
+    python = Path(python_env or "") / "bin" / "python"
+    return python if python_env and python.is_file() else None
 
 
 def idf_path(env: Mapping[str, str]) -> Path | None:
@@ -59,13 +86,67 @@ def _hint(want: str) -> str:
     return _NOT_FOUND_HINT.format(want=want, container=container)
 
 
+# What idf.py prints around its own error: ESP-IDF's version, git's complaint, the diagnostics.
+_NOISE = re.compile(
+    r"^(ESP-IDF v\S+$|fatal: not a git repository|WARNING: Git version|Diagnostic information|"
+    r"IDF_PYTHON_ENV_PATH:|Python interpreter used|To install the missing packages|Constraint "
+    r"file:|Requirement files:|- |Python being checked:|The following Python requirements)"
+)
+# Its causes, most telling first.
+_CAUSES = (
+    re.compile(r"not met|No module named|Cannot import module"),
+    re.compile(r"ESP-IDF shell|[Ee]rror"),
+)
+# idf.py's own line when ESP-IDF's Python environment holds another esptool than it pins.
+_ESPTOOL_NOT_MET = re.compile(r"Requirement 'esptool==([\w.]+)' was not met")
+
+
+def cause(output: str) -> str:
+    """idf.py's own line saying why it stopped: the last error-like line, else the last line
+    that is not its version banner or diagnostics."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    meaningful = [line for line in lines if not _NOISE.match(line)]
+    for pattern in _CAUSES:
+        found = [line for line in meaningful if pattern.search(line)]
+        if found:
+            return found[-1]
+    return (meaningful or lines or ["no output"])[-1]
+
+
+def _advice(line: str) -> str:
+    """The next step after idf.py's own line, where the line alone does not say it."""
+    esptool = _ESPTOOL_NOT_MET.search(line)
+    if esptool:
+        ours = _own_esptool()
+        return (
+            f"; ESP-IDF's Python environment needs esptool {esptool.group(1)}, esp-ota-doit "
+            f"needs {ours}: restore it ($IDF_PYTHON_ENV_PATH/bin/pip install "
+            f"esptool=={esptool.group(1)}) and install esp-ota-doit in a venv of its own "
+            '(README, "Real builds")'
+        )
+    # Not exported (No module named ..., "ESP-IDF shell"), or another cause: the same two ways on.
+    return f"; {_CANNOT_RUN_HINT}"
+
+
+def _own_esptool() -> str:
+    import importlib.metadata
+
+    try:
+        return f"esptool {importlib.metadata.version('esptool')}"
+    except importlib.metadata.PackageNotFoundError:
+        return "esptool 5"
+
+
 @functools.lru_cache(maxsize=4)
-def _version_of(command: tuple[str, ...]) -> str:
-    done = process.capture([*command, "--version"])
+def _version_of(command: tuple[str, ...], python_env: str | None = None) -> str:
+    idf = IdfTool(command=command, version="", python_env=python_env)
+    done = process.capture([*command, "--version"], env=idf.environment(os.environ))
     found = re.search(r"v(\d+\.\d+(?:\.\d+)?)", done.stdout)
     if done.returncode != 0 or not found:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise ToolError(f"`idf.py --version` failed (exit {done.returncode}): {tail[0]}")
+        line = cause(done.stderr + "\n" + done.stdout)
+        raise ToolError(
+            f"`idf.py --version` failed (exit {done.returncode}): {line}{_advice(line)}"
+        )
     return found.group(1)
 
 
@@ -83,21 +164,23 @@ def find_idf(env: Mapping[str, str], want: str) -> IdfTool:
         ToolError: no ESP-IDF, or another version than `want` (major.minor).
     """
     on_path = shutil.which("idf.py", path=env.get("PATH"))
-    if on_path:
-        command: tuple[str, ...] = (on_path,)
-    elif env.get("IDF_PATH") and (Path(env["IDF_PATH"]) / "tools" / "idf.py").is_file():
-        command = (sys.executable, str(Path(env["IDF_PATH"]) / "tools" / "idf.py"))
-    else:
+    in_tree = Path(env.get("IDF_PATH") or "/nonexistent") / "tools" / "idf.py"
+    script = on_path or (str(in_tree) if in_tree.is_file() else None)
+    if script is None:
         raise ToolError(
             "ESP-IDF not found: no idf.py on PATH and no $IDF_PATH/tools/idf.py; " + _hint(want)
         )
-    try:
-        version = _version_of(command)
-    except ToolError as error:
-        raise ToolError(f"{str(error).rstrip('.')}; {_CANNOT_RUN_HINT}") from None
+    python = idf_python(env)
+    if python is not None:
+        # export.sh's interpreter, not the first `python` on PATH (idf.py's shebang)
+        command: tuple[str, ...] = (str(python), script)
+    else:
+        command = (script,) if on_path else (sys.executable, script)
+    python_env = env.get("IDF_PYTHON_ENV_PATH") if python is not None else None
+    version = _version_of(command, python_env)
     if not (version + ".").startswith(want + "."):
         raise ToolError(
             f"idf.py is ESP-IDF v{version} but project.yaml asks for {want} (idf.version); "
             + _hint(want)
         )
-    return IdfTool(command=command, version=version)
+    return IdfTool(command=command, version=version, python_env=python_env)

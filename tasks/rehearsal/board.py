@@ -4,12 +4,18 @@ is a file (erased = 0xFF), loaded when the board starts and saved after each loa
 The real esptool talks to it through `socket://127.0.0.1:PORT`. Workarounds for the emulator's
 known limits are in toolchain-notes.md: a 1 s receive timeout, one handle_client per
 connection with exit_on_disconnect, an explicit chip, and compressed writes only.
+
+The emulator's eFuse reads say revision v0.0; the board reports the revision of the silicon on
+sale (idf/chips.py), in the eFuse words esptool v5 reads it from, so esptool checks real
+images' minimum revision (v0.3 for ESP-IDF v5.3's esp32c3) as a real chip would.
 """
 
 from __future__ import annotations
 
+import functools
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -17,8 +23,9 @@ from typing import Any
 from ..device.link import Link
 from ..errors import DeviceError
 from ..files import write_if_changed
+from ..idf import chips
 
-__all__ = ["INSTALL_HINT", "VirtualBoard"]
+__all__ = ["INSTALL_HINT", "VirtualBoard", "revision_registers"]
 
 INSTALL_HINT = "pip install -e '.[rehearse]' (esp32-mock-bootloader, pinned with esptool)"
 
@@ -32,7 +39,55 @@ def _emulator() -> Any:
         ) from None
     # Stub read-flash aborts at random with the default 50 ms (toolchain-notes.md).
     server._CLIENT_RECV_TIMEOUT = 1.0
+    if not isinstance(server._read_reg_value_for_chip, _WithRevision):
+        server._read_reg_value_for_chip = _WithRevision(server._read_reg_value_for_chip)
     return server
+
+
+class _WithRevision:
+    """The emulator's register read, with the chip revision's eFuse bits set."""
+
+    def __init__(self, read: Callable[[int, str], int]) -> None:
+        self._read = read
+
+    def __call__(self, address: int, chip: str) -> int:
+        return self._read(address, chip) | _registers(chip).get(address, 0)
+
+
+@functools.cache
+def _registers(target: str) -> dict[int, int]:
+    known = chips.CHIPS.get(target)
+    return revision_registers(target, known.revision) if known else {}
+
+
+def revision_registers(target: str, revision: int) -> dict[int, int]:
+    """The register values from which esptool v5's ROM class for `target` reads `revision`
+    (major * 100 + minor): its get_major_chip_version and get_minor_chip_version, inverted."""
+    from esptool.targets import CHIP_DEFS
+
+    rom = CHIP_DEFS[target]
+    major, minor = divmod(revision, 100)
+    if target == "esp32":  # three scattered bits count the major revision: 0, 1, 3, 7 = v0..v3
+        bits = (0, 1, 3, 7)[major]
+        base = rom.EFUSE_RD_REG_BASE
+        return {
+            base + 4 * 3: (bits & 1) << 15,
+            base + 4 * 5: (bits >> 1 & 1) << 20 | minor << 24,
+            rom.APB_CTL_DATE_ADDR: (bits >> 2) << rom.APB_CTL_DATE_S,
+        }
+    if target == "esp32c2":
+        return {rom.EFUSE_BLOCK2_ADDR + 4: minor << 16 | major << 20}
+    block1 = rom.EFUSE_BLOCK1_ADDR
+    words: dict[str, dict[int, int]] = {
+        # minor's low three bits in word 3, its fourth bit and major in word 5
+        "esp32c3": {block1 + 12: (minor & 7) << 18, block1 + 20: (minor >> 3) << 23 | major << 24},
+        "esp32s3": {block1 + 12: (minor & 7) << 18, block1 + 20: (minor >> 3) << 23 | major << 24},
+        "esp32s2": {block1 + 12: major << 18 | (minor >> 3) << 20, block1 + 16: (minor & 7) << 4},
+        "esp32c6": {block1 + 12: minor << 18 | major << 22},
+        "esp32h2": {block1 + 12: minor << 18 | major << 21},
+        "esp32p4": {block1 + 8: minor | (major & 3) << 4 | (major >> 2) << 23},
+    }
+    return words.get(target, {block1 + 8: minor | major << 4})  # C5, C61
 
 
 class VirtualBoard:

@@ -5,6 +5,7 @@ the certificate for another host. Each mode says what a real board would meet in
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import ProjectError
@@ -12,7 +13,14 @@ from ..firmware.signing_key import SigningKey
 from ..idf import images, signing
 from ..tls import certs
 
-__all__ = ["FAILURES", "NEEDS", "RehearsalError", "served_bytes", "server_certs"]
+__all__ = [
+    "FAILURES",
+    "NEEDS",
+    "RehearsalError",
+    "newer_revision",
+    "served_bytes",
+    "server_certs",
+]
 
 FAILURES: dict[str, str] = {
     "none": "the update succeeds and the board boots it",
@@ -29,6 +37,7 @@ FAILURES: dict[str, str] = {
     "no-confirm": "the new app resets before it confirms itself (ota.rollback)",
     "downgrade": "the served image has a lower secure_version (apps.<name>.secure_version)",
     "delta-base": "with --delta: the board runs another image than the patch's base (ota.delta)",
+    "chip-rev": "the build needs a newer chip revision than the board's (esptool refuses it)",
 }
 # What each failure needs in project.yaml: (RehearsalPlan attribute, the line to set).
 NEEDS = {
@@ -95,31 +104,57 @@ _DESC_OFFSET = 24 + 8  # image header + first segment header: esp_app_desc_t sta
 _DESC_MAGIC = 0xABCD5432
 
 
-def _downgraded(target: str, data: bytes, running: int, key: SigningKey | None) -> bytes:
-    """The served image with secure_version one below the flashed app's (an old, properly
-    signed release): esp_app_desc_t.secure_version patched, the image checksum and appended
-    SHA-256 made again as esptool's image classes lay them out, then signed again."""
+def _remade(
+    target: str, data: bytes, edit: Callable[[bytearray], None], key: SigningKey | None
+) -> bytes:
+    """The image as a build that differs by `edit` makes it: the bytes up to the checksum edited
+    in place, the appended SHA-256 made again and the image signed again by `key` (padded to
+    4 KiB first, as espsecure signs it). Read through esptool's image classes, never re-saved by
+    them: their save() cannot lay a loaded image's segments out again on every chip."""
     from esptool.bin_image import LoadFirmwareImage
 
+    image = LoadFirmwareImage(target, data)
+    body = bytearray(data[: image.data_length])  # up to the checksum; digest and signature go
+    edit(body)
+    if image.append_digest:
+        body += hashlib.sha256(body).digest()
+    if key is None:
+        return bytes(body)
+    return key.sign(signing.padded(bytes(body)))
+
+
+def _downgraded(target: str, data: bytes, running: int, key: SigningKey | None) -> bytes:
+    """The served image with secure_version one below the flashed app's (an old, properly
+    signed release): esp_app_desc_t.secure_version patched and the image checksum kept right."""
     if running < 1:
         raise RehearsalError(
             "--fail downgrade needs a flashed app with secure_version 1 or more, so that a "
             "lower one exists; raise apps.<flash_app>.secure_version"
         )
-    image = LoadFirmwareImage(target, data)
-    body = bytearray(data[: image.data_length])  # up to the checksum; digest and signature go
-    magic = int.from_bytes(body[_DESC_OFFSET : _DESC_OFFSET + 4], "little")
-    if magic != _DESC_MAGIC:
-        raise RehearsalError(f"the served image has no esp_app_desc_t (magic {magic:#x})")
-    where = slice(_DESC_OFFSET + 4, _DESC_OFFSET + 8)  # esp_app_desc_t.secure_version
-    old, new = bytes(body[where]), (running - 1).to_bytes(4, "little")
-    body[where] = new
-    for byte in old + new:  # the checksum XORs every segment byte: swap old for new
-        body[-1] ^= byte
-    if image.append_digest:
-        body += hashlib.sha256(body).digest()
-    unsigned = signing.padded(bytes(body)) if key is not None else bytes(body)
-    return key.sign(unsigned) if key is not None else unsigned
+
+    def edit(body: bytearray) -> None:
+        magic = int.from_bytes(body[_DESC_OFFSET : _DESC_OFFSET + 4], "little")
+        if magic != _DESC_MAGIC:
+            raise RehearsalError(f"the served image has no esp_app_desc_t (magic {magic:#x})")
+        where = slice(_DESC_OFFSET + 4, _DESC_OFFSET + 8)  # esp_app_desc_t.secure_version
+        old, new = bytes(body[where]), (running - 1).to_bytes(4, "little")
+        body[where] = new
+        for byte in old + new:  # the checksum XORs every segment byte: swap old for new
+            body[-1] ^= byte
+
+    return _remade(target, data, edit, key)
+
+
+def newer_revision(data: bytes, target: str, revision: int, key: SigningKey | None) -> bytes:
+    """The image as a build with CONFIG_ESP_REV_MIN_FULL = `revision` makes it (elf2image's
+    --min-rev-full in the extended header; the header is outside the checksum, inside the
+    SHA-256), signed again by `key` where the project signs; its maximum stays."""
+
+    def edit(body: bytearray) -> None:
+        body[14] = revision % 100 if target == "esp32c3" else revision // 100  # legacy min_rev
+        body[15:17] = revision.to_bytes(2, "little")  # min_chip_rev_full
+
+    return _remade(target, data, edit, key)
 
 
 def server_certs(cert_plan: certs.CertPlan, failure: str, scratch: Path) -> tuple[Path, Path]:

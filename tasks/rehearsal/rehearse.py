@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 import threading
@@ -19,8 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..device import flash
+from ..errors import DeviceError
 from ..firmware import build, defaults, encryption_key, outputs, signing_key
-from ..idf import idftool
+from ..idf import chips, idftool
 from ..idf.app_code import AppCode, payload_refusal
 from ..release import make as release
 from ..serve import content as serve
@@ -28,7 +30,14 @@ from ..tls import certs
 from . import board as virtual_board
 from . import delivery, delta_story, idf_tree, standin
 from . import device as virtual_device
-from .failures import FAILURES, NEEDS, RehearsalError, served_bytes, server_certs
+from .failures import (
+    FAILURES,
+    NEEDS,
+    RehearsalError,
+    newer_revision,
+    served_bytes,
+    server_certs,
+)
 
 if TYPE_CHECKING:
     from ..config.model import Project
@@ -401,6 +410,9 @@ def run(
     with virtual_board.VirtualBoard(
         plan.board_file, target=plan.target, flash_size=plan.flash_size
     ) as board:
+        if failure == "chip-rev":
+            _refused_flash(plan, board)
+            return
         flash.write(plan.flash, port=board.link)
         story = _Story(board, plan, config, efuse)
         _step(f"serve ({FAILURES[failure]})" if failure != "none" else "serve")
@@ -442,6 +454,49 @@ def _record_ota(
         known.mac,
         trusted_key_sha256=trusted,
         secure_version=efuse.secure_version,
+    )
+
+
+def _revision(revision: int) -> str:
+    return f"v{revision // 100}.{revision % 100}"
+
+
+def _refused_flash(plan: RehearsalPlan, board: virtual_board.VirtualBoard) -> None:
+    """--fail chip-rev: the flash app's build as made for the next chip revision, which esptool
+    must refuse to write to this board."""
+    summary = outputs.read(plan.flash.app_summary)
+    current = chips.CHIPS[plan.target].revision
+    folder = plan.board_file.parent / "chip-rev"
+    folder.mkdir(parents=True, exist_ok=True)
+    signer = signing_key.load(plan.signing, os.environ) if plan.signing else None
+    images = []
+    for image in summary.images:
+        if image.role in ("bootloader", "app"):
+            key = signer if image.role == "app" else None
+            data = newer_revision(image.file.read_bytes(), plan.target, current + 1, key)
+            image = dataclasses.replace(
+                image,
+                file=folder / image.file.name,
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+            )
+            image.file.write_bytes(data)
+        images.append(image)
+    outputs.write(folder / "app.json", dataclasses.replace(summary, images=tuple(images)))
+    _log(
+        f"build: {plan.flash.app} made for chip revision {_revision(current + 1)} and later "
+        f"(CONFIG_ESP_REV_MIN_FULL={current + 1}); the board is {_revision(current)}"
+    )
+    try:
+        flash.write(
+            dataclasses.replace(plan.flash, app_summary=folder / "app.json"), port=board.link
+        )
+    except DeviceError as error:
+        print(f"\nthe board was not written: {error}", flush=True)
+        return
+    raise RehearsalError(
+        f"esptool wrote an image for chip revision {_revision(current + 1)} to a "
+        f"{_revision(current)} board"
     )
 
 
