@@ -1,4 +1,4 @@
-"""otadata entries, CRC and the bootloader's choice, against the rules in facts §3."""
+"""otadata entries, CRC and the bootloader's choice, against the rules in docs/esp-idf.md §3."""
 
 from __future__ import annotations
 

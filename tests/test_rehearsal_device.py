@@ -1,5 +1,5 @@
 """The rehearsal's esp_https_ota-like client against the real server on loopback: the requests it
-sends are the ones ESP-IDF v5.3.2's esp_https_ota sends (facts §7.4)."""
+sends are the ones ESP-IDF v5.3.2's esp_https_ota sends (docs/esp-idf.md §7.4)."""
 
 from __future__ import annotations
 

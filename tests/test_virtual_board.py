@@ -48,7 +48,7 @@ def test_rehearse__chip_rev_shows_esptools_refusal(rehearsal: Path) -> None:
         "the board is v3.1" in text
     )
     assert text.rstrip().endswith(
-        "the board was not written: esptool: Input requires chip revision v3.2 or higher "
+        "the board was not written: esptool: Input requires chip revision in range v3.2 - v3.99 "
         "(this chip is revision v3.1). Use --force to flash anyway."
     )
     # Nothing reached the board: its flash file is as erased as before the story.

@@ -119,8 +119,8 @@ def _has_ota(preset: str) -> bool:
 
 
 def _version(app: idfapp.AppFiles, config: AppConfig, said: list[str]) -> str:
-    """PROJECT_VER in ESP-IDF's order (facts §6.3): the config option when FROM_CONFIG is set,
-    then set(PROJECT_VER), version.txt, project(... VERSION), else "1"."""
+    """PROJECT_VER in ESP-IDF's order (docs/esp-idf.md §6.3): the config option when
+    FROM_CONFIG is set, then set(PROJECT_VER), version.txt, project(... VERSION), else "1"."""
     configured = (
         (str(config.get("APP_PROJECT_VER")), f"{config.source}: CONFIG_APP_PROJECT_VER")
         if config.on("APP_PROJECT_VER_FROM_CONFIG") and config.get("APP_PROJECT_VER")

@@ -1,7 +1,8 @@
 """Building an app with idf.py: finding ESP-IDF, the command line, staging, and the one runner.
 
-The command line and outputs follow ESP-IDF v5.3's idf.py contract (facts §5); production code
-relies on nothing a real idf.py does not document, so any faithful stand-in works too.
+The command line and outputs follow ESP-IDF v5.3's idf.py contract (docs/esp-idf.md §5);
+production code relies on nothing a real idf.py does not document, so any faithful stand-in works
+too.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def defaults_digest(plan: BuildPlan) -> str:
 
 
 def read_flasher_args(build_dir: Path) -> dict[str, object]:
-    """build/<app>/flasher_args.json (facts §5.5); missing means the build did not finish."""
+    """build/<app>/flasher_args.json (docs/esp-idf.md §5.5); missing: the build did not finish."""
     path = build_dir / "flasher_args.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

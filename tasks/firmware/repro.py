@@ -1,7 +1,8 @@
 """`doit reproduce`: build each app twice, at two different paths, and compare every output.
 
 With CONFIG_APP_REPRODUCIBLE_BUILD=y ESP-IDF maps build paths away and drops the build time
-(facts §6.1), so both builds must match byte for byte; a difference is named down to the segment.
+(docs/esp-idf.md §6.1), so both builds must match byte for byte; a difference is named down to
+the segment.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """ESP-IDF app and bootloader images, read and checked through esptool's image classes.
 
-Checks mirror what ESP-IDF's bootloader and esp_https_ota refuse (facts §4): magic, chip id,
-checksum, appended SHA-256, the esp_app_desc_t magic; sizes as check_sizes.py words them.
+Checks mirror what ESP-IDF's bootloader and esp_https_ota refuse (docs/esp-idf.md §4): magic,
+chip id, checksum, appended SHA-256, the esp_app_desc_t magic; sizes as check_sizes.py words them.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ __all__ = [
 ]
 
 _HEADROOM_WARN = 5  # percent, as check_sizes.py warns
-# esp_app_desc_t (facts §4.3): 256 bytes after the image header (24) and the first segment's (8).
+# esp_app_desc_t (docs/esp-idf.md §4.3): 256 bytes after the image header (24) and the first
+# segment's (8).
 _APP_DESC_AT = 0x20
 APP_DESC_END = _APP_DESC_AT + 256
 

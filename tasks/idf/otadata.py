@@ -1,7 +1,7 @@
 """OTA data (the `otadata` partition), as ESP-IDF v5.3 to v6.0's bootloader and esp_ota_ops use
 it; what differs by release (v6.0's rewrite of the active copy) comes from releases.py.
 
-Entry layout, CRC, states and the selection rules: facts §3 (esp_flash_partitions.h,
+Entry layout, CRC, states and the selection rules: docs/esp-idf.md §3 (esp_flash_partitions.h,
 bootloader_utility.c, esp_ota_ops.c).
 """
 

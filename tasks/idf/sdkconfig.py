@@ -47,7 +47,7 @@ _OWNERS: tuple[tuple[str, str], ...] = (
 EXAMPLE_URL_OPTION = "CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL"
 
 
-# protocol_examples_common's Wi-Fi options, which the OTA examples use (facts §1).
+# protocol_examples_common's Wi-Fi options, which the OTA examples use (docs/esp-idf.md §1).
 EXAMPLE_SSID_OPTION = "CONFIG_EXAMPLE_WIFI_SSID"
 EXAMPLE_PASSWORD_OPTION = "CONFIG_EXAMPLE_WIFI_PASSWORD"
 # Options whose values are secrets: never printed, and fingerprinted only as a slow digest.

@@ -1,6 +1,6 @@
 """What runs on the virtual board: ESP-IDF's bootloader choosing and checking an app
-(bootloader_utility.c, facts §3.5), and an OTA client that downloads the update as
-esp_https_ota does for the factory app's built configuration (facts §1, §7.4).
+(bootloader_utility.c, docs/esp-idf.md §3.5), and an OTA client that downloads the update as
+esp_https_ota does for the factory app's built configuration (docs/esp-idf.md §1, §7.4).
 """
 
 from __future__ import annotations
@@ -282,8 +282,8 @@ def _body(client: OtaClient, headers: dict[str, str]) -> tuple[int, bytes]:
 
 def ranges(total: int, request_size: int) -> list[str | None]:
     """The Range header of each GET esp_https_ota's partial download sends for an image of
-    `total` bytes (facts §7.4): none when it fits one request, else `bytes=<done>-<done+size-1>`
-    and, for the last one, `bytes=<done>-`."""
+    `total` bytes (docs/esp-idf.md §7.4): none when it fits one request, else
+    `bytes=<done>-<done+size-1>` and, for the last one, `bytes=<done>-`."""
     if total <= request_size:
         return [None]
     headers: list[str | None] = []

@@ -2,7 +2,8 @@
 project.yaml names with `idf:`, which the idf.py stand-in (tasks/standin.py) can build.
 
 Each skeleton keeps what the build contract depends on: the CMake project name, the embedded
-server_certs/ca_cert.pem, the example's own Kconfig options and sdkconfig.defaults (facts §1).
+server_certs/ca_cert.pem, the example's own Kconfig options and sdkconfig.defaults
+(docs/esp-idf.md §1).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ _EXAMPLE_CA = (
     "(the OTA examples' self-signed test certificate, CN=ESP; replaced at build time)\n"
     "-----END CERTIFICATE-----\n"
 )
-# Every OTA example's own sdkconfig.defaults (facts §1.0).
+# Every OTA example's own sdkconfig.defaults (docs/esp-idf.md §1.0).
 _OTA_DEFAULTS = "CONFIG_ESPTOOLPY_FLASHSIZE_4MB=y\nCONFIG_PARTITION_TABLE_TWO_OTA=y\n"
 _HELLO_COMPONENT = 'idf_component_register(SRCS "hello_world_main.c" INCLUDE_DIRS "")\n'
 _OTA_KCONFIG = (

@@ -56,7 +56,8 @@ __all__ = [
     "write_idf_tree",
 ]
 
-# esp_https_ota's max_http_request_size when the app leaves it 0 (DEFAULT_REQUEST_SIZE, facts §7.2).
+# esp_https_ota's max_http_request_size when the app leaves it 0 (DEFAULT_REQUEST_SIZE,
+# docs/esp-idf.md §7.2).
 DEFAULT_REQUEST_SIZE = 64 * 1024
 SYNTHETIC_NOTE = (
     "synthetic images: {why}, so the idf.py stand-in built them (log: build.log in each "

@@ -1,7 +1,8 @@
 """HTTP/1.1 over TLS for esp_https_ota clients: HEAD, Range, If-Range and ETag as RFC 9110 has them.
 
 Only exact paths from an in-memory allowlist are served; nothing maps a URL to the filesystem.
-esp_https_ota's partial download (facts §7.4): HEAD (needs 200 + Content-Length), then Range GETs.
+esp_https_ota's partial download (docs/esp-idf.md §7.4): HEAD (needs 200 + Content-Length), then
+Range GETs.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """A stand-in for idf.py (ESP-IDF v5.3.2) on machines without ESP-IDF: its CLI and actions, and
-the build flow from configure (target, CMakeCache, sdkconfig) to the outputs of facts §5.5.
+the build flow from configure (target, CMakeCache, sdkconfig) to the outputs of
+docs/esp-idf.md §5.5.
 `python -m esp_ota_doit.rehearsal.standin <args>` runs it; configure (kconfgen) and images are
 its siblings.
 """
@@ -102,7 +103,7 @@ def _project_name(project: Path) -> str:
 
 
 def _project_version(project: Path, values: Mapping[str, Value]) -> str:
-    """PROJECT_VER in the order of facts §6.3; `git describe` is not tried."""
+    """PROJECT_VER in the order of docs/esp-idf.md §6.3; `git describe` is not tried."""
     if values.get("APP_PROJECT_VER_FROM_CONFIG") is True:
         return str(values["APP_PROJECT_VER"])
     cmake = (project / "CMakeLists.txt").read_text()
@@ -144,7 +145,7 @@ def _entries(ctx: _Ctx) -> dict[str, str]:
 def _target(
     ctx: _Ctx, entries: Mapping[str, str], sdkconfig: Path, defaults: Sequence[Path]
 ) -> str:
-    """IDF_TARGET as facts §5.3 choose it, with idf.py's and CMake's mismatch errors."""
+    """IDF_TARGET as docs/esp-idf.md §5.3 choose it, with idf.py's and CMake's mismatch errors."""
     env, cached = os.environ.get("IDF_TARGET", ""), _read_cache(ctx.build).get("IDF_TARGET", "")
     old, given = standin_config.sdkconfig_target(sdkconfig), ctx.defines.get("IDF_TARGET", "")
     if env and old and env != old:
@@ -380,7 +381,7 @@ def _set_target(ctx: _Ctx, target: str) -> None:
 
 
 def _needs_cmake(ctx: _Ctx) -> bool:
-    """idf.py runs CMake for a new build dir or a new or changed -D entry (facts §5.1)."""
+    """idf.py runs CMake for a new build dir or a new or changed -D entry (docs/esp-idf.md §5.1)."""
     cache = _read_cache(ctx.build)
     if cache and cache.get("CMAKE_GENERATOR", ctx.generator) != ctx.generator:
         text = _TEXTS["generator"].format(old=cache["CMAKE_GENERATOR"], new=ctx.generator)

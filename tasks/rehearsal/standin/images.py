@@ -35,9 +35,6 @@ __all__ = [
 Step = tuple[str, Mapping[str, bytes | str], tuple[str, ...]]
 _Files = list[tuple[str, bytes]]
 _MB = 1024 * 1024
-# ESP-IDF writes CONFIG_ESP_REV_MIN_FULL into the image header. Until the virtual board reports
-# a chip revision (rehearsal/board.py; esp32's is v0.0), the stand-in writes 0 there.
-MIN_REVISION_IN_HEADER = False
 _NOT_COMPILED = {"PARTITION_TABLE_CUSTOM_FILENAME", "PARTITION_TABLE_FILENAME"}  # paths only
 # tools/cmake/scripts/fail.cmake's lines after a fail_at_build_time() message.
 _FAIL_CMAKE = (
@@ -128,13 +125,12 @@ def _image(
     image.flash_mode = ESPTOOL_MODES[mode]
     image.flash_size_freq = chip.FLASH_SIZES[size] + chip.FLASH_FREQUENCY[freq]
     image.entrypoint = entry
-    # elf2image --max-rev-full. Its --min-rev(-full) stays 0 while the virtual board reports chip
-    # revision v0.0 (esptool would refuse the image); MIN_REVISION_IN_HEADER switches it on.
+    # elf2image --min-rev-full and --max-rev-full, as ESP-IDF's build passes them; the legacy
+    # one-byte min_rev holds the major (the C3's, its minor), as ESP-IDF's bootloader reads it.
+    low = int(values.get("ESP_REV_MIN_FULL", 0))
+    image.min_rev_full = low
+    image.min_rev = {"esp32": low // 100, "esp32c3": low % 100}.get(target, 0)
     image.max_rev_full = int(values.get("ESP_REV_MAX_FULL", 0xFFFF))
-    if MIN_REVISION_IN_HEADER:
-        low = int(values.get("ESP_REV_MIN_FULL", 0))
-        image.min_rev_full = low
-        image.min_rev = {"esp32": low // 100, "esp32c3": low % 100}.get(target, 0)
     # esptool moves a segment named .flash.appdesc first even where IROM sits below DROM (C6, H2).
     image.segments = [ELFSection(name.encode(), addr, data, 0) for name, addr, data in segments]
     image.secure_pad = secure_pad or None  # elf2image --secure-pad / --secure-pad-v2
@@ -174,8 +170,8 @@ def _app_desc(config: Config, idf_ver: str, stamp: int, elf: bytes) -> bytes:
     name = "" if values.get("APP_EXCLUDE_PROJECT_NAME_VAR") is True else config.name
     secure = int(values.get("BOOTLOADER_APP_SECURE_VERSION", 0))
     fields = (version, name, *when, idf_ver)
-    # esp_app_desc_t (facts §4.3): 256 bytes; strings cut to fit with their NUL; eFuse block
-    # revisions 0.0 .. 0.99.
+    # esp_app_desc_t (docs/esp-idf.md §4.3): 256 bytes; strings cut to fit with their NUL;
+    # eFuse block revisions 0.0 .. 0.99.
     text = [f.encode()[: (32 if i in (0, 1, 4) else 16) - 1] for i, f in enumerate(fields)]
     return struct.pack(
         "<II8s32s32s16s16s32s32sHH76s",
@@ -269,7 +265,8 @@ def _bootloader(
 
 
 def _app_size_lines(name: str, size: int, table: partitions.PartitionTable) -> list[str]:
-    """check_sizes.py's app check (facts §2.7); all partitions too small fails the build."""
+    """check_sizes.py's app check (docs/esp-idf.md §2.7); all partitions too small fail the
+    build."""
     apps = [p for p in table.partitions if p.type == partitions.APP_TYPE]
     room = image_checks.headroom(size, apps)  # the measure production checks use too
     small = room.too_small
