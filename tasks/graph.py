@@ -29,7 +29,7 @@ from .firmware import (
     staging,
 )
 from .idf import idftool
-from .paths import TEMPLATES, Paths
+from .paths import DEP_FILE, TEMPLATES, Paths
 from .rehearsal import next_app, rehearse, standin
 from .release import make as release
 from .serve import content as serve
@@ -76,7 +76,7 @@ __all__ = [
 # project.yaml because doit opens it before any task runs, when build/ may not exist yet.
 DOIT_CONFIG: dict[str, Any] = {
     "backend": "sqlite3",
-    "dep_file": ".doit.db",
+    "dep_file": DEP_FILE,
     "default_tasks": ["render"],
     "minversion": "0.37.0",
     "action_string_formatting": "new",

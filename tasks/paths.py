@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+# doit's state (dbm files: .doit.db, .doit.db.dat, ...), beside project.yaml (DOIT_CONFIG).
+DEP_FILE = ".doit.db"
+
 __all__ = ["TEMPLATES", "Paths"]
 
 
@@ -34,10 +37,6 @@ class Paths:
     @property
     def build(self) -> Path:
         return self.root / "build"
-
-    @property
-    def dep_file(self) -> Path:
-        return self.root / ".doit.db"
 
     @property
     def generated(self) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -127,8 +128,15 @@ def install_fake_idf(root: Path, setenv: Callable[[str, str], None]) -> Path:
     virtual_idf.write(idf_path)
     bin_dir = root / "bin"
     bin_dir.mkdir(exist_ok=True)
-    if not (bin_dir / "idf.py").exists():
-        (bin_dir / "idf.py").symlink_to(FAKE_IDF)
+    launcher = bin_dir / "idf.py"
+    if not launcher.exists():
+        # This interpreter by its absolute path: no `python3` on PATH is assumed (the suite runs
+        # with only the README's test command, whatever PATH holds).
+        launcher.write_text(
+            f"#!{sys.executable}\nimport runpy\n"
+            f"runpy.run_path({str(FAKE_IDF)!r}, run_name='__main__')\n"
+        )
+        launcher.chmod(0o755)
     setenv("IDF_PATH", str(idf_path))
     setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     setenv("FAKE_IDF_LOG", str(root / "idf-calls.jsonl"))

@@ -1,5 +1,5 @@
 """`doit flash`, `doit status` and `doit boot` with the real esptool against an emulated ROM
-loader (esp32-mock-bootloader) whose flash is a file: tasks/virtual_board.py.
+loader (esp32-mock-bootloader) whose flash is a file: tasks/rehearsal/board.py.
 """
 
 from __future__ import annotations

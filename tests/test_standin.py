@@ -522,7 +522,7 @@ def test_standin__fake_idf_logs_each_call(tmp_path: Path, simple_ota: Path) -> N
     env = {**os.environ, "FAKE_IDF_LOG": str(log), "IDF_TARGET": "esp32", "STANDIN_FAIL": ""}
     for args in (["--version"], ["-C", str(simple_ota), "reconfigure"]):
         result = subprocess.run(
-            [str(FAKE_IDF), *args],
+            [sys.executable, str(FAKE_IDF), *args],
             cwd=tmp_path,
             env=env,
             capture_output=True,

@@ -434,5 +434,5 @@ class Project:
         return any(app.secure_version is not None for app in self.apps)
 
 
-# The Kconfig of one app (kconfgen run over ESP-IDF's tree), injected by graph.load_project.
+# The Kconfig of one app (kconfgen run over ESP-IDF's tree), injected by wiring.load_project.
 KconfigSource = Callable[["Project", App], AppKconfig | None]

@@ -17,6 +17,7 @@ from pathlib import Path
 from ..errors import ToolError, warn
 from ..files import write_if_changed
 from ..idf import app as idfapp
+from ..paths import DEP_FILE
 
 __all__ = ["app_sources", "stage"]
 
@@ -53,7 +54,7 @@ def _skipped_file(root: Path, path: Path, *, ours: bool) -> bool:
     if not ours:
         return False
     if not within:
-        return name in _OWN_FILES or name.startswith(".doit.db")
+        return name in _OWN_FILES or name.startswith(DEP_FILE)
     own = _OWN_IN.get(within[0]) if len(within) == 1 else None
     return own is not None and own.fullmatch(name) is not None
 

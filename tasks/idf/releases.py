@@ -16,13 +16,9 @@ class Release:
     version: str  # major.minor, as idf.version spells it
     patch: str  # the newest patch release checked against
     kconfig_range: tuple[str, str]  # esp-idf-kconfig: (minimum, exclusive maximum)
-    # From v5.5 the examples set MINIMAL_BUILD: only main's components are configured.
-    minimal_build_examples: bool = False
     # esp_ota_set_boot_partition on the running slot: v6.0 rewrites the active otadata copy,
     # earlier releases write the other one (components/app_update/esp_ota_ops.c).
     otadata_rewrites_active: bool = False
-    # protocol_examples_common pulls espressif/ethernet_init from the component registry.
-    registry_components: tuple[str, ...] = ()
 
     @property
     def container(self) -> str:
@@ -39,15 +35,12 @@ RELEASES: dict[str, Release] = {
             version="5.5",
             patch="5.5.5",
             kconfig_range=("2.0.2", "3.0.0"),
-            minimal_build_examples=True,
         ),
         Release(
             version="6.0",
             patch="6.0.2",
             kconfig_range=("3.2.0", "4.0.0"),
-            minimal_build_examples=True,
             otadata_rewrites_active=True,
-            registry_components=("espressif/ethernet_init",),
         ),
     )
 }
