@@ -189,22 +189,19 @@ def adopted(tmp_path_factory: pytest.TempPathFactory, idf_kit: dict[str, str]) -
     shutil.copytree(
         Path(idf_kit["IDF_PATH"]) / "examples" / "system" / "ota" / "advanced_https_ota", folder
     )
+    env = {**idf_kit, "WIFI_PASSWORD": "kit-test-pass"}  # init writes ${WIFI_PASSWORD}
     init = subprocess.run(
-        [str(Path(sys.executable).parent / "esp-ota-doit"), "init"],
+        [str(Path(sys.executable).parent / "esp-ota-doit"), "init", "--target", "esp32c6"],
         cwd=folder,
-        env=idf_kit,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
     assert init.returncode == 0, (init.stdout + init.stderr)[-4000:]
-    project = Project(folder, idf_kit)
-    # The example has no sdkconfig, so init takes ESP-IDF's default target; choose the C6.
-    text = (folder / "project.yaml").read_text()
-    (folder / "project.yaml").write_text(
-        re.sub(r"(?m)^target: \S+$", "target: esp32c6", text, count=1)
-    )
+    assert "target: esp32c6 (from --target)" in init.stdout, init.stdout
+    project = Project(folder, env)
     code, output = project.doit("build")
     assert code == 0, Project.tail(output)
     return project

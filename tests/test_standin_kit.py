@@ -98,7 +98,13 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Built, Built]:
     """(ESP-IDF's build, the stand-in's build) of the same app."""
     idfkit.env_sh()  # skips, saying why, without the kit
     work = tmp_path_factory.mktemp("kit-vs-standin")
-    real = _build(_copy(work / "real"), ["idf.py"], idfkit.exported())
+    exported = idfkit.exported()
+    # idf.py under ESP-IDF's own Python, as the tool runs it (this venv may come first on PATH).
+    idf_py = [
+        str(Path(exported["IDF_PYTHON_ENV_PATH"]) / "bin" / "python"),
+        str(Path(exported["IDF_PATH"]) / "tools" / "idf.py"),
+    ]
+    real = _build(_copy(work / "real"), idf_py, exported)
     plain = {k: v for k, v in os.environ.items() if not k.startswith(("IDF_", "ESP_IDF"))}
     standin = [sys.executable, "-m", "esp_ota_doit.rehearsal.standin"]
     return real, _build(_copy(work / "standin"), standin, plain)
