@@ -326,6 +326,83 @@ def test_init__a_url_option_the_app_does_not_have(
     )
 
 
+def _no_url_option(folder: Path, code: str, header: str = "") -> None:
+    """The seed app with no Kconfig option for its URL: only its code says where it fetches."""
+    (folder / "main" / "Kconfig.projbuild").unlink()
+    (folder / "main" / "seed_ota.c").write_text(code)
+    if header:
+        (folder / "main" / "fw_source.h").write_text(header)
+
+
+@pytest.mark.parametrize("spelled", ["macro", "literal"])
+def test_init__a_url_the_code_compiles_in_is_named_with_the_way_out(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str], spelled: str
+) -> None:
+    folder = app_copy("ota_seed")
+    url = "http://10.1.2.3:8000/images/seed.bin"
+    header = (
+        '#pragma once\n// #define FW_SOURCE "https://old.example/seed.bin"\n'
+        f'#define FW_SOURCE "{url}"\n'
+    )
+    value = "FW_SOURCE" if spelled == "macro" else f'"{url}"'
+    code = (
+        '#include "esp_ota_ops.h"\n#include "esp_http_client.h"\n#include "fw_source.h"\n'
+        "void fetch(void) {\n"
+        f"    esp_http_client_config_t http = {{ .url = {value}, .timeout_ms = 5000 }};\n"
+        "    esp_http_client_handle_t client = esp_http_client_init(&http);\n"
+        "    esp_ota_handle_t handle; esp_ota_begin(NULL, 0, &handle);\n}\n"
+    )
+    _no_url_option(folder, code, header)
+    where = "main/seed_ota.c:5" + (
+        ", FW_SOURCE at main/fw_source.h:3" if spelled == "macro" else ""
+    )
+    assert _refused(folder, capsys) == (
+        "esp-ota-doit init: URL option: none; the app's code compiles its firmware URL in "
+        f"('{url}', {where}), which no configuration changes, so its boards cannot be pointed "
+        "at this tool's server: make the URL a string option of main/Kconfig.projbuild, hand it "
+        "to esp_http_client (.url = CONFIG_<NAME>), then run init again"
+    )
+
+
+def test_init__an_app_that_takes_its_update_over_another_transport(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The image arrives over USB serial and is written with esp_ota_begin/esp_ota_write: there
+    # is no HTTP download to serve.
+    folder = app_copy("ota_seed")
+    code = (
+        '#include "esp_ota_ops.h"\n#include "driver/usb_serial_jtag.h"\n'
+        "void take_image(size_t size) {\n    esp_ota_handle_t handle;\n"
+        "    esp_ota_begin(esp_ota_get_next_update_partition(NULL), size, &handle);\n}\n"
+    )
+    _no_url_option(folder, code)
+    assert _refused(folder, capsys) == (
+        "esp-ota-doit init: URL option: none; the app's code writes an update itself "
+        "(esp_ota_begin) but downloads none with esp_http_client or esp_https_ota (serial, USB, "
+        "BLE or its own TLS?), and this tool serves updates over HTTPS to ESP-IDF's HTTP client "
+        "only; pass --url-option NAME if a library downloads it from that option's URL"
+    )
+
+
+def test_init__a_url_handed_over_at_run_time_keeps_the_general_line(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = app_copy("ota_seed")
+    code = (
+        '#include "esp_https_ota.h"\n'
+        "esp_err_t update(const char *url) {\n"
+        "    esp_http_client_config_t http = { .url = url };\n"
+        "    esp_https_ota_config_t ota = { .http_config = &http };\n"
+        "    return esp_https_ota(&ota);\n}\n"
+    )
+    _no_url_option(folder, code)
+    assert _refused(folder, capsys) == (
+        "esp-ota-doit init: URL option: no string option of the app's Kconfig.projbuild "
+        "defaults to an https:// URL or is what its code passes as the URL; pass --url-option "
+        "NAME (the option your app reads the firmware URL from)"
+    )
+
+
 def test_init__a_target_this_project_does_not_support(
     app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
 ) -> None:
