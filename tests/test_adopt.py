@@ -308,6 +308,44 @@ def test_path_dot__the_apps_own_idf_py_build_and_ours_live_side_by_side(
     assert run(folder, "build")[0] == 0
 
 
+def test_init__an_sdkconfig_an_older_esp_idf_wrote_keeps_its_renamed_choices(
+    app_copy: AppCopy,
+    idf_v53: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Written before v5.0 renamed them: kconfgen reads the old names through sdkconfig.rename,
+    # so the choices are the app's all the same and land under today's names.
+    folder = app_copy("ota_seed")
+    (folder / "sdkconfig").write_text(
+        'CONFIG_IDF_TARGET="esp32"\nCONFIG_OTA_ALLOW_HTTP=y\nCONFIG_MAIN_TASK_STACK_SIZE=7168\n'
+    )
+    monkeypatch.setenv("IDF_PATH", str(idf_v53))
+    code, _, err = _init(folder, capsys)
+    assert (code, err) == (0, [])
+    carried = yaml.safe_load((folder / "project.yaml").read_text())["apps"]["seed_ota"]["sdkconfig"]
+    assert carried == {
+        "CONFIG_ESP_HTTPS_OTA_ALLOW_HTTP": True,
+        "CONFIG_ESP_MAIN_TASK_STACK_SIZE": 7168,
+    }
+
+
+def test_new_names__renamed_and_inverted_options() -> None:
+    from esp_ota_doit.config.app_config import _new_names
+
+    renames = {
+        "CONFIG_OLD_A": "CONFIG_NEW_A",
+        "CONFIG_OLD_B": "!CONFIG_NEW_B",
+        "CONFIG_C": "CONFIG_D",
+    }
+    written = {"CONFIG_OLD_A": "5", "CONFIG_OLD_B": "y", "CONFIG_C": "1", "CONFIG_D": "2"}
+    assert _new_names(written, renames) == {
+        "CONFIG_NEW_A": "5",
+        "CONFIG_NEW_B": "n",
+        "CONFIG_D": "2",
+    }
+
+
 def test_init__a_folder_that_does_not_exist(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

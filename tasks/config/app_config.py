@@ -204,6 +204,24 @@ def evaluate(
     )
 
 
+def _new_names(values: dict[str, str], renames: Mapping[str, str]) -> dict[str, str]:
+    """An sdkconfig written by an older ESP-IDF under today's names, as kconfgen reads it
+    (sdkconfig.rename: OLD NEW, or OLD !NEW for a bool that was inverted); a name written in
+    both spellings keeps the new one's value."""
+    found = dict(values)
+    for name, value in values.items():
+        new = renames.get(name)
+        if new is None:
+            continue
+        del found[name]
+        target = new.removeprefix("!")
+        if new.startswith("!") and value in ("y", "n"):
+            value = "n" if value == "y" else "y"
+        if target not in values:
+            found[target] = value
+    return found
+
+
 def menuconfig_choices(
     folder: Path, config: AppConfig, *, env: Mapping[str, str], app: idfapp.AppFiles
 ) -> dict[str, str]:
@@ -225,11 +243,12 @@ def menuconfig_choices(
     tree = kconfig.tree(
         config.idf_root, config.target, folder, examples_common=app.uses_examples_common
     )
-    written = _read(sdkconfig)
+    renamed = kconfig.renames(tree)
+    written = _new_names(_read(sdkconfig), renamed)
     layered: dict[str, str] = {}
     for layer in config.layers:
         if layer != "sdkconfig":
-            layered |= _read(folder / layer)
+            layered |= _new_names(_read(folder / layer), renamed)
     try:
         minimal = kconfig.min_config(
             tree, config=sdkconfig, defaults=[folder / n for n in config.names], command=command
