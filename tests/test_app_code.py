@@ -113,6 +113,18 @@ def test_facts__a_bundle_built_from_the_apps_ca_holds_it() -> None:
     assert code.trusts_project_ca and not code.bundle_only
 
 
+def test_facts__its_own_tls_client_attaching_the_bundle_trusts_it() -> None:
+    # No esp_http_client: the app sets up mbedtls itself and hands it ESP-IDF's bundle.
+    own_tls = (
+        "mbedtls_ssl_config_init(&conf);\n"
+        "if (esp_crt_bundle_attach(&conf) < 0) { abort(); }\n"
+        "esp_ota_begin(part, OTA_WITH_SEQUENTIAL_WRITES, &handle);\n"
+    )
+    code = app_code.facts([own_tls], {}, examples_common=False, app="seed")
+    assert code.trusts == ("bundle",) and code.bundle_only
+    assert not any(line.startswith("trust:") for line in code.assumed)
+
+
 def test_facts__payload_and_network() -> None:
     encrypted = app_code.facts(
         ["esp_https_ota_begin(&c, &h); esp_encrypted_img_decrypt_start(&cfg);"],

@@ -50,6 +50,8 @@ _VERSION_COMPARE = re.compile(
 _SKIP_CN = re.compile(r"\bskip_cert_common_name_check\s*=\s*([^,;}\n]+)")
 _CERT_PEM = re.compile(r"\bcert_pem\s*=\s*([^,;}\n]+)")
 _BUNDLE = re.compile(r"\bcrt_bundle_attach\s*=\s*([^,;}\n]+)")
+# Its own TLS client (mbedtls, esp-tls) attaching ESP-IDF's bundle: esp_crt_bundle_attach(&conf).
+_BUNDLE_CALL = re.compile(r"\besp_crt_bundle_attach\s*\(")
 _GLOBAL_STORE = re.compile(r"\buse_global_ca_store\s*=\s*(true|1)\b")
 _PARTIAL = re.compile(r"\bpartial_http_download\s*=\s*([^,;}\n]+)")
 _REQUEST_SIZE = re.compile(r"\bmax_http_request_size\s*=\s*([^,;}\n]+)")
@@ -268,7 +270,7 @@ def _trusts(
     both = certain + "\n" + maybe
     if _flag(_CERT_PEM, both) is not False or _GLOBAL_STORE.search(both):
         found.append("embedded_ca")
-    if _flag(_BUNDLE, both) is not False:
+    if _flag(_BUNDLE, both) is not False or _BUNDLE_CALL.search(both):
         found.append("bundle")
     if not found and ota_client:
         assumed.append(
