@@ -346,6 +346,34 @@ def test_new_names__renamed_and_inverted_options() -> None:
     }
 
 
+def test_rehearse__code_that_reads_an_options_old_name_is_read_as_sdkconfig_h_defines_it(
+    app_copy: AppCopy, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Written for ESP-IDF v4: the confirmation sits under CONFIG_APP_ROLLBACK_ENABLE, which
+    # sdkconfig.h still defines (kconfgen's list of deprecated options) when rollback is on.
+    from tests.doitrun import run_with_output
+
+    folder = app_copy("ota_seed")
+    defaults = folder / "sdkconfig.defaults"
+    defaults.write_text(defaults.read_text() + "CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE=y\n")
+    source = folder / "main" / "seed_ota.c"
+    source.write_text(
+        source.read_text().replace(
+            "{\n    ESP_ERROR_CHECK(example_connect());",
+            "{\n#ifdef CONFIG_APP_ROLLBACK_ENABLE\n    esp_ota_mark_app_valid_cancel_rollback();\n"
+            "#endif\n    ESP_ERROR_CHECK(example_connect());",
+        )
+    )
+    monkeypatch.delenv("IDF_PATH", raising=False)
+    monkeypatch.setenv("WIFI_PASSWORD", "secret-pass")
+    assert _init(folder, capsys)[0] == 0
+    monkeypatch.chdir(folder)
+    code, _, text = run_with_output(folder, "rehearse")
+    assert code == 0, text
+    assert "app: esp_ota_mark_app_valid_cancel_rollback(): ota_0 is valid" in text
+    assert "never calls esp_ota_mark_app_valid_cancel_rollback" not in text
+
+
 def test_init__a_folder_that_does_not_exist(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

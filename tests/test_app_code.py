@@ -125,6 +125,27 @@ def test_facts__its_own_tls_client_attaching_the_bundle_trusts_it() -> None:
     assert not any(line.startswith("trust:") for line in code.assumed)
 
 
+def test_with_old_names__as_sdkconfig_h_defines_the_deprecated_names() -> None:
+    renames = {
+        "CONFIG_APP_ROLLBACK_ENABLE": "CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE",
+        "CONFIG_OLD_ON": "!CONFIG_NEW_OFF",
+        "CONFIG_OLD_SIZE": "CONFIG_NEW_SIZE",
+        "CONFIG_GONE": "CONFIG_ABSENT",
+    }
+    config = {"BOOTLOADER_APP_ROLLBACK_ENABLE": True, "NEW_OFF": False, "NEW_SIZE": 4096}
+    assert app_code.with_old_names(config, renames) == {
+        **config,
+        "APP_ROLLBACK_ENABLE": True,
+        "OLD_ON": True,
+        "OLD_SIZE": 4096,
+    }
+    confirm = "#ifdef CONFIG_APP_ROLLBACK_ENABLE\nesp_ota_mark_app_valid_cancel_rollback();\n#endif"
+    code = app_code.facts(
+        [confirm], app_code.with_old_names(config, renames), examples_common=False
+    )
+    assert code.confirms_update and code.assumed == ()
+
+
 def test_facts__payload_and_network() -> None:
     encrypted = app_code.facts(
         ["esp_https_ota_begin(&c, &h); esp_encrypted_img_decrypt_start(&cfg);"],

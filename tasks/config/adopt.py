@@ -449,7 +449,7 @@ def plan(
     name = _app_name(app.name)
     code = app_code.scan(
         folder,
-        config.values,
+        app_code.with_old_names(config.values, config.renames),
         examples_common=app.uses_examples_common,
         app=name,
         ca_cert=_embedded_ca(app),

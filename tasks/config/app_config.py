@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ class AppConfig:
     names: tuple[str, ...] = ()  # SDKCONFIG_DEFAULTS, as given (without the .<target> twins)
     target: str = "esp32"
     idf_root: Path | None = None
+    renames: Mapping[str, str] = field(default_factory=dict)  # kconfgen's sdkconfig.rename
 
     def get(self, name: str) -> Any:
         return self.values.get(name.removeprefix("CONFIG_"))
@@ -201,6 +202,7 @@ def evaluate(
         names=tuple(names),
         target=target_name,
         idf_root=idf_root,
+        renames=result.renames,
     )
 
 

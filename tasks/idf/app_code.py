@@ -328,6 +328,26 @@ def _overridden(code: AppCode, overrides: Overrides) -> AppCode:
     return replace(code, **changes, assumed=assumed)
 
 
+def with_old_names(config: Mapping[str, Any], renames: Mapping[str, str]) -> dict[str, Any]:
+    """The configuration as sdkconfig.h gives it to C: kconfgen also defines each renamed
+    option's old name ("List of deprecated options"), so code written for an older ESP-IDF
+    (`#ifdef CONFIG_APP_ROLLBACK_ENABLE`) reads the same value; an inverted bool (`!NEW`) reads
+    the opposite."""
+    values = dict(config)
+    for old, new in renames.items():
+        old_name = old.removeprefix("CONFIG_")
+        new_name = new.removeprefix("!").removeprefix("CONFIG_")
+        if old_name in values or new_name not in values:
+            continue
+        value = values[new_name]
+        if new.startswith("!"):
+            if not isinstance(value, bool):
+                continue
+            value = not value
+        values[old_name] = value
+    return values
+
+
 def sources(root: Path) -> list[Path]:
     """The app's own C/C++ files: main/ and components/*, never build output or managed
     components (those are ESP-IDF's or the registry's, not the app's)."""
