@@ -146,6 +146,32 @@ def test_with_old_names__as_sdkconfig_h_defines_the_deprecated_names() -> None:
     assert code.confirms_update and code.assumed == ()
 
 
+def test_facts__a_version_read_into_numbers_is_an_assumed_comparison() -> None:
+    # The versions parsed as major.minor.patch and compared as numbers: no memcmp/strcmp.
+    semver = (
+        "esp_https_ota_begin(&cfg, &handle);\n"
+        'sscanf(running->version, "%lu.%lu.%lu", &major, &minor, &patch);\n'
+        'sscanf(incoming->version, "%lu.%lu.%lu", &new_major, &new_minor, &new_patch);\n'
+        "if (major == new_major && minor == new_minor && patch == new_patch) { return ESP_FAIL; }\n"
+    )
+    code = app_code.facts([semver], {}, examples_common=False, app="seed")
+    assert code.compares_version
+    assert (
+        "compares versions before writing: assumed yes (its code reads the version with "
+        "sscanf(), a comparison this reading cannot follow); state it with "
+        "apps.seed.compares_version"
+    ) in code.assumed
+    stated = app_code.facts(
+        [semver],
+        {},
+        examples_common=False,
+        app="seed",
+        overrides=app_code.Overrides(compares_version=False),
+    )
+    assert not stated.compares_version
+    assert not any(line.startswith("compares versions") for line in stated.assumed)
+
+
 def test_facts__payload_and_network() -> None:
     encrypted = app_code.facts(
         ["esp_https_ota_begin(&c, &h); esp_encrypted_img_decrypt_start(&cfg);"],

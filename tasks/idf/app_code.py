@@ -47,6 +47,11 @@ _VERSION_COMPARE = re.compile(
     r"\b(?:memcmp|strn?cmp|strcasecmp|strncasecmp)\s*\(\s*(?![^,;]*invalid)[^,;]*?\bversion\b"
     r"[^,;]*?,\s*(?![^,;]*invalid)[^,;]*?\bversion\b"
 )
+# The version read into numbers (sscanf, strtoul, atoi...) and compared as such: a comparison
+# this reading cannot follow, so an assumption with its key.
+_VERSION_PARSE = re.compile(
+    r"\b(sscanf|strto[u]?l{1,2}|atoi|atol)\s*\(\s*[^,;]*?(?:->|\.)version\b"
+)
 _SKIP_CN = re.compile(r"\bskip_cert_common_name_check\s*=\s*([^,;}\n]+)")
 _CERT_PEM = re.compile(r"\bcert_pem\s*=\s*([^,;}\n]+)")
 _BUNDLE = re.compile(r"\bcrt_bundle_attach\s*=\s*([^,;}\n]+)")
@@ -227,6 +232,14 @@ def facts(
 
     ota_client = _OTA_CALL.search(both) is not None
     compares = known(_VERSION_COMPARE, "compares versions before writing", "compares_version", True)
+    parsed = _VERSION_PARSE.search(both)
+    if not compares and parsed:
+        assumed.append(
+            f"compares versions before writing: assumed yes (its code reads the version with "
+            f"{parsed.group(1)}(), a comparison this reading cannot follow); state it with "
+            f"apps.{app}.compares_version"
+        )
+        compares = True
     skip = _flag(_SKIP_CN, both)
     if skip is None:
         assumed.append(
