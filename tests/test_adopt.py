@@ -469,6 +469,47 @@ def test_init__a_url_handed_over_at_run_time_keeps_the_general_line(
     )
 
 
+def test_init__a_url_option_that_holds_only_a_host(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The code prepends the scheme and appends a path: a whole URL in it would break the board.
+    folder = app_copy("ota_seed")
+    _kconfig_default(folder, "updates.example.net")
+    source = folder / "main" / "seed_ota.c"
+    built = source.read_text().replace(
+        ".url = CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL,",
+        ".url = url,",
+    )
+    source.write_text(
+        built.replace(
+            "void app_main(void)\n{\n",
+            "void app_main(void)\n{\n    char url[128];\n"
+            '    snprintf(url, sizeof url, "https://%s/fw.bin",\n'
+            "             CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL);\n",
+        )
+    )
+    line = _refused(folder, capsys, "--url-option", "EXAMPLE_FIRMWARE_UPGRADE_URL")
+    assert line == (
+        "esp-ota-doit init: --url-option EXAMPLE_FIRMWARE_UPGRADE_URL: its value "
+        "'updates.example.net' is no URL (no scheme), so the app's code builds its URL around "
+        "it, while this tool writes the whole firmware URL into the option; name the option the "
+        "code hands esp_http_client as .url"
+    )
+
+
+def test_init__a_url_option_the_code_hands_over_whole_is_taken_whatever_it_holds(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = app_copy("ota_seed")
+    _kconfig_default(folder, "updates.example.net")
+    code, out, err = _init(folder, capsys, "--url-option", "EXAMPLE_FIRMWARE_UPGRADE_URL")
+    assert (code, err) == (0, [])
+    assert (
+        "OTA URL: the app's value 'updates.example.net' is no https:// URL to keep, so the board "
+        "gets https://auto:8070/seed_ota.bin (edit ota.url to change it)"
+    ) in out
+
+
 def test_init__a_target_this_project_does_not_support(
     app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -177,6 +177,17 @@ def _url_option(
     option = candidates[0]
     current = config.get(option.name)
     url = str(current) if current is not None else option.default
+    if (
+        chosen is not None
+        and url not in ("", "FROM_STDIN")
+        and "://" not in url
+        and option.name not in idfapp.handed_as_url(app)
+    ):
+        raise InitError(
+            f"--url-option {chosen}: its value '{url}' is no URL (no scheme), so the app's code "
+            "builds its URL around it, while this tool writes the whole firmware URL into the "
+            "option; name the option the code hands esp_http_client as .url"
+        )
     said.append(
         f"URL option: {option.name} ({option.file.relative_to(app.root)}:{option.line}"
         + (", --url-option" if chosen else "")

@@ -22,6 +22,7 @@ __all__ = [
     "embedded_files",
     "fetches_over_http",
     "fixed_urls",
+    "handed_as_url",
     "is_idf_app",
     "kconfig_strings",
     "project_name",
@@ -245,6 +246,13 @@ def wifi_options(app: AppFiles) -> tuple[tuple[str, str], str] | None:
 
 _URL_FIELD = re.compile(r"\burl\s*=\s*(CONFIG_\w+)")
 _URL_NAMED = re.compile(r"\bCONFIG_\w*URL\w*")
+
+
+def handed_as_url(app: AppFiles) -> list[str]:
+    """The options the app's own code hands esp_http_client as its URL as they are
+    (`.url = CONFIG_X`)."""
+    texts = [path.read_text(encoding="utf-8", errors="replace") for path in sources(app.root)]
+    return list(dict.fromkeys(name for text in texts for name in _URL_FIELD.findall(text)))
 
 
 def url_options_in_code(app: AppFiles) -> list[str]:
