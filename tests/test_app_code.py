@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -170,6 +171,24 @@ def test_facts__a_version_read_into_numbers_is_an_assumed_comparison() -> None:
     )
     assert not stated.compares_version
     assert not any(line.startswith("compares versions") for line in stated.assumed)
+
+
+def test_sources__components_the_build_takes_not_a_copy_of_esp_idfs(tmp_path: Path) -> None:
+    (tmp_path / "main").mkdir()
+    (tmp_path / "main" / "app.c").write_text("void app_main(void) {}\n")
+    own = tmp_path / "components" / "updater"
+    own.mkdir(parents=True)
+    (own / "CMakeLists.txt").write_text('idf_component_register(SRCS "src/updater.c")\n')
+    (own / "src").mkdir()
+    (own / "src" / "updater.c").write_text("esp_https_ota(&cfg);\n")
+    # A vendored copy of ESP-IDF's components one level down: no CMakeLists.txt at its top, so
+    # ESP-IDF's build takes none of it, and its esp_https_ota.c is not the app's code.
+    vendored = tmp_path / "components" / "components" / "esp_https_ota"
+    (vendored / "src").mkdir(parents=True)
+    (vendored / "CMakeLists.txt").write_text("idf_component_register()\n")
+    (vendored / "src" / "esp_https_ota.c").write_text("skip_cert_common_name_check = true;\n")
+    found = [path.relative_to(tmp_path).as_posix() for path in app_code.sources(tmp_path)]
+    assert found == ["main/app.c", "components/updater/src/updater.c"]
 
 
 def test_facts__payload_and_network() -> None:

@@ -362,10 +362,18 @@ def with_old_names(config: Mapping[str, Any], renames: Mapping[str, str]) -> dic
 
 
 def sources(root: Path) -> list[Path]:
-    """The app's own C/C++ files: main/ and components/*, never build output or managed
-    components (those are ESP-IDF's or the registry's, not the app's)."""
+    """The app's own C/C++ files: main/ and each components/<name>/ that ESP-IDF's build takes
+    as a component (it holds a CMakeLists.txt), never build output or managed components
+    (those are ESP-IDF's or the registry's, not the app's), nor a folder of sources (a copy of
+    ESP-IDF's components, say) that nothing builds."""
     found: list[Path] = []
-    for top in (root / "main", root / "components"):
+    components = root / "components"
+    built = (
+        sorted(path for path in components.iterdir() if (path / "CMakeLists.txt").is_file())
+        if components.is_dir()
+        else []
+    )
+    for top in (root / "main", *built):
         if not top.is_dir():
             continue
         for path in sorted(top.rglob("*")):
