@@ -28,7 +28,7 @@ from .firmware import (
     signing_key,
     staging,
 )
-from .idf import idftool
+from .idf import app_code, idftool
 from .paths import DEP_FILE, TEMPLATES, Paths
 from .rehearsal import next_app, rehearse, standin
 from .release import make as release
@@ -136,7 +136,7 @@ def _code_check(project: Project, app: App) -> list[tuple[Any, list[Any]]]:
     check = render.CodeCheck(
         app=app.name,
         folder=folder,
-        config=found.values,
+        config=app_code.with_old_names(found.values, found.renames),
         overrides=build_plan.code_overrides(app),
         ca_cert=app.ca_cert,
         client=app.ota_client and project.ota is not None,

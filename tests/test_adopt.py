@@ -308,6 +308,72 @@ def test_path_dot__the_apps_own_idf_py_build_and_ours_live_side_by_side(
     assert run(folder, "build")[0] == 0
 
 
+def test_init__an_sdkconfig_an_older_esp_idf_wrote_keeps_its_renamed_choices(
+    app_copy: AppCopy,
+    idf_v53: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Written before v5.0 renamed them: kconfgen reads the old names through sdkconfig.rename,
+    # so the choices are the app's all the same and land under today's names.
+    folder = app_copy("ota_seed")
+    (folder / "sdkconfig").write_text(
+        'CONFIG_IDF_TARGET="esp32"\nCONFIG_OTA_ALLOW_HTTP=y\nCONFIG_MAIN_TASK_STACK_SIZE=7168\n'
+    )
+    monkeypatch.setenv("IDF_PATH", str(idf_v53))
+    code, _, err = _init(folder, capsys)
+    assert (code, err) == (0, [])
+    carried = yaml.safe_load((folder / "project.yaml").read_text())["apps"]["seed_ota"]["sdkconfig"]
+    assert carried == {
+        "CONFIG_ESP_HTTPS_OTA_ALLOW_HTTP": True,
+        "CONFIG_ESP_MAIN_TASK_STACK_SIZE": 7168,
+    }
+
+
+def test_new_names__renamed_and_inverted_options() -> None:
+    from esp_ota_doit.config.app_config import _new_names
+
+    renames = {
+        "CONFIG_OLD_A": "CONFIG_NEW_A",
+        "CONFIG_OLD_B": "!CONFIG_NEW_B",
+        "CONFIG_C": "CONFIG_D",
+    }
+    written = {"CONFIG_OLD_A": "5", "CONFIG_OLD_B": "y", "CONFIG_C": "1", "CONFIG_D": "2"}
+    assert _new_names(written, renames) == {
+        "CONFIG_NEW_A": "5",
+        "CONFIG_NEW_B": "n",
+        "CONFIG_D": "2",
+    }
+
+
+def test_rehearse__code_that_reads_an_options_old_name_is_read_as_sdkconfig_h_defines_it(
+    app_copy: AppCopy, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Written for ESP-IDF v4: the confirmation sits under CONFIG_APP_ROLLBACK_ENABLE, which
+    # sdkconfig.h still defines (kconfgen's list of deprecated options) when rollback is on.
+    from tests.doitrun import run_with_output
+
+    folder = app_copy("ota_seed")
+    defaults = folder / "sdkconfig.defaults"
+    defaults.write_text(defaults.read_text() + "CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE=y\n")
+    source = folder / "main" / "seed_ota.c"
+    source.write_text(
+        source.read_text().replace(
+            "{\n    ESP_ERROR_CHECK(example_connect());",
+            "{\n#ifdef CONFIG_APP_ROLLBACK_ENABLE\n    esp_ota_mark_app_valid_cancel_rollback();\n"
+            "#endif\n    ESP_ERROR_CHECK(example_connect());",
+        )
+    )
+    monkeypatch.delenv("IDF_PATH", raising=False)
+    monkeypatch.setenv("WIFI_PASSWORD", "secret-pass")
+    assert _init(folder, capsys)[0] == 0
+    monkeypatch.chdir(folder)
+    code, _, text = run_with_output(folder, "rehearse")
+    assert code == 0, text
+    assert "app: esp_ota_mark_app_valid_cancel_rollback(): ota_0 is valid" in text
+    assert "never calls esp_ota_mark_app_valid_cancel_rollback" not in text
+
+
 def test_init__a_folder_that_does_not_exist(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -324,6 +390,124 @@ def test_init__a_url_option_the_app_does_not_have(
         "esp-ota-doit init: --url-option CONFIG_NOPE: no string option of that name in the "
         "app's Kconfig.projbuild"
     )
+
+
+def _no_url_option(folder: Path, code: str, header: str = "") -> None:
+    """The seed app with no Kconfig option for its URL: only its code says where it fetches."""
+    (folder / "main" / "Kconfig.projbuild").unlink()
+    (folder / "main" / "seed_ota.c").write_text(code)
+    if header:
+        (folder / "main" / "fw_source.h").write_text(header)
+
+
+@pytest.mark.parametrize("spelled", ["macro", "literal"])
+def test_init__a_url_the_code_compiles_in_is_named_with_the_way_out(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str], spelled: str
+) -> None:
+    folder = app_copy("ota_seed")
+    url = "http://10.1.2.3:8000/images/seed.bin"
+    header = (
+        '#pragma once\n// #define FW_SOURCE "https://old.example/seed.bin"\n'
+        f'#define FW_SOURCE "{url}"\n'
+    )
+    value = "FW_SOURCE" if spelled == "macro" else f'"{url}"'
+    code = (
+        '#include "esp_ota_ops.h"\n#include "esp_http_client.h"\n#include "fw_source.h"\n'
+        "void fetch(void) {\n"
+        f"    esp_http_client_config_t http = {{ .url = {value}, .timeout_ms = 5000 }};\n"
+        "    esp_http_client_handle_t client = esp_http_client_init(&http);\n"
+        "    esp_ota_handle_t handle; esp_ota_begin(NULL, 0, &handle);\n}\n"
+    )
+    _no_url_option(folder, code, header)
+    where = "main/seed_ota.c:5" + (
+        ", FW_SOURCE at main/fw_source.h:3" if spelled == "macro" else ""
+    )
+    assert _refused(folder, capsys) == (
+        "esp-ota-doit init: URL option: none; the app's code compiles its firmware URL in "
+        f"('{url}', {where}), which no configuration changes, so its boards cannot be pointed "
+        "at this tool's server: make the URL a string option of main/Kconfig.projbuild, hand it "
+        "to esp_http_client (.url = CONFIG_<NAME>), then run init again"
+    )
+
+
+def test_init__an_app_that_takes_its_update_over_another_transport(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The image arrives over USB serial and is written with esp_ota_begin/esp_ota_write: there
+    # is no HTTP download to serve.
+    folder = app_copy("ota_seed")
+    code = (
+        '#include "esp_ota_ops.h"\n#include "driver/usb_serial_jtag.h"\n'
+        "void take_image(size_t size) {\n    esp_ota_handle_t handle;\n"
+        "    esp_ota_begin(esp_ota_get_next_update_partition(NULL), size, &handle);\n}\n"
+    )
+    _no_url_option(folder, code)
+    assert _refused(folder, capsys) == (
+        "esp-ota-doit init: URL option: none; the app's code writes an update itself "
+        "(esp_ota_begin) but downloads none with esp_http_client or esp_https_ota (serial, USB, "
+        "BLE or its own TLS?), and this tool serves updates over HTTPS to ESP-IDF's HTTP client "
+        "only; pass --url-option NAME if a library downloads it from that option's URL"
+    )
+
+
+def test_init__a_url_handed_over_at_run_time_keeps_the_general_line(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = app_copy("ota_seed")
+    code = (
+        '#include "esp_https_ota.h"\n'
+        "esp_err_t update(const char *url) {\n"
+        "    esp_http_client_config_t http = { .url = url };\n"
+        "    esp_https_ota_config_t ota = { .http_config = &http };\n"
+        "    return esp_https_ota(&ota);\n}\n"
+    )
+    _no_url_option(folder, code)
+    assert _refused(folder, capsys) == (
+        "esp-ota-doit init: URL option: no string option of the app's Kconfig.projbuild "
+        "defaults to an https:// URL or is what its code passes as the URL; pass --url-option "
+        "NAME (the option your app reads the firmware URL from)"
+    )
+
+
+def test_init__a_url_option_that_holds_only_a_host(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The code prepends the scheme and appends a path: a whole URL in it would break the board.
+    folder = app_copy("ota_seed")
+    _kconfig_default(folder, "updates.example.net")
+    source = folder / "main" / "seed_ota.c"
+    built = source.read_text().replace(
+        ".url = CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL,",
+        ".url = url,",
+    )
+    source.write_text(
+        built.replace(
+            "void app_main(void)\n{\n",
+            "void app_main(void)\n{\n    char url[128];\n"
+            '    snprintf(url, sizeof url, "https://%s/fw.bin",\n'
+            "             CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL);\n",
+        )
+    )
+    line = _refused(folder, capsys, "--url-option", "EXAMPLE_FIRMWARE_UPGRADE_URL")
+    assert line == (
+        "esp-ota-doit init: --url-option EXAMPLE_FIRMWARE_UPGRADE_URL: its value "
+        "'updates.example.net' is no URL (no scheme), so the app's code builds its URL around "
+        "it, while this tool writes the whole firmware URL into the option; name the option the "
+        "code hands esp_http_client as .url"
+    )
+
+
+def test_init__a_url_option_the_code_hands_over_whole_is_taken_whatever_it_holds(
+    app_copy: AppCopy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = app_copy("ota_seed")
+    _kconfig_default(folder, "updates.example.net")
+    code, out, err = _init(folder, capsys, "--url-option", "EXAMPLE_FIRMWARE_UPGRADE_URL")
+    assert (code, err) == (0, [])
+    assert (
+        "OTA URL: the app's value 'updates.example.net' is no https:// URL to keep, so the board "
+        "gets https://auto:8070/seed_ota.bin (edit ota.url to change it)"
+    ) in out
 
 
 def test_init__a_target_this_project_does_not_support(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -111,6 +112,83 @@ def test_facts__a_bundle_built_from_the_apps_ca_holds_it() -> None:
         [_CLIENT], config, examples_common=False, ca_cert="./server_certs/ca_cert.pem"
     )
     assert code.trusts_project_ca and not code.bundle_only
+
+
+def test_facts__its_own_tls_client_attaching_the_bundle_trusts_it() -> None:
+    # No esp_http_client: the app sets up mbedtls itself and hands it ESP-IDF's bundle.
+    own_tls = (
+        "mbedtls_ssl_config_init(&conf);\n"
+        "if (esp_crt_bundle_attach(&conf) < 0) { abort(); }\n"
+        "esp_ota_begin(part, OTA_WITH_SEQUENTIAL_WRITES, &handle);\n"
+    )
+    code = app_code.facts([own_tls], {}, examples_common=False, app="seed")
+    assert code.trusts == ("bundle",) and code.bundle_only
+    assert not any(line.startswith("trust:") for line in code.assumed)
+
+
+def test_with_old_names__as_sdkconfig_h_defines_the_deprecated_names() -> None:
+    renames = {
+        "CONFIG_APP_ROLLBACK_ENABLE": "CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE",
+        "CONFIG_OLD_ON": "!CONFIG_NEW_OFF",
+        "CONFIG_OLD_SIZE": "CONFIG_NEW_SIZE",
+        "CONFIG_GONE": "CONFIG_ABSENT",
+    }
+    config = {"BOOTLOADER_APP_ROLLBACK_ENABLE": True, "NEW_OFF": False, "NEW_SIZE": 4096}
+    assert app_code.with_old_names(config, renames) == {
+        **config,
+        "APP_ROLLBACK_ENABLE": True,
+        "OLD_ON": True,
+        "OLD_SIZE": 4096,
+    }
+    confirm = "#ifdef CONFIG_APP_ROLLBACK_ENABLE\nesp_ota_mark_app_valid_cancel_rollback();\n#endif"
+    code = app_code.facts(
+        [confirm], app_code.with_old_names(config, renames), examples_common=False
+    )
+    assert code.confirms_update and code.assumed == ()
+
+
+def test_facts__a_version_read_into_numbers_is_an_assumed_comparison() -> None:
+    # The versions parsed as major.minor.patch and compared as numbers: no memcmp/strcmp.
+    semver = (
+        "esp_https_ota_begin(&cfg, &handle);\n"
+        'sscanf(running->version, "%lu.%lu.%lu", &major, &minor, &patch);\n'
+        'sscanf(incoming->version, "%lu.%lu.%lu", &new_major, &new_minor, &new_patch);\n'
+        "if (major == new_major && minor == new_minor && patch == new_patch) { return ESP_FAIL; }\n"
+    )
+    code = app_code.facts([semver], {}, examples_common=False, app="seed")
+    assert code.compares_version
+    assert (
+        "compares versions before writing: assumed yes (its code reads the version with "
+        "sscanf(), a comparison this reading cannot follow); state it with "
+        "apps.seed.compares_version"
+    ) in code.assumed
+    stated = app_code.facts(
+        [semver],
+        {},
+        examples_common=False,
+        app="seed",
+        overrides=app_code.Overrides(compares_version=False),
+    )
+    assert not stated.compares_version
+    assert not any(line.startswith("compares versions") for line in stated.assumed)
+
+
+def test_sources__components_the_build_takes_not_a_copy_of_esp_idfs(tmp_path: Path) -> None:
+    (tmp_path / "main").mkdir()
+    (tmp_path / "main" / "app.c").write_text("void app_main(void) {}\n")
+    own = tmp_path / "components" / "updater"
+    own.mkdir(parents=True)
+    (own / "CMakeLists.txt").write_text('idf_component_register(SRCS "src/updater.c")\n')
+    (own / "src").mkdir()
+    (own / "src" / "updater.c").write_text("esp_https_ota(&cfg);\n")
+    # A vendored copy of ESP-IDF's components one level down: no CMakeLists.txt at its top, so
+    # ESP-IDF's build takes none of it, and its esp_https_ota.c is not the app's code.
+    vendored = tmp_path / "components" / "components" / "esp_https_ota"
+    (vendored / "src").mkdir(parents=True)
+    (vendored / "CMakeLists.txt").write_text("idf_component_register()\n")
+    (vendored / "src" / "esp_https_ota.c").write_text("skip_cert_common_name_check = true;\n")
+    found = [path.relative_to(tmp_path).as_posix() for path in app_code.sources(tmp_path)]
+    assert found == ["main/app.c", "components/updater/src/updater.c"]
 
 
 def test_facts__payload_and_network() -> None:

@@ -160,6 +160,8 @@ def _url_option(
         if not candidates:
             candidates = [options[name] for name in idfapp.url_options_in_code(app)]
             what = "are what its code passes as the URL"
+    if not candidates and chosen is None:
+        _no_url_option(app)
     if len(candidates) != 1:
         where = ", ".join(f"{o.name} ({o.file.relative_to(app.root)}:{o.line})" for o in candidates)
         problem = (
@@ -175,12 +177,44 @@ def _url_option(
     option = candidates[0]
     current = config.get(option.name)
     url = str(current) if current is not None else option.default
+    if (
+        chosen is not None
+        and url not in ("", "FROM_STDIN")
+        and "://" not in url
+        and option.name not in idfapp.handed_as_url(app)
+    ):
+        raise InitError(
+            f"--url-option {chosen}: its value '{url}' is no URL (no scheme), so the app's code "
+            "builds its URL around it, while this tool writes the whole firmware URL into the "
+            "option; name the option the code hands esp_http_client as .url"
+        )
     said.append(
         f"URL option: {option.name} ({option.file.relative_to(app.root)}:{option.line}"
         + (", --url-option" if chosen else "")
         + f"), now '{url}'"
     )
     return option.name, url
+
+
+def _no_url_option(app: idfapp.AppFiles) -> None:
+    """Say why an app with no URL option cannot be adopted when its code shows why: a URL it
+    compiles in, or no HTTP download at all."""
+    fixed = idfapp.fixed_urls(app)
+    if fixed:
+        first = fixed[0]
+        raise InitError(
+            f"URL option: none; the app's code compiles its firmware URL in ('{first.value}', "
+            f"{first.where}), which no configuration changes, so its boards cannot be pointed at "
+            "this tool's server: make the URL a string option of main/Kconfig.projbuild, hand it "
+            "to esp_http_client (.url = CONFIG_<NAME>), then run init again"
+        )
+    if not idfapp.fetches_over_http(app):
+        raise InitError(
+            "URL option: none; the app's code writes an update itself (esp_ota_begin) but "
+            "downloads none with esp_http_client or esp_https_ota (serial, USB, BLE or its own "
+            "TLS?), and this tool serves updates over HTTPS to ESP-IDF's HTTP client only; pass "
+            "--url-option NAME if a library downloads it from that option's URL"
+        )
 
 
 def _ota_url(url: str, app_name: str, said: list[str]) -> str:
@@ -426,7 +460,7 @@ def plan(
     name = _app_name(app.name)
     code = app_code.scan(
         folder,
-        config.values,
+        app_code.with_old_names(config.values, config.renames),
         examples_common=app.uses_examples_common,
         app=name,
         ca_cert=_embedded_ca(app),

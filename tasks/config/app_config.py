@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ class AppConfig:
     names: tuple[str, ...] = ()  # SDKCONFIG_DEFAULTS, as given (without the .<target> twins)
     target: str = "esp32"
     idf_root: Path | None = None
+    renames: Mapping[str, str] = field(default_factory=dict)  # kconfgen's sdkconfig.rename
 
     def get(self, name: str) -> Any:
         return self.values.get(name.removeprefix("CONFIG_"))
@@ -201,7 +202,26 @@ def evaluate(
         names=tuple(names),
         target=target_name,
         idf_root=idf_root,
+        renames=result.renames,
     )
+
+
+def _new_names(values: dict[str, str], renames: Mapping[str, str]) -> dict[str, str]:
+    """An sdkconfig written by an older ESP-IDF under today's names, as kconfgen reads it
+    (sdkconfig.rename: OLD NEW, or OLD !NEW for a bool that was inverted); a name written in
+    both spellings keeps the new one's value."""
+    found = dict(values)
+    for name, value in values.items():
+        new = renames.get(name)
+        if new is None:
+            continue
+        del found[name]
+        target = new.removeprefix("!")
+        if new.startswith("!") and value in ("y", "n"):
+            value = "n" if value == "y" else "y"
+        if target not in values:
+            found[target] = value
+    return found
 
 
 def menuconfig_choices(
@@ -225,11 +245,12 @@ def menuconfig_choices(
     tree = kconfig.tree(
         config.idf_root, config.target, folder, examples_common=app.uses_examples_common
     )
-    written = _read(sdkconfig)
+    renamed = kconfig.renames(tree)
+    written = _new_names(_read(sdkconfig), renamed)
     layered: dict[str, str] = {}
     for layer in config.layers:
         if layer != "sdkconfig":
-            layered |= _read(folder / layer)
+            layered |= _new_names(_read(folder / layer), renamed)
     try:
         minimal = kconfig.min_config(
             tree, config=sdkconfig, defaults=[folder / n for n in config.names], command=command

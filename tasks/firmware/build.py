@@ -336,6 +336,7 @@ def _code(plan: BuildPlan) -> app_code.AppCode | None:
     thing a board would do that the user may not expect is said here, once per build."""
     try:
         config = json.loads((plan.build_dir / "config" / "sdkconfig.json").read_text("utf-8"))
+        config = app_code.with_old_names(config, kconfig.build_renames(plan.build_dir) or {})
         files = idfapp.read_app(plan.project_dir)
     except (OSError, ValueError):
         return None  # the took-effect check has already said what the build lacks

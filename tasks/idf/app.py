@@ -16,9 +16,13 @@ from .sdkconfig import EXAMPLE_PASSWORD_OPTION, EXAMPLE_SSID_OPTION
 
 __all__ = [
     "AppFiles",
+    "FixedUrl",
     "KconfigString",
     "defaults_in_cmake",
     "embedded_files",
+    "fetches_over_http",
+    "fixed_urls",
+    "handed_as_url",
     "is_idf_app",
     "kconfig_strings",
     "project_name",
@@ -244,6 +248,13 @@ _URL_FIELD = re.compile(r"\burl\s*=\s*(CONFIG_\w+)")
 _URL_NAMED = re.compile(r"\bCONFIG_\w*URL\w*")
 
 
+def handed_as_url(app: AppFiles) -> list[str]:
+    """The options the app's own code hands esp_http_client as its URL as they are
+    (`.url = CONFIG_X`)."""
+    texts = [path.read_text(encoding="utf-8", errors="replace") for path in sources(app.root)]
+    return list(dict.fromkeys(name for text in texts for name in _URL_FIELD.findall(text)))
+
+
 def url_options_in_code(app: AppFiles) -> list[str]:
     """The options the app's own code hands esp_http_client as its URL (`.url = CONFIG_X`),
     else those it reads whose name says URL; for URL options whose default is no https:// URL
@@ -255,3 +266,60 @@ def url_options_in_code(app: AppFiles) -> list[str]:
         if found:
             return list(dict.fromkeys(found))
     return []
+
+
+# `.url = "https://..."` or `.url = NAME` where `#define NAME "https://..."`: a URL compiled in.
+_URL_ASSIGNED = re.compile(r"[.>]\s*url\s*=(?!=)\s*(\"[^\"\n]*\"|[A-Za-z_]\w*)")
+_STRING_DEFINE = re.compile(r"^\s*#\s*define\s+([A-Za-z_]\w*)\s+\"([^\"\n]*)\"")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_HTTP_CLIENT = re.compile(r"\besp_(?:http_client_init|https_ota|https_ota_begin)\s*\(")
+
+
+@dataclass(frozen=True)
+class FixedUrl:
+    """A URL the app's code hands esp_http_client as a literal, where, and the macro it is
+    spelled as (None for a literal written in place)."""
+
+    value: str
+    where: str
+    macro: str | None
+
+
+def _code_lines(app: AppFiles) -> list[tuple[str, int, str]]:
+    """(file relative to the app, line number, line) of the app's own sources, comment lines
+    left out (a `//` inside a string literal is kept: only lines that start a comment go)."""
+    lines: list[tuple[str, int, str]] = []
+    for path in sources(app.root):
+        name = path.relative_to(app.root).as_posix()
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.lstrip().startswith(("//", "/*", "*")):
+                lines.append((name, number, line))
+    return lines
+
+
+def fixed_urls(app: AppFiles) -> list[FixedUrl]:
+    """The URLs the app's own code compiles in as esp_http_client's `.url`: a string literal,
+    or a macro #defined as one. No configuration changes them."""
+    lines = _code_lines(app)
+    defines: dict[str, tuple[str, str]] = {}
+    for name, number, line in lines:
+        found = _STRING_DEFINE.match(line)
+        if found and _SCHEME.match(found.group(2)):
+            defines.setdefault(found.group(1), (found.group(2), f"{name}:{number}"))
+    urls: list[FixedUrl] = []
+    for name, number, line in lines:
+        for found in _URL_ASSIGNED.finditer(line):
+            value = found.group(1)
+            if value.startswith('"') and _SCHEME.match(value[1:-1]):
+                urls.append(FixedUrl(value[1:-1], f"{name}:{number}", None))
+            elif value in defines:
+                url, where = defines[value]
+                urls.append(FixedUrl(url, f"{name}:{number}, {value} at {where}", value))
+    return urls
+
+
+def fetches_over_http(app: AppFiles) -> bool:
+    """Whether the app's own code starts ESP-IDF's HTTP client or esp_https_ota at all (an app
+    that writes an update with esp_ota_begin may take it over serial, USB, BLE or its own TLS)."""
+    return any(_HTTP_CLIENT.search(line) for _, _, line in _code_lines(app))

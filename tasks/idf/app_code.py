@@ -47,9 +47,16 @@ _VERSION_COMPARE = re.compile(
     r"\b(?:memcmp|strn?cmp|strcasecmp|strncasecmp)\s*\(\s*(?![^,;]*invalid)[^,;]*?\bversion\b"
     r"[^,;]*?,\s*(?![^,;]*invalid)[^,;]*?\bversion\b"
 )
+# The version read into numbers (sscanf, strtoul, atoi...) and compared as such: a comparison
+# this reading cannot follow, so an assumption with its key.
+_VERSION_PARSE = re.compile(
+    r"\b(sscanf|strto[u]?l{1,2}|atoi|atol)\s*\(\s*[^,;]*?(?:->|\.)version\b"
+)
 _SKIP_CN = re.compile(r"\bskip_cert_common_name_check\s*=\s*([^,;}\n]+)")
 _CERT_PEM = re.compile(r"\bcert_pem\s*=\s*([^,;}\n]+)")
 _BUNDLE = re.compile(r"\bcrt_bundle_attach\s*=\s*([^,;}\n]+)")
+# Its own TLS client (mbedtls, esp-tls) attaching ESP-IDF's bundle: esp_crt_bundle_attach(&conf).
+_BUNDLE_CALL = re.compile(r"\besp_crt_bundle_attach\s*\(")
 _GLOBAL_STORE = re.compile(r"\buse_global_ca_store\s*=\s*(true|1)\b")
 _PARTIAL = re.compile(r"\bpartial_http_download\s*=\s*([^,;}\n]+)")
 _REQUEST_SIZE = re.compile(r"\bmax_http_request_size\s*=\s*([^,;}\n]+)")
@@ -225,6 +232,14 @@ def facts(
 
     ota_client = _OTA_CALL.search(both) is not None
     compares = known(_VERSION_COMPARE, "compares versions before writing", "compares_version", True)
+    parsed = _VERSION_PARSE.search(both)
+    if not compares and parsed:
+        assumed.append(
+            f"compares versions before writing: assumed yes (its code reads the version with "
+            f"{parsed.group(1)}(), a comparison this reading cannot follow); state it with "
+            f"apps.{app}.compares_version"
+        )
+        compares = True
     skip = _flag(_SKIP_CN, both)
     if skip is None:
         assumed.append(
@@ -268,7 +283,7 @@ def _trusts(
     both = certain + "\n" + maybe
     if _flag(_CERT_PEM, both) is not False or _GLOBAL_STORE.search(both):
         found.append("embedded_ca")
-    if _flag(_BUNDLE, both) is not False:
+    if _flag(_BUNDLE, both) is not False or _BUNDLE_CALL.search(both):
         found.append("bundle")
     if not found and ota_client:
         assumed.append(
@@ -326,11 +341,39 @@ def _overridden(code: AppCode, overrides: Overrides) -> AppCode:
     return replace(code, **changes, assumed=assumed)
 
 
+def with_old_names(config: Mapping[str, Any], renames: Mapping[str, str]) -> dict[str, Any]:
+    """The configuration as sdkconfig.h gives it to C: kconfgen also defines each renamed
+    option's old name ("List of deprecated options"), so code written for an older ESP-IDF
+    (`#ifdef CONFIG_APP_ROLLBACK_ENABLE`) reads the same value; an inverted bool (`!NEW`) reads
+    the opposite."""
+    values = dict(config)
+    for old, new in renames.items():
+        old_name = old.removeprefix("CONFIG_")
+        new_name = new.removeprefix("!").removeprefix("CONFIG_")
+        if old_name in values or new_name not in values:
+            continue
+        value = values[new_name]
+        if new.startswith("!"):
+            if not isinstance(value, bool):
+                continue
+            value = not value
+        values[old_name] = value
+    return values
+
+
 def sources(root: Path) -> list[Path]:
-    """The app's own C/C++ files: main/ and components/*, never build output or managed
-    components (those are ESP-IDF's or the registry's, not the app's)."""
+    """The app's own C/C++ files: main/ and each components/<name>/ that ESP-IDF's build takes
+    as a component (it holds a CMakeLists.txt), never build output or managed components
+    (those are ESP-IDF's or the registry's, not the app's), nor a folder of sources (a copy of
+    ESP-IDF's components, say) that nothing builds."""
     found: list[Path] = []
-    for top in (root / "main", root / "components"):
+    components = root / "components"
+    built = (
+        sorted(path for path in components.iterdir() if (path / "CMakeLists.txt").is_file())
+        if components.is_dir()
+        else []
+    )
+    for top in (root / "main", *built):
         if not top.is_dir():
             continue
         for path in sorted(top.rglob("*")):

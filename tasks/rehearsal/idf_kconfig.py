@@ -101,6 +101,15 @@ CONFIG_OPTIMIZATION_LEVEL_RELEASE             CONFIG_COMPILER_OPTIMIZATION_SIZE
 CONFIG_COMPILER_OPTIMIZATION_LEVEL_RELEASE    CONFIG_COMPILER_OPTIMIZATION_SIZE
 """
 
+# components/bootloader/sdkconfig.rename of v5.3.2: the lines whose new option the stand-in has.
+_BOOTLOADER_RENAMES = """\
+CONFIG_APP_ROLLBACK_ENABLE CONFIG_BOOTLOADER_APP_ROLLBACK_ENABLE
+CONFIG_APP_ANTI_ROLLBACK CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK
+CONFIG_APP_SECURE_VERSION CONFIG_BOOTLOADER_APP_SECURE_VERSION
+CONFIG_APP_SECURE_VERSION_SIZE_EFUSE_FIELD CONFIG_BOOTLOADER_APP_SEC_VER_SIZE_EFUSE_FIELD
+CONFIG_EFUSE_SECURE_VERSION_EMULATE CONFIG_BOOTLOADER_EFUSE_SECURE_VERSION_EMULATE
+"""
+
 _BOOTLOADER = """\
 menu "Bootloader config"
     config BOOTLOADER_OFFSET_IN_FLASH
@@ -405,6 +414,7 @@ def files() -> dict[str, str]:
             f"set(IDF_VERSION_PATCH {patch})\n"
         ),
         "components/bootloader/Kconfig.projbuild": _bootloader(),
+        "components/bootloader/sdkconfig.rename": _BOOTLOADER_RENAMES,
         "components/esp_app_format/Kconfig.projbuild": APP_FORMAT,
         "components/esptool_py/Kconfig.projbuild": _esptool(),
         "components/partition_table/Kconfig.projbuild": _partition_table(),
