@@ -69,7 +69,7 @@ def _found() -> dict[str, str]:
     if isinstance(found, str):
         if found != MISSING or os.environ.get(REQUIRED):
             pytest.fail(found)
-        pytest.skip(found)  # MISSING: the kit is absent beside this checkout
+        pytest.skip(reason=found)  # MISSING: ../shared/esp-idf-build is absent
     return found
 
 

@@ -72,10 +72,8 @@ def _source(app: str) -> Path:
     if app == _DELTA:
         given = os.environ.get("IDF_EXTRA_COMPONENTS", "")
         if not given or not (Path(given) / app).is_dir():
-            pytest.skip(
-                "https_delta_ota needs a checkout of espressif/idf-extra-components named by "
-                "$IDF_EXTRA_COMPONENTS"
-            )
+            missing = "a checkout of espressif/idf-extra-components named by $IDF_EXTRA_COMPONENTS"
+            pytest.skip(reason=f"https_delta_ota: {missing} is missing")
         return Path(given) / app
     return idfkit.idf_path() / app
 
