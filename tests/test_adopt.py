@@ -708,3 +708,15 @@ def test_init__defaults_the_apps_cmakelists_names(
         "sdkconfig.prod",
     ]
     assert any(line.startswith("CMakeLists.txt sets SDKCONFIG_DEFAULTS (") for line in out)
+
+
+def test_read_app__embedded_files_are_read_as_cmake_reads_them(tmp_path: Path) -> None:
+    # https_delta_ota's shape: the files are listed in a variable the register call expands.
+    (tmp_path / "main").mkdir()
+    (tmp_path / "CMakeLists.txt").write_text("project(delta_shaped)\n")
+    (tmp_path / "main" / "CMakeLists.txt").write_text(
+        "idf_build_get_property(project_dir PROJECT_DIR)\n"
+        "set(EMBED_TXTFILES ${project_dir}/server_certs/ca_cert.pem)\n"
+        'idf_component_register(SRCS "main.c" EMBED_TXTFILES ${EMBED_TXTFILES} EMBED_FILES k.bin)\n'
+    )
+    assert idfapp.read_app(tmp_path).embedded == ("server_certs/ca_cert.pem", "main/k.bin")

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import cmake_lists
 from .app_code import sources
 from .sdkconfig import EXAMPLE_PASSWORD_OPTION, EXAMPLE_SSID_OPTION
 
@@ -37,10 +38,6 @@ _COMMENT = re.compile(r"#[^\n]*")
 _PROJECT = re.compile(r"^\s*project\s*\(\s*([^\s)]+)", re.IGNORECASE | re.MULTILINE)
 _PROJECT_VERSION = re.compile(r"^\s*project\s*\([^)]*\bVERSION\s+([0-9.]+)", re.I | re.M)
 _PROJECT_VER = re.compile(r"^\s*set\s*\(\s*PROJECT_VER\s+\"?([^\")\s]+)\"?\s*\)", re.I | re.M)
-# idf_component_register(... EMBED_TXTFILES a b EMBED_FILES c ...): the keyword's arguments run
-# to the next upper-case keyword or the closing parenthesis.
-_EMBED_ARGUMENT = r"\s+(?![A-Z_]{4,}\b)(?:\"[^\"]*\"|[^\s)]+)"
-_EMBED = re.compile(rf"\b(EMBED_TXTFILES|EMBED_FILES)\b((?:{_EMBED_ARGUMENT})+)")
 _CONFIG = re.compile(r"^\s*(?:menu)?config\s+(\w+)\s*$")
 _STRING = re.compile(r"^\s*string(?:\s+\"(.*)\")?\s*$")
 _DEFAULT = re.compile(r"^\s*default\s+\"((?:[^\"\\]|\\.)*)\"")
@@ -76,12 +73,13 @@ def project_version(cmakelists: str) -> str | None:
     return found.group(1) if found else None
 
 
-def embedded_files(component_cmakelists: str) -> list[str]:
-    """The files a component embeds (EMBED_TXTFILES, then EMBED_FILES), as written."""
-    files: list[str] = []
-    for found in _EMBED.finditer(_code(component_cmakelists)):
-        files.extend(item.strip('"') for item in found.group(2).split())
-    return files
+def embedded_files(component_cmakelists: str, scope: cmake_lists.Scope | None = None) -> list[str]:
+    """The files a component embeds (EMBED_TXTFILES, then EMBED_FILES), read as CMake reads the
+    file (cmake_lists): with `scope`'s variables resolved, else every reference as written."""
+    args = cmake_lists.component_args(
+        component_cmakelists, scope or cmake_lists.Scope({}, keep_unknown=True)
+    )
+    return [*args.get("EMBED_TXTFILES", []), *args.get("EMBED_FILES", [])]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +162,8 @@ _MINIMAL_BUILD = re.compile(
 
 def _relative_embed(written: str, root: Path) -> str:
     """An EMBED_* argument as a path relative to the app root; main/ is the base of bare names."""
+    if Path(written).is_absolute() and Path(written).is_relative_to(root):
+        return Path(written).relative_to(root).as_posix()
     for variable in ("${project_dir}", "${PROJECT_DIR}", "${CMAKE_SOURCE_DIR}"):
         if written.startswith(variable + "/"):
             return written.removeprefix(variable + "/")
@@ -217,7 +217,10 @@ def read_app(root: Path) -> AppFiles:
         version_txt=version_lines[0].strip()
         if version_lines and version_lines[0].strip()
         else None,
-        embedded=tuple(_relative_embed(item, root) for item in embedded_files(main_text)),
+        embedded=tuple(
+            _relative_embed(item, root)
+            for item in embedded_files(main_text, cmake_lists.main_scope(root, keep_unknown=True))
+        ),
         kconfig_strings=tuple(strings),
         uses_examples_common="protocol_examples_common" in _code(top) + yml_text,
         minimal_build=_MINIMAL_BUILD.search(_code(top)) is not None,

@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
-__all__ = ["REGISTER_KEYWORDS", "Scope", "component_args"]
+__all__ = ["REGISTER_KEYWORDS", "Scope", "component_args", "main_scope"]
 
 REGISTER_KEYWORDS = frozenset(
     {
@@ -36,6 +37,7 @@ class Scope:
     variables: dict[str, str]
     properties: Mapping[str, str] = field(default_factory=dict)
     environ: Mapping[str, str] = field(default_factory=dict)
+    keep_unknown: bool = False  # an unset ${VAR} stays as written (reading without a build)
 
     def expand(self, text: str) -> str:
         """${VAR} and $ENV{VAR} references, innermost first, as CMake resolves nested ones."""
@@ -47,7 +49,7 @@ class Scope:
 
     def _value(self, match: re.Match[str]) -> str:
         source = self.environ if match[1] else self.variables
-        return source.get(match[2], "")
+        return source.get(match[2], match[0] if self.keep_unknown else "")
 
 
 def _strip_comments(text: str) -> str:
@@ -239,3 +241,23 @@ def component_args(text: str, scope: Scope) -> dict[str, list[str]]:
         elif name in _HANDLERS:
             _HANDLERS[name](_arguments(raw, scope), scope)
     return {}
+
+
+def main_scope(
+    project: Path,
+    *,
+    config: Mapping[str, str] = {},
+    properties: Mapping[str, str] = {},
+    environ: Mapping[str, str] = {},
+    keep_unknown: bool = False,
+) -> Scope:
+    """The scope ESP-IDF's build.cmake gives main/CMakeLists.txt: the component's directories,
+    project_dir and CMAKE_SOURCE_DIR, the CONFIG_ values (`config`: name without CONFIG_ ->
+    CMake text), and PROJECT_DIR among the build properties."""
+    main = str(project / "main")
+    variables = {f"CONFIG_{name}": value for name, value in config.items()}
+    variables |= {"COMPONENT_NAME": "main", "COMPONENT_DIR": main}
+    variables |= {"CMAKE_CURRENT_SOURCE_DIR": main, "CMAKE_CURRENT_LIST_DIR": main}
+    variables |= {"project_dir": str(project), "CMAKE_SOURCE_DIR": str(project)}
+    known = {"PROJECT_DIR": str(project), **properties}
+    return Scope(variables, known, dict(environ), keep_unknown=keep_unknown)

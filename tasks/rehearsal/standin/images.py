@@ -69,17 +69,21 @@ def _component_args(project: Path, config: Config, build: Path) -> dict[str, lis
     """idf_component_register()'s keyword arguments in main/CMakeLists.txt, as CMake expands them
     with this build's sdkconfig."""
     path = project / "main" / "CMakeLists.txt"
-    main = str(project / "main")
-    variables = {f"CONFIG_{k}": _cmake_value(v) for k, v in config.values.items()}
-    variables |= {"IDF_TARGET": config.target, "COMPONENT_NAME": "main", "COMPONENT_DIR": main}
-    variables |= {"CMAKE_CURRENT_SOURCE_DIR": main, "CMAKE_CURRENT_LIST_DIR": main}
     idf_path = os.environ.get("IDF_PATH", "")
-    # The variables ESP-IDF's build.cmake leaves in scope where it includes a component.
-    variables |= {"project_dir": str(project), "build_dir": str(build), "idf_path": idf_path}
-    variables |= {"idf_target": config.target, "CMAKE_SOURCE_DIR": str(project)}
-    properties = {"PROJECT_DIR": str(project), "BUILD_DIR": str(build), "IDF_PATH": idf_path}
-    properties |= {"IDF_TARGET": config.target, "PROJECT_NAME": config.name}
-    scope = cmake_lists.Scope(variables, properties, dict(os.environ))
+    scope = cmake_lists.main_scope(
+        project,
+        config={name: _cmake_value(value) for name, value in config.values.items()},
+        properties={
+            "BUILD_DIR": str(build),
+            "IDF_PATH": idf_path,
+            "IDF_TARGET": config.target,
+            "PROJECT_NAME": config.name,
+        },
+        environ=os.environ,
+    )
+    # The other variables ESP-IDF's build.cmake leaves in scope where it includes a component.
+    scope.variables |= {"IDF_TARGET": config.target, "idf_target": config.target}
+    scope.variables |= {"build_dir": str(build), "idf_path": idf_path}
     return cmake_lists.component_args(path.read_text() if path.is_file() else "", scope)
 
 
