@@ -11,7 +11,7 @@ import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from doit.exceptions import TaskFailed
 
@@ -30,7 +30,6 @@ from .firmware import (
 )
 from .idf import app_code, idftool
 from .paths import DEP_FILE, TEMPLATES, Paths
-from .rehearsal import next_app, rehearse, standin
 from .release import make as release
 from .serve import content as serve
 from .serve import engines
@@ -48,6 +47,10 @@ from .wiring import (
     slot_option,
     standin_requested,
 )
+
+if TYPE_CHECKING:
+    # The rehearsal is an optional part (the `rehearse` extra): imported inside its creators only.
+    from .rehearsal import rehearse
 
 __all__ = [
     "DOIT_CONFIG",
@@ -104,7 +107,7 @@ def task_render() -> Iterator[dict[str, Any]]:
         }
     )
     # With the rehearsal's own app, where it serves the next version of the flashed one.
-    rehearsed = next_app.rehearsed(project)
+    rehearsed = _rehearsed(project)
     for app in rehearsed.apps:
         plan = defaults.plan(rehearsed, app, partitions_csv=paths.partitions_csv)
         target = paths.sdkconfig_defaults(app.name)
@@ -684,8 +687,17 @@ def task_publish() -> dict[str, Any]:
     )
 
 
+def _rehearsed(project: Project) -> Project:
+    """The project the rehearsal plays (with apps.<name>_next where it needs a newer image)."""
+    from .rehearsal import next_app
+
+    return next_app.rehearsed(project)
+
+
 def _rehearsal_plan(project: Project) -> rehearse.RehearsalPlan | None:
-    project = next_app.rehearsed(project)
+    from .rehearsal import rehearse
+
+    project = _rehearsed(project)
     cert_plan = _cert_plan(project)
     if cert_plan is None:
         return None
@@ -702,10 +714,16 @@ def _rehearsal_plan(project: Project) -> rehearse.RehearsalPlan | None:
         )
 
 
+def _fail(line: str) -> TaskFailed:
+    return TaskFailed(line)
+
+
 def _rehearse(
     plan: rehearse.RehearsalPlan, fail: str, partial: bool, delta: bool, standin: bool
 ) -> TaskFailed | None:
     # `standin` already chose the builds when the tasks were made (wiring.standin_requested).
+    from .rehearsal import rehearse
+
     action = functools.partial(rehearse.run, failure=fail, partial=partial, delta=delta)
     return run(action, plan)
 
@@ -713,7 +731,10 @@ def _rehearse(
 def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
     """rehearse-build:esp-idf and :<app>: with no ESP-IDF here (or --standin), the stand-in builds
     every app into build/virtual/, through the same task as build:<app>, from the ESP-IDF tree
-    $IDF_PATH names or else a synthetic one."""
+    $IDF_PATH names or else a synthetic one. Their output is shown only when one fails: the
+    stand-in's imitation of idf.py's is kept in each app's build.log."""
+    from .rehearsal import rehearse, standin
+
     yield {
         "basename": "rehearse-build",
         "name": None,
@@ -736,17 +757,18 @@ def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
     )
     virtual = Paths(project.project_dir, variant="virtual")
     for plan in rehearse.builds(
-        next_app.rehearsed(project), _signing_plan(project), _decrypt_key(project), os.environ
+        _rehearsed(project), _signing_plan(project), _decrypt_key(project), os.environ
     ):
         yield {
             "basename": "rehearse-build",
             **_build_task(plan, virtual, idf=standin.tool(), tree=tree),
+            "verbosity": 1,
         }
 
 
 def _next_build(project: Project) -> Iterator[dict[str, Any]]:
     """rehearse-build:<app>_next with ESP-IDF here: the flashed app at the next version."""
-    rehearsed = next_app.rehearsed(project)
+    rehearsed = _rehearsed(project)
     own = {app.name for app in project.apps}
     for plan in _build_plans(rehearsed):
         if plan.app not in own:
@@ -756,7 +778,21 @@ def _next_build(project: Project) -> Iterator[dict[str, Any]]:
 
 def task_rehearse() -> Iterator[dict[str, Any]]:
     """Rehearse the whole OTA on a virtual board: flash, serve, update, reboot (no hardware)."""
+    from .rehearsal import missing_extra
+    from .rehearsal.failures import FAILURES
+
     project = load_project()
+    missing = missing_extra()
+    if missing is not None:  # every other task works without the extra
+        yield {
+            "basename": "rehearse",
+            "actions": [(_fail, [missing])],
+            "params": _rehearse_params(FAILURES),
+            "uptodate": [False],
+        }
+        return
+    from .rehearsal import rehearse
+
     plan = _rehearsal_plan(project)
     if plan is None:
         yield {
@@ -774,38 +810,43 @@ def task_rehearse() -> Iterator[dict[str, Any]]:
         "actions": [(_rehearse, [plan])],
         # Made first by render, certs, signing-key and build (or rehearse-build) as usual.
         "file_dep": rehearse.inputs(plan),
-        "params": [
-            {
-                "name": "fail",
-                "long": "fail",
-                "type": str,
-                "default": "none",
-                "choices": list(rehearse.FAILURES.items()),
-                "help": "rehearse a failure; the board must keep booting the factory app",
-            },
-            {
-                "name": "partial",
-                "long": "partial",
-                "type": bool,
-                "default": False,
-                "help": "download as esp_https_ota's partial download does (HEAD, then Range GETs)",
-            },
-            {
-                "name": "delta",
-                "long": "delta",
-                "type": bool,
-                "default": False,
-                "help": "run the previous release, then update through its patch (ota.delta)",
-            },
-            {
-                "name": "standin",
-                "long": "standin",
-                "type": bool,
-                "default": False,
-                "help": "build with the idf.py stand-in under build/virtual/ even where ESP-IDF "
-                "is installed (its images hold no program)",
-            },
-        ],
+        "params": _rehearse_params(FAILURES),
         "uptodate": [False],
         "verbosity": 2,
     }
+
+
+def _rehearse_params(failures: dict[str, str]) -> list[dict[str, Any]]:
+    """doit rehearse's options (the same without the extra, so its line is what a run says)."""
+    return [
+        {
+            "name": "fail",
+            "long": "fail",
+            "type": str,
+            "default": "none",
+            "choices": list(failures.items()),
+            "help": "rehearse a failure; the board must keep booting the factory app",
+        },
+        {
+            "name": "partial",
+            "long": "partial",
+            "type": bool,
+            "default": False,
+            "help": "download as esp_https_ota's partial download does (HEAD, then Range GETs)",
+        },
+        {
+            "name": "delta",
+            "long": "delta",
+            "type": bool,
+            "default": False,
+            "help": "run the previous release, then update through its patch (ota.delta)",
+        },
+        {
+            "name": "standin",
+            "long": "standin",
+            "type": bool,
+            "default": False,
+            "help": "build with the idf.py stand-in under build/virtual/ even where ESP-IDF "
+            "is installed (its images hold no program)",
+        },
+    ]

@@ -99,8 +99,8 @@ def run(
     umask: int = 0o077,
     echo: bool = True,
 ) -> None:
-    """Run a build step with its output streamed live (and kept in `log`); with echo off, the
-    command line and the output go to `log` only.
+    """Run a build step with its output streamed live (and kept in `log`, after the command
+    line); with echo off, they go to `log` only.
 
     Raises:
         ToolError: it could not start, or exit code ≠ 0; with the last lines and the log path.
@@ -112,8 +112,7 @@ def run(
     if log is not None:
         log.parent.mkdir(parents=True, exist_ok=True)
     with open(log if log is not None else os.devnull, "w", encoding="utf-8") as log_file:
-        if not echo:
-            log_file.write("$ " + shlex.join(command) + "\n")
+        log_file.write("$ " + shlex.join(command) + "\n")
         child = _piped(command, merged=True, env=environment, cwd=cwd, umask=umask)
         try:
             assert child.stdout is not None

@@ -138,6 +138,22 @@ def test_flash__wrong_chip(project: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert "board is ESP32-C3, project.yaml says esp32 (ESP32)" in text
 
 
+def test_flash__a_board_with_less_flash_than_the_layout(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The virtual board's flash id says its own size, as a real chip's JEDEC id does.
+    flash_file = project / "small.bin"
+    with virtual_board.VirtualBoard(flash_file, target="esp32", flash_size=2 * MiB) as small:
+        monkeypatch.setenv("ESPPORT", small.port)
+        code, _, text = run_with_output(project, "flash")
+    assert code == 1
+    assert (
+        "the board's flash is 2MB, project.yaml says flash.size 4MB; set flash.size (and a "
+        "layout that fits) or use a module with more flash"
+    ) in text
+    assert flash_file.read_bytes() == b"\xff" * (2 * MiB)  # nothing was written
+
+
 def test_flash__no_port(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ESPPORT", raising=False)
     monkeypatch.setattr("serial.tools.list_ports.comports", lambda: [])

@@ -4,20 +4,14 @@ flashes the emulated ROM loader, the real server serves, the virtual device upda
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from esp_ota_doit.device import flash
 from esp_ota_doit.device.link import Link
-from esp_ota_doit.errors import DeviceError
 from esp_ota_doit.firmware import outputs
 from esp_ota_doit.idf import otadata, partition_files
 
 from tests.doitrun import edit, executed, run_with_output
-from tests.test_serve import summary as app_summary
-
-SUMMARY = app_summary("factory", Path("factory.bin"), b"image", ca_sha256=None)
 
 pytest.importorskip(
     "esp32_mock_bootloader", reason="esp32-mock-bootloader not installed (pip install -e '.[test]')"
@@ -36,10 +30,9 @@ def test_rehearse__the_whole_story(rehearsal: Path) -> None:
         "rehearse-build:hello_world",
         "rehearse",
     }
-    # What is synthetic is said once; the stand-in's imitation of idf.py goes to its log only.
+    # What is synthetic is said once; the stand-in's imitation of idf.py goes to its log (and
+    # to the terminal only when a build fails: tests/test_readme.py runs doit as a user does).
     assert text.count("synthetic images: no ESP-IDF here") == 1
-    for imitation in ("idf.py flash", "Project build complete", "-- Configuring", "ninja", "$ "):
-        assert imitation not in text
     log = (rehearsal / "build/virtual/factory/build.log").read_text()
     assert "Project build complete" in log
     assert "boot: Loaded app from partition at offset 0x10000" in text
@@ -56,9 +49,23 @@ def test_rehearse__the_whole_story(rehearsal: Path) -> None:
     image = served.app_file.read_bytes()
     ota_0 = table.ota_slots[0].offset
     assert flash_file[ota_0 : ota_0 + len(image)] == image
-    # Synthetic images stay under build/virtual/.
+    # Synthetic images stay under build/virtual/: what flash, release and serve read is elsewhere.
     assert not (rehearsal / "build" / "factory").exists()
-    assert served.synthetic is True
+    assert not (rehearsal / "releases").exists()
+    # So `doit flash` never writes them to a port: it needs a real build, which needs ESP-IDF.
+    board_file = rehearsal / "build/virtual/esp32-flash.bin"
+    before = board_file.read_bytes()
+    for task in ("flash", "release"):
+        code, results, text = run_with_output(
+            rehearsal, task, *(["--port", "/dev/ttyUSB0"] * (task == "flash"))
+        )
+        assert code == 1, text
+        assert "ESP-IDF not found: no idf.py on PATH and no $IDF_PATH/tools/idf.py" in text
+        assert "Traceback" not in text
+        assert task not in executed(results)
+    assert not (rehearsal / "build" / "factory").exists()
+    assert not (rehearsal / "releases").exists()
+    assert board_file.read_bytes() == before
     # The second run builds nothing: the first already had every input, the example's own
     # sdkconfig.defaults included (the synthetic tree is written after planning).
     code, results, text = run_with_output(rehearsal, "rehearse")
@@ -183,33 +190,10 @@ def test_rehearse__without_the_emulator_says_how_to_install_it(
     monkeypatch.setitem(__import__("sys").modules, "esp32_mock_bootloader.server", None)
     code, _, text = run_with_output(rehearsal, "rehearse")
     assert code == 1
-    assert "the virtual board needs the ROM loader emulator; pip install -e '.[rehearse]'" in text
-
-
-@pytest.mark.parametrize(
-    "port",
-    [
-        "/dev/ttyUSB0",
-        # A loopback socket the user names is not the virtual board: only its Link says so.
-        "socket://127.0.0.1:9",
-        Link.of("socket://127.0.0.1:9"),
-    ],
-)
-def test_flash__synthetic_images_never_go_to_a_real_port(tmp_path: Path, port: str | Link) -> None:
-    summary = tmp_path / "app.json"
-    outputs.write(summary, replace(SUMMARY, synthetic=True))
-    plan = flash.FlashPlan(
-        app="factory",
-        target="esp32",
-        flash_size="4MB",
-        table_offset=0x8000,
-        app_summary=summary,
-        boards_dir=tmp_path,
-        port=None,
-        baud=460800,
-    )
-    with pytest.raises(DeviceError, match="refusing to write synthetic images"):
-        flash.write(plan, port=port)
+    assert (
+        "the virtual board needs the ROM loader emulator (esp32-mock-bootloader); "
+        "pip install 'esp-ota-doit[rehearse]'"
+    ) in text
 
 
 @pytest.mark.parametrize(
@@ -222,16 +206,25 @@ def test_flash__synthetic_images_never_go_to_a_real_port(tmp_path: Path, port: s
 )
 def test_link__what_a_named_port_can_do(port: str, resettable: bool, fixed_baud: bool) -> None:
     link = Link.of(port)
-    assert (link.resettable, link.fixed_baud, link.virtual) == (resettable, fixed_baud, False)
+    assert (link.resettable, link.fixed_baud) == (resettable, fixed_baud)
 
 
-def test_link__the_virtual_board_says_it_is_virtual(tmp_path: Path) -> None:
+@pytest.mark.parametrize("megabytes", [2, 8])
+def test_link__the_virtual_board_answers_like_a_chip_of_its_size(
+    tmp_path: Path, megabytes: int
+) -> None:
+    from esp_ota_doit.device.link import connect
     from esp_ota_doit.rehearsal.board import VirtualBoard
+    from esptool.cmds import detect_flash_size
 
-    with VirtualBoard(tmp_path / "flash.bin", target="esp32", flash_size=4 << 20) as board:
+    size = megabytes << 20
+    with VirtualBoard(tmp_path / "flash.bin", target="esp32", flash_size=size) as board:
         link = board.link
-    assert link.virtual and not link.resettable and link.fixed_baud
+        with connect(link, 115200, "esp32") as esp:
+            found = detect_flash_size(esp)
+    assert not link.resettable and link.fixed_baud
     assert link.port.startswith("socket://127.0.0.1:")
+    assert found == f"{megabytes}MB"
 
 
 def test_rehearse__a_flash_app_that_is_no_ota_client(rehearsal: Path) -> None:

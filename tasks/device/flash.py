@@ -35,7 +35,7 @@ class FlashPlan:
 
     app: str
     target: str
-    flash_size: str  # "4MB": explicit, as the emulator's flash id always says 4 MB
+    flash_size: str  # "4MB": what the header says and what the board's flash id must reach
     table_offset: int
     app_summary: Path
     boards_dir: Path
@@ -129,11 +129,6 @@ def write(
         else esplink.Link.of(esplink.resolve_port(port, os.environ, plan.port))
     )
     chosen_port = link.port
-    if summary.synthetic and not link.virtual:
-        raise DeviceError(
-            f"refusing to write synthetic images (built without ESP-IDF) to {chosen_port}; "
-            "they only go to the virtual board (doit rehearse)"
-        )
     regions = _regions(summary, plan.app_summary)
     _check_signature(plan, summary, regions)
     speed = baud or esplink.env_baud(os.environ) or plan.baud
@@ -228,10 +223,8 @@ def _security(esp: Any) -> str | None:
     return " and ".join(features) or None
 
 
-def _check_flash_size(esp: Any, plan: FlashPlan, link: esplink.Link) -> None:
+def _check_flash_size(esp: Any, plan: FlashPlan) -> None:
     """A 4 MB layout on a 2 MB chip flashes, then fails at run time (ota_begin err=0x104)."""
-    if link.virtual:  # the emulator's flash id always says 4 MB
-        return
     from esptool.cmds import detect_flash_size
 
     found = detect_flash_size(esp)
@@ -285,7 +278,7 @@ def _flash(
         esplink.connect(link, baud, plan.target, before=before, stub=stub) as esp,
     ):
         mac = ":".join(f"{byte:02x}" for byte in esp.read_mac())
-        _check_flash_size(esp, plan, link)
+        _check_flash_size(esp, plan)
         secured = _security(esp)
         table = next((r.data for r in regions if r.role == "partition-table"), b"")
         if erase:

@@ -42,9 +42,6 @@ class Link:
     port: str  # a device path or a pyserial URL
     resettable: bool = True  # DTR/RTS reach EN and IO0: esptool resets the chip
     fixed_baud: bool = False  # the far end sets the rate (a TCP bridge): never change_baud
-    # An emulated ROM loader (the rehearsal's board): the only link synthetic images may go
-    # over; its flash id always says 4 MB, whatever the layout.
-    virtual: bool = False
 
     @classmethod
     def of(cls, port: str) -> Link:

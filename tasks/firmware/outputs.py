@@ -131,7 +131,6 @@ class AppSummary:
     ota_url: str | None = None  # what the app fetches, for ota_client apps
     ca_sha256: str | None = None  # the CA file the app embeds
     ca_file: Path | None = None
-    synthetic: bool = False  # built by the idf.py stand-in: only for the virtual board
     holds_secret: bool = False  # the image embeds the Wi-Fi password
     code: AppCode | None = None  # what the app's code does about OTA, under its built config
     schema: int = SCHEMA
@@ -169,7 +168,6 @@ class AppSummary:
             "flash_settings": self.flash_settings.to_json(),
             "esptool_args": self.esptool_args.to_json(),
             "merged": str(self.merged),
-            "synthetic": self.synthetic,
             "holds_secret": self.holds_secret,
             "code": None if self.code is None else self.code.to_json(),
         }
@@ -195,7 +193,6 @@ class AppSummary:
                 ota_url=field(data, "ota_url", str, type(None)),
                 ca_sha256=field(data, "ca_sha256", str, type(None)),
                 ca_file=_optional_path(field(data, "ca_file", str, type(None))),
-                synthetic=field(data, "synthetic", bool),
                 holds_secret=field(data, "holds_secret", bool),
                 code=_code(data.get("code")),
             )

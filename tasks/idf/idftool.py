@@ -32,7 +32,6 @@ class IdfTool:
 
     command: tuple[str, ...]
     version: str  # "5.3.2"
-    synthetic: bool = False  # the stand-in: its images verify but hold no program
     python_env: str | None = None  # ESP-IDF's Python environment ($IDF_PYTHON_ENV_PATH)
 
     def environment(self, base: Mapping[str, str]) -> dict[str, str]:

@@ -24,10 +24,9 @@ from ..device.link import Link
 from ..errors import DeviceError
 from ..files import write_if_changed
 from ..idf import chips
+from . import INSTALL_HINT
 
-__all__ = ["INSTALL_HINT", "VirtualBoard", "revision_registers"]
-
-INSTALL_HINT = "pip install -e '.[rehearse]' (esp32-mock-bootloader, pinned with esptool)"
+__all__ = ["VirtualBoard", "revision_registers"]
 
 
 def _emulator() -> Any:
@@ -35,13 +34,37 @@ def _emulator() -> Any:
         import esp32_mock_bootloader.server as server
     except ImportError:
         raise DeviceError(
-            f"the virtual board needs the ROM loader emulator; {INSTALL_HINT}"
+            "the virtual board needs the ROM loader emulator (esp32-mock-bootloader); "
+            + INSTALL_HINT
         ) from None
     # Stub read-flash aborts at random with the default 50 ms (toolchain-notes.md).
     server._CLIENT_RECV_TIMEOUT = 1.0
     if not isinstance(server._read_reg_value_for_chip, _WithRevision):
         server._read_reg_value_for_chip = _WithRevision(server._read_reg_value_for_chip)
+    spi = server.SpiPeripheralMock
+    if not getattr(spi.read_reg, "answers_flash_size", False):
+        spi.read_reg = _with_flash_size(spi.read_reg, server.protocol.MOCK_FLASH_ID)
     return server
+
+
+# The flash size of the board whose connection this thread serves (one thread per board).
+_serving = threading.local()
+
+
+def _with_flash_size(read: Callable[[Any, int], int], mock_id: int) -> Callable[[Any, int], int]:
+    """The emulator's SPI register read, whose JEDEC id (RDID) says 4 MB whatever the flash,
+    with the capacity byte of this board's flash instead (2^N bytes), so esptool's
+    detect_flash_size reads what a chip of that size reports."""
+
+    def read_reg(spi: Any, address: int) -> int:
+        value = read(spi, address)
+        size = getattr(_serving, "flash_size", 0)
+        if value == mock_id and size:
+            return (value & 0xFFFF) | (size.bit_length() - 1) << 16
+        return value
+
+    read_reg.answers_flash_size = True  # type: ignore[attr-defined]
+    return read_reg
 
 
 class _WithRevision:
@@ -111,9 +134,8 @@ class VirtualBoard:
 
     @property
     def link(self) -> Link:
-        """The emulated loader over loopback TCP: no reset lines, no baud rate, and the only
-        link that takes synthetic images."""
-        return Link(port=self.port, resettable=False, fixed_baud=True, virtual=True)
+        """The emulated loader over loopback TCP: no reset lines, no baud rate."""
+        return Link(port=self.port, resettable=False, fixed_baud=True)
 
     def read(self, offset: int, size: int) -> bytes:
         with self._lock:
@@ -157,6 +179,7 @@ class VirtualBoard:
 
     def _serve(self) -> None:
         assert self._listener is not None
+        _serving.flash_size = self.flash_size
         while not self._stop.is_set():
             try:
                 connection, _ = self._listener.accept()

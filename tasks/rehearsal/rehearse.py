@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from ..firmware import build, defaults, encryption_key, outputs, signing_key
 from ..idf import chips, idftool
 from ..idf.app_code import AppCode, payload_refusal
 from ..release import make as release
+from ..release import record as release_record
 from ..serve import content as serve
 from ..tls import certs
 from . import board as virtual_board
@@ -126,9 +128,7 @@ def plan(
         signing=signing_plan,
         rollback=project.ota is not None and project.ota.rollback,
         anti_rollback=project.anti_rollback,
-        release=release.plan(
-            project, paths, signing=signing_plan, encryption=encryption_plan, synthetic=synthetic
-        ),
+        release=release.plan(project, paths, signing=signing_plan, encryption=encryption_plan),
         encryption=encryption_plan,
         decrypt_key=_decrypt_key(project, paths) if encryption_plan else None,
         delta=project.ota is not None and project.ota.delta,
@@ -372,6 +372,17 @@ class _Story:
         )
 
 
+def _record_own_release(plan: release.ReleasePlan) -> None:
+    """The rehearsal's own release of its stand-in build, in build/virtual/releases/ (never
+    delivered). Unlike a real release, a rebuilt image replaces the one recorded for its version:
+    the stand-in's images change with the tool, not with the app's version."""
+    if (plan.folder / release_record.RECORD).is_file():
+        existing = release_record.read(plan.folder).sha256
+        if existing != outputs.read(plan.app_summary).app_image.sha256:
+            shutil.rmtree(plan.folder)
+    release.record_release(plan)
+
+
 def run(
     plan: RehearsalPlan, *, failure: str = "none", partial: bool = False, delta: bool = False
 ) -> None:
@@ -394,7 +405,7 @@ def run(
         )
     if plan.synthetic and plan.release is not None:
         _step("release (the rehearsal's own, under build/virtual/releases/)")
-        release.record_release(plan.release)
+        _record_own_release(plan.release)
     if delta or failure == "delta-base":
         delta_story.run(
             plan,

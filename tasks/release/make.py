@@ -45,13 +45,12 @@ class ReleasePlan:
     version: str  # apps.<app>.version: the release folder's name
     target: str
     app_summary: Path
-    releases_dir: Path  # releases/ (or build/virtual/releases/ for the rehearsal)
+    releases_dir: Path  # releases/ (or build/virtual/releases/ for the rehearsal's builds)
     project_root: Path
     signing: SigningPlan | None = None  # ota.sign: the release must verify with this key
     encryption: EncryptionPlan | None = None
     delta: bool = False
     delta_bases: int = 3
-    synthetic: bool = False  # the rehearsal's own releases: a rebuilt version replaces its own
 
     @property
     def signing_key(self) -> Path | None:
@@ -75,7 +74,6 @@ def plan(
     *,
     signing: SigningPlan | None = None,
     encryption: EncryptionPlan | None = None,
-    synthetic: bool = False,
 ) -> ReleasePlan | None:
     """The release of ota.image at its project.yaml version; None without an ota: section."""
     ota = project.ota
@@ -92,7 +90,6 @@ def plan(
         encryption=encryption,
         delta=ota.delta,
         delta_bases=ota.delta_bases,
-        synthetic=synthetic,
     )
 
 
@@ -199,11 +196,9 @@ def _patches(plan: ReleasePlan, data: bytes, folder: Path) -> tuple[list[Patch],
     return patches, lines
 
 
-def _same(existing: Release, image: images.AppImage, plan: ReleasePlan) -> bool:
+def _check_unchanged(existing: Release, image: images.AppImage, plan: ReleasePlan) -> None:
     if existing.sha256 == image.sha256:
-        return True
-    if plan.synthetic:  # the rehearsal's own: a rebuilt stand-in image replaces it
-        return False
+        return
     raise ReleaseError(
         f"{plan.app} {plan.version} is already released with other bytes (SHA-256 "
         f"{existing.sha256[:16]}…, this build {image.sha256[:16]}…); a release never changes: "
@@ -221,10 +216,9 @@ def record_release(plan: ReleasePlan) -> Release:
     data, image, summary = _verified(plan)
     if (plan.folder / record.RECORD).is_file():
         existing = record.read(plan.folder)
-        if _same(existing, image, plan):
-            print(f"release {plan.app} {plan.version}: already recorded, unchanged ({plan.folder})")
-            return existing
-        shutil.rmtree(plan.folder)
+        _check_unchanged(existing, image, plan)
+        print(f"release {plan.app} {plan.version}: already recorded, unchanged ({plan.folder})")
+        return existing
     plan.releases_dir.mkdir(parents=True, exist_ok=True)
     (plan.releases_dir / plan.app).mkdir(exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{plan.version}.", dir=plan.releases_dir / plan.app))
@@ -282,11 +276,10 @@ def _write(
         target=plan.target,
         signing_key_digest=_signing_key(plan.signing).digest if plan.signing else None,
         time=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        git_commit=None if plan.synthetic else _commit(plan.project_root),
+        git_commit=_commit(plan.project_root),
         image=plain,
         encrypted=encrypted,
         patches=tuple(patches),
-        synthetic=summary.synthetic,
     )
     return release, lines
 

@@ -88,7 +88,6 @@ class Release:
     image: FileEntry | None  # None: the plain image embeds the decryption key, so it stays out
     encrypted: FileEntry | None = None
     patches: tuple[Patch, ...] = ()  # latest base first
-    synthetic: bool = False  # the rehearsal's stand-in build (build/virtual/releases only)
     schema: int = SCHEMA
 
     @property
@@ -116,7 +115,6 @@ class Release:
             "image": None if self.image is None else self.image.to_json(),
             "encrypted": None if self.encrypted is None else self.encrypted.to_json(),
             "patches": [patch.to_json() for patch in self.patches],
-            "synthetic": self.synthetic,
         }
 
     @classmethod
@@ -140,7 +138,6 @@ class Release:
                 image=FileEntry.from_json(image) if isinstance(image, dict) else None,
                 encrypted=FileEntry.from_json(encrypted) if isinstance(encrypted, dict) else None,
                 patches=tuple(Patch.from_json(p) for p in field(data, "patches", list)),
-                synthetic=field(data, "synthetic", bool),
             )
         except (ShapeError, AttributeError) as problem:
             raise ToolError(f"{source}: not a valid release record ({problem}); {fix}") from None

@@ -17,5 +17,4 @@ def tool() -> IdfTool:
     return IdfTool(
         command=(sys.executable, "-m", "esp_ota_doit.rehearsal.standin"),
         version="5.3.2",
-        synthetic=True,
     )
