@@ -719,9 +719,9 @@ def _fail(line: str) -> TaskFailed:
 
 
 def _rehearse(
-    plan: rehearse.RehearsalPlan, fail: str, partial: bool, delta: bool, standin: bool
+    plan: rehearse.RehearsalPlan, fail: str, partial: bool, delta: bool
 ) -> TaskFailed | None:
-    # `standin` already chose the builds when the tasks were made (wiring.standin_requested).
+    # --standin already chose the builds when the tasks were made (wiring.standin_requested).
     from .rehearsal import rehearse
 
     action = functools.partial(rehearse.run, failure=fail, partial=partial, delta=delta)

@@ -151,6 +151,71 @@ def test_architecture__nothing_outside_the_rehearsal_imports_it() -> None:
     assert wrong == []
 
 
+def _targets(node: ast.AST, path: Path, known: set[str]) -> set[str]:
+    """The package modules one import statement names."""
+    if isinstance(node, ast.ImportFrom):
+        return _resolve(_module_name(path), path, node, known)
+    if isinstance(node, ast.Import):
+        found: set[str] = set()
+        for alias in node.names:
+            absolute = _absolute(alias.name)
+            found |= _known(absolute, known) if absolute is not None else set()
+        return found
+    return set()
+
+
+def test_architecture__the_rehearsal_is_imported_lazily() -> None:
+    """graph.py imports the rehearsal (the optional `rehearse` extra) inside its creators, or
+    for types only, so every other task loads without it."""
+    graph = PACKAGE / "graph.py"
+    known = set(_modules())
+    eager = [
+        f"graph.py:{node.lineno}"
+        for node in ast.parse(graph.read_text(encoding="utf-8")).body  # module level only
+        if any(_area(target) == "rehearsal" for target in _targets(node, graph, known))
+    ]
+    assert eager == []
+
+
+# Words that would mark a production value as the rehearsal's: the rehearsal is told apart by
+# where its builds live (build/virtual/) and by which link it hands to flash, never by a flag.
+_REHEARSAL_WORDS = {"synthetic", "virtual", "standin", "emulator", "emulated"}
+
+
+def _flag_names(tree: ast.AST) -> list[str]:
+    """Fields (class-level names) and parameters whose name holds a rehearsal word."""
+    found: list[str] = []
+    for node in ast.walk(tree):
+        names: list[tuple[str, int]] = []
+        if isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                    names.append((item.target.id, item.lineno))
+                elif isinstance(item, ast.Assign):
+                    names += [(t.id, item.lineno) for t in item.targets if isinstance(t, ast.Name)]
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            arguments = node.args
+            every = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+            every += [a for a in (arguments.vararg, arguments.kwarg) if a is not None]
+            names += [(a.arg, a.lineno) for a in every]
+        found += [
+            f"{name} (line {line})"
+            for name, line in names
+            if _REHEARSAL_WORDS & set(name.lower().strip("_").split("_"))
+        ]
+    return found
+
+
+def test_architecture__no_rehearsal_flag_on_production_types() -> None:
+    offenders = [
+        f"{path.relative_to(REPO)}: {name}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if "rehearsal" not in path.relative_to(PACKAGE).parts
+        for name in _flag_names(ast.parse(path.read_text(encoding="utf-8")))
+    ]
+    assert offenders == []
+
+
 def test_architecture__no_dynamic_imports() -> None:
     wrong = [
         target for targets in _graph().values() for target in targets if target.startswith("<")
@@ -215,3 +280,19 @@ def test_architecture__the_checks_see_what_they_must() -> None:
     assert _absolute("esp_ota_doit.rehearsal.board") == ["rehearsal", "board"]
     assert _known(["rehearsal", "board", "Board"], {"rehearsal.board"}) == {"rehearsal.board"}
     assert _dynamic_import(ast.parse("importlib.import_module('x')").body[0].value)  # type: ignore[attr-defined]
+    flags = ast.parse(
+        "class A:\n    virtual: bool = False\n    is_synthetic = True\n"
+        "def f(x, *, standin=False): pass\nlambda emulator: 0\nclass B:\n    virtually: int\n"
+    )
+    known = set(_modules())
+    eager = ast.parse("from .rehearsal import rehearse\nimport esp_ota_doit.rehearsal.board")
+    assert [_targets(node, PACKAGE / "graph.py", known) for node in eager.body] == [
+        {"rehearsal.rehearse"},
+        {"rehearsal.board"},
+    ]
+    assert [name.split()[0] for name in _flag_names(flags)] == [
+        "virtual",
+        "is_synthetic",
+        "standin",
+        "emulator",
+    ]

@@ -19,12 +19,14 @@ from esptool.bin_image import LoadFirmwareImage
 from esptool.targets import CHIP_DEFS
 
 from tests.conftest import REPO
-from tests.fakes.idf import behaviour
+from tests.fakes.idf import apply, behaviour
 
 
 def main(argv: list[str]) -> int:
     """The stand-in as tests/fakes/idf.py runs it: STANDIN_* variables become its Behaviour."""
-    return cli.main(argv, behaviour())  # type: ignore[arg-type]
+    with pytest.MonkeyPatch.context() as patch:
+        apply(behaviour(), patch.setattr)
+        return cli.main(argv)
 
 
 FAKE_IDF = REPO / "tests" / "fakes" / "idf.py"
@@ -450,6 +452,16 @@ def test_standin__compile_failure(
     code, out, err = idf(simple_ota, "build")
     assert code == 2
     assert "main/a.c:12:5: error: " in err and "ninja: build stopped: subcommand failed." in out
+
+
+def test_standin__configure_failure(
+    simple_ota: Path, idf: Idf, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STANDIN_FAIL", "cmake")
+    code, _, err = idf(simple_ota, "build")
+    assert code == 2
+    assert "CMake Error at CMakeLists.txt (message):" in err
+    assert "configure failure requested (a test's stand-in)" in err
 
 
 def test_standin__reproducible_across_paths(

@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
 REPO = Path(__file__).resolve().parents[2]
 _LOGGED_ENV = ("IDF_TARGET", "SDKCONFIG_DEFAULTS", "IDF_PATH")
@@ -23,10 +26,20 @@ def _log(path: str) -> None:
         log.write(json.dumps(record) + "\n")
 
 
-def behaviour() -> object:
-    """What a test asks of the stand-in, from STANDIN_* variables (test switches live here)."""
-    from esp_ota_doit.rehearsal.standin.behaviour import Behaviour
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Behaviour:
+    """What a test asks of the stand-in beyond idf.py's own contract (the shipped stand-in knows
+    none of it): each field is applied by wrapping the stand-in's own step, in this process."""
 
+    fail: Literal["", "cmake", "compile"] = ""  # a configure or compile failure, as ESP-IDF's
+    menuconfig_set: str = ""  # sdkconfig lines the non-interactive menuconfig applies
+    idf_version: str = ""  # what `idf.py --version` and the images say; "" = the stand-in's
+    stamp_time: bool = False  # the build time in the images, as without reproducible builds
+    app_size: int = 0  # pad the app image to at least this many bytes
+
+
+def behaviour() -> Behaviour:
+    """What a test asks of the stand-in, from STANDIN_* variables (test switches live here)."""
     env = os.environ
     fail = env.get("STANDIN_FAIL", "")
     assert fail in ("", "cmake", "compile"), fail
@@ -39,12 +52,59 @@ def behaviour() -> object:
     )
 
 
+def apply(asked: Behaviour, patch: Callable[[object, str, object], None] = setattr) -> None:
+    """Make the stand-in, in this process, do what `asked` says (`patch` sets an attribute:
+    a test passes monkeypatch.setattr, so the stand-in is whole again after it)."""
+    from esp_ota_doit.rehearsal.standin import cli, images
+
+    if asked.idf_version:
+        patch(cli, "_IDF_VER", asked.idf_version)
+    if asked.menuconfig_set:
+        patch(cli, "_menuconfig_choices", lambda: asked.menuconfig_set)
+    if asked.fail == "cmake":
+
+        def configure(ctx: Any, **_: Any) -> Any:
+            text = "configure failure requested (a test's stand-in)"
+            raise cli._cmake_error(text, "CMakeLists.txt")
+
+        patch(cli, "_configure", configure)
+    if asked.fail == "compile":
+        component_args = images._component_args
+
+        def failing(project: Path, config: Any, build: Path) -> Any:
+            source = next(iter(component_args(project, config, build).get("SRCS", [])), "main.c")
+            error = "error: 'standin_undeclared' undeclared (first use in this function)"
+            lines = [f"main/{source}: In function 'app_main':", f"main/{source}:12:5: {error}"]
+            failed = f"esp-idf/main/CMakeFiles/__idf_main.dir/{source}.obj"
+            raise images.IdfPyError(lines, tool="ninja", failed=failed)
+
+        patch(images, "_component_args", failing)
+    if asked.stamp_time:
+        stamp = images._stamp
+        always = lambda old, inputs, values, option: stamp(  # noqa: E731
+            old, inputs, {**values, option: True}, option
+        )
+        patch(images, "_stamp", always)
+    if asked.app_size:
+        app = images._app
+
+        def padded(config: Any, idf_ver: str, build: Path, made_of: Any, extra: int) -> Any:
+            elf, image, link_map = app(config, idf_ver, build, made_of, extra)
+            if len(image) >= asked.app_size:
+                return elf, image, link_map
+            more = (asked.app_size - len(image) + 15) // 16 * 16
+            return app(config, idf_ver, build, made_of, extra + more)
+
+        patch(images, "_app", padded)
+
+
 def main() -> int:
     if os.environ.get("FAKE_IDF_LOG"):
         _log(os.environ["FAKE_IDF_LOG"])
     from esp_ota_doit.rehearsal.standin.cli import main as standin_main
 
-    return standin_main(sys.argv[1:], behaviour())  # type: ignore[arg-type]
+    apply(behaviour())
+    return standin_main(sys.argv[1:])
 
 
 if __name__ == "__main__":

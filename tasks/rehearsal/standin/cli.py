@@ -21,7 +21,6 @@ from ...idf import partition_files, partitions
 from ...idf.chips import CHIPS, TARGETS
 from . import configure as standin_config
 from . import images as standin_images
-from .behaviour import Behaviour
 from .configure import TABLE_PRESETS, Config, IdfPyError, Value
 
 __all__ = ["main"]
@@ -86,7 +85,6 @@ class _Ctx:
     build: Path
     defines: Mapping[str, str]
     idf_ver: str
-    behaviour: Behaviour
     generator: str = "Ninja"
     ccache: bool = False
     baud: str = "460800"
@@ -255,8 +253,6 @@ def _unchanged(path: Path, data: bytes | str) -> bool:
 
 def _configure(ctx: _Ctx, *, announce: bool, menu: str = "", force_target: str = "") -> Config:
     """Run the configure step; print CMake's lines when it ran or ninja re-ran it."""
-    if ctx.behaviour.fail == "cmake":
-        raise _cmake_error("configure failure requested (a test's stand-in)", "CMakeLists.txt")
     if announce:
         _announce_cmake(ctx, force_target)
     config = _load(ctx, menu=menu, force_target=force_target)
@@ -290,9 +286,7 @@ def _announce_cmake(ctx: _Ctx, force_target: str) -> None:
 
 
 def _build(ctx: _Ctx, config: Config) -> None:
-    steps = standin_images.steps(
-        config, project=ctx.project, build=ctx.build, idf_ver=ctx.idf_ver, behaviour=ctx.behaviour
-    )
+    steps = standin_images.steps(config, project=ctx.project, build=ctx.build, idf_ver=ctx.idf_ver)
     todo = [s for s in steps if not all(_unchanged(ctx.build / k, v) for k, v in s[1].items())]
     if not todo:
         print("ninja: no work to do.")
@@ -406,7 +400,7 @@ def _run(ctx: _Ctx, action: str, argument: str) -> None:
         _build(ctx, config)
     else:
         _needs_cmake(ctx)
-        menu = ctx.behaviour.menuconfig_set if action == "menuconfig" else ""
+        menu = _menuconfig_choices() if action == "menuconfig" else ""
         _configure(ctx, announce=True, menu=menu)
         if action == "menuconfig":
             print("menuconfig: non-interactive stand-in; applied the requested options and saved")
@@ -459,7 +453,13 @@ def _value(args: list[str], name: str) -> str:
     return args.pop(0)
 
 
-def _context(cli: _Cli, behaviour: Behaviour) -> _Ctx:
+def _menuconfig_choices() -> str:
+    """What the user sets in menuconfig's screens, as sdkconfig lines joined by ';'. The stand-in
+    has no screens: its menuconfig saves the configuration as it is."""
+    return ""
+
+
+def _context(cli: _Cli) -> _Ctx:
     project = Path(cli.options.get("project_dir", ".")).resolve()
     build = Path(cli.options.get("build_dir", project / "build")).resolve()
     if build == project:
@@ -469,28 +469,25 @@ def _context(cli: _Cli, behaviour: Behaviour) -> _Ctx:
         project=project,
         build=build,
         defines=cli.defines,
-        idf_ver=behaviour.idf_version or _IDF_VER,
-        behaviour=behaviour,
+        idf_ver=_IDF_VER,
         generator=cli.options.get("generator", "Ninja"),
         ccache=ccache or "--ccache" in cli.flags,
         baud=cli.options.get("baud", os.environ.get("ESPBAUD", "460800")),
     )
 
 
-def main(argv: Sequence[str] | None = None, behaviour: Behaviour | None = None) -> int:
-    """Run like `idf.py <argv>`; the exit code is idf.py's (0, or 2 for any failure).
-    `behaviour` is what a test asks beyond idf.py's contract (tests/fakes/idf.py)."""
-    behaviour = behaviour or Behaviour()
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run like `idf.py <argv>`; the exit code is idf.py's (0, or 2 for any failure)."""
     ctx: _Ctx | None = None
     try:
         cli = _parse_cli(sys.argv[1:] if argv is None else argv)
         if "--version" in cli.flags:
-            print(f"ESP-IDF {behaviour.idf_version or _IDF_VER}")
+            print(f"ESP-IDF {_IDF_VER}")
             return 0
         if "--list-targets" in cli.flags:
             print("\n".join(TARGETS))
             return 0
-        ctx = _context(cli, behaviour)
+        ctx = _context(cli)
         for action, argument in cli.actions or (("all", ""),):
             _run(ctx, action, argument)
     except IdfPyError as err:

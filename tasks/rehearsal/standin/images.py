@@ -18,7 +18,6 @@ from ...errors import ConfigError
 from ...idf import cmake_lists, partition_files, partition_table, partitions
 from ...idf import images as image_checks
 from . import signed_apps
-from .behaviour import Behaviour
 from .configure import Config, IdfPyError, Value, flash_settings
 
 __all__ = [
@@ -145,12 +144,10 @@ def _filler(seed: bytes, size: int) -> bytes:
     return hashlib.shake_256(seed).digest(size)
 
 
-def _stamp(
-    old: Path, inputs: str, values: Mapping[str, Value], option: str, *, forced: bool
-) -> int:
-    """Build time in ns, or 0 unless `option` (or `forced`) asks for it; kept from the previous
-    .elf when its inputs are unchanged (as ninja would not recompile)."""
-    if values.get(option) is not True and not forced:
+def _stamp(old: Path, inputs: str, values: Mapping[str, Value], option: str) -> int:
+    """Build time in ns, or 0 unless `option` asks for it; kept from the previous .elf when its
+    inputs are unchanged (as ninja would not recompile)."""
+    if values.get(option) is not True:
         return 0
     head = old.read_bytes()[:200] if old.is_file() else b""
     match = re.search(rb"inputs (\w+)\nstamp (\d+)\n", head)
@@ -196,8 +193,6 @@ def _app(
     build: Path,
     made_of: tuple[_Files, _Files],
     extra: int,
-    *,
-    stamp_time: bool,
 ) -> tuple[bytes, bytes, str]:
     """(elf, bin, map text) of the app from its (sources, embedded files); `extra` more bytes of
     code pad it."""
@@ -215,7 +210,7 @@ def _app(
     code = _filler(seed + b"text", size)
     digest = hashlib.sha256(seed + rodata + code).hexdigest()
     old = build / f"{config.name}.elf"
-    stamp = _stamp(old, digest, config.values, "APP_COMPILE_TIME_DATE", forced=stamp_time)
+    stamp = _stamp(old, digest, config.values, "APP_COMPILE_TIME_DATE")
     elf = _elf(digest, stamp, rodata + code)
     chip = CHIP_DEFS[config.target]
     drom, drom_addr = (
@@ -233,9 +228,7 @@ def _app(
     return elf, image, "\n".join(lines) + "\n"
 
 
-def _bootloader(
-    config: Config, idf_ver: str, build: Path, *, stamp_time: bool
-) -> tuple[bytes, bytes]:
+def _bootloader(config: Config, idf_ver: str, build: Path) -> tuple[bytes, bytes]:
     """(elf, bin): RAM segments only, DRAM starting with an esp_bootloader_desc_t."""
     from esptool.targets import CHIP_DEFS
 
@@ -250,7 +243,7 @@ def _bootloader(
     digest = hashlib.sha256(json.dumps(inputs + [values[f"ESPTOOLPY_{k}"] for k in keys]).encode())
     seed = digest.hexdigest()
     old = build / "bootloader" / "bootloader.elf"
-    stamp = _stamp(old, seed, values, "BOOTLOADER_COMPILE_TIME_DATE", forced=stamp_time)
+    stamp = _stamp(old, seed, values, "BOOTLOADER_COMPILE_TIME_DATE")
     when = f"{dt.datetime.fromtimestamp(stamp / 1e9):%b %d %Y %H:%M:%S}" if stamp else ""
     version = int(values["BOOTLOADER_PROJECT_VER"])
     desc = struct.pack("<B3sI32s24s16s", 0x50, b"", version, idf_ver.encode(), when.encode(), b"")
@@ -333,31 +326,14 @@ def _check_anti_rollback(config: Config, table: partitions.PartitionTable) -> No
         raise IdfPyError([text, *_FAIL_CMAKE], tool="ninja", failed=failed)
 
 
-def _compile_failure(args: Mapping[str, list[str]]) -> IdfPyError:
-    source = next(iter(args.get("SRCS", [])), "main.c")
-    error = "error: 'standin_undeclared' undeclared (first use in this function)"
-    lines = [f"main/{source}: In function 'app_main':", f"main/{source}:12:5: {error}"]
-    return IdfPyError(
-        lines, tool="ninja", failed=f"esp-idf/main/CMakeFiles/__idf_main.dir/{source}.obj"
-    )
-
-
-def steps(
-    config: Config, *, project: Path, build: Path, idf_ver: str, behaviour: Behaviour
-) -> list[Step]:
+def steps(config: Config, *, project: Path, build: Path, idf_ver: str) -> list[Step]:
     """What ninja would (re)make: (progress label, files by build-relative path, lines after)."""
     table = _checked_table(config)
     _check_anti_rollback(config, table)
     args = _component_args(project, config, build)
-    if behaviour.fail == "compile":
-        raise _compile_failure(args)
     made_of = _sources(project), _embedded(project, args)
-    stamp_time = behaviour.stamp_time
-    elf, image, link_map = _app(config, idf_ver, build, made_of, 0, stamp_time=stamp_time)
-    if len(image) < behaviour.app_size:
-        extra = (behaviour.app_size - len(image) + 15) // 16 * 16
-        elf, image, link_map = _app(config, idf_ver, build, made_of, extra, stamp_time=stamp_time)
-    boot_elf, boot = _bootloader(config, idf_ver, build, stamp_time=stamp_time)
+    elf, image, link_map = _app(config, idf_ver, build, made_of, 0)
+    boot_elf, boot = _bootloader(config, idf_ver, build)
     name, md5 = config.name, config.values["PARTITION_TABLE_MD5"] is True
     size_lines = _app_size_lines(f"{name}.bin", len(image), table)
     boot_line = _bootloader_size_line(len(boot), config, table)
