@@ -403,7 +403,7 @@ def _run(ctx: _Ctx, action: str, argument: str) -> None:
         menu = _menuconfig_choices() if action == "menuconfig" else ""
         _configure(ctx, announce=True, menu=menu)
         if action == "menuconfig":
-            print("menuconfig: non-interactive stand-in; applied the requested options and saved")
+            print("menuconfig: non-interactive stand-in; saved the configuration")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
