@@ -8,8 +8,11 @@ extra's modules unimportable there (and in that child's Python children).
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
 from importlib import metadata
 from pathlib import Path
 
@@ -17,7 +20,7 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from tests.conftest import REPO
-from tests.doitrun import doit_process
+from tests.doitrun import doit_process, edit
 
 HOOK = REPO / "tests" / "extras_only"
 INSTALL = "pip install 'esp-ota-doit[rehearse]'"
@@ -72,7 +75,11 @@ def test_optional__every_other_task_works_and_rehearse_says_what_to_install(
     from esp_ota_doit.rehearsal.board import VirtualBoard
 
     _idf_with_its_own_kconfgen(idf.parent / "bin")
-    env = _without_extra()
+    with socket.create_server(("127.0.0.1", 0)) as probe:  # a free loopback port for serve
+        port = probe.getsockname()[1]
+    edit(project_dir, "https://auto:8070/", f"https://auto:{port}/")
+    edit(project_dir, "bind: 0.0.0.0", "bind: 127.0.0.1")
+    env = {**_without_extra(), "OTA_HOST": "127.0.0.1"}
     listed = doit_process(project_dir, "list", env=env)
     assert listed.returncode == 0, listed.stderr
     assert "rehearse " in listed.stdout and "build " in listed.stdout
@@ -87,6 +94,7 @@ def test_optional__every_other_task_works_and_rehearse_says_what_to_install(
         flashed = doit_process(project_dir, "flash", "--port", board.port, env=env)
     assert flashed.returncode == 0, flashed.stdout + flashed.stderr
     assert " bytes written" in flashed.stdout
+    _serves_the_release(project_dir, env, port)
     for args in (("rehearse",), ("rehearse", "--fail", "cut")):
         done = doit_process(project_dir, *args, env=env)
         assert done.returncode == 1, done.stdout + done.stderr
@@ -97,6 +105,46 @@ def test_optional__every_other_task_works_and_rehearse_says_what_to_install(
         ) in output
         assert "Traceback" not in output
     assert not (project_dir / "build" / "virtual").exists()
+
+
+def _serves_the_release(project_dir: Path, env: dict[str, str], port: int) -> None:
+    """`doit serve` in the child answers with the released image over TLS, then stops on Ctrl-C."""
+    import ssl
+    import urllib.request
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "doit", "serve"],
+        cwd=project_dir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    # Reading its output is bounded: a child silent for 60 s is killed, which ends the loop.
+    watchdog = threading.Timer(60, lambda: os.killpg(child.pid, signal.SIGKILL))
+    watchdog.start()
+    try:
+        assert child.stdout is not None
+        lines = []
+        for line in child.stdout:
+            lines.append(line)
+            if f":{port}" in line or "Traceback" in line or len(lines) > 200:
+                break
+        assert any(f":{port}" in line for line in lines), "".join(lines)
+        context = ssl.create_default_context(cafile=str(project_dir / "certs" / "ca_cert.pem"))
+        url = f"https://127.0.0.1:{port}/hello_world.bin"
+        with urllib.request.urlopen(url, context=context, timeout=10) as response:
+            body = response.read()
+        image = project_dir / "releases" / "hello_world" / "1.0.1" / "hello_world.bin"
+        assert body == image.read_bytes()
+        os.killpg(child.pid, signal.SIGINT)
+        assert child.wait(timeout=20) == 0
+    finally:
+        watchdog.cancel()
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait(timeout=10)
 
 
 @pytest.mark.parametrize("absent", ["esp32_mock_bootloader", "kconfgen"])
