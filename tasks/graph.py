@@ -720,7 +720,7 @@ def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
         "doc": "Build each app with the idf.py stand-in in build/virtual/ (no ESP-IDF; --standin).",
     }
     root = rehearse.idf_root(project, os.environ)
-    real = rehearse.real_idf_tree(os.environ) is not None
+    real = idftool.idf_tree(os.environ) is not None
     tree = [] if real else rehearse.idf_tree_files(root)
     yield recorded(
         {

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import ProjectError, ToolError
 from ..idf import app as idfapp
-from ..idf import chips, kconfig
+from ..idf import chips, idftool, kconfig
 from ..idf.sdkconfig import json_value, parse
 
 __all__ = [
@@ -181,7 +181,7 @@ def evaluate(
         raise ConfigReadError(
             f"ESP-IDF's kconfgen refused the app's configuration: {error}"
         ) from None
-    version = kconfig.idf_version(idf_root) or "?"
+    version = idftool.idf_version(idf_root) or "?"
     shown = [*layers, *(["sdkconfig"] if has_sdkconfig else [])]
     return AppConfig(
         values=result.values,

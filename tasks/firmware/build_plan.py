@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..idf import kconfig, sdkconfig
+from ..idf import idftool, sdkconfig
 from ..idf.app_code import Overrides
 from ..idf.idftool import IdfTool
 from ..idf.partitions import Partition
@@ -110,7 +110,7 @@ def idf_identity(idf_root: Path | None) -> str:
     """The ESP-IDF a build uses, as its fingerprint and messages name it."""
     if idf_root is None:
         return "no ESP-IDF (the idf.py stand-in)"
-    version = kconfig.idf_version(idf_root) or "of unknown version"
+    version = idftool.idf_version(idf_root) or "of unknown version"
     return f"ESP-IDF {version} at {idf_root.resolve()}"
 
 

@@ -100,7 +100,7 @@ def source(env: Mapping[str, str], warn: Callable[[str], None]) -> KconfigSource
     idf_root = idftool.idf_path(env)
     if idf_root is None or not (idf_root / "Kconfig").is_file():
         return None
-    release = kconfig.idf_version(idf_root) or "?"
+    release = idftool.idf_version(idf_root) or "?"
     command = kconfig.kconfgen(env)
     problem = (
         "esp-idf-kconfig is not installed"

@@ -51,7 +51,6 @@ __all__ = [
     "idf_tree_files",
     "inputs",
     "plan",
-    "real_idf_tree",
     "run",
     "write_idf_tree",
 ]
@@ -144,16 +143,8 @@ def _decrypt_key(project: Project, paths: Paths) -> Path | None:
 def idf_root(project: Project, env: Mapping[str, str] | None = None) -> Path:
     """The stand-in's IDF_PATH: an ESP-IDF tree $IDF_PATH names (its examples and Kconfig, even
     where its idf.py cannot run), else where the synthetic ESP-IDF tree goes."""
-    real = real_idf_tree(env or {})
+    real = idftool.idf_tree(env or {})
     return real or _paths(project, True).outputs / "esp-idf"
-
-
-def real_idf_tree(env: Mapping[str, str]) -> Path | None:
-    """$IDF_PATH when it is an ESP-IDF tree (a root Kconfig beside tools/idf.py)."""
-    if not env.get("IDF_PATH"):
-        return None
-    root = Path(env["IDF_PATH"])
-    return root if (root / "Kconfig").is_file() and (root / "tools" / "idf.py").is_file() else None
 
 
 def idf_tree_files(root: Path) -> list[Path]:
@@ -175,7 +166,7 @@ def builds(
     the synthetic one. That one is written by a task, after planning: its files count as present
     from the start, so the first build already takes an example's own sdkconfig.defaults."""
     root = idf_root(project, env)
-    planned = set() if real_idf_tree(env or {}) else set(idf_tree_files(root))
+    planned = set() if idftool.idf_tree(env or {}) else set(idf_tree_files(root))
     plans = build.plans(
         project,
         paths=_paths(project, True),
