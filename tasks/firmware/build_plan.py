@@ -13,7 +13,7 @@ from ..idf import idftool, sdkconfig
 from ..idf.app_code import Overrides
 from ..idf.idftool import IdfTool
 from ..idf.partitions import Partition
-from ..tls import certs
+from ..paths import cert_files
 from . import defaults
 from .signing_key import SigningPlan
 
@@ -154,7 +154,7 @@ def plan(
         build_dir=paths.app_build(app.name),
         sdkconfig=paths.app_build(app.name) / "sdkconfig",
         defaults=defaults,
-        ca_source=certs.paths(paths.certs).ca_cert if client else None,
+        ca_source=cert_files(paths.certs).ca_cert if client else None,
         ca_dest=project_dir / app.ca_cert if client else None,
         options=tuple(
             (name, value, title) for title, items in options.groups for name, value in items

@@ -24,6 +24,7 @@ from ..errors import DeviceError
 from ..firmware import build, defaults, encryption_key, outputs, signing_key
 from ..idf import chips, idftool
 from ..idf.app_code import AppCode, payload_refusal
+from ..paths import cert_files
 from ..release import make as release
 from ..serve import content as serve
 from ..tls import certs
@@ -119,7 +120,7 @@ def plan(
         standin=standin,
         flash=flash.plan(project, paths, signing=signing_plan),
         serve=serve.plan(project, paths, signing=signing_plan),
-        board_file=paths.build / "virtual" / f"{project.target}-flash.bin",
+        board_file=paths.virtual_flash(project.target),
         flash_size=project.flash.size,
         url_option=defaults.url_option(project.app(project.flash_app)),
         signing=signing_plan,
@@ -183,7 +184,7 @@ def builds(
 
 def inputs(plan: RehearsalPlan) -> list[Path]:
     """The files the rehearsal reads: doit makes each first (build, certs, signing-key)."""
-    where = certs.paths(plan.certs.certs_dir)
+    where = cert_files(plan.certs.certs_dir)
     summaries = {plan.flash.app_summary, plan.serve.app_summary}
     key = [plan.signing.key] if plan.signing is not None and not plan.signing.from_env else []
     if plan.encryption is not None and not plan.encryption.from_env:
