@@ -1,7 +1,8 @@
-"""The idf.py stand-in's configure step: ESP-IDF's own kconfgen (idf/kconfig.py) over the Kconfig
-files of the ESP-IDF tree at $IDF_PATH (or the virtual tree), as tools/cmake/kconfig.cmake of
-v5.3 runs it. Its outputs are kconfgen's: sdkconfig, sdkconfig.h, sdkconfig.json and
-kconfig_menus.json; the flash settings and the target of an sdkconfig are read from them.
+"""The idf.py stand-in's configure step: ESP-IDF's own kconfgen (idf/kconfig.py) over the
+Kconfig files of the ESP-IDF tree at $IDF_PATH (or the virtual tree), as
+tools/cmake/kconfig.cmake of v5.3 runs it. Its outputs are kconfgen's: sdkconfig, sdkconfig.h,
+sdkconfig.json and kconfig_menus.json; the flash settings and the target of an sdkconfig are
+read from them.
 """
 
 from __future__ import annotations
