@@ -8,7 +8,7 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
-import kconfiglib.core as kconfiglib
+import kconfiglib.core
 import pytest
 from esp_ota_doit.idf.kconfig_options import kconfig_strings
 
@@ -20,11 +20,11 @@ def _kconfiglib_strings(file: Path, work: Path) -> dict[str, tuple[str, str, int
     top = work / "Kconfig"
     top.write_text(f'mainmenu "app"\nsource "{file}"\n', encoding="utf-8")
     with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-        parsed = kconfiglib.Kconfig(str(top), warn=False)
+        parsed = kconfiglib.core.Kconfig(str(top), warn=False)
     found: dict[str, tuple[str, str, int]] = {}
     for symbol in parsed.unique_defined_syms:
         prompted = [node for node in symbol.nodes if node.prompt]
-        if symbol.orig_type != kconfiglib.STRING or not prompted:
+        if symbol.orig_type != kconfiglib.core.STRING or not prompted:
             continue
         first = symbol.orig_defaults[0][0] if symbol.orig_defaults else None
         default = first.name if first is not None and first.is_constant else ""
