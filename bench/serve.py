@@ -23,6 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from esp_ota_doit.paths import CertFiles, cert_files  # noqa: E402
 from esp_ota_doit.tls import certs  # noqa: E402
 
 FILE = "firmware.bin"
@@ -59,7 +60,7 @@ def wait_listening(port: int) -> None:
     raise SystemExit(f"nothing listens on port {port}")
 
 
-def start_ours(work: Path, where: certs.CertPaths, port: int) -> subprocess.Popen[bytes]:
+def start_ours(work: Path, where: CertFiles, port: int) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-c", OURS, str(work / "www"), str(where.server_cert)]
     command += [str(where.server_key), str(port)]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE)
@@ -69,7 +70,7 @@ def start_ours(work: Path, where: certs.CertPaths, port: int) -> subprocess.Pope
     return process
 
 
-def start_s_server(work: Path, where: certs.CertPaths, port: int) -> subprocess.Popen[bytes]:
+def start_s_server(work: Path, where: CertFiles, port: int) -> subprocess.Popen[bytes]:
     command = ["openssl", "s_server", "-WWW", "-quiet", "-accept", str(port)]
     command += ["-cert", str(where.server_cert), "-key", str(where.server_key)]
     # -WWW serves any file under its cwd: a folder holding only the benchmark file.
@@ -112,7 +113,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def measure(
-    work: Path, where: certs.CertPaths, clients: int, size: int, rounds: int
+    work: Path, where: CertFiles, clients: int, size: int, rounds: int
 ) -> tuple[float, float]:
     """Median wall seconds (ours, s_server); rounds alternate so machine load hits both alike."""
     ports = free_port(), free_port()
@@ -130,7 +131,7 @@ def measure(
             stop(server)
 
 
-def rss_after(work: Path, where: certs.CertPaths, clients: int, size: int) -> tuple[int, int]:
+def rss_after(work: Path, where: CertFiles, clients: int, size: int) -> tuple[int, int]:
     """(VmHWM at start, VmHWM after `clients` parallel downloads) of a fresh server process."""
     port = free_port()
     process = start_ours(work, where, port)
@@ -163,7 +164,7 @@ def main() -> None:
             env={},
         )
         certs.issue(plan)
-        where = certs.paths(plan.certs_dir)
+        where = cert_files(plan.certs_dir)
         (work / "www").mkdir()
         (work / "www" / FILE).write_bytes(os.urandom(args.size))
         ours, theirs = measure(work, where, args.clients, args.size, args.rounds)

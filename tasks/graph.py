@@ -29,7 +29,7 @@ from .firmware import (
     staging,
 )
 from .idf import app_code, idftool
-from .paths import DEP_FILE, TEMPLATES, Paths
+from .paths import DEP_FILE, TEMPLATES, Paths, cert_files
 from .release import make as release
 from .serve import content as serve
 from .serve import engines
@@ -178,7 +178,7 @@ def _certs_current(plan: certs.CertPlan) -> bool:
 
 def _remove_leaf(plan: certs.CertPlan) -> None:
     """`doit clean certs` drops the server cert and key; the CA stays (boards trust it)."""
-    where = certs.paths(plan.certs_dir)
+    where = cert_files(plan.certs_dir)
     for path in (where.server_cert, where.server_key):
         path.unlink(missing_ok=True)
 
@@ -189,7 +189,7 @@ def task_certs() -> dict[str, Any]:
     plan = _cert_plan(project)
     if plan is None or project.ota is None:  # (the second half only narrows the type)
         return {"actions": [], "doc": "project.yaml has no ota: section; nothing to issue"}
-    where = certs.paths(plan.certs_dir)
+    where = cert_files(plan.certs_dir)
     ci_files = [f for f in (plan.ca_cert_file, plan.ca_key_file) if f is not None]
     return recorded(
         {
@@ -394,7 +394,7 @@ def task_reproduce() -> dict[str, Any]:
     paths = Paths(project.project_dir)
     plans = _build_plans(project)
     return {
-        "actions": [(run, [repro.reproduce, plans, paths.build / "reproduce"])],
+        "actions": [(run, [repro.reproduce, plans, paths.reproduce])],
         "file_dep": [p.ca_source for p in plans if p.ca_source is not None]
         + [paths.partitions_csv, *(paths.sdkconfig_defaults(p.app) for p in plans)],
         "uptodate": [False],
@@ -601,7 +601,7 @@ def task_serve() -> dict[str, Any]:
     plan = _serve_plan(project)
     if plan is None:
         return {"actions": [], "doc": "project.yaml has no ota: section; nothing to serve"}
-    where = certs.paths(plan.certs_dir)
+    where = cert_files(plan.certs_dir)
     flashed = [plan.flash_summary] if plan.flash_summary else []
     flashed += [plan.signing_key] if plan.signing_key else []
     return {
@@ -665,7 +665,7 @@ def task_publish() -> dict[str, Any]:
     plan = _serve_plan(project)
     if plan is None:
         return {"actions": [], "doc": "project.yaml has no ota: section; nothing to publish"}
-    where = certs.paths(plan.certs_dir)
+    where = cert_files(plan.certs_dir)
     return recorded(
         {
             "actions": [(_publish, [plan]), _published_release],
@@ -741,7 +741,7 @@ def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
         "doc": "Build each app with the idf.py stand-in in build/virtual/ (no ESP-IDF; --standin).",
     }
     root = rehearse.idf_root(project, os.environ)
-    real = rehearse.real_idf_tree(os.environ) is not None
+    real = idftool.idf_tree(os.environ) is not None
     tree = [] if real else rehearse.idf_tree_files(root)
     yield recorded(
         {

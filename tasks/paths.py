@@ -1,6 +1,8 @@
 """Every file this project reads or writes, as a pure function of the project directory.
 
-No other module spells a path under build/ or certs/.
+No other module spells a path under build/, certs/, keys/ or releases/: a plan that carries only a
+folder (a certificate plan's certs_dir, a signing plan's keys folder) names the files in it with
+`cert_files` and `key_files`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pathlib import Path
 # doit's state (dbm files: .doit.db, .doit.db.dat, ...), beside project.yaml (DOIT_CONFIG).
 DEP_FILE = ".doit.db"
 
-__all__ = ["TEMPLATES", "Paths"]
+__all__ = ["DEP_FILE", "TEMPLATES", "CertFiles", "KeyFiles", "Paths", "cert_files", "key_files"]
 
 
 def _templates() -> Path:
@@ -22,6 +24,44 @@ def _templates() -> Path:
 
 
 TEMPLATES = _templates()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CertFiles:
+    """The files in the certs dir; only the two `*_key.pem` files hold secrets."""
+
+    ca_cert: Path
+    ca_key: Path
+    server_cert: Path
+    server_key: Path
+
+
+def cert_files(certs_dir: Path) -> CertFiles:
+    """The file names inside a certs folder (certs/, or the CI's or a test's own)."""
+    return CertFiles(
+        ca_cert=certs_dir / "ca_cert.pem",
+        ca_key=certs_dir / "ca_key.pem",
+        server_cert=certs_dir / "server_cert.pem",
+        server_key=certs_dir / "server_key.pem",
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyFiles:
+    """The files in the keys folder (0700; each key 0600)."""
+
+    signing_key: Path  # ota.sign's private key
+    signing_pubkey: Path  # its public key alone, where ota.sign_command signs elsewhere
+    encryption_key: Path  # ota.encrypt's RSA key
+
+
+def key_files(keys_dir: Path) -> KeyFiles:
+    """The file names inside a keys folder."""
+    return KeyFiles(
+        signing_key=keys_dir / "signing_key.pem",
+        signing_pubkey=keys_dir / "signing_pubkey.pem",
+        encryption_key=keys_dir / "encryption_key.pem",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +92,20 @@ class Paths:
 
     def sdkconfig_defaults(self, app: str) -> Path:
         return self.generated / f"{app}.sdkconfig.defaults"
+
+    @property
+    def kconfig_cache(self) -> Path:
+        """kconfgen's evaluations of each app's Kconfig, cached on their inputs."""
+        return self.build / "kconfig"
+
+    @property
+    def reproduce(self) -> Path:
+        """`doit reproduce`'s clean second builds."""
+        return self.build / "reproduce"
+
+    def virtual_flash(self, target: str) -> Path:
+        """The rehearsal's virtual board's flash, one file per chip."""
+        return self.build / "virtual" / f"{target}-flash.bin"
 
     @property
     def outputs(self) -> Path:

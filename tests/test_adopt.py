@@ -240,16 +240,6 @@ def test_embedded_files(text: str, expected: list[str]) -> None:
     assert idfapp.embedded_files(text) == expected
 
 
-def test_kconfig_strings__first_quoted_default_and_line() -> None:
-    text = (
-        'menu "x"\n    config A_URL\n        string "url"\n'
-        '        default "https://h/p" if B\n        default "https://other"\n'
-        '    config N\n        int "n"\n        default 3\nendmenu\n'
-    )
-    found = idfapp.kconfig_strings(text, Path("Kconfig.projbuild"))
-    assert [(o.name, o.default, o.line) for o in found] == [("CONFIG_A_URL", "https://h/p", 2)]
-
-
 def _app_files(folder: Path) -> dict[str, str]:
     """The app's own files and idf.py's build/ (this tool's outputs left out)."""
     ours = (

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from esp_ota_doit.config.hosts import is_ip
 from esp_ota_doit.errors import ConfigError
+from esp_ota_doit.paths import CertFiles, cert_files
 from esp_ota_doit.tls import certs
 from esp_ota_doit.tls.certs import (
     CertError,
@@ -40,7 +41,7 @@ TIMEOUT = 10
 E = TypeVar("E", bound=x509.ExtensionType)
 
 
-def check_files(files: certs.CertPaths, host: str, now: datetime) -> None:
+def check_files(files: CertFiles, host: str, now: datetime) -> None:
     """check_leaf on the files issue() wrote: raises unless they fit `host` at `now`."""
     check_leaf(
         files.server_cert.read_bytes(),
@@ -193,13 +194,13 @@ def curl_get(port: int, host: str, ca_file: Path) -> subprocess.CompletedProcess
 
 
 @pytest.fixture(scope="module")
-def issued(tmp_path_factory: pytest.TempPathFactory) -> dict[str, certs.CertPaths]:
+def issued(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CertFiles]:
     """Certs dirs (each with its own CA) for the hosts the handshake tests use."""
     out = {}
     for host in ("127.0.0.1", "localhost", "127.0.0.2", "otherhost"):
         folder = tmp_path_factory.mktemp("certs") / host
         certs.issue(make_plan(folder, host))
-        out[host] = certs.paths(folder)
+        out[host] = cert_files(folder)
     return out
 
 
@@ -210,7 +211,7 @@ MISMATCHED = [("127.0.0.2", "127.0.0.1"), ("otherhost", "localhost")]
 
 @pytest.mark.parametrize(("cert_host", "client_host"), MATCHING)
 def test_handshake__python_accepts(
-    issued: dict[str, certs.CertPaths], cert_host: str, client_host: str
+    issued: dict[str, CertFiles], cert_host: str, client_host: str
 ) -> None:
     files = issued[cert_host]
     with tls_server(files.server_cert, files.server_key) as port:
@@ -219,7 +220,7 @@ def test_handshake__python_accepts(
 
 @pytest.mark.parametrize(("cert_host", "client_host"), MISMATCHED)
 def test_handshake__python_refuses_other_host(
-    issued: dict[str, certs.CertPaths], cert_host: str, client_host: str
+    issued: dict[str, CertFiles], cert_host: str, client_host: str
 ) -> None:
     files = issued[cert_host]
     with (
@@ -229,7 +230,7 @@ def test_handshake__python_refuses_other_host(
         python_get(port, client_host, files.ca_cert)
 
 
-def test_handshake__python_refuses_other_ca(issued: dict[str, certs.CertPaths]) -> None:
+def test_handshake__python_refuses_other_ca(issued: dict[str, CertFiles]) -> None:
     files, stranger = issued["127.0.0.1"], issued["127.0.0.2"]
     with (
         tls_server(files.server_cert, files.server_key) as port,
@@ -239,7 +240,7 @@ def test_handshake__python_refuses_other_ca(issued: dict[str, certs.CertPaths]) 
 
 
 def test_handshake__python_accepts_rsa_leaf(tmp_path: Path) -> None:
-    files = certs.paths(tmp_path / "certs")
+    files = cert_files(tmp_path / "certs")
     certs.issue(make_plan(tmp_path / "certs", "127.0.0.1", key="rsa-2048"))
     with tls_server(files.server_cert, files.server_key) as port:
         assert python_get(port, "127.0.0.1", files.ca_cert).endswith(b"ok")
@@ -247,7 +248,7 @@ def test_handshake__python_accepts_rsa_leaf(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("cert_host", "client_host"), MATCHING)
 def test_handshake__openssl_accepts(
-    issued: dict[str, certs.CertPaths], cert_host: str, client_host: str
+    issued: dict[str, CertFiles], cert_host: str, client_host: str
 ) -> None:
     files = issued[cert_host]
     with tls_server(files.server_cert, files.server_key) as port:
@@ -258,7 +259,7 @@ def test_handshake__openssl_accepts(
 
 @pytest.mark.parametrize(("cert_host", "client_host"), MISMATCHED)
 def test_handshake__openssl_refuses_other_host(
-    issued: dict[str, certs.CertPaths], cert_host: str, client_host: str
+    issued: dict[str, CertFiles], cert_host: str, client_host: str
 ) -> None:
     files = issued[cert_host]
     with tls_server(files.server_cert, files.server_key) as port:
@@ -269,7 +270,7 @@ def test_handshake__openssl_refuses_other_host(
 
 @pytest.mark.parametrize(("cert_host", "client_host"), MATCHING)
 def test_handshake__curl_accepts(
-    issued: dict[str, certs.CertPaths], cert_host: str, client_host: str
+    issued: dict[str, CertFiles], cert_host: str, client_host: str
 ) -> None:
     files = issued[cert_host]
     with tls_server(files.server_cert, files.server_key) as port:
@@ -279,7 +280,7 @@ def test_handshake__curl_accepts(
 
 @pytest.mark.parametrize(("cert_host", "client_host"), MISMATCHED)
 def test_handshake__curl_refuses_other_host(
-    issued: dict[str, certs.CertPaths], cert_host: str, client_host: str
+    issued: dict[str, CertFiles], cert_host: str, client_host: str
 ) -> None:
     files = issued[cert_host]
     with tls_server(files.server_cert, files.server_key) as port:
@@ -293,7 +294,7 @@ def test_handshake__curl_refuses_other_host(
 
 def test_issue__fresh_creates_ca_and_leaf(tmp_path: Path) -> None:
     report = certs.issue(make_plan(tmp_path / "certs", "10.0.0.5"), now=T0)
-    files = certs.paths(tmp_path / "certs")
+    files = cert_files(tmp_path / "certs")
     assert (report.ca, report.leaf) == ("created", "issued")
     assert report.lines == (
         f"CA created: {files.ca_cert}; firmware must embed it to accept this server",
@@ -320,13 +321,13 @@ def test_issue__concurrent_runs_make_one_ca(tmp_path: Path) -> None:
     assert sorted(r.ca for r in reports) == ["created", "reused", "reused", "reused"]
     assert len({r.ca_fingerprint for r in reports}) == 1
     assert len({r.leaf_fingerprint for r in reports}) == 1
-    files = certs.paths(folder)
+    files = cert_files(folder)
     check_files(files, "10.0.0.5", T0)
 
 
 def test_issue__ca_profile(tmp_path: Path) -> None:
     certs.issue(make_plan(tmp_path, "10.0.0.5"), now=T0)
-    ca = load_cert(certs.paths(tmp_path).ca_cert)
+    ca = load_cert(cert_files(tmp_path).ca_cert)
     assert ca.version == x509.Version.v3
     assert ca.subject.rfc4514_string() == "CN=demo OTA CA"
     assert ca.issuer == ca.subject
@@ -353,7 +354,7 @@ def test_issue__ca_profile(tmp_path: Path) -> None:
 )
 def test_issue__leaf_profile(tmp_path: Path, host: str, expected_san: list[str]) -> None:
     certs.issue(make_plan(tmp_path, host, days=100), now=T0)
-    files = certs.paths(tmp_path)
+    files = cert_files(tmp_path)
     leaf, ca = load_cert(files.server_cert), load_cert(files.ca_cert)
     assert leaf.subject.rfc4514_string() == f"CN={host}"
     assert leaf.issuer == ca.subject
@@ -407,13 +408,13 @@ def test_issue__key_type_change_reissues(tmp_path: Path) -> None:
     certs.issue(make_plan(tmp_path, "10.0.0.5"), now=T0)
     report = certs.issue(make_plan(tmp_path, "10.0.0.5", key="rsa-2048"), now=T0)
     assert "server cert reissued: key type changed from ec-p256 to rsa-2048" in report.lines
-    leaf = load_cert(certs.paths(tmp_path).server_cert)
+    leaf = load_cert(cert_files(tmp_path).server_cert)
     public = leaf.public_key()
     assert isinstance(public, rsa.RSAPublicKey) and public.key_size == 2048
     assert ext(leaf, x509.KeyUsage).value.key_encipherment
     # The CA keeps the key type it was born with: devices already trust it.
     assert isinstance(
-        load_cert(certs.paths(tmp_path).ca_cert).public_key(), ec.EllipticCurvePublicKey
+        load_cert(cert_files(tmp_path).ca_cert).public_key(), ec.EllipticCurvePublicKey
     )
     assert certs.issue(make_plan(tmp_path, "10.0.0.5", key="rsa-2048"), now=T0).changed is False
 
@@ -425,12 +426,12 @@ def test_issue__renews_within_30_days_of_expiry(tmp_path: Path) -> None:
     assert certs.issue(plan, now=expiry - timedelta(days=31)).changed is False
     report = certs.issue(plan, now=expiry - timedelta(days=29))
     assert report.lines[-1] == "server cert reissued: expires 2025-05-30 12:00 UTC (within 30 days)"
-    leaf = load_cert(certs.paths(tmp_path).server_cert)
+    leaf = load_cert(cert_files(tmp_path).server_cert)
     assert leaf.not_valid_after_utc == expiry + timedelta(days=61)
 
 
 def test_issue__mismatched_key_reissues(tmp_path: Path) -> None:
-    files = certs.paths(tmp_path)
+    files = cert_files(tmp_path)
     certs.issue(make_plan(tmp_path, "10.0.0.5"), now=T0)
     stranger = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -443,7 +444,7 @@ def test_issue__mismatched_key_reissues(tmp_path: Path) -> None:
 
 
 def test_issue__missing_key_file_reissues(tmp_path: Path) -> None:
-    files = certs.paths(tmp_path)
+    files = cert_files(tmp_path)
     certs.issue(make_plan(tmp_path, "10.0.0.5"), now=T0)
     files.server_key.unlink()
     assert certs.issue(make_plan(tmp_path, "10.0.0.5"), now=T0).leaf == "reissued"
@@ -475,7 +476,7 @@ def test_issue__rotate_ca_keeps_old_files(tmp_path: Path) -> None:
 
 
 def test_issue__half_a_ca_is_an_error(tmp_path: Path) -> None:
-    files = certs.paths(tmp_path)
+    files = cert_files(tmp_path)
     certs.issue(make_plan(tmp_path, "10.0.0.5"), now=T0)
     files.ca_key.unlink()
     before = snapshot(tmp_path)
@@ -505,7 +506,7 @@ def test_issue__file_modes(tmp_path: Path) -> None:
 
 def test_issue__tightens_loose_modes_without_rewriting(tmp_path: Path) -> None:
     folder = tmp_path / "certs"
-    files = certs.paths(folder)
+    files = cert_files(folder)
     certs.issue(make_plan(folder, "10.0.0.5"), now=T0)
     folder.chmod(0o755)
     files.ca_key.chmod(0o644)
@@ -526,7 +527,7 @@ def test_issue__no_private_key_outside_key_files(tmp_path: Path) -> None:
         certs.issue(make_plan(folder, "ota.example.com"), now=T0),
         certs.issue(make_plan(folder, "ota.example.com"), rotate_ca=True, now=T0),
     ]
-    certs.place_ca(certs.paths(folder).ca_cert, tmp_path / "app" / "main" / "ca_cert.pem")
+    certs.place_ca(cert_files(folder).ca_cert, tmp_path / "app" / "main" / "ca_cert.pem")
     holders = sorted(
         str(p.relative_to(tmp_path))
         for p in tmp_path.rglob("*")
@@ -559,7 +560,7 @@ def test_ci__uses_the_given_ca(tmp_path: Path) -> None:
     plan = make_plan(tmp_path / "certs", "10.0.0.5", env=env)
     assert (plan.ca_cert_file, plan.ca_key_file) == (cert_file, key_file)
     report = certs.issue(plan, now=T0)
-    files = certs.paths(tmp_path / "certs")
+    files = cert_files(tmp_path / "certs")
     assert (report.ca, report.leaf) == ("from-env", "issued")
     assert not files.ca_key.exists()
     assert files.ca_cert.read_bytes() == cert_file.read_bytes()
@@ -648,7 +649,7 @@ def test_ci__refuses_rotation_and_a_local_ca(tmp_path: Path) -> None:
 def pair(tmp_path: Path) -> tuple[bytes, bytes, bytes]:
     """(leaf, key, CA) PEMs for host 10.0.0.5, issued at T0 for 100 days."""
     certs.issue(make_plan(tmp_path / "a", "10.0.0.5", days=100), now=T0)
-    files = certs.paths(tmp_path / "a")
+    files = cert_files(tmp_path / "a")
     return files.server_cert.read_bytes(), files.server_key.read_bytes(), files.ca_cert.read_bytes()
 
 
@@ -678,7 +679,7 @@ def test_check_leaf__not_yet_valid(pair: tuple[bytes, bytes, bytes]) -> None:
 def test_check_leaf__key_mismatch(tmp_path: Path, pair: tuple[bytes, bytes, bytes]) -> None:
     leaf, _, ca = pair
     certs.issue(make_plan(tmp_path / "b", "10.0.0.5"), now=T0)
-    other_key = certs.paths(tmp_path / "b").server_key.read_bytes()
+    other_key = cert_files(tmp_path / "b").server_key.read_bytes()
     with pytest.raises(CertError) as caught:
         check_leaf(leaf, other_key, ca, "10.0.0.5", T0)
     assert str(caught.value) == f"the server key does not match the server cert; {REISSUE}"
@@ -687,7 +688,7 @@ def test_check_leaf__key_mismatch(tmp_path: Path, pair: tuple[bytes, bytes, byte
 def test_check_leaf__other_ca(tmp_path: Path, pair: tuple[bytes, bytes, bytes]) -> None:
     leaf, key, _ = pair
     certs.issue(make_plan(tmp_path / "b", "10.0.0.5"), now=T0)
-    other_ca = certs.paths(tmp_path / "b").ca_cert.read_bytes()
+    other_ca = cert_files(tmp_path / "b").ca_cert.read_bytes()
     short = certs.fingerprint(other_ca)[:16]
     with pytest.raises(CertError) as caught:
         check_leaf(leaf, key, other_ca, "10.0.0.5", T0)
@@ -703,7 +704,7 @@ def test_check_embedded_ca(tmp_path: Path, pair: tuple[bytes, bytes, bytes]) -> 
         check_embedded_ca(embedded, ca, "factory")
     check_embedded_ca(None, ca, "factory")  # an app that embeds no CA
     certs.issue(make_plan(tmp_path / "b", "10.0.0.5"), now=T0)
-    old = hashlib.sha256(certs.paths(tmp_path / "b").ca_cert.read_bytes()).hexdigest()
+    old = hashlib.sha256(cert_files(tmp_path / "b").ca_cert.read_bytes()).hexdigest()
     with pytest.raises(CertError) as caught:
         check_embedded_ca(old, ca, "factory")
     assert str(caught.value) == (

@@ -152,7 +152,7 @@ def _every_option_took_effect(project: Path, app: str) -> int:
     asked = _asked(project, app)
     for name, value in asked.items():
         key = name.removeprefix("CONFIG_")
-        wanted = took_effect.json_value(value)
+        wanted = sdkconfig.json_value(value)
         if wanted is False:
             assert config.get(key) in (False, None), name
         else:

@@ -126,3 +126,22 @@ def test_find_idf__runs_under_esp_idfs_python_whatever_comes_first(
     monkeypatch.delenv("IDF_PYTHON_ENV_PATH")
     idftool._version_of.cache_clear()
     assert idftool.find_idf(os.environ, "5.3").command == (str(tmp_path / "bin" / "idf.py"),)
+
+
+def test_idf_tree_and_version__one_reading_of_idf_path(tmp_path: Path) -> None:
+    """$IDF_PATH names a tree only with a root Kconfig beside tools/idf.py; its release is
+    version.cmake's, as ESP-IDF's build system reads it; idf.py is found in it too."""
+    root = tmp_path / "esp-idf"
+    env = {"IDF_PATH": str(root), "PATH": ""}
+    assert idftool.idf_tree(env) is None and not idftool.available(env)
+    (root / "tools" / "cmake").mkdir(parents=True)
+    (root / "Kconfig").write_text('mainmenu "x"\n')
+    (root / "tools" / "idf.py").write_text("")
+    assert idftool.idf_tree(env) == root == idftool.idf_path(env)
+    assert idftool.available(env)
+    assert idftool.idf_version(root) is None
+    (root / "tools" / "cmake" / "version.cmake").write_text(
+        "set(IDF_VERSION_MAJOR 5)\nset(IDF_VERSION_MINOR 4)\nset(IDF_VERSION_PATCH 1)\n"
+    )
+    assert idftool.idf_version(root) == "5.4.1"
+    assert idftool.idf_tree({}) is None

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from esp_ota_doit.paths import cert_files
 from esp_ota_doit.tls import certs
 from esp_ota_doit.tls.x509 import load_pair
 
@@ -91,7 +92,7 @@ def test_kill__certs_at_every_write_then_a_whole_pair(tmp_path: Path) -> None:
         points += 1
         again = doit(folder, "certs")
         assert again.returncode == 0, again.stdout + again.stderr
-        where = certs.paths(folder / "certs")
+        where = cert_files(folder / "certs")
         load_pair(where.ca_cert, where.ca_key, "ca", "key")  # a matching CA pair
         certs.check_leaf(
             where.server_cert.read_bytes(),

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 from esp_ota_doit.errors import ToolError
+from esp_ota_doit.paths import cert_files
 from esp_ota_doit.serve import content as serve
 from esp_ota_doit.serve import nginx as publish
-from esp_ota_doit.tls import certs
 
 from tests.test_serve import Site, cached_image, make_site
 
@@ -59,7 +59,7 @@ def test_publish__exactly_the_allowlist_and_never_a_key(site: Site) -> None:
         assert (layout.root / path.lstrip("/")).read_bytes() == body.body
     everything = [p for p in site.plan.publish_dir.rglob("*") if p.is_file()]
     assert {p.name for p in everything} == {*served, "site.conf", "nginx.conf"}
-    key = certs.paths(site.plan.certs_dir).server_key
+    key = cert_files(site.plan.certs_dir).server_key
     assert not any(b"PRIVATE KEY" in p.read_bytes() for p in everything)
     assert f"ssl_certificate_key {key.resolve()};" in layout.site_conf.read_text()
     assert publish.targets(site.plan) == [*layout.files, layout.site_conf, layout.nginx_conf]
@@ -303,7 +303,7 @@ def test_engines__both_serve_exactly_the_releases_files(tmp_path: Path) -> None:
         content = serve.check(plan, emit=lambda _: None)
         paths = sorted(content.resources)
         assert "/hello_world.bin.patch" in paths and len(paths) == 6
-        ca = certs.paths(plan.certs_dir).ca_cert
+        ca = cert_files(plan.certs_dir).ca_cert
         answers = {
             engine: _served_by(replace(plan, engine=engine), ca, [*paths, "/nope.patch"])
             for engine in ("python", "nginx")

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from esp_ota_doit.paths import cert_files
 from esp_ota_doit.rehearsal import device
 from esp_ota_doit.serve.console import Transfer
 from esp_ota_doit.serve.protocol import resource
@@ -56,7 +57,7 @@ def served(tmp_path: Path) -> Iterator[tuple[int, Path, _Requests]]:
         project="t", host="127.0.0.1", key="ec-p256", days=30, certs_dir=tmp_path, env={}
     )
     certs.issue(plan)
-    where = certs.paths(tmp_path)
+    where = cert_files(tmp_path)
     requests = _Requests()
     server = Server(
         resources={"/image.bin": resource(bytes(range(256)) * 78 + b"x" * 32, "application/x")},

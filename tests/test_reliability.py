@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from esp_ota_doit import wiring
+from esp_ota_doit.paths import cert_files
 
 from tests.doitrun import doit_process, edit
 
@@ -202,12 +203,11 @@ def test_serve__aborted_downloads_are_released_at_once(tmp_path: Path) -> None:
 
     from esp_ota_doit.serve import content as serve
     from esp_ota_doit.serve.server import Server
-    from esp_ota_doit.tls import certs
 
     from tests.test_serve import context, make_image, make_site
 
     site = make_site(tmp_path / "p", image=make_image(size=1024 * 1024))  # fits in the buffers
-    where = certs.paths(site.plan.certs_dir)
+    where = cert_files(site.plan.certs_dir)
     server = Server(
         resources=serve.check(site.plan, emit=lambda _: None).resources,
         cert=where.server_cert,

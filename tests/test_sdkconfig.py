@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import kconfiglib.core
 import pytest
 from esp_ota_doit.config import loader
 from esp_ota_doit.config.model import Project
 from esp_ota_doit.firmware import defaults, render
 from esp_ota_doit.idf import sdkconfig
 from esp_ota_doit.idf.kconfig_rules import HexInt
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests import idfkit
 from tests.conftest import REPO
@@ -48,6 +51,23 @@ def options(project: Project, app: str) -> dict[str, str]:
 )
 def test_format_value__kconfig_spelling(value: bool | int | str, expected: str) -> None:
     assert sdkconfig.format_value(value) == expected
+
+
+@given(st.text())
+def test_quote_unquote__kconfiglib_escaping(text: str) -> None:
+    """One owner of sdkconfig strings, spelled as kconfgen's kconfiglib spells them."""
+    quoted = sdkconfig.quote(text)
+    assert quoted == f'"{kconfiglib.core.escape(text)}"'
+    assert sdkconfig.unquote(quoted) == text == kconfiglib.core.unescape(quoted[1:-1])
+    assert sdkconfig.json_value(quoted) == text
+
+
+@pytest.mark.parametrize(
+    ("written", "typed"),
+    [("y", True), ("n", False), ("0x8000", 0x8000), ("010", 10), ("-3", -3), ("m", "m")],
+)
+def test_json_value__as_sdkconfig_json_types_it(written: str, typed: bool | int | str) -> None:
+    assert sdkconfig.json_value(written) == typed
 
 
 def test_plan__ota_client_gets_url_and_wifi() -> None:

@@ -29,7 +29,7 @@ from esp_ota_doit.firmware import outputs
 from esp_ota_doit.firmware.outputs import AppSummary, EsptoolArgs, FlashSettings, ImageEntry
 from esp_ota_doit.idf import app_code
 from esp_ota_doit.idf.images import AppImage
-from esp_ota_doit.paths import Paths
+from esp_ota_doit.paths import Paths, cert_files
 from esp_ota_doit.release import make
 from esp_ota_doit.serve import content as serve
 from esp_ota_doit.serve import engines
@@ -116,11 +116,11 @@ class Site:
 
     @property
     def ca(self) -> Path:
-        return certs.paths(self.plan.certs_dir).ca_cert
+        return cert_files(self.plan.certs_dir).ca_cert
 
     @property
     def key_pem(self) -> bytes:
-        return certs.paths(self.plan.certs_dir).server_key.read_bytes()
+        return cert_files(self.plan.certs_dir).server_key.read_bytes()
 
 
 def summary(app: str, image_file: Path, data: bytes, *, ca_sha256: str | None) -> AppSummary:
@@ -183,7 +183,7 @@ def make_site(
     outputs.write(
         paths.app_summary("hello_world"), summary("hello_world", image_file, data, ca_sha256=None)
     )
-    ca_sha = hashlib.sha256(certs.paths(paths.certs).ca_cert.read_bytes()).hexdigest()
+    ca_sha = hashlib.sha256(cert_files(paths.certs).ca_cert.read_bytes()).hexdigest()
     factory = paths.app_summary("factory")
     factory.parent.mkdir(parents=True, exist_ok=True)
     outputs.write(factory, summary("factory", image_file, data, ca_sha256=ca_sha))
@@ -222,7 +222,7 @@ def running(site: Site, *, limits: Limits | None = None) -> Iterator[tuple[int, 
     content = serve.check(site.plan, emit=lambda _: None)
     lines = LogLines()
     console = Console("text")
-    where = certs.paths(site.plan.certs_dir)
+    where = cert_files(site.plan.certs_dir)
 
     def listener(kind: str, item: object) -> None:
         if isinstance(item, str):
@@ -880,7 +880,7 @@ class _FailingAccept:
 
 def test_serve__accept_errors_are_noted_once_a_second_and_serving_goes_on(site: Site) -> None:
     content = serve.check(site.plan, emit=lambda _: None)
-    where, lines = certs.paths(site.plan.certs_dir), []
+    where, lines = cert_files(site.plan.certs_dir), []
     real = socket.create_server(("127.0.0.1", 0), backlog=16)
     # Three failures, 0.1 s apart: all within the one second a note covers.
     failing = _FailingAccept(real, failures=3)
@@ -914,7 +914,7 @@ def test_serve__the_connection_cap_fits_under_the_descriptor_limit(
     import resource
 
     content = serve.check(site.plan, emit=lambda _: None)
-    where = certs.paths(site.plan.certs_dir)
+    where = cert_files(site.plan.certs_dir)
     monkeypatch.setattr(resource, "getrlimit", lambda which: (256, 4096))
     server = Server(
         resources=content.resources,
@@ -936,7 +936,7 @@ def test_refuse__an_unloadable_server_key_is_not_blamed_on_ota_bind(
     other = make_site(tmp_path)
     content = serve.check(other.plan, emit=lambda _: None)
     monkeypatch.setattr(engines, "check", lambda plan: content)  # key replaced after the check
-    key = certs.paths(other.plan.certs_dir).server_key
+    key = cert_files(other.plan.certs_dir).server_key
     key.write_bytes(key.read_bytes()[:60] + b"garbage\n-----END PRIVATE KEY-----\n")
     with pytest.raises(serve.ServeError) as caught:
         engines.run(replace(other.plan, port=0))

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from ..errors import ProjectError
 from ..files import render_template
 from ..idf import app as idfapp
-from ..idf import app_code, chips, idftool, kconfig, partition_files, partitions
+from ..idf import app_code, chips, idftool, partition_files, partitions
 from ..idf.sdkconfig import EXAMPLE_SSID_OPTION, owner_of, yaml_value
 from . import app_config
 from .app_config import AppConfig
@@ -499,7 +499,7 @@ def plan(
     carried = _carried(folder, config, owned, env, app, said) if carry_sdkconfig else {}
     if not carry_sdkconfig:
         said.append("sdkconfig: left out (--no-sdkconfig)")
-    found_version = kconfig.idf_version(idf_root) if idf_root else None
+    found_version = idftool.idf_version(idf_root) if idf_root else None
     url = (
         _ota_url(current_url, name, said) if client else f"https://auto:{_DEFAULT_PORT}/{name}.bin"
     )

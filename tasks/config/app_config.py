@@ -6,7 +6,6 @@ all evaluated by ESP-IDF's kconfgen when ESP-IDF is here; else the files as writ
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +13,8 @@ from typing import Any
 
 from ..errors import ProjectError, ToolError
 from ..idf import app as idfapp
-from ..idf import chips, kconfig
-from ..idf.sdkconfig import parse
+from ..idf import chips, idftool, kconfig
+from ..idf.sdkconfig import json_value, parse
 
 __all__ = [
     "AppConfig",
@@ -27,7 +26,6 @@ __all__ = [
 ]
 
 _DEFAULT_TARGET = "esp32"  # ESP-IDF's, when nothing names one (tools/cmake/targets.cmake)
-_NUMBER = re.compile(r"-?\d+|0[xX][0-9a-fA-F]+")
 
 
 class ConfigReadError(ProjectError):
@@ -66,15 +64,6 @@ class AppConfig:
     @property
     def source(self) -> str:
         return ", ".join(self.layers) if self.layers else "Kconfig's defaults"
-
-
-def _typed(value: str) -> object:
-    """A value as written in an sdkconfig, as sdkconfig.json types it."""
-    if value in ("y", "n"):
-        return value == "y"
-    if value.startswith('"'):
-        return value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-    return int(value, 0) if _NUMBER.fullmatch(value) else value
 
 
 def _read(path: Path) -> dict[str, str]:
@@ -123,7 +112,7 @@ def target(
                 _read(folder / name).get("CONFIG_IDF_TARGET") if (folder / name).is_file() else None
             )
             if value:
-                found = (str(_typed(value)), name)
+                found = (str(json_value(value)), name)
                 break
     if found is None:
         return _DEFAULT_TARGET, (
@@ -163,7 +152,7 @@ def evaluate(
         for layer in [*layers, *(["sdkconfig"] if has_sdkconfig else [])]:
             for name, value in _read(folder / layer).items():
                 values.pop(name.removeprefix("CONFIG_"), None)  # the latest setting goes last
-                values[name.removeprefix("CONFIG_")] = _typed(value)
+                values[name.removeprefix("CONFIG_")] = json_value(value)
         values.setdefault("IDF_TARGET", target_name)
         shown = [*layers, *(["sdkconfig"] if has_sdkconfig else [])]
         return AppConfig(
@@ -192,7 +181,7 @@ def evaluate(
         raise ConfigReadError(
             f"ESP-IDF's kconfgen refused the app's configuration: {error}"
         ) from None
-    version = kconfig.idf_version(idf_root) or "?"
+    version = idftool.idf_version(idf_root) or "?"
     shown = [*layers, *(["sdkconfig"] if has_sdkconfig else [])]
     return AppConfig(
         values=result.values,

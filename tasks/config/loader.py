@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, ConfigErrors, KeyPath
 from ..idf import app as idfapp
-from ..idf import app_code, chips, kconfig, partition_files, partitions, releases
+from ..idf import app_code, chips, idftool, partition_files, partitions, releases
 from ..idf.kconfig_rules import AppKconfig
 from ..idf.partitions import Partition, PartitionTable
 from . import kconfig_checks, layout, schema
@@ -291,7 +291,7 @@ def _row(project: Project, partition: Partition, field: str) -> tuple[KeyPath, s
 
 def _found_release(idf_root: Path | None) -> str:
     """The major.minor of the ESP-IDF found, when it is one this project builds with."""
-    found = kconfig.idf_version(idf_root) if idf_root is not None else None
+    found = idftool.idf_version(idf_root) if idf_root is not None else None
     try:
         return releases.release(found).version if found else _DEFAULT_RELEASE
     except KeyError:

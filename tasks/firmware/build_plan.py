@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..idf import kconfig, sdkconfig
+from ..idf import idftool, sdkconfig
 from ..idf.app_code import Overrides
 from ..idf.idftool import IdfTool
 from ..idf.partitions import Partition
-from ..tls import certs
+from ..paths import cert_files
 from . import defaults
 from .signing_key import SigningPlan
 
@@ -110,7 +110,7 @@ def idf_identity(idf_root: Path | None) -> str:
     """The ESP-IDF a build uses, as its fingerprint and messages name it."""
     if idf_root is None:
         return "no ESP-IDF (the idf.py stand-in)"
-    version = kconfig.idf_version(idf_root) or "of unknown version"
+    version = idftool.idf_version(idf_root) or "of unknown version"
     return f"ESP-IDF {version} at {idf_root.resolve()}"
 
 
@@ -154,7 +154,7 @@ def plan(
         build_dir=paths.app_build(app.name),
         sdkconfig=paths.app_build(app.name) / "sdkconfig",
         defaults=defaults,
-        ca_source=certs.paths(paths.certs).ca_cert if client else None,
+        ca_source=cert_files(paths.certs).ca_cert if client else None,
         ca_dest=project_dir / app.ca_cert if client else None,
         options=tuple(
             (name, value, title) for title, items in options.groups for name, value in items

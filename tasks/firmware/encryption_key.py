@@ -16,6 +16,7 @@ from ..config.model import Project
 from ..errors import ConfigError, ProjectError, warn
 from ..idf import encrypted_img
 from ..idf.signing import DIR_MODE
+from ..paths import key_files
 
 __all__ = ["EncryptionKeyError", "EncryptionPlan", "create_key", "plan", "read_public"]
 
@@ -54,7 +55,7 @@ def plan(project: Project, env: Mapping[str, str], keys_dir: Path) -> Encryption
                 "point it at the encryption key (a PEM file), or unset it to use keys/",
             )
         return EncryptionPlan(scheme=project.ota.encrypt, key=key.resolve(), from_env=True)
-    key = keys_dir / "encryption_key.pem"
+    key = key_files(keys_dir).encryption_key
     return EncryptionPlan(scheme=project.ota.encrypt, key=key, from_env=False)
 
 

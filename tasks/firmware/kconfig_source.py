@@ -73,7 +73,7 @@ def _app_kconfig(
         minimal_build=files.minimal_build,
     )
     paths = Paths(project.project_dir)
-    cache = paths.build / "kconfig"
+    cache = paths.kconfig_cache
     own = [folder / name for name in app.defaults_files]  # SDKCONFIG_DEFAULTS, in order
     # First the Kconfig alone (symbols and types), then with project.yaml's options typed by it.
     alone = kconfig.evaluate(tree, defaults=own, command=command, cache=cache / f"{app.name}.json")
@@ -100,7 +100,7 @@ def source(env: Mapping[str, str], warn: Callable[[str], None]) -> KconfigSource
     idf_root = idftool.idf_path(env)
     if idf_root is None or not (idf_root / "Kconfig").is_file():
         return None
-    release = kconfig.idf_version(idf_root) or "?"
+    release = idftool.idf_version(idf_root) or "?"
     command = kconfig.kconfgen(env)
     problem = (
         "esp-idf-kconfig is not installed"

@@ -23,6 +23,7 @@ from ..errors import ConfigError, ProjectError, warn
 from ..idf import signing
 from ..idf.chips import CHIPS
 from ..idf.signing import DIR_MODE, KEY_MODE, new_key, public_key_digest
+from ..paths import key_files
 
 __all__ = [
     "PASSPHRASE_ENV",
@@ -38,7 +39,6 @@ __all__ = [
 ]
 
 PASSPHRASE_ENV = "OTA_SIGNING_KEY_PASSPHRASE"
-PUBLIC_KEY_NAME = "signing_pubkey.pem"  # keys/ with ota.sign_command: the public key only
 _LOSS = (
     "keep a copy somewhere safe: a lost signing key means no further OTA update for any board "
     "flashed with these apps (each needs a serial flash)"
@@ -133,8 +133,9 @@ def plan(project: Project, env: Mapping[str, str], keys_dir: Path) -> SigningPla
                 "point it at the signing key (a PEM file), or unset it to use keys/",
             )
         return SigningPlan(key=key.absolute(), from_env=True, **common)
-    name = PUBLIC_KEY_NAME if command else "signing_key.pem"
-    return SigningPlan(key=keys_dir / name, from_env=False, **common)
+    files = key_files(keys_dir)
+    key = files.signing_pubkey if command else files.signing_key
+    return SigningPlan(key=key, from_env=False, **common)
 
 
 def _status(path: Path, *, follow: bool) -> os.stat_result | None:

@@ -21,20 +21,12 @@ from ..idf.kconfig_rules import (
     typed,
     unknown_hint,
 )
+from ..idf.sdkconfig import json_value
 from .defaults import PROJECT_WIDE
 
-__all__ = ["json_value", "minimal_build", "unmet"]
+__all__ = ["minimal_build", "unmet"]
 
 _GENERIC = "a dependency is not met or the value is out of range"
-
-
-def json_value(value: str) -> bool | int | str:
-    """An sdkconfig value as config/sdkconfig.json holds it."""
-    if value in ("y", "n"):
-        return value == "y"
-    if value.startswith('"'):
-        return value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-    return int(value, 0)
 
 
 def minimal_build(project_dir: Path) -> bool:

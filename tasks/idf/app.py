@@ -1,5 +1,6 @@
 """An ESP-IDF app project as ESP-IDF's CMake reads it: the `project()` name, PROJECT_VER,
-version.txt, the files main/ embeds, and the `string` options of its Kconfig.projbuild files.
+version.txt, the files main/ embeds, and the `string` options of its own Kconfig files
+(read by kconfig_options).
 
 Pure readers of text, plus `read_app` which gathers them from a folder (ESP-IDF v5.3's
 tools/cmake/project.cmake and component.cmake name these).
@@ -13,19 +14,18 @@ from pathlib import Path
 
 from . import cmake_lists
 from .app_code import sources
+from .kconfig_options import KconfigString, kconfig_strings
 from .sdkconfig import EXAMPLE_PASSWORD_OPTION, EXAMPLE_SSID_OPTION
 
 __all__ = [
     "AppFiles",
     "FixedUrl",
-    "KconfigString",
     "defaults_in_cmake",
     "embedded_files",
     "fetches_over_http",
     "fixed_urls",
     "handed_as_url",
     "is_idf_app",
-    "kconfig_strings",
     "project_name",
     "project_version",
     "read_app",
@@ -38,9 +38,6 @@ _COMMENT = re.compile(r"#[^\n]*")
 _PROJECT = re.compile(r"^\s*project\s*\(\s*([^\s)]+)", re.IGNORECASE | re.MULTILINE)
 _PROJECT_VERSION = re.compile(r"^\s*project\s*\([^)]*\bVERSION\s+([0-9.]+)", re.I | re.M)
 _PROJECT_VER = re.compile(r"^\s*set\s*\(\s*PROJECT_VER\s+\"?([^\")\s]+)\"?\s*\)", re.I | re.M)
-_CONFIG = re.compile(r"^\s*(?:menu)?config\s+(\w+)\s*$")
-_STRING = re.compile(r"^\s*string(?:\s+\"(.*)\")?\s*$")
-_DEFAULT = re.compile(r"^\s*default\s+\"((?:[^\"\\]|\\.)*)\"")
 # An app's own Wi-Fi options: *_WIFI_SSID / *_WIFI_PASSWORD and their usual spellings.
 _WIFI_SSID = re.compile(r"CONFIG_\w*(?:WIFI|WLAN|STA)\w*_SSID")
 _WIFI_PASSWORD = re.compile(r"CONFIG_\w*(?:WIFI|WLAN|STA)\w*_(?:PASSWORD|PASS|PSK|PWD)")
@@ -80,42 +77,6 @@ def embedded_files(component_cmakelists: str, scope: cmake_lists.Scope | None = 
         component_cmakelists, scope or cmake_lists.Scope({}, keep_unknown=True)
     )
     return [*args.get("EMBED_TXTFILES", []), *args.get("EMBED_FILES", [])]
-
-
-@dataclass(frozen=True, slots=True)
-class KconfigString:
-    """A `string` option of a Kconfig file and its first default."""
-
-    name: str  # CONFIG_ included
-    prompt: str
-    default: str
-    file: Path
-    line: int
-
-
-def kconfig_strings(text: str, file: Path) -> list[KconfigString]:
-    """Every `config X` of type string in a Kconfig text, with its first quoted default."""
-    found: list[KconfigString] = []
-    current: tuple[str, int] | None = None
-    prompt: str | None = None
-    default: str | None = None
-
-    def close() -> None:
-        if current is not None and prompt is not None:
-            found.append(
-                KconfigString(f"CONFIG_{current[0]}", prompt, default or "", file, current[1])
-            )
-
-    for number, line in enumerate(text.splitlines(), start=1):
-        if config := _CONFIG.match(line):
-            close()
-            current, prompt, default = (config.group(1), number), None, None
-        elif current is not None and (string := _STRING.match(line)):
-            prompt = string.group(1) or ""
-        elif prompt is not None and default is None and (value := _DEFAULT.match(line)):
-            default = value.group(1).replace('\\"', '"').replace("\\\\", "\\")
-    close()
-    return found
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,5 +1,7 @@
-"""idf.py as an external program: finding it, the Python it runs under, and checking which ESP-IDF
-it is. It runs through the one process gate (process.run), like every child of this project.
+"""ESP-IDF on this machine and idf.py as an external program: where the tree is (the one place
+that reads $IDF_PATH), which release a tree is, the idf.py to run, the Python it runs under, and
+checking which ESP-IDF it is. idf.py runs through the one process gate (process.run), like every
+child of this project.
 
 idf.py runs under ESP-IDF's own Python environment ($IDF_PYTHON_ENV_PATH, set by export.sh)
 whatever `python` comes first on PATH: this tool's venv may have been activated after export.sh,
@@ -21,7 +23,16 @@ from .. import process
 from ..errors import ToolError
 from . import releases
 
-__all__ = ["IdfTool", "available", "cause", "find_idf", "idf_path", "idf_python"]
+__all__ = [
+    "IdfTool",
+    "available",
+    "cause",
+    "find_idf",
+    "idf_path",
+    "idf_python",
+    "idf_tree",
+    "idf_version",
+]
 
 _TAIL_LINES = 20
 
@@ -56,12 +67,42 @@ def idf_python(env: Mapping[str, str]) -> Path | None:
     return python if python_env and python.is_file() else None
 
 
+def _idf_script(env: Mapping[str, str]) -> str | None:
+    """The idf.py to run: the one on PATH (export.sh puts $IDF_PATH/tools there), else
+    $IDF_PATH/tools/idf.py."""
+    on_path = shutil.which("idf.py", path=env.get("PATH"))
+    in_tree = Path(env["IDF_PATH"]) / "tools" / "idf.py" if env.get("IDF_PATH") else None
+    return on_path or (str(in_tree) if in_tree is not None and in_tree.is_file() else None)
+
+
 def idf_path(env: Mapping[str, str]) -> Path | None:
     """The ESP-IDF tree: $IDF_PATH, else the folder above the idf.py found on PATH."""
     if env.get("IDF_PATH"):
         return Path(env["IDF_PATH"])
     found = shutil.which("idf.py", path=env.get("PATH"))
     return Path(found).resolve().parent.parent if found else None
+
+
+def idf_tree(env: Mapping[str, str]) -> Path | None:
+    """The ESP-IDF tree $IDF_PATH names when it is one (a root Kconfig beside tools/idf.py),
+    whether or not its idf.py can run here."""
+    root = Path(env["IDF_PATH"]) if env.get("IDF_PATH") else None
+    if root is None or not (root / "Kconfig").is_file():
+        return None
+    return root if (root / "tools" / "idf.py").is_file() else None
+
+
+def idf_version(idf_path: Path) -> str | None:
+    """A tree's release, major.minor.patch, from tools/cmake/version.cmake: what ESP-IDF's
+    build system (kconfig.cmake's IDF_VERSION) takes it to be."""
+    try:
+        text = (idf_path / "tools" / "cmake" / "version.cmake").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    parts = [
+        re.search(rf"IDF_VERSION_{part}\s+(\d+)", text) for part in ("MAJOR", "MINOR", "PATCH")
+    ]
+    return ".".join(found.group(1) for found in parts if found) if all(parts) else None
 
 
 _NOT_FOUND_HINT = (
@@ -151,20 +192,19 @@ def _version_of(command: tuple[str, ...], python_env: str | None = None) -> str:
 
 def available(env: Mapping[str, str]) -> bool:
     """Whether this machine has an idf.py to run (its version is checked when it runs)."""
-    if shutil.which("idf.py", path=env.get("PATH")):
-        return True
-    return bool(env.get("IDF_PATH")) and (Path(env["IDF_PATH"]) / "tools" / "idf.py").is_file()
+    return _idf_script(env) is not None
 
 
 def find_idf(env: Mapping[str, str], want: str) -> IdfTool:
     """idf.py on PATH or $IDF_PATH/tools/idf.py, checked against project.yaml's idf.version.
 
+    The version is the one `idf.py --version` gives: the program that builds (a stand-in
+    included) says which ESP-IDF it is, and running it shows that it can run here.
+
     Raises:
         ToolError: no ESP-IDF, or another version than `want` (major.minor).
     """
-    on_path = shutil.which("idf.py", path=env.get("PATH"))
-    in_tree = Path(env.get("IDF_PATH") or "/nonexistent") / "tools" / "idf.py"
-    script = on_path or (str(in_tree) if in_tree.is_file() else None)
+    script = _idf_script(env)
     if script is None:
         raise ToolError(
             "ESP-IDF not found: no idf.py on PATH and no $IDF_PATH/tools/idf.py; " + _hint(want)
@@ -174,6 +214,7 @@ def find_idf(env: Mapping[str, str], want: str) -> IdfTool:
         # export.sh's interpreter, not the first `python` on PATH (idf.py's shebang)
         command: tuple[str, ...] = (str(python), script)
     else:
+        on_path = script == shutil.which("idf.py", path=env.get("PATH"))
         command = (script,) if on_path else (sys.executable, script)
     python_env = env.get("IDF_PYTHON_ENV_PATH") if python is not None else None
     version = _version_of(command, python_env)

@@ -26,6 +26,7 @@ from typing import Any
 from .. import process
 from ..errors import ToolError
 from ..files import write_if_changed
+from .idftool import idf_version
 from .sdkconfig import parse
 
 __all__ = [
@@ -34,7 +35,6 @@ __all__ = [
     "build_renames",
     "evaluate",
     "fingerprint",
-    "idf_version",
     "kconfgen",
     "min_config",
     "rename_files",
@@ -98,18 +98,6 @@ def tree(
         renames=existing("sdkconfig.rename") + existing(f"sdkconfig.rename.{target}"),
         minimal_build=minimal_build,
     )
-
-
-def idf_version(idf_path: Path) -> str | None:
-    """major.minor.patch from ESP-IDF's tools/cmake/version.cmake."""
-    try:
-        text = (idf_path / "tools" / "cmake" / "version.cmake").read_text(encoding="utf-8")
-    except OSError:
-        return None
-    parts = [
-        re.search(rf"IDF_VERSION_{part}\s+(\d+)", text) for part in ("MAJOR", "MINOR", "PATCH")
-    ]
-    return ".".join(found.group(1) for found in parts if found) if all(parts) else None
 
 
 def kconfgen(env: Mapping[str, str]) -> tuple[str, ...] | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, KeyPath
+from .sdkconfig import HexInt, SdkValue, quote
 
 __all__ = [
     "AppKconfig",
@@ -26,16 +27,6 @@ __all__ = [
     "unknown_hint",
     "value_of",
 ]
-
-SdkValue = bool | int | str  # a CONFIG_ value as project.yaml gives it
-
-
-class HexInt(int):
-    """An int written in hex (0x...) in project.yaml; sdkconfig writes it back in hex."""
-
-    def __repr__(self) -> str:
-        return hex(self)
-
 
 _TYPES = ("bool", "tristate", "int", "hex", "string")
 _CHOICE = re.compile(r"<choice (\w+)>")
@@ -159,10 +150,7 @@ def typed(value: SdkValue, symbol: Symbol | None) -> str | None:
         return hex(number) if kind == "hex" else str(number)
     if isinstance(value, bool):
         return None
-    text = hex(value) if isinstance(value, HexInt) else str(value)
-    # kconfgen's (kconfiglib's) escaping: a backslash and a double quote get a backslash.
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
+    return quote(hex(value) if isinstance(value, HexInt) else str(value))
 
 
 def _yaml_kind(value: SdkValue) -> str:

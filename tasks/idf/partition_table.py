@@ -2,7 +2,8 @@
 subtypes, flags, rows (PartitionSpec), placed partitions and the table; what each release's tool
 knows and checks (PartitionRules, as data); plus the error for its rules.
 
-partitions.py lays tables out and checks them; partition_files.py reads and writes CSV and binary.
+partitions.py lays tables out and checks them; partition_files.py reads and writes CSV and
+binary.
 """
 
 from __future__ import annotations

@@ -9,22 +9,36 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from collections.abc import Collection
-
-from .kconfig_rules import HexInt, SdkValue
 
 __all__ = [
     "EXAMPLE_PASSWORD_OPTION",
     "EXAMPLE_SSID_OPTION",
     "EXAMPLE_URL_OPTION",
     "SECRET_OPTIONS",
+    "HexInt",
+    "SdkValue",
     "format_value",
+    "json_value",
     "owner_of",
     "parse",
+    "quote",
     "redacted",
+    "unquote",
     "yaml_lines",
     "yaml_value",
 ]
+
+SdkValue = bool | int | str  # a CONFIG_ value as project.yaml gives it
+
+
+class HexInt(int):
+    """An int written in hex (0x...) in project.yaml; sdkconfig writes it back in hex."""
+
+    def __repr__(self) -> str:
+        return hex(self)
+
 
 # Options this tool derives from other project.yaml keys: setting them under sdkconfig: would
 # make the rendered table, flash settings or URL disagree with what the build uses.
@@ -72,6 +86,40 @@ def owner_of(name: str) -> str | None:
     return next((key for prefix, key in _OWNERS if name.startswith(prefix)), None)
 
 
+def quote(text: str) -> str:
+    """A string as sdkconfig and Kconfig write it: kconfgen's (kconfiglib's) escaping gives a
+    backslash and a double quote a backslash each."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+_ESCAPED = re.compile(r"\\(.)")
+
+
+def unquote(value: str) -> str:
+    """The text of a quoted sdkconfig or Kconfig string (`quote` undone, left to right as
+    kconfiglib's unescape reads it); a value without quotes as it is."""
+    if len(value) >= 2 and value.startswith('"') and value.endswith('"'):
+        return _ESCAPED.sub(r"\1", value[1:-1])
+    return value
+
+
+_NUMBER = re.compile(r"-?\d+")
+_HEX = re.compile(r"0[xX][0-9a-fA-F]+")
+
+
+def json_value(value: str) -> bool | int | str:
+    """An sdkconfig value as written, typed as config/sdkconfig.json holds it: y / n as a bool,
+    numbers as int, strings unquoted (anything else, such as a tristate's m, as written)."""
+    if value in ("y", "n"):
+        return value == "y"
+    if value.startswith('"'):
+        return unquote(value)
+    if _HEX.fullmatch(value):
+        return int(value, 16)
+    return int(value, 10) if _NUMBER.fullmatch(value) else value
+
+
 def format_value(value: SdkValue) -> str:
     """A value as sdkconfig spells it: y / n, decimal or 0x-hex numbers, quoted strings."""
     if isinstance(value, bool):
@@ -80,8 +128,7 @@ def format_value(value: SdkValue) -> str:
         return hex(value)
     if isinstance(value, int):
         return str(value)
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
+    return quote(value)
 
 
 def parse(text: str) -> dict[str, str]:

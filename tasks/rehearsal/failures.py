@@ -11,6 +11,7 @@ from pathlib import Path
 from ..errors import ProjectError
 from ..firmware.signing_key import SigningKey
 from ..idf import images, signing
+from ..paths import cert_files
 from ..tls import certs
 
 __all__ = [
@@ -160,7 +161,7 @@ def newer_revision(data: bytes, target: str, revision: int, key: SigningKey | No
 def server_certs(cert_plan: certs.CertPlan, failure: str, scratch: Path) -> tuple[Path, Path]:
     """The server's cert and key: the project's, or (host) one the same CA signed for a host
     the URL does not name."""
-    where = certs.paths(cert_plan.certs_dir)
+    where = cert_files(cert_plan.certs_dir)
     if failure != "host":
         return where.server_cert, where.server_key
     other = certs.plan(
@@ -172,5 +173,5 @@ def server_certs(cert_plan: certs.CertPlan, failure: str, scratch: Path) -> tupl
         env={"OTA_CA_CERT": str(where.ca_cert), "OTA_CA_KEY": str(where.ca_key)},
     )
     certs.issue(other)
-    wrong = certs.paths(other.certs_dir)
+    wrong = cert_files(other.certs_dir)
     return wrong.server_cert, wrong.server_key

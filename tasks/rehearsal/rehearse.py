@@ -25,6 +25,7 @@ from ..errors import DeviceError
 from ..firmware import build, defaults, encryption_key, outputs, signing_key
 from ..idf import chips, idftool
 from ..idf.app_code import AppCode, payload_refusal
+from ..paths import cert_files
 from ..release import make as release
 from ..release import record as release_record
 from ..serve import content as serve
@@ -53,7 +54,6 @@ __all__ = [
     "idf_tree_files",
     "inputs",
     "plan",
-    "real_idf_tree",
     "run",
     "write_idf_tree",
 ]
@@ -122,7 +122,7 @@ def plan(
         standin=standin,
         flash=flash.plan(project, paths, signing=signing_plan),
         serve=serve.plan(project, paths, signing=signing_plan),
-        board_file=paths.build / "virtual" / f"{project.target}-flash.bin",
+        board_file=paths.virtual_flash(project.target),
         flash_size=project.flash.size,
         url_option=defaults.url_option(project.app(project.flash_app)),
         signing=signing_plan,
@@ -144,16 +144,8 @@ def _decrypt_key(project: Project, paths: Paths) -> Path | None:
 def idf_root(project: Project, env: Mapping[str, str] | None = None) -> Path:
     """The stand-in's IDF_PATH: an ESP-IDF tree $IDF_PATH names (its examples and Kconfig, even
     where its idf.py cannot run), else where the synthetic ESP-IDF tree goes."""
-    real = real_idf_tree(env or {})
+    real = idftool.idf_tree(env or {})
     return real or _paths(project, True).outputs / "esp-idf"
-
-
-def real_idf_tree(env: Mapping[str, str]) -> Path | None:
-    """$IDF_PATH when it is an ESP-IDF tree (a root Kconfig beside tools/idf.py)."""
-    if not env.get("IDF_PATH"):
-        return None
-    root = Path(env["IDF_PATH"])
-    return root if (root / "Kconfig").is_file() and (root / "tools" / "idf.py").is_file() else None
 
 
 def idf_tree_files(root: Path) -> list[Path]:
@@ -175,7 +167,7 @@ def builds(
     the synthetic one. That one is written by a task, after planning: its files count as present
     from the start, so the first build already takes an example's own sdkconfig.defaults."""
     root = idf_root(project, env)
-    planned = set() if real_idf_tree(env or {}) else set(idf_tree_files(root))
+    planned = set() if idftool.idf_tree(env or {}) else set(idf_tree_files(root))
     plans = build.plans(
         project,
         paths=_paths(project, True),
@@ -192,7 +184,7 @@ def builds(
 
 def inputs(plan: RehearsalPlan) -> list[Path]:
     """The files the rehearsal reads: doit makes each first (build, certs, signing-key)."""
-    where = certs.paths(plan.certs.certs_dir)
+    where = cert_files(plan.certs.certs_dir)
     summaries = {plan.flash.app_summary, plan.serve.app_summary}
     key = [plan.signing.key] if plan.signing is not None and not plan.signing.from_env else []
     if plan.encryption is not None and not plan.encryption.from_env:

@@ -19,6 +19,7 @@ from ..firmware import outputs
 from ..idf import app_code
 from ..idf.app_code import AppCode
 from ..idf.chips import CHIPS
+from ..paths import cert_files
 from ..release import record as release_record
 from ..release import site
 from ..release.site import MANIFEST_PATH
@@ -186,7 +187,7 @@ def check(plan: ServePlan, *, emit: Callable[[str], None] = warn) -> ServeConten
     except release_record.ReleaseError as err:
         raise ServeError(f"cannot serve {plan.url}: {err}") from None
     image = _image(plan, release)
-    where = certs.paths(plan.certs_dir)
+    where = cert_files(plan.certs_dir)
     cert_pem, ca_pem = _read(where.server_cert, "run `doit certs`"), _read(where.ca_cert, "")
     try:
         certs.check_leaf(cert_pem, _read(where.server_key, "run `doit certs`"), ca_pem, plan.host)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from ..tls import certs
+from ..paths import cert_files
 from .content import ServeError, ServePlan, banner, check
 
 __all__ = ["run"]
@@ -35,7 +35,7 @@ def run(
 
     content = check(plan)
     console = Console(plan.log_format)
-    where = certs.paths(plan.certs_dir)
+    where = cert_files(plan.certs_dir)
     raise_descriptor_limit(plan.max_connections)
     try:
         server = Server(

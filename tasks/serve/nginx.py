@@ -18,8 +18,8 @@ from pathlib import Path
 from .. import process
 from ..errors import ToolError
 from ..files import render_template, write_if_changed
+from ..paths import cert_files
 from ..release.site import MANIFEST_PATH
-from ..tls import certs
 from .content import ServeContent, ServeError, ServePlan, banner
 from .server import bind_failure
 
@@ -103,7 +103,7 @@ def _prune(root: Path, keep: set[Path]) -> None:
 
 
 def _configs(plan: ServePlan, layout: Published, types: list[tuple[str, str]]) -> tuple[str, str]:
-    where = certs.paths(plan.certs_dir)
+    where = cert_files(plan.certs_dir)
     listen = f"[{plan.bind}]:{plan.port}" if ":" in plan.bind else f"{plan.bind}:{plan.port}"
     context: dict[str, object] = {
         "listen": listen,

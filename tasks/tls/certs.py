@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 from ..errors import ConfigError
 from ..files import write_if_changed
+from ..paths import CertFiles, cert_files
 from .x509 import (
     CertError,
     KeyType,
@@ -49,7 +50,6 @@ __all__ = [
     "CA_DAYS",
     "RENEW_WITHIN",
     "CertError",
-    "CertPaths",
     "CertPlan",
     "IssueReport",
     "KeyType",
@@ -59,7 +59,6 @@ __all__ = [
     "covers_host",
     "fingerprint",
     "issue",
-    "paths",
     "pending",
     "place_ca",
     "plan",
@@ -69,26 +68,6 @@ CA_DAYS = 3650
 RENEW_WITHIN = timedelta(days=30)
 _DIR_MODE, _KEY_MODE, _CERT_MODE = 0o700, 0o600, 0o644
 _REISSUE = "run `doit certs` to reissue"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CertPaths:
-    """The files in the certs dir; only the two `*_key.pem` files hold secrets."""
-
-    ca_cert: Path
-    ca_key: Path
-    server_cert: Path
-    server_key: Path
-
-
-def paths(certs_dir: Path) -> CertPaths:
-    """The file names inside `certs_dir`."""
-    return CertPaths(
-        ca_cert=certs_dir / "ca_cert.pem",
-        ca_key=certs_dir / "ca_key.pem",
-        server_cert=certs_dir / "server_cert.pem",
-        server_key=certs_dir / "server_key.pem",
-    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -235,7 +214,7 @@ def place_ca(ca_pem_src: Path, dest: Path) -> bool:
 
 def pending(plan: CertPlan, now: datetime | None = None) -> str | None:
     """Why `issue` would write something; None when certs/ is current (doit's uptodate)."""
-    where = paths(plan.certs_dir)
+    where = cert_files(plan.certs_dir)
     try:
         ca = read_cert(where.ca_cert, "CA cert")
         if plan.ca_cert_file is not None:
@@ -259,7 +238,7 @@ def issue(plan: CertPlan, *, rotate_ca: bool = False, now: datetime | None = Non
         CertError: the CA files are unusable, or rotation was asked of a CI-provided CA.
     """
     moment = _utc(now)
-    where = paths(plan.certs_dir)
+    where = cert_files(plan.certs_dir)
     _ensure_dir(plan.certs_dir)
     with _locked(plan.certs_dir):
         return _issue(plan, where, rotate_ca, moment)
@@ -278,7 +257,7 @@ def _locked(folder: Path) -> Iterator[None]:
         os.close(handle)
 
 
-def _issue(plan: CertPlan, where: CertPaths, rotate_ca: bool, moment: datetime) -> IssueReport:
+def _issue(plan: CertPlan, where: CertFiles, rotate_ca: bool, moment: datetime) -> IssueReport:
     ca = _ca(plan, where, rotate_ca, moment)
     written = list(ca.written)
     reason = _stale_leaf(plan, where, ca.cert, moment)
@@ -313,7 +292,7 @@ class _Ca:
     lines: tuple[str, ...]
 
 
-def _ca(plan: CertPlan, where: CertPaths, rotate: bool, now: datetime) -> _Ca:
+def _ca(plan: CertPlan, where: CertFiles, rotate: bool, now: datetime) -> _Ca:
     if plan.ca_cert_file is not None and plan.ca_key_file is not None:
         if rotate:
             raise CertError(
@@ -362,7 +341,7 @@ def _ca(plan: CertPlan, where: CertPaths, rotate: bool, now: datetime) -> _Ca:
     )
 
 
-def _ci_ca(cert_file: Path, key_file: Path, where: CertPaths) -> _Ca:
+def _ci_ca(cert_file: Path, key_file: Path, where: CertFiles) -> _Ca:
     cert, key = load_pair(cert_file, key_file, "OTA_CA_CERT", "OTA_CA_KEY")
     pem = cert_to_pem(cert)
     # A local CA key next to a different cert would leave a pair that no longer matches.
@@ -384,7 +363,7 @@ def _ci_ca(cert_file: Path, key_file: Path, where: CertPaths) -> _Ca:
     )
 
 
-def _set_aside_unfinished(where: CertPaths, now: datetime) -> Path | None:
+def _set_aside_unfinished(where: CertFiles, now: datetime) -> Path | None:
     """The CA key is written (and synced) before its cert, so the cert is the commit point: a key
     alone was never issued to any firmware. It is moved aside, never deleted."""
     if not where.ca_key.exists() or where.ca_cert.exists():
@@ -398,7 +377,7 @@ def _set_aside_unfinished(where: CertPaths, now: datetime) -> Path | None:
     return target
 
 
-def _retire(where: CertPaths, now: datetime) -> tuple[Path, ...]:
+def _retire(where: CertFiles, now: datetime) -> tuple[Path, ...]:
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     kept = []
     for path in (where.ca_cert, where.ca_key):
@@ -417,7 +396,7 @@ _NONE_YET = "none existed"
 
 
 def _stale_leaf(
-    plan: CertPlan, where: CertPaths, ca: x509.Certificate, now: datetime
+    plan: CertPlan, where: CertFiles, ca: x509.Certificate, now: datetime
 ) -> str | None:
     """Why the server cert must be reissued, or None to keep it."""
     if not where.server_cert.exists() and not where.server_key.exists():
@@ -450,7 +429,7 @@ def _stale_leaf(
 
 
 def _write_leaf(
-    plan: CertPlan, where: CertPaths, ca: x509.Certificate, ca_key: IssuerKey, now: datetime
+    plan: CertPlan, where: CertFiles, ca: x509.Certificate, ca_key: IssuerKey, now: datetime
 ) -> list[Path]:
     key = new_key(plan.key)
     cert = new_leaf(host=plan.host, key=key, ca=ca, ca_key=ca_key, now=now, days=plan.days)

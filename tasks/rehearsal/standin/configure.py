@@ -1,7 +1,8 @@
-"""The idf.py stand-in's configure step: ESP-IDF's own kconfgen (idf/kconfig.py) over the Kconfig
-files of the ESP-IDF tree at $IDF_PATH (or the virtual tree), as tools/cmake/kconfig.cmake of
-v5.3 runs it. Its outputs are kconfgen's: sdkconfig, sdkconfig.h, sdkconfig.json and
-kconfig_menus.json; the flash settings and the target of an sdkconfig are read from them.
+"""The idf.py stand-in's configure step: ESP-IDF's own kconfgen (idf/kconfig.py) over the
+Kconfig files of the ESP-IDF tree at $IDF_PATH (or the virtual tree), as
+tools/cmake/kconfig.cmake of v5.3 runs it. Its outputs are kconfgen's: sdkconfig, sdkconfig.h,
+sdkconfig.json and kconfig_menus.json; the flash settings and the target of an sdkconfig are
+read from them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from ...errors import ProjectError, ToolError
 from ...idf import app as idfapp
-from ...idf import kconfig, partitions
+from ...idf import idftool, kconfig, partitions
 from .. import idf_tree
 
 __all__ = [
@@ -81,11 +82,11 @@ class Config:
 
 
 def idf_root(build: Path) -> Path:
-    """The ESP-IDF tree to configure with: $IDF_PATH when it has a root Kconfig, else the
-    virtual tree, written (unchanged files untouched) under the build folder."""
-    given = os.environ.get("IDF_PATH", "")
-    if given and (Path(given) / "Kconfig").is_file():
-        return Path(given)
+    """The ESP-IDF tree to configure with: the one $IDF_PATH names, else the virtual tree,
+    written (unchanged files untouched) under the build folder."""
+    given = idftool.idf_tree(os.environ)
+    if given is not None:
+        return given
     root = build / "standin-esp-idf"
     idf_tree.write(root)
     return root
