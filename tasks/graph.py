@@ -346,13 +346,16 @@ def _build_tasks(
     built, checked = [plan.built_images], [plan.checked]
     config = {"target": plan.target, "idf": plan.idf, "layers": [str(p) for p in plan.defaults]}
     steps: list[dict[str, Any]] = [
-        {
-            "name": f"{app}:config",
-            "doc": "drop the sdkconfig when its defaults, the target or ESP-IDF change",
-            "actions": [(run, [build.configure, plan])],
-            "file_dep": [*tree, *_defaults_layers(plan, tree)],
-            "uptodate": [fingerprint(config)],
-        },
+        recorded(
+            {
+                "name": f"{app}:config",
+                "doc": "what the sdkconfig is made from; when that changes, the old one goes",
+                "actions": [(run, [build.configure, plan])],
+                "file_dep": [*tree, *_defaults_layers(plan, tree)],
+                "targets": [plan.sdkconfig_inputs],
+                "uptodate": [fingerprint(config)],
+            }
+        ),
         recorded(
             {
                 "name": f"{app}:idf",
@@ -363,12 +366,10 @@ def _build_tasks(
                 "file_dep": [
                     *sources,
                     *tree,
-                    plan.defaults[-1],
+                    plan.sdkconfig_inputs,
                     Paths(plan.project_root).partitions_csv,
                     *placed,
                 ],
-                # The one step no file links: it removes the sdkconfig rather than making it.
-                "task_dep": [f"{basename}:{app}:config"],
                 # The sdkconfig too: a change by idf.py menuconfig builds again.
                 "targets": [*built, plan.sdkconfig, sdkconfig_json],
                 "uptodate": [fingerprint(plan.idf_json())],
@@ -495,9 +496,8 @@ def task_menuconfig() -> dict[str, Any]:
                 "help": "the app to configure (default: flash_app)",
             }
         ],
-        "file_dep": [paths.partitions_csv, *(paths.sdkconfig_defaults(app) for app in plans)],
-        # The sdkconfig made from other defaults is dropped first, as before a build.
-        "task_dep": [f"build:{app}:config" for app in plans],
+        # build:<app>:config first drops an sdkconfig made from other defaults, as for a build.
+        "file_dep": [paths.partitions_csv, *(plan.sdkconfig_inputs for plan in plans.values())],
         "uptodate": [False],
         "verbosity": 2,
     }

@@ -69,6 +69,10 @@ class Paths:
     def app_summary(self, app: str) -> Path:
         return self.app_build(app) / "app.json"
 
+    def sdkconfig_inputs(self, app: str) -> Path:
+        """What build/<app>/sdkconfig is made from: the target, ESP-IDF and each defaults file."""
+        return self.app_build(app) / "sdkconfig.inputs.json"
+
     def built_images(self, app: str) -> Path:
         """What idf.py built, as flasher_args.json names it, with each image's SHA-256."""
         return self.app_build(app) / "images.json"

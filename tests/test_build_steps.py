@@ -162,3 +162,12 @@ def test_idf__a_changed_sdkconfig_builds_again_but_keeps_it(built: Path, idf: Pa
     assert "build:hello_world:config" not in executed(results)
     config = json.loads((built / "build/hello_world/config/sdkconfig.json").read_text())
     assert config["LOG_DEFAULT_LEVEL_DEBUG"] is True
+
+
+def test_summary__an_edited_summary_is_written_again(built: Path, idf: Path) -> None:
+    summary = built / "build/hello_world/app.json"
+    made = summary.read_text()
+    summary.write_text(made.replace('"schema": 1', '"schema": 0'))
+    _, results = run(built, "build")
+    assert executed(results) == {"build:hello_world"}  # no image changed: nothing else runs
+    assert summary.read_text() == made

@@ -117,16 +117,33 @@ def _made_for_another(plan: BuildPlan) -> str | None:
     return None
 
 
+def _layers(plan: BuildPlan) -> list[Path]:
+    """The defaults files in the order ESP-IDF applies them: F, then F.<target> (§5.4)."""
+    return [
+        layer
+        for path in plan.defaults
+        for layer in (path, path.with_name(f"{path.name}.{plan.target}"))
+    ]
+
+
 def configure(plan: BuildPlan) -> None:
     """build:<app>:config (runs when the defaults, the target or ESP-IDF change): drop the
     sdkconfig, which ESP-IDF would otherwise keep (it applies defaults only to options an
-    existing sdkconfig lacks, §5.4); a build dir made for another target or IDF_PATH is emptied
-    (CMake's cache for another target makes idf.py stop)."""
+    existing sdkconfig lacks, §5.4), and write what the next one is made from; a build dir
+    made for another target or IDF_PATH is emptied (CMake's cache for another target makes
+    idf.py stop)."""
     reason = _made_for_another(plan)
     if reason is not None:
         print(f"app '{plan.app}': rebuilding, {reason}")
         shutil.rmtree(plan.build_dir)
     plan.sdkconfig.unlink(missing_ok=True)
+    layers = [
+        [str(path), hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None]
+        for path in _layers(plan)
+    ]
+    made_from = {"target": plan.target, "idf": plan.idf, "defaults": layers}
+    plan.build_dir.mkdir(parents=True, exist_ok=True)
+    write_if_changed(plan.sdkconfig_inputs, json.dumps(made_from, indent=2) + "\n")
 
 
 def prepare(plan: BuildPlan) -> None:

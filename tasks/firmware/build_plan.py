@@ -56,7 +56,8 @@ class BuildPlan:
     # What project.yaml states about the app's code (apps.<name>.compares_version...).
     code_overrides: tuple[tuple[str, bool | str | None], ...] = ()
     idf_root: Path | None = None  # the ESP-IDF tree ($IDF_PATH); None: the stand-in's own
-    # What each step after idf.py writes (paths.Paths names them), in pipeline order.
+    # What each step writes (paths.Paths names them), in pipeline order.
+    sdkconfig_inputs: Path
     built_images: Path
     checked: Path
     signed_app: Path
@@ -182,6 +183,7 @@ def plan(
         ca_cert=app.ca_cert,
         code_overrides=tuple(code_overrides(app).to_json().items()),
         idf_root=idf_root,
+        sdkconfig_inputs=paths.sdkconfig_inputs(app.name),
         built_images=paths.built_images(app.name),
         checked=paths.checked(app.name),
         signed_app=paths.signed_app(app.name),
