@@ -171,3 +171,13 @@ def test_summary__an_edited_summary_is_written_again(built: Path, idf: Path) -> 
     _, results = run(built, "build")
     assert executed(results) == {"build:hello_world"}  # no image changed: nothing else runs
     assert summary.read_text() == made
+
+
+def test_idf__an_edit_in_the_staged_copy_is_undone(built: Path, idf: Path) -> None:
+    staged = built / "build/src/hello_world/main/hello_world_main.c"
+    original = staged.read_bytes()
+    staged.write_text("void app_main(void) { /* edited where it is built */ }\n")
+    _, results = run(built, "build")
+    assert "build:hello_world:idf" in executed(results)
+    assert staged.read_bytes() == original
+    assert run(built, "build")[1]["build:hello_world:idf"] == "up-to-date"

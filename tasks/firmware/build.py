@@ -28,7 +28,7 @@ from ..tls import certs
 from . import outputs, signing_key, took_effect
 from .build_plan import BuildPlan, idf_identity, plan, plans
 from .outputs import AppSummary, BuiltImages, Checked, EsptoolArgs, FlashSettings, ImageEntry
-from .staging import stage
+from .staging import app_sources, stage
 
 if TYPE_CHECKING:
     from ..idf.images import AppImage
@@ -206,12 +206,15 @@ def _drop_replaced(plan: BuildPlan) -> None:
 
 
 def made_files(plan: BuildPlan) -> list[Path]:
-    """The images idf.py made (named by flasher_args.json, so only after the build): doit
-    records their SHA-256 with build:<app>:idf's targets (wiring.recorded)."""
+    """What build:<app>:idf leaves that no plan can name in advance: the staged copy idf.py
+    compiled (an edit there is undone by building again) and the images flasher_args.json
+    names. doit records their SHA-256 with the step's targets (wiring.recorded)."""
+    staged = app_sources(plan.project_dir, exclude=plan.placed) if plan.project_dir.is_dir() else []
     try:
-        return [image.file for image in outputs.read_built(plan.built_images).images]
+        images = [image.file for image in outputs.read_built(plan.built_images).images]
     except ToolError:
-        return []
+        images = []
+    return [*staged, *images]
 
 
 def _check_config(plan: BuildPlan) -> None:
