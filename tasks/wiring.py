@@ -198,7 +198,11 @@ def _targets_as_recorded(task: Any, values: Mapping[str, object]) -> bool:
     if not isinstance(record, dict):
         return False
     names = dict.fromkeys([*map(str, task.targets), *record])
-    return record == _digests([Path(name) for name in names])
+    found = _digests([Path(name) for name in names])
+    for name, digest in found.items():
+        if digest is not None and record.get(name) not in (None, digest):
+            warn(f"{name} changed since {task.name} made it (SHA-256); running it again")
+    return record == found
 
 
 def recorded(
