@@ -159,3 +159,14 @@ def test_idf__an_edit_in_the_staged_copy_is_undone(built: Path, idf: Path) -> No
     assert "build:hello_world:idf" in executed(results)
     assert staged.read_bytes() == original
     assert run(built, "build")[1]["build:hello_world:idf"] == "up-to-date"
+
+
+def test_config__the_apps_own_defaults_file_makes_a_new_sdkconfig(built: Path, idf: Path) -> None:
+    # ESP-IDF keeps an existing sdkconfig's values: without a new one the edit would be ignored.
+    own = idf / "examples/system/ota/simple_ota_example/sdkconfig.defaults"
+    own.write_text(own.read_text() + "CONFIG_LOG_DEFAULT_LEVEL_DEBUG=y\n")
+    _, results = run(built, "build")
+    assert {"build:factory:config", "build:factory:idf"} <= executed(results)
+    assert not any(name.startswith("build:hello_world") for name in executed(results))
+    config = json.loads((built / "build/factory/config/sdkconfig.json").read_text())
+    assert config["LOG_DEFAULT_LEVEL_DEBUG"] is True

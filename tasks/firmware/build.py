@@ -118,11 +118,16 @@ def _made_for_another(plan: BuildPlan) -> str | None:
 
 
 def _layers(plan: BuildPlan) -> list[Path]:
-    """The defaults files in the order ESP-IDF applies them: F, then F.<target> (§5.4)."""
-    return [
-        layer
+    """The defaults files in the order ESP-IDF applies them, F then F.<target> (§5.4); the
+    app's own as they are in its folder (the staged copy is made after this step)."""
+    files = [
+        plan.source / path.relative_to(plan.project_dir)
+        if path.is_relative_to(plan.project_dir)
+        else path
         for path in plan.defaults
-        for layer in (path, path.with_name(f"{path.name}.{plan.target}"))
+    ]
+    return [
+        layer for path in files for layer in (path, path.with_name(f"{path.name}.{plan.target}"))
     ]
 
 
