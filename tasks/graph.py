@@ -315,55 +315,131 @@ def _build_plans(project: Project) -> list[build.BuildPlan]:
     )
 
 
-def _build_task(
+def _defaults_layers(plan: build.BuildPlan, tree: list[Path]) -> list[Path]:
+    """Where the sdkconfig defaults come from: the app's own files as they are in its folder,
+    then the rendered one, each with ESP-IDF's F.<target> after it (docs/esp-idf.md §5.4).
+    Files of a tree a task writes are file_dep already (and may not be there yet)."""
+    own = [plan.source / p.relative_to(plan.project_dir) for p in plan.defaults[:-1]]
+    files = [*own, plan.defaults[-1]]
+    variants = [p.with_name(f"{p.name}.{plan.target}") for p in files]
+    written = set(tree)
+    return [plan.defaults[-1], *(p for p in own + variants if p not in written and p.is_file())]
+
+
+def _build_tasks(
     plan: build.BuildPlan,
-    paths: Paths,
     *,
+    basename: str = "build",
     idf: idftool.IdfTool | None = None,
     tree: list[Path] | None = None,
-) -> dict[str, Any]:
-    """build:<app> (and the rehearsal's stand-in builds): idf.py build, then app.json."""
+) -> list[dict[str, Any]]:
+    """build:<app> (and the rehearsal's stand-in builds) as steps with files between them:
+    config → idf (idf.py build → images.json) → checks → sign → merge → the summary app.json."""
+    app, sdkconfig_json = plan.app, plan.build_dir / "config" / "sdkconfig.json"
+    tree = tree or []
     sources = (
-        staging.app_sources(plan.source, exclude=plan.placed, project_dir=paths.root)
+        staging.app_sources(plan.source, exclude=plan.placed, project_dir=plan.project_root)
         if plan.source.is_dir()
         else []
     )
-    certs_dep = [plan.ca_source] if plan.ca_source is not None else []
-    certs_dep += [plan.signing_key] if plan.signing_key is not None else []
-    certs_dep += [plan.decrypt_key_source] if plan.decrypt_key_source is not None else []
-    summary = paths.app_summary(plan.app)
-    return recorded(
-        {
-            "name": plan.app,
-            "doc": f"idf.py build of {plan.source}",
-            "actions": [(run, [build.build_app, plan, idf])],
-            "file_dep": [
-                *sources,
-                *(tree or []),  # a tree a task writes (the rehearsal's synthetic ESP-IDF)
-                paths.sdkconfig_defaults(plan.app),
-                paths.partitions_csv,
-                *certs_dep,
-            ],
-            "targets": [summary],
-            # A deleted or replaced image makes the build stale even when app.json survives.
-            "uptodate": [
-                fingerprint(plan.to_json()),
-                (build.outputs_intact, [summary]),
-                (build.config_unchanged, [plan]),  # e.g. after doit menuconfig
-            ],
-            "verbosity": 2,
-        }
-    )
+    ca = [plan.ca_source] if plan.ca_source is not None else []
+    placed = [*ca, *([plan.decrypt_key_source] if plan.decrypt_key_source else [])]
+    signed = [plan.signed_app] if plan.signing is not None else []
+    key = [plan.signing_key] if plan.signing_key is not None else []
+    built, checked = [plan.built_images], [plan.checked]
+    config = {"target": plan.target, "idf": plan.idf, "layers": [str(p) for p in plan.defaults]}
+    steps: list[dict[str, Any]] = [
+        recorded(
+            {
+                "name": f"{app}:config",
+                "doc": "what the sdkconfig is made from; when that changes, the old one goes",
+                "actions": [(run, [build.configure, plan])],
+                "file_dep": [*tree, *_defaults_layers(plan, tree)],
+                "targets": [plan.sdkconfig_inputs],
+                "uptodate": [fingerprint(config)],
+            }
+        ),
+        recorded(
+            {
+                "name": f"{app}:idf",
+                "doc": f"idf.py build of {plan.source}",
+                "actions": [(run, [build.run_idf, plan, idf])],
+                # Every input of the app: its staged sources, the ESP-IDF tree a task writes
+                # (the rehearsal's synthetic one), the rendered defaults and table, the CA.
+                "file_dep": [
+                    *sources,
+                    *tree,
+                    plan.sdkconfig_inputs,
+                    Paths(plan.project_root).partitions_csv,
+                    *placed,
+                ],
+                # The sdkconfig too: a change by idf.py menuconfig builds again.
+                "targets": [*built, plan.sdkconfig, sdkconfig_json],
+                "uptodate": [fingerprint(plan.idf_json())],
+                "verbosity": 2,
+            },
+            listed=(build.made_files, [plan]),
+        ),
+        recorded(
+            {
+                "name": f"{app}:checks",
+                "doc": "the options took effect, the images verify; what the app's code does",
+                "actions": [(run, [build.check, plan])],
+                "file_dep": [*built, plan.sdkconfig, sdkconfig_json],
+                "targets": checked,
+                "uptodate": [fingerprint({**plan.to_json(), "signing": None})],
+                "verbosity": 2,
+            }
+        ),
+    ]
+    if plan.signing is not None:
+        steps.append(
+            recorded(
+                {
+                    "name": f"{app}:sign",
+                    "doc": "sign the app with ota.sign's key and verify it with espsecure",
+                    "actions": [(run, [build.sign, plan])],
+                    "file_dep": [*built, *key],
+                    "targets": signed,
+                    "uptodate": [fingerprint(plan.to_json())],
+                    "verbosity": 2,
+                }
+            )
+        )
+    steps += [
+        recorded(
+            {
+                "name": f"{app}:merge",
+                "doc": "merged.bin: every image in one, for factory programming",
+                "actions": [(run, [build.merge, plan])],
+                "file_dep": [*built, *signed],
+                "targets": [plan.merged],
+                "uptodate": [fingerprint(plan.to_json())],
+            }
+        ),
+        recorded(
+            {
+                "name": app,
+                "doc": f"build/{app}/app.json: the images and the app's facts ({plan.source})",
+                "actions": [(run, [build.summarize, plan])],
+                "file_dep": [*built, *checked, *signed, plan.merged, *ca],
+                "targets": [plan.summary],
+                "uptodate": [fingerprint(plan.to_json())],
+                "verbosity": 2,
+            }
+        ),
+    ]
+    return [{"basename": basename, **step} for step in steps]
 
 
 def task_build() -> Iterator[dict[str, Any]]:
     """Build every app with idf.py, check its options and images, and write build/manifest.json."""
     project = load_project()
     paths = Paths(project.project_dir)
-    summaries = []
-    for plan in _build_plans(project):
-        summaries.append(paths.app_summary(plan.app))
-        yield _build_task(plan, paths)
+    plans = _build_plans(project)
+    for plan in plans:
+        yield from _build_tasks(plan)
+    summaries = [plan.summary for plan in plans]
     yield recorded(
         {
             "name": "manifest",
@@ -382,7 +458,6 @@ def task_build() -> Iterator[dict[str, Any]]:
             ],
             "file_dep": summaries,
             "targets": [paths.manifest],
-            "uptodate": [(manifest.is_current, [project.project_dir, paths.manifest])],
             "clean": True,
         }
     )
@@ -424,7 +499,8 @@ def task_menuconfig() -> dict[str, Any]:
                 "help": "the app to configure (default: flash_app)",
             }
         ],
-        "file_dep": [paths.partitions_csv, *(paths.sdkconfig_defaults(app) for app in plans)],
+        # build:<app>:config first drops an sdkconfig made from other defaults, as for a build.
+        "file_dep": [paths.partitions_csv, *(plan.sdkconfig_inputs for plan in plans.values())],
         "uptodate": [False],
         "verbosity": 2,
     }
@@ -755,15 +831,12 @@ def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
             "clean": True,
         }
     )
-    virtual = Paths(project.project_dir, variant="virtual")
     for plan in rehearse.builds(
         _rehearsed(project), _signing_plan(project), _decrypt_key(project), os.environ
     ):
-        yield {
-            "basename": "rehearse-build",
-            **_build_task(plan, virtual, idf=standin.tool(), tree=tree),
-            "verbosity": 1,
-        }
+        # The stand-in's output imitates idf.py's: shown only when a step fails.
+        for step in _build_tasks(plan, basename="rehearse-build", idf=standin.tool(), tree=tree):
+            yield {**step, "verbosity": 1}
 
 
 def _next_build(project: Project) -> Iterator[dict[str, Any]]:
@@ -772,8 +845,7 @@ def _next_build(project: Project) -> Iterator[dict[str, Any]]:
     own = {app.name for app in project.apps}
     for plan in _build_plans(rehearsed):
         if plan.app not in own:
-            task = _build_task(plan, Paths(project.project_dir))
-            yield {"basename": "rehearse-build", **task}
+            yield from _build_tasks(plan, basename="rehearse-build")
 
 
 def task_rehearse() -> Iterator[dict[str, Any]]:

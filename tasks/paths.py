@@ -123,6 +123,26 @@ class Paths:
     def app_summary(self, app: str) -> Path:
         return self.app_build(app) / "app.json"
 
+    def sdkconfig_inputs(self, app: str) -> Path:
+        """What build/<app>/sdkconfig is made from: the target, ESP-IDF and each defaults file."""
+        return self.app_build(app) / "sdkconfig.inputs.json"
+
+    def built_images(self, app: str) -> Path:
+        """What idf.py built, as flasher_args.json names it, with each image's SHA-256."""
+        return self.app_build(app) / "images.json"
+
+    def checked(self, app: str) -> Path:
+        """The build's checks passed: what the app's code does under its built configuration."""
+        return self.app_build(app) / "checked.json"
+
+    def signed_app(self, app: str) -> Path:
+        """The app signed with ota.sign's key (idf.py's own .bin stays as ninja made it)."""
+        return self.app_build(app) / f"{app}-signed.bin"
+
+    def merged(self, app: str) -> Path:
+        """Every image in one file for factory programming (esptool merge-bin)."""
+        return self.app_build(app) / "merged.bin"
+
     @property
     def manifest(self) -> Path:
         return self.outputs / "manifest.json"

@@ -181,22 +181,38 @@ def _digests(targets: list[Path]) -> dict[str, str | None]:
     return found
 
 
-def _record_targets(targets: list[Path]) -> dict[str, object]:
-    """Runs last in the task: doit saves the returned dict with the task's success."""
-    return {_RECORD: _digests(targets)}
+def _record_targets(
+    targets: list[Path], listed: tuple[Callable[..., list[Path]], list[Any]] | None = None
+) -> dict[str, object]:
+    """Runs last in the task: doit saves the returned dict with the task's success. `listed`
+    names targets only the run knows (the images flasher_args.json names)."""
+    more = listed[0](*listed[1]) if listed is not None else []
+    return {_RECORD: _digests(list(dict.fromkeys([*map(Path, targets), *more])))}
 
 
 def _targets_as_recorded(task: Any, values: Mapping[str, object]) -> bool:
     """doit stores its record only when a run ends: a run killed after replacing a target leaves
-    a target that no record vouches for. Only targets whose bytes the record names are current."""
-    return values.get(_RECORD) == _digests(list(task.targets))
+    a target that no record vouches for. Only targets whose bytes the record names are current:
+    the SHA-256, never the size or the time (a re-signed image can keep both)."""
+    record = values.get(_RECORD)
+    if not isinstance(record, dict):
+        return False
+    names = dict.fromkeys([*map(str, task.targets), *record])
+    found = _digests([Path(name) for name in names])
+    for name, digest in found.items():
+        if digest is not None and record.get(name) not in (None, digest):
+            warn(f"{name} changed since {task.name} made it (SHA-256); running it again")
+    return record == found
 
 
-def recorded(task: dict[str, Any]) -> dict[str, Any]:
-    """`task` with its targets checked against the digests recorded when it last succeeded."""
+def recorded(
+    task: dict[str, Any], listed: tuple[Callable[..., list[Path]], list[Any]] | None = None
+) -> dict[str, Any]:
+    """`task` with its targets (and the files `listed` names when it runs) checked against the
+    digests recorded when it last succeeded."""
     return {
         **task,
-        "actions": [*task["actions"], (_record_targets, [list(task["targets"])])],
+        "actions": [*task["actions"], (_record_targets, [list(task["targets"]), listed])],
         "uptodate": [*task.get("uptodate", []), _targets_as_recorded],
     }
 

@@ -28,11 +28,12 @@ def run_with_output(project_dir: Path, *args: str) -> tuple[int, dict[str, str],
     tasks = json.loads(report.read_text())["tasks"]
     text = "".join(t.get(key) or "" for t in tasks for key in ("out", "err", "error"))
     names = [t["name"] for t in tasks]
-    # A group task (`render`) has no action of its own; its sub-tasks do the work.
+    # A group task (`render`) has no action of its own; its sub-tasks do the work. Only a
+    # basename is a group: build:<app> is the last step of build:<app>:idf and the others.
     results = {
         t["name"]: t["result"]
         for t in tasks
-        if not any(other.startswith(f"{t['name']}:") for other in names)
+        if ":" in t["name"] or not any(other.startswith(f"{t['name']}:") for other in names)
     }
     return code, results, text
 

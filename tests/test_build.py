@@ -76,7 +76,7 @@ def test_build__without_esp_idf_is_one_clear_failure(
     monkeypatch.delenv("IDF_PATH", raising=False)
     code, results = run(project_dir, "build:hello_world")
     assert code == 1
-    assert results["build:hello_world"] == "fail"
+    assert results["build:hello_world:idf"] == "fail"
 
 
 # --- doit build ---------------------------------------------------------------------------------
@@ -107,7 +107,8 @@ def test_build__second_run_starts_no_idf_py(built: Path, idf: Path) -> None:
     before = len(idf_calls(idf))
     code, results = run(built, "build")
     assert code == 0
-    assert executed(results) == set()
+    assert {"build:hello_world:idf", "build:hello_world", "build:manifest"} <= set(results)
+    assert set(results.values()) == {"up-to-date"}, results  # no step of any app ran
     assert len(idf_calls(idf)) == before
 
 
@@ -115,7 +116,13 @@ def test_build__one_source_file_rebuilds_only_its_app(built: Path, idf: Path) ->
     source = idf / "examples/get-started/hello_world/main/hello_world_main.c"
     source.write_text("void app_main(void) { /* changed */ }\n")
     _, results = run(built, "build")
-    assert executed(results) == {"build:hello_world", "build:manifest"}
+    assert executed(results) == {
+        "build:hello_world:idf",
+        "build:hello_world:checks",
+        "build:hello_world:merge",
+        "build:hello_world",
+        "build:manifest",
+    }
 
 
 def test_build__wifi_change_rebuilds_but_keeps_certs(built: Path, idf: Path) -> None:
@@ -416,14 +423,15 @@ def test_unmet_options__a_minimal_build_app_skips_project_wide_options_it_lacks(
     assert build.unmet_options(plan, config, {}, menus)[0].startswith("CONFIG_LWIP_NOT_HERE")
 
 
-def test_defaults_digest__follows_the_per_target_file(built: Path, tmp_path: Path) -> None:
-    from esp_ota_doit.firmware import build
-
-    plan = build.plans(load_example(built), paths=Paths(built), idf_root=None)[0]
-    before = build.defaults_digest(plan)
-    extra = plan.defaults[-1].with_name(plan.defaults[-1].name + ".esp32")
+def test_build__a_per_target_defaults_file_drops_the_sdkconfig(built: Path, idf: Path) -> None:
+    # ESP-IDF layers F.<target> right after each defaults file F (docs/esp-idf.md §5.4).
+    extra = built / "build" / "generated" / "hello_world.sdkconfig.defaults.esp32"
     extra.write_text("CONFIG_LOG_DEFAULT_LEVEL_DEBUG=y\n")
-    assert build.defaults_digest(plan) != before
+    _, results = run(built, "build")
+    assert {"build:hello_world:config", "build:hello_world:idf"} <= executed(results)
+    assert not any(name.startswith("build:factory") for name in executed(results))
+    config = json.loads((built / "build/hello_world/config/sdkconfig.json").read_text())
+    assert config["LOG_DEFAULT_LEVEL_DEBUG"] is True
 
 
 def test_images__an_esp_idf_elf_through_esptool_elf2image(shared: Path, tmp_path: Path) -> None:
@@ -441,22 +449,26 @@ def test_images__an_esp_idf_elf_through_esptool_elf2image(shared: Path, tmp_path
         images.read_app(output.read_bytes(), "esp32s3")
 
 
-def test_manifest__follows_the_checked_out_commit(built: Path) -> None:
+def test_manifest__names_the_commit_the_build_was_made_from(built: Path, idf: Path) -> None:
     import subprocess
 
-    def git(*args: str) -> None:
-        subprocess.run(["git", "-C", str(built), *args], check=True, capture_output=True)
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(built), *args], check=True, capture_output=True, text=True
+        )
+        return done.stdout.strip()
 
     manifest = built / "build" / "manifest.json"
     assert json.loads(manifest.read_text())["git_commit"] is None  # not a git checkout yet
     git("init", "-q")
     git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "x")
     _, results = run(built, "build")
-    assert executed(results) == {"build:manifest"}
-    head = subprocess.run(
-        ["git", "-C", str(built), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    assert json.loads(manifest.read_text())["git_commit"] == head
+    assert executed(results) == set()  # a commit that changes no input builds nothing
+    source = idf / "examples/get-started/hello_world/main/hello_world_main.c"
+    source.write_text("void app_main(void) { /* changed */ }\n")
+    _, results = run(built, "build")
+    assert "build:manifest" in executed(results)
+    assert json.loads(manifest.read_text())["git_commit"] == git("rev-parse", "HEAD")
 
 
 def test_menuconfig__an_unknown_app(built: Path) -> None:
@@ -480,17 +492,16 @@ def test_build__another_esp_idf_rebuilds_and_says_why(project_dir: Path, idf: Pa
     code, _ = run(project_dir, "build:hello_world")
     assert code == 0
     code, results = run(project_dir, "build:hello_world")
-    assert code == 0 and "build:hello_world" not in executed(results)
-    _set_idf_version(idf, "5.3.2")  # a patch upgrade
-    code, results, text = run_with_output(project_dir, "build:hello_world")
-    assert code == 0 and "build:hello_world" in executed(results)
-    assert (
-        f"app 'hello_world': rebuilding, ESP-IDF changed: ESP-IDF 5.3.1 at {idf.resolve()} -> "
-        f"ESP-IDF 5.3.2 at {idf.resolve()}"
-    ) in text
-    moved = idf.parent / "esp-idf-2"  # the same release at another IDF_PATH
+    assert code == 0 and executed(results) == set()
+    _set_idf_version(idf, "5.3.2")  # a patch upgrade in place: built again
+    code, results = run(project_dir, "build:hello_world")
+    assert code == 0 and "build:hello_world:idf" in executed(results)
+    moved = idf.parent / "esp-idf-2"  # the same release at another IDF_PATH: from scratch
     idf.rename(moved)
     os.environ["IDF_PATH"] = str(moved)  # the idf fixture's monkeypatch restores it
     code, results, text = run_with_output(project_dir, "build:hello_world")
-    assert code == 0 and "build:hello_world" in executed(results)
-    assert f"-> ESP-IDF 5.3.2 at {moved.resolve()}" in text
+    assert code == 0 and "build:hello_world:idf" in executed(results)
+    assert (
+        f"app 'hello_world': rebuilding, ESP-IDF changed: {idf.resolve()} -> "
+        f"ESP-IDF 5.3.2 at {moved.resolve()}"
+    ) in text

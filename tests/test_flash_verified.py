@@ -115,7 +115,7 @@ def test_doit_flash__a_changed_image_is_built_again_never_flashed(
     _resign_with_a_foreign_key(app, tmp_path)
     result = doit_process(signed, "flash", timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"warning: {app} is not the image `doit build` made" in result.stderr
+    assert f"warning: {app} changed since build:factory:sign made it (SHA-256)" in result.stderr
     assert ".  build:factory" in result.stdout
     key = (signed / "keys" / "signing_key.pem").read_bytes()
     signing.verify(app.read_bytes(), key, app.name)

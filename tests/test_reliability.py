@@ -146,9 +146,7 @@ def test_flash__a_board_that_dies_mid_write_is_said_gone(built: Path) -> None:
     ) as board:
         board_port = int(board.port.rsplit(":", 1)[1])
         dying = _DyingLink(board_port)
-        link = Link(
-            port=f"socket://127.0.0.1:{dying.port}", resettable=False, fixed_baud=True
-        )
+        link = Link(port=f"socket://127.0.0.1:{dying.port}", resettable=False, fixed_baud=True)
         try:
             flash.write(plan, port=link)
         except DeviceError as error:

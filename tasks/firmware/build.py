@@ -1,4 +1,5 @@
-"""Building an app with idf.py: finding ESP-IDF, the command line, staging, and the one runner.
+"""Building an app with idf.py, one action per step of build:<app> (graph.py wires them through
+files): configure, idf.py build, checks, sign, merge, summary.
 
 The command line and outputs follow ESP-IDF v5.3's idf.py contract (docs/esp-idf.md §5);
 production code relies on nothing a real idf.py does not document, so any faithful stand-in works
@@ -26,34 +27,28 @@ from ..idf.idftool import IdfTool, find_idf
 from ..tls import certs
 from . import outputs, signing_key, took_effect
 from .build_plan import BuildPlan, idf_identity, plan, plans
-from .outputs import AppSummary, EsptoolArgs, FlashSettings, ImageEntry
-from .staging import stage
+from .outputs import AppSummary, BuiltImages, Checked, EsptoolArgs, FlashSettings, ImageEntry
+from .staging import app_sources, stage
 
 if TYPE_CHECKING:
     from ..idf.images import AppImage
 
 __all__ = [
     "BuildPlan",
-    "build_app",
-    "config_unchanged",
+    "check",
+    "configure",
     "idf_identity",
-    "outputs_intact",
+    "made_files",
+    "merge",
     "plan",
     "plans",
     "prepare",
     "read_flasher_args",
+    "run_idf",
+    "sign",
+    "summarize",
     "unmet_options",
 ]
-
-
-def defaults_digest(plan: BuildPlan) -> str:
-    """What the sdkconfig was made from; when it changes, the old sdkconfig is stale (§5.4)."""
-    digest = hashlib.sha256(plan.target.encode())
-    for path in plan.defaults:
-        # ESP-IDF applies F.<target> right after each defaults file F (§5.4).
-        for layer in (path, path.with_name(f"{path.name}.{plan.target}")):
-            digest.update(layer.read_bytes() if layer.exists() else b"")
-    return digest.hexdigest()
 
 
 def read_flasher_args(build_dir: Path) -> dict[str, object]:
@@ -96,26 +91,68 @@ def unmet_options(
 _ROLES = ("bootloader", "partition-table", "otadata", "app")
 
 
-def _state_file(plan: BuildPlan) -> Path:
-    return plan.build_dir / "ota-build-state.json"
-
-
-def _state(plan: BuildPlan) -> dict[str, Any]:
-    """What the last prepare/build recorded: the defaults digest, target, sdkconfig built."""
-    try:
-        state = json.loads(_state_file(plan).read_text())
-    except (OSError, ValueError):
-        return {}
-    return state if isinstance(state, dict) else {}
-
-
 def _written_config(plan: BuildPlan) -> dict[str, str]:
     """The app's sdkconfig as written, {} before the first configure."""
     return sdkconfig.parse(plan.sdkconfig.read_text()) if plan.sdkconfig.exists() else {}
 
 
+def _made_for_another(plan: BuildPlan) -> str | None:
+    """Why the build dir cannot be reused: ESP-IDF's own record of what configured it
+    (project_description.json, docs/esp-idf.md §5.5) names another target or IDF_PATH."""
+    try:
+        made = json.loads((plan.build_dir / "project_description.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(made, dict):
+        return None
+    target, idf_path = str(made.get("target") or ""), str(made.get("idf_path") or "")
+    if target and target != plan.target:
+        return f"target changed: {target} -> {plan.target}"
+    if (
+        plan.idf_root is not None
+        and idf_path
+        and Path(idf_path).resolve() != plan.idf_root.resolve()
+    ):
+        return f"ESP-IDF changed: {Path(idf_path).resolve()} -> {plan.idf}"
+    return None
+
+
+def _layers(plan: BuildPlan) -> list[Path]:
+    """The defaults files in the order ESP-IDF applies them, F then F.<target> (§5.4); the
+    app's own as they are in its folder (the staged copy is made after this step)."""
+    files = [
+        plan.source / path.relative_to(plan.project_dir)
+        if path.is_relative_to(plan.project_dir)
+        else path
+        for path in plan.defaults
+    ]
+    return [
+        layer for path in files for layer in (path, path.with_name(f"{path.name}.{plan.target}"))
+    ]
+
+
+def configure(plan: BuildPlan) -> None:
+    """build:<app>:config (runs when the defaults, the target or ESP-IDF change): drop the
+    sdkconfig, which ESP-IDF would otherwise keep (it applies defaults only to options an
+    existing sdkconfig lacks, §5.4), and write what the next one is made from; a build dir
+    made for another target or IDF_PATH is emptied (CMake's cache for another target makes
+    idf.py stop)."""
+    reason = _made_for_another(plan)
+    if reason is not None:
+        print(f"app '{plan.app}': rebuilding, {reason}")
+        shutil.rmtree(plan.build_dir)
+    plan.sdkconfig.unlink(missing_ok=True)
+    layers = [
+        [str(path), hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None]
+        for path in _layers(plan)
+    ]
+    made_from = {"target": plan.target, "idf": plan.idf, "defaults": layers}
+    plan.build_dir.mkdir(parents=True, exist_ok=True)
+    write_if_changed(plan.sdkconfig_inputs, json.dumps(made_from, indent=2) + "\n")
+
+
 def prepare(plan: BuildPlan) -> None:
-    """Stage the sources, place the CA, and drop an sdkconfig made from other defaults."""
+    """Stage the sources, place the CA and the decryption key, and make the build dir."""
     stage(plan.source, plan.project_dir, keep=plan.placed, project_dir=plan.project_root)
     if plan.ca_source is not None and plan.ca_dest is not None:
         certs.place_ca(plan.ca_source, plan.ca_dest)
@@ -130,23 +167,57 @@ def prepare(plan: BuildPlan) -> None:
         # Where the app embeds it (pre_encrypted_ota: rsa_key/private.pem), private to its owner.
         plan.decrypt_key_dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_if_changed(plan.decrypt_key_dest, plan.decrypt_key_source.read_bytes(), mode=0o600)
-    state = _state(plan)
-    digest = defaults_digest(plan)
-    if state.get("defaults") != digest:
-        # ESP-IDF applies defaults only to options missing from an existing sdkconfig (§5.4).
-        plan.sdkconfig.unlink(missing_ok=True)
-    reset = state.get("target") not in (None, plan.target)
-    if state.get("idf") not in (None, plan.idf):
-        # CMakeCache.txt and sdkconfig name the old IDF_PATH and release: start clean.
-        print(f"app '{plan.app}': rebuilding, ESP-IDF changed: {state['idf']} -> {plan.idf}")
-        reset = True
-    if reset and plan.build_dir.is_dir():
-        # A CMake cache for another target makes idf.py stop; the build dir is ours to reset.
-        shutil.rmtree(plan.build_dir)
-        state = {}
     plan.build_dir.mkdir(parents=True, exist_ok=True)
-    state.update(defaults=digest, target=plan.target, idf=plan.idf)
-    write_if_changed(_state_file(plan), json.dumps(state))
+
+
+def run_idf(plan: BuildPlan, idf: IdfTool | None = None) -> None:
+    """build:<app>:idf — stage the app, run idf.py build, and list what it made with each
+    image's SHA-256 in build/<app>/images.json (the file the later steps depend on)."""
+    idf = idf or find_idf(os.environ, plan.idf_version)
+    prepare(plan)
+    _drop_replaced(plan)
+    process.run(
+        plan.command(idf),
+        log=plan.build_dir / "build.log",
+        what=f"idf.py build of app '{plan.app}'",
+        env=idf.environment(os.environ),
+    )
+    flasher = read_flasher_args(plan.build_dir)
+    built = BuiltImages(
+        images=tuple(_images(plan, flasher)),
+        flash_settings=_flash_settings(flasher),
+        esptool_args=_esptool_args(flasher),
+    )
+    outputs.write_built(plan.built_images, built)
+
+
+def _drop_replaced(plan: BuildPlan) -> None:
+    """Remove each image that is not the one idf.py made last time: ninja goes by mtimes, so it
+    would keep a replaced file that is newer than its inputs, but it makes a missing one again."""
+    try:
+        built = outputs.read_built(plan.built_images)
+    except ToolError:
+        return
+    for image in built.images:
+        try:
+            replaced = hashlib.sha256(image.file.read_bytes()).hexdigest() != image.sha256
+        except OSError:
+            continue
+        if replaced:
+            print(f"app '{plan.app}': {image.file} is not the image idf.py made; making it again")
+            image.file.unlink()
+
+
+def made_files(plan: BuildPlan) -> list[Path]:
+    """What build:<app>:idf leaves that no plan can name in advance: the staged copy idf.py
+    compiled (an edit there is undone by building again) and the images flasher_args.json
+    names. doit records their SHA-256 with the step's targets (wiring.recorded)."""
+    staged = app_sources(plan.project_dir, exclude=plan.placed) if plan.project_dir.is_dir() else []
+    try:
+        images = [image.file for image in outputs.read_built(plan.built_images).images]
+    except ToolError:
+        images = []
+    return [*staged, *images]
 
 
 def _check_config(plan: BuildPlan) -> None:
@@ -171,18 +242,15 @@ def _check_config(plan: BuildPlan) -> None:
         )
 
 
-def _images(
-    plan: BuildPlan, flasher: Mapping[str, object]
-) -> tuple[list[ImageEntry], dict[str, bytes]]:
-    """Each flash image flasher_args.json names (for app.json), and its bytes by role."""
+def _images(plan: BuildPlan, flasher: Mapping[str, object]) -> list[ImageEntry]:
+    """Each flash image flasher_args.json names, with its size and SHA-256."""
     images: list[ImageEntry] = []
-    contents: dict[str, bytes] = {}
     for role in _ROLES:
         entry = flasher.get(role)
         if not isinstance(entry, dict):
             continue
         path = plan.build_dir / str(entry["file"])
-        data = contents[role] = path.read_bytes()
+        data = path.read_bytes()
         images.append(
             ImageEntry(
                 role=role,
@@ -193,70 +261,132 @@ def _images(
                 encrypted=str(entry.get("encrypted", "false")) == "true",
             )
         )
-    return images, contents
+    return images
 
 
-def _check_images(
-    plan: BuildPlan, images: Sequence[ImageEntry], contents: Mapping[str, bytes]
-) -> AppImage:
-    """Verify bootloader and app with esptool; the app must fit its slots. Returns the app facts."""
-    app_entry = next((entry for entry in images if entry.role == "app"), None)
-    if app_entry is None or "app" not in contents:
+def _read_image(entry: ImageEntry) -> bytes:
+    """An image's bytes, as long as they are the ones its step recorded."""
+    try:
+        data = entry.file.read_bytes()
+    except OSError:
+        raise ToolError(f"{entry.file} is missing; run doit build") from None
+    if hashlib.sha256(data).hexdigest() != entry.sha256:
+        raise ToolError(
+            f"{entry.file} is not the image idf.py made (its SHA-256 differs from the one "
+            "recorded after the build); run doit build again"
+        )
+    return data
+
+
+def _app_entry(plan: BuildPlan, images: Sequence[ImageEntry]) -> ImageEntry:
+    entry = next((image for image in images if image.role == "app"), None)
+    if entry is None:
         raise ToolError(f"{plan.build_dir / 'flasher_args.json'} names no app image")
-    app_name = app_entry.file.name
-    if "bootloader" in contents:
-        image_checks.read_bootloader(contents["bootloader"], plan.target)
-    app = image_checks.read_app(contents["app"], plan.target, name=app_name)
+    return entry
+
+
+def _check_app(plan: BuildPlan, entry: ImageEntry, data: bytes, *, fit: bool) -> AppImage:
+    """Verify the app with esptool and its version; with `fit`, that it fits its slots."""
+    app = image_checks.read_app(data, plan.target, name=entry.file.name)
     if app.version != plan.version:
         raise ToolError(
-            f"{app_name} carries version '{app.version}', project.yaml asks for "
+            f"{entry.file.name} carries version '{app.version}', project.yaml asks for "
             f"'{plan.version}' (apps.{plan.app}.version); a CMakeLists.txt may set PROJECT_VER"
         )
-    note = image_checks.fit_warning(app, plan.slots)
+    note = image_checks.fit_warning(app, plan.slots) if fit else None
     if note:
         warn(note)
     return app
 
 
-def _signed(
-    plan: BuildPlan,
-    key: signing_key.SigningKey,
-    images: list[ImageEntry],
-    contents: dict[str, bytes],
-) -> tuple[list[ImageEntry], dict[str, bytes]]:
-    """Sign the app into <name>-signed.bin (idf.py's own .bin stays unsigned, as ninja made it)
-    with the key here or ota.sign_command, verify it with espsecure against the public key, and
-    list the signed file instead."""
-    entry = next((image for image in images if image.role == "app"), None)
-    if entry is None:
-        return images, contents
-    target = entry.file.with_name(f"{entry.file.stem}-signed.bin")
-    data = key.sign(contents["app"])
+def check(plan: BuildPlan) -> None:
+    """build:<app>:checks — the options project.yaml asked for took effect, the bootloader and
+    the app verify, the app carries its version; what its code does goes to checked.json."""
+    _check_config(plan)
+    built = outputs.read_built(plan.built_images)
+    boot = built.image("bootloader")
+    if boot is not None:
+        image_checks.read_bootloader(_read_image(boot), plan.target)
+    entry = _app_entry(plan, built.images)
+    _check_app(plan, entry, _read_image(entry), fit=False)
+    outputs.write_checked(plan.checked, Checked(code=_code(plan)))
+
+
+def sign(plan: BuildPlan) -> None:
+    """build:<app>:sign — sign the app into build/<app>/<app>-signed.bin with the key here or
+    ota.sign_command, and verify it with espsecure against the public key."""
+    if plan.signing is None:
+        return
+    key = signing_key.load(plan.signing, os.environ)
+    data = key.sign(_read_image(_app_entry(plan, outputs.read_built(plan.built_images).images)))
     try:
-        signing.verify(data, key.public_pem, target.name)
+        signing.verify(data, key.public_pem, plan.signed_app.name)
     except signing.SignatureError as error:
         raise ToolError(f"app '{plan.app}': {error}") from None
-    write_if_changed(target, data, mode=0o600 if plan.secret_options else 0o644)
-    signed = dataclasses.replace(
-        entry, file=target, size=len(data), sha256=hashlib.sha256(data).hexdigest()
-    )
-    return [signed if image is entry else image for image in images], {**contents, "app": data}
+    write_if_changed(plan.signed_app, data, mode=0o600 if plan.secret_options else 0o644)
 
 
-def _merged(plan: BuildPlan, settings: FlashSettings, images: Sequence[ImageEntry]) -> bytes:
-    """One image for factory programming (esptool merge-bin), header settings from the build."""
+def _final(plan: BuildPlan) -> tuple[BuiltImages, dict[str, bytes]]:
+    """The images as delivered (the signed app in place of idf.py's), and their bytes by role."""
+    built = outputs.read_built(plan.built_images)
+    images = list(built.images)
+    if plan.signing is not None:
+        entry = _app_entry(plan, images)
+        try:
+            data = plan.signed_app.read_bytes()
+        except OSError:
+            raise ToolError(f"{plan.signed_app} is missing; run doit build") from None
+        signed = dataclasses.replace(
+            entry, file=plan.signed_app, size=len(data), sha256=hashlib.sha256(data).hexdigest()
+        )
+        images = [signed if image is entry else image for image in images]
+    contents = {image.role: _read_image(image) for image in images}
+    return dataclasses.replace(built, images=tuple(images)), contents
+
+
+def merge(plan: BuildPlan) -> None:
+    """build:<app>:merge — one image for factory programming (esptool merge-bin), header
+    settings from the build: build/<app>/merged.bin."""
     from esptool.cmds import merge_bin
 
+    built, _ = _final(plan)
+    settings = built.flash_settings
     with esptool_log.quiet_esptool(esptool_log.Progress()):  # its notes are not news here
         data = merge_bin(
-            [(image.offset, str(image.file)) for image in images],
+            [(image.offset, str(image.file)) for image in built.images],
             plan.target,
             output=None,
             flash_mode=settings.flash_mode or "keep",
             flash_freq=settings.flash_freq or "keep",
             flash_size=settings.flash_size or "keep",
         )
-    return bytes(data or b"")
+    # Like idf.py's own outputs (umask 077): the image holds the Wi-Fi password, if any.
+    write_if_changed(plan.merged, bytes(data or b""), mode=0o600 if plan.secret_options else 0o644)
+
+
+def summarize(plan: BuildPlan) -> None:
+    """build:<app> — build/<app>/app.json, what flash, serve, release and the manifest read."""
+    built, contents = _final(plan)
+    app = _check_app(plan, _app_entry(plan, built.images), contents["app"], fit=True)
+    ca_sha256 = (
+        hashlib.sha256(plan.ca_dest.read_bytes()).hexdigest() if plan.ca_dest is not None else None
+    )
+    summary = AppSummary(
+        app=plan.app,
+        target=plan.target,
+        app_image=app,
+        images=built.images,
+        flash_settings=built.flash_settings,
+        esptool_args=built.esptool_args,
+        merged=plan.merged,
+        ota_url=plan.ota_url,
+        ca_sha256=ca_sha256,
+        ca_file=plan.ca_dest,
+        holds_secret=bool(plan.secret_options),
+        code=outputs.read_checked(plan.checked).code,
+    )
+    outputs.write(plan.summary, summary)
+    print(f"app '{plan.app}': {app.name} {app.version} verified, {app.size} bytes")
 
 
 def _flash_settings(flasher: Mapping[str, object]) -> FlashSettings:
@@ -275,56 +405,6 @@ def _esptool_args(flasher: Mapping[str, object]) -> EsptoolArgs:
         after=str(extra.get("after", "hard_reset")),
         stub=bool(extra.get("stub", True)),
     )
-
-
-def build_app(plan: BuildPlan, idf: IdfTool | None = None) -> None:
-    """doit build:<app> — stage, idf.py build, check the configuration and the images, and
-    write build/<app>/app.json (what flash, serve and the manifest read)."""
-    # The key is checked before anything is built: a bad one would only fail after idf.py.
-    key = signing_key.load(plan.signing, os.environ) if plan.signing is not None else None
-    idf = idf or find_idf(os.environ, plan.idf_version)
-    prepare(plan)
-    log = plan.build_dir / "build.log"
-    process.run(
-        plan.command(idf),
-        log=log,
-        what=f"idf.py build of app '{plan.app}'",
-        env=idf.environment(os.environ),
-    )
-    _check_config(plan)
-    code = _code(plan)
-    flasher = read_flasher_args(plan.build_dir)
-    images, contents = _images(plan, flasher)
-    if key is not None:
-        images, contents = _signed(plan, key, images, contents)
-    app = _check_images(plan, images, contents)
-    # Like idf.py's own outputs (umask 077): the image holds the Wi-Fi password, if any.
-    secret = bool(plan.secret_options)
-    settings = _flash_settings(flasher)
-    merged = plan.build_dir / "merged.bin"
-    write_if_changed(merged, _merged(plan, settings, images), mode=0o600 if secret else 0o644)
-    ca_sha256 = (
-        hashlib.sha256(plan.ca_dest.read_bytes()).hexdigest() if plan.ca_dest is not None else None
-    )
-    summary = AppSummary(
-        app=plan.app,
-        target=plan.target,
-        app_image=app,
-        images=tuple(images),
-        flash_settings=settings,
-        esptool_args=_esptool_args(flasher),
-        merged=merged,
-        ota_url=plan.ota_url,
-        ca_sha256=ca_sha256,
-        ca_file=plan.ca_dest,
-        holds_secret=secret,
-        code=code,
-    )
-    outputs.write(plan.build_dir / "app.json", summary)
-    state = _state(plan)
-    state["built_sdkconfig"] = _sdkconfig_digest(plan)
-    write_if_changed(_state_file(plan), json.dumps(state))
-    print(f"app '{plan.app}': {app.name} {app.version} verified, {app.size} bytes")
 
 
 def _code(plan: BuildPlan) -> app_code.AppCode | None:
@@ -354,40 +434,6 @@ def _code(plan: BuildPlan) -> app_code.AppCode | None:
     ):
         warn(note)
     return code
-
-
-def _sdkconfig_digest(plan: BuildPlan) -> str | None:
-    return (
-        hashlib.sha256(plan.sdkconfig.read_bytes()).hexdigest() if plan.sdkconfig.exists() else None
-    )
-
-
-def config_unchanged(plan: BuildPlan) -> bool:
-    """The sdkconfig is the one the last build used (menuconfig changes it: doit's uptodate)."""
-    built = _state(plan).get("built_sdkconfig")
-    return bool(built) and built == _sdkconfig_digest(plan)
-
-
-def outputs_intact(summary: Path) -> bool:
-    """The images app.json lists are still there with the bytes the build recorded (SHA-256,
-    never just the size: an image re-signed after the build is not this build's); a summary of
-    another schema is out of date too (doit's uptodate check)."""
-    try:
-        images = outputs.read(summary).images
-    except (OSError, ToolError):
-        return False
-    for image in images:
-        try:
-            data = image.file.read_bytes()
-        except OSError:
-            return False
-        if hashlib.sha256(data).hexdigest() != image.sha256:
-            warn(
-                f"{image.file} is not the image `doit build` made (its SHA-256 differs from the "
-                f"one in {summary}); building it again"
-            )
-            return False
-    return True
 
 
 def menuconfig(plan: BuildPlan) -> None:

@@ -55,6 +55,14 @@ class BuildPlan:
     ca_cert: str | None = None  # where the app embeds the CA, relative to its folder
     # What project.yaml states about the app's code (apps.<name>.compares_version...).
     code_overrides: tuple[tuple[str, bool | str | None], ...] = ()
+    idf_root: Path | None = None  # the ESP-IDF tree ($IDF_PATH); None: the stand-in's own
+    # What each step writes (paths.Paths names them), in pipeline order.
+    sdkconfig_inputs: Path
+    built_images: Path
+    checked: Path
+    signed_app: Path
+    merged: Path
+    summary: Path
 
     @property
     def signing_key(self) -> Path | None:
@@ -83,6 +91,12 @@ class BuildPlan:
         data["slots"] = [[slot.name, slot.offset, slot.size] for slot in self.slots]
         data["signing"] = self.signing.to_json() if self.signing is not None else None
         return data
+
+    def idf_json(self) -> dict[str, object]:
+        """What idf.py's step reads: the fingerprint without what only later steps use (the
+        signing key, the version and slots checked, what project.yaml says of the code)."""
+        later = ("signing", "version", "slots", "delta", "code_overrides", "ota_url")
+        return {name: value for name, value in self.to_json().items() if name not in later}
 
     def __repr__(self) -> str:
         # `doit info` prints action arguments: never the option values (the Wi-Fi password).
@@ -168,6 +182,13 @@ def plan(
         delta=project.ota is not None and project.ota.delta,
         ca_cert=app.ca_cert,
         code_overrides=tuple(code_overrides(app).to_json().items()),
+        idf_root=idf_root,
+        sdkconfig_inputs=paths.sdkconfig_inputs(app.name),
+        built_images=paths.built_images(app.name),
+        checked=paths.checked(app.name),
+        signed_app=paths.signed_app(app.name),
+        merged=paths.merged(app.name),
+        summary=paths.app_summary(app.name),
     )
 
 

@@ -13,11 +13,12 @@ from ..errors import ToolError
 from ..files import write_if_changed
 from . import outputs
 
-__all__ = ["git_commit", "is_current", "write"]
+__all__ = ["git_commit", "write"]
 
 
 def write(project_name: str, root: Path, summaries: Sequence[Path], out: Path) -> None:
-    """build/manifest.json: what was built, from which commit, with which images."""
+    """build/manifest.json: what was built, from which commit (the one checked out when the
+    manifest was written, that is when an app's summary last changed), with which images."""
     apps: dict[str, object] = {}
     for path in summaries:
         summary = outputs.read(path)
@@ -60,13 +61,3 @@ def git_commit(root: Path) -> str | None:
     if head is None:
         return None
     return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
-
-
-def is_current(root: Path, out: Path) -> bool:
-    """The manifest names the commit checked out now (doit's uptodate: a commit that changes no
-    build input still changes git_commit)."""
-    try:
-        recorded = json.loads(out.read_text(encoding="utf-8")).get("git_commit")
-    except (OSError, ValueError):
-        return False
-    return bool(recorded == git_commit(root))

@@ -19,7 +19,21 @@ from ..files import ShapeError, field, mapping, read_json, schema_checked, write
 from ..idf.app_code import AppCode
 from ..idf.images import AppImage
 
-__all__ = ["SCHEMA", "AppSummary", "EsptoolArgs", "FlashSettings", "ImageEntry", "read", "write"]
+__all__ = [
+    "SCHEMA",
+    "AppSummary",
+    "BuiltImages",
+    "Checked",
+    "EsptoolArgs",
+    "FlashSettings",
+    "ImageEntry",
+    "read",
+    "read_built",
+    "read_checked",
+    "write",
+    "write_built",
+    "write_checked",
+]
 
 SCHEMA = 1
 _FIX = "run doit build"
@@ -232,3 +246,77 @@ def read(path: Path, *, fix: str = _FIX) -> AppSummary:
 def write(path: Path, summary: AppSummary) -> bool:
     """Write app.json atomically (unchanged content is not rewritten); True if written."""
     return write_if_changed(path, json.dumps(summary.to_json(), indent=2) + "\n")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BuiltImages:
+    """build/<app>/images.json: what `build:<app>:idf` made, as flasher_args.json names it, with
+    each image's SHA-256. The steps after idf.py depend on this file: it changes exactly when an
+    image does (flasher_args.json alone stays the same when only the code changed)."""
+
+    images: tuple[ImageEntry, ...]
+    flash_settings: FlashSettings
+    esptool_args: EsptoolArgs
+    schema: int = SCHEMA
+
+    def image(self, role: str) -> ImageEntry | None:
+        return next((entry for entry in self.images if entry.role == role), None)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "schema": self.schema,
+            "images": [entry.to_json() for entry in self.images],
+            "flash_settings": self.flash_settings.to_json(),
+            "esptool_args": self.esptool_args.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: object, *, source: Path) -> BuiltImages:
+        data = schema_checked(data, SCHEMA, what="a list of built images", source=source, fix=_FIX)
+        try:
+            return cls(
+                images=tuple(
+                    ImageEntry.from_json(_entry(entry)) for entry in field(data, "images", list)
+                ),
+                flash_settings=FlashSettings.from_json(mapping(data, "flash_settings")),
+                esptool_args=EsptoolArgs.from_json(mapping(data, "esptool_args")),
+            )
+        except ShapeError as problem:
+            raise ToolError(
+                f"{source}: not a valid list of built images ({problem}); {_FIX}"
+            ) from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Checked:
+    """build/<app>/checked.json: the build's checks passed; what the app's code does."""
+
+    code: AppCode | None = None
+    schema: int = SCHEMA
+
+    def to_json(self) -> dict[str, object]:
+        return {"schema": self.schema, "code": None if self.code is None else self.code.to_json()}
+
+    @classmethod
+    def from_json(cls, data: object, *, source: Path) -> Checked:
+        data = schema_checked(data, SCHEMA, what="a build's checks", source=source, fix=_FIX)
+        try:
+            return cls(code=_code(data.get("code")))
+        except ShapeError as problem:
+            raise ToolError(f"{source}: not a valid record of checks ({problem}); {_FIX}") from None
+
+
+def read_built(path: Path) -> BuiltImages:
+    return BuiltImages.from_json(read_json(path, fix=_FIX), source=path)
+
+
+def write_built(path: Path, built: BuiltImages) -> bool:
+    return write_if_changed(path, json.dumps(built.to_json(), indent=2) + "\n")
+
+
+def read_checked(path: Path) -> Checked:
+    return Checked.from_json(read_json(path, fix=_FIX), source=path)
+
+
+def write_checked(path: Path, checked: Checked) -> bool:
+    return write_if_changed(path, json.dumps(checked.to_json(), indent=2) + "\n")
