@@ -22,6 +22,7 @@ from .firmware import (
     build_plan,
     defaults,
     encryption_key,
+    kconfig_source,
     manifest,
     render,
     repro,
@@ -42,6 +43,7 @@ from .wiring import (
     fingerprint,
     load_project,
     planning,
+    project_text,
     recorded,
     release_lock,
     run,
@@ -58,6 +60,7 @@ __all__ = [
     "task_certs",
     "task_encryption_key",
     "task_flash",
+    "task_kconfig",
     "task_menuconfig",
     "task_monitor",
     "task_publish",
@@ -83,6 +86,59 @@ DOIT_CONFIG: dict[str, Any] = {
 }
 
 
+def _facts_files(project: Project) -> dict[str, Path]:
+    """Each app's build/kconfig/<app>.facts.json, where an ESP-IDF is here to evaluate the apps'
+    Kconfig (none without one: the options are then checked after the build). The rehearsal's
+    next version of the flashed app has the flashed app's Kconfig."""
+    idf_root = idftool.idf_path(os.environ)
+    if idf_root is None or not (idf_root / "Kconfig").is_file():
+        return {}
+    paths = Paths(project.project_dir)
+    files = {app.name: paths.kconfig_facts(app.name) for app in project.apps}
+    rehearsed = next_app.rehearsed(project)
+    if rehearsed.ota is not None and rehearsed.ota.image not in files:
+        files[rehearsed.ota.image] = files[project.flash_app]
+    return files
+
+
+def _kconfig_unchanged(task: Any, values: dict[str, object], project: Project) -> bool:
+    return values.get("kconfig_inputs") == kconfig_source.inputs_digest(project, os.environ)
+
+
+def _evaluate_kconfig(project: Project, text: str, facts: dict[str, Path]) -> dict[str, str]:
+    return kconfig_source.evaluate_apps(project, text, facts, os.environ)
+
+
+def task_kconfig() -> dict[str, Any]:
+    """Evaluate each app's Kconfig with ESP-IDF's kconfgen and check project.yaml's options."""
+    project = load_project()
+    facts = _facts_files(project)
+    if not facts:
+        return {"actions": [], "doc": "no ESP-IDF here: CONFIG_ options are checked by the build"}
+    own = {app.name: facts[app.name] for app in project.apps}
+    csv = Paths(project.project_dir).partitions_csv
+    payload = {
+        "target": project.target,
+        "apps": [
+            {
+                "app": app.name,
+                "path": app.path,
+                "defaults_files": list(app.defaults_files),
+                "options": defaults.plan(project, app, partitions_csv=csv).to_json(),
+            }
+            for app in project.apps
+        ],
+        "layout": project.table.to_json(),
+    }
+    return {
+        "actions": [(run, [_evaluate_kconfig, project, project_text(project.project_dir), own])],
+        "targets": list(own.values()),
+        "uptodate": [fingerprint(payload), (_kconfig_unchanged, [project])],
+        "clean": True,
+        "verbosity": 2,
+    }
+
+
 def task_render() -> Iterator[dict[str, Any]]:
     """Render the partition table and each app's sdkconfig.defaults from project.yaml."""
     project = load_project()
@@ -105,18 +161,18 @@ def task_render() -> Iterator[dict[str, Any]]:
     )
     # With the rehearsal's own app, where it serves the next version of the flashed one.
     rehearsed = next_app.rehearsed(project)
+    facts = _facts_files(project)
     for app in rehearsed.apps:
+        # Without the app's Kconfig (known once the kconfig task ran): what project.yaml decides.
         plan = defaults.plan(rehearsed, app, partitions_csv=paths.partitions_csv)
         target = paths.sdkconfig_defaults(app.name)
+        found = facts.get(app.name)
         yield recorded(
             {
                 "name": f"sdkconfig-{app.name}",
                 "doc": f"build/generated/{app.name}.sdkconfig.defaults",
-                "actions": [
-                    (render.write_sdkconfig, [plan, target]),
-                    *_code_check(rehearsed, app),
-                ],
-                "file_dep": [TEMPLATES / "sdkconfig.defaults.j2"],
+                "actions": [(run, [_render_sdkconfig, rehearsed, app.name, found, target])],
+                "file_dep": [TEMPLATES / "sdkconfig.defaults.j2", *([found] if found else [])],
                 "targets": [target],
                 "uptodate": [fingerprint(plan.to_json())],
                 "clean": True,
@@ -124,16 +180,32 @@ def task_render() -> Iterator[dict[str, Any]]:
         )
 
 
-def _code_check(project: Project, app: App) -> list[tuple[Any, list[Any]]]:
+def _render_sdkconfig(project: Project, app: str, facts: Path | None, target: Path) -> None:
+    """The app's defaults, typed and named by its Kconfig where the kconfig task evaluated it;
+    then, where it did, what the app's code will do under that configuration."""
+    found = kconfig_source.read(facts).kconfig if facts is not None else None
+    if found is not None:
+        project = dataclasses.replace(project, kconfig=((app, found),))
+    paths = Paths(project.project_dir)
+    chosen = project.app(app)
+    render.write_sdkconfig(
+        defaults.plan(project, chosen, partitions_csv=paths.partitions_csv), target
+    )
+    check = _code_check(project, chosen)
+    if check is not None:
+        render.warn_code(check)
+
+
+def _code_check(project: Project, app: App) -> render.CodeCheck | None:
     """Where kconfgen has evaluated the app's configuration, render reads its code too."""
     found = project.kconfig_of(app.name)
     idf_root = idftool.idf_path(os.environ)
     if found is None or (app.in_idf and idf_root is None):
-        return []
+        return None
     folder = (
         idf_root / app.idf_subpath if app.in_idf and idf_root else project.project_dir / app.path
     )
-    check = render.CodeCheck(
+    return render.CodeCheck(
         app=app.name,
         folder=folder,
         config=app_code.with_old_names(found.values, found.renames),
@@ -143,7 +215,6 @@ def _code_check(project: Project, app: App) -> list[tuple[Any, list[Any]]]:
         encrypt=project.ota is not None and project.ota.encrypt is not None,
         delta=project.ota is not None and project.ota.delta,
     )
-    return [(render.warn_code, [check])]
 
 
 def _cert_plan(project: Project) -> certs.CertPlan | None:

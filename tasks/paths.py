@@ -53,6 +53,10 @@ class Paths:
     def sdkconfig_defaults(self, app: str) -> Path:
         return self.generated / f"{app}.sdkconfig.defaults"
 
+    def kconfig_facts(self, app: str) -> Path:
+        """The kconfig task's hand-over file: the app's Kconfig as kconfgen evaluated it."""
+        return self.build / "kconfig" / f"{app}.facts.json"
+
     @property
     def outputs(self) -> Path:
         """Where builds and board records go: build/, or build/<variant>/."""
