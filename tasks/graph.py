@@ -17,6 +17,7 @@ from doit.exceptions import TaskFailed
 
 from .config.model import App, Project
 from .device import board, flash
+from .errors import ProjectError
 from .firmware import (
     build,
     build_plan,
@@ -105,8 +106,14 @@ def _kconfig_unchanged(task: Any, values: dict[str, object], project: Project) -
     return values.get("kconfig_inputs") == kconfig_source.inputs_digest(project, os.environ)
 
 
-def _evaluate_kconfig(project: Project, text: str, facts: dict[str, Path]) -> dict[str, str]:
-    return kconfig_source.evaluate_apps(project, text, facts, os.environ)
+def _evaluate_kconfig(
+    project: Project, text: str, facts: dict[str, Path]
+) -> dict[str, str] | TaskFailed:
+    """doit records the returned inputs' digest for the next up-to-date check."""
+    try:
+        return kconfig_source.evaluate_apps(project, text, facts, os.environ)
+    except ProjectError as error:
+        return TaskFailed(str(error))
 
 
 def task_kconfig() -> dict[str, Any]:
@@ -131,7 +138,7 @@ def task_kconfig() -> dict[str, Any]:
         "layout": project.table.to_json(),
     }
     return {
-        "actions": [(run, [_evaluate_kconfig, project, project_text(project.project_dir), own])],
+        "actions": [(_evaluate_kconfig, [project, project_text(project.project_dir), own])],
         "targets": list(own.values()),
         "uptodate": [fingerprint(payload), (_kconfig_unchanged, [project])],
         "clean": True,

@@ -144,13 +144,16 @@ def test_build__sdkconfig_is_private(built: Path) -> None:
 def test_build__an_unknown_option_stops_at_render_with_its_name(
     project_dir: Path, idf: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # The virtual tree has a root Kconfig: kconfgen checks project.yaml before any build.
+    # The virtual tree has a root Kconfig: the kconfig task checks project.yaml before any build.
     edit(project_dir, "version: 1.0.1}", "version: 1.0.1, sdkconfig: {CONFIG_NOT_AN_OPTION: true}}")
-    assert DoitMain(ModuleTaskLoader(graph)).run(["build:hello_world"]) == 3
+    code, results, text = run_with_output(project_dir, "build:hello_world")
+    assert (code, results["kconfig"]) == (1, "fail")
     assert (
-        "apps.hello_world.sdkconfig.CONFIG_NOT_AN_OPTION: CONFIG_NOT_AN_OPTION is not an option "
-        "of app 'hello_world' (ESP-IDF 5.3.2, target esp32)" in capsys.readouterr().err
+        "project.yaml:15:91: apps.hello_world.sdkconfig.CONFIG_NOT_AN_OPTION: "
+        "CONFIG_NOT_AN_OPTION is not an option of app 'hello_world' (ESP-IDF 5.3.2, target "
+        "esp32)" in text
     )
+    assert "Traceback" not in text
     assert not (project_dir / "build" / "hello_world").exists()
 
 

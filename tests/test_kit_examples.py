@@ -8,7 +8,6 @@ rehearsal plays is what the app's code does under that configuration.
 from __future__ import annotations
 
 import dataclasses
-
 import os
 import shutil
 import subprocess

@@ -54,7 +54,7 @@ def _recording_python(folder: Path, log: Path) -> Path:
     """An IDF_PYTHON_ENV_PATH whose python only writes down that it ran (then fails)."""
     python = folder / "bin" / "python"
     python.parent.mkdir(parents=True)
-    python.write_text(f"#!/bin/sh\necho \"$@\" >> {log}\nexit 1\n")
+    python.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexit 1\n')
     python.chmod(0o755)
     return folder
 
