@@ -10,8 +10,9 @@ import dataclasses
 import functools
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from doit.exceptions import TaskFailed
 
@@ -23,19 +24,15 @@ from .firmware import (
     build_plan,
     defaults,
     encryption_key,
-    kconfig_source,
     manifest,
-    render,
-    repro,
     signing_key,
     staging,
 )
-from .idf import app_code, idftool
+from .idf import idftool
 from .paths import DEP_FILE, TEMPLATES, Paths
 from .rehearsal import next_app, rehearse, standin
 from .release import make as release
 from .serve import content as serve
-from .serve import engines
 from .serve import nginx as publish
 from .tls import certs
 from .wiring import (
@@ -51,6 +48,13 @@ from .wiring import (
     slot_option,
     standin_requested,
 )
+
+if TYPE_CHECKING:
+    from .firmware import render
+    from .idf.partitions import PartitionTable
+
+# What only an action needs is imported in the action (render, repro, the servers, kconfgen's
+# runs): `doit list` and a no-op run pay for the planners alone (bench/noop.py).
 
 __all__ = [
     "DOIT_CONFIG",
@@ -103,6 +107,8 @@ def _facts_files(project: Project) -> dict[str, Path]:
 
 
 def _kconfig_unchanged(task: Any, values: dict[str, object], project: Project) -> bool:
+    from .firmware import kconfig_source
+
     return values.get("kconfig_inputs") == kconfig_source.inputs_digest(project, os.environ)
 
 
@@ -110,6 +116,8 @@ def _evaluate_kconfig(
     project: Project, text: str, facts: dict[str, Path]
 ) -> dict[str, str] | TaskFailed:
     """doit records the returned inputs' digest for the next up-to-date check."""
+    from .firmware import kconfig_source
+
     try:
         return kconfig_source.evaluate_apps(project, text, facts, os.environ)
     except ProjectError as error:
@@ -156,7 +164,7 @@ def task_render() -> Iterator[dict[str, Any]]:
             "doc": "build/generated/partitions.csv and partition-table.bin",
             "actions": [
                 (
-                    render.write_partition_table,
+                    _write_partition_table,
                     [project.table, paths.partitions_csv, paths.partition_table_bin],
                 )
             ],
@@ -187,9 +195,17 @@ def task_render() -> Iterator[dict[str, Any]]:
         )
 
 
+def _write_partition_table(table: PartitionTable, csv: Path, binary: Path) -> None:
+    from .firmware import render
+
+    render.write_partition_table(table, csv, binary)
+
+
 def _render_sdkconfig(project: Project, app: str, facts: Path | None, target: Path) -> None:
     """The app's defaults, typed and named by its Kconfig where the kconfig task evaluated it;
     then, where it did, what the app's code will do under that configuration."""
+    from .firmware import kconfig_source, render
+
     found = kconfig_source.read(facts).kconfig if facts is not None else None
     if found is not None:
         project = dataclasses.replace(project, kconfig=((app, found),))
@@ -205,6 +221,9 @@ def _render_sdkconfig(project: Project, app: str, facts: Path | None, target: Pa
 
 def _code_check(project: Project, app: App) -> render.CodeCheck | None:
     """Where kconfgen has evaluated the app's configuration, render reads its code too."""
+    from .firmware import render
+    from .idf import app_code
+
     found = project.kconfig_of(app.name)
     idf_root = idftool.idf_path(os.environ)
     if found is None or (app.in_idf and idf_root is None):
@@ -247,8 +266,21 @@ def _rotate_ca(plan: certs.CertPlan, url: str) -> None:
     _issue_certs(plan, url, rotate_ca=True)
 
 
-def _certs_current(plan: certs.CertPlan) -> bool:
+def _certs_current(task: Any, values: dict[str, object], plan: certs.CertPlan) -> bool:
+    """Current until the renewal window the last issue recorded opens, while certs/ holds the
+    bytes it left (the `recorded` check); else certs.pending reads the files (cryptography)."""
+    window = values.get("certs_current")
+    if isinstance(window, list) and len(window) == 2:
+        now = datetime.now(UTC).replace(microsecond=0).isoformat()
+        # ISO 8601 UTC texts of one format order as their times do.
+        if window[0] <= now < window[1]:
+            return True
     return certs.pending(plan) is None
+
+
+def _certs_window(plan: certs.CertPlan) -> dict[str, object]:
+    start, end = certs.current_window(plan)
+    return {"certs_current": [start.isoformat(), end.isoformat()]}
 
 
 def _remove_leaf(plan: certs.CertPlan) -> None:
@@ -268,7 +300,10 @@ def task_certs() -> dict[str, Any]:
     ci_files = [f for f in (plan.ca_cert_file, plan.ca_key_file) if f is not None]
     return recorded(
         {
-            "actions": [(run, [_issue_certs, plan, project.ota.url_text])],
+            "actions": [
+                (run, [_issue_certs, plan, project.ota.url_text]),
+                (_certs_window, [plan]),
+            ],
             "file_dep": ci_files,
             "targets": [where.ca_cert, where.server_cert, where.server_key],
             # A cert that expires within 30 days, or no longer matches its key or CA, is stale
@@ -463,13 +498,19 @@ def task_build() -> Iterator[dict[str, Any]]:
     )
 
 
+def _reproduce(plans: list[build.BuildPlan], work: Path) -> None:
+    from .firmware import repro
+
+    repro.reproduce(plans, work)
+
+
 def task_reproduce() -> dict[str, Any]:
     """Build every app twice at two paths and prove the images and ELF are byte-identical."""
     project = load_project()
     paths = Paths(project.project_dir)
     plans = _build_plans(project)
     return {
-        "actions": [(run, [repro.reproduce, plans, paths.build / "reproduce"])],
+        "actions": [(run, [_reproduce, plans, paths.build / "reproduce"])],
         "file_dep": [p.ca_source for p in plans if p.ca_source is not None]
         + [paths.partitions_csv, *(paths.sdkconfig_defaults(p.app) for p in plans)],
         "uptodate": [False],
@@ -667,6 +708,8 @@ def _serve(plan: serve.ServePlan, engine: str, log_format: str, release: str) ->
     # Serving runs until Ctrl-C: other commands (status, a rebuild) must not wait for it. Targets
     # are replaced atomically, so what it reads next is old or new, never half.
     release_lock()
+    from .serve import engines
+
     return run(engines.run, chosen)
 
 
