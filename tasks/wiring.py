@@ -21,6 +21,7 @@ from . import __version__
 from .config import hosts, loader, schema
 from .config.model import Project
 from .errors import ConfigError, ConfigErrors, ProjectError, warn
+from .idf import idftool
 from .paths import Paths
 
 __all__ = [
@@ -56,15 +57,8 @@ def _load(root: str, text: str, env_items: tuple[tuple[str, str], ...]) -> Proje
         env=env,
         resolve_host=functools.partial(_resolve_host, env),
         project_dir=Path(root),
-        idf_root=_idf_root(env),
+        idf_root=idftool.idf_path(env),
     )
-
-
-def _idf_root(env: Mapping[str, str]) -> Path | None:
-    """$IDF_PATH, else the folder above the idf.py on PATH (as idf/idftool.idf_path finds it)."""
-    from .idf import idftool
-
-    return idftool.idf_path(env)
 
 
 # Project folder -> the descriptor holding its lock, for the rest of this process.
@@ -166,8 +160,9 @@ def _read_project_yaml(root: Path) -> str:
 def project_text(root: Path) -> str:
     """project.yaml as this run plans from it: read once, after the lock is ours when the run
     acts (not before it waited); `doit list`, `help` and `info` read it without the lock."""
-    if not _reading_only():
+    if root not in _LOCKS and not _reading_only():
         _lock(root)
+        _TEXTS.pop(root, None)  # a text read before the lock was ours is not this run's
     text = _TEXTS.get(root)
     if text is None:
         text = _TEXTS[root] = _read_project_yaml(root)

@@ -18,7 +18,7 @@ from doit.cmd_base import ModuleTaskLoader
 from doit.doit_cmd import DoitMain
 from esp_ota_doit import graph, wiring
 
-from tests.doitrun import doit_process, edit
+from tests.doitrun import doit_process, edit, run
 
 
 def test_project_yaml__over_1_mib_is_refused_at_once(project_dir: Path) -> None:
@@ -115,6 +115,18 @@ def test_lock__reading_commands_answer_while_a_run_holds_it(
             fcntl.flock(os.open(project_dir, os.O_RDONLY), fcntl.LOCK_EX | fcntl.LOCK_NB)
     finally:
         os.close(holder)
+
+
+def test_lock__a_run_plans_from_the_text_read_under_the_lock(
+    project_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a reading command read without the lock is not what a run acts on."""
+    assert DoitMain(ModuleTaskLoader(graph)).run(["list"]) == 0
+    edit(project_dir, "version: 1.0.1}", "version: 9.9.9}")
+    code, results = run(project_dir, "render:sdkconfig-hello_world")
+    assert (code, results["render:sdkconfig-hello_world"]) == (0, "success")
+    rendered = (project_dir / "build/generated/hello_world.sdkconfig.defaults").read_text()
+    assert 'CONFIG_APP_PROJECT_VER="9.9.9"' in rendered
 
 
 def test_lock__a_run_in_process_takes_it(project_dir: Path) -> None:
