@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 from doit.exceptions import TaskFailed
 
+from .config import hosts
 from .config.model import App, Project
 from .device import board, flash
-from .errors import ProjectError
+from .errors import ProjectError, warn
 from .firmware import (
     build,
     build_plan,
@@ -65,6 +66,7 @@ __all__ = [
     "task_certs",
     "task_encryption_key",
     "task_flash",
+    "task_host",
     "task_kconfig",
     "task_menuconfig",
     "task_monitor",
@@ -91,6 +93,112 @@ DOIT_CONFIG: dict[str, Any] = {
 }
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Facts:
+    """What an action reads beyond its plan, when it runs: the files the host and kconfig tasks
+    hand over (build/facts/host.json for an `auto` host; build/kconfig/<app>.facts.json). Plans
+    are made before those tasks run, from the project as loaded; the action completes them."""
+
+    project: Project  # as loaded (with the rehearsal's next app where it has one)
+    host_file: Path | None
+    kconfig: tuple[tuple[str, Path], ...]  # app -> its facts file
+
+    @property
+    def host_deps(self) -> list[Path]:
+        return [self.host_file] if self.host_file is not None else []
+
+    @property
+    def deps(self) -> list[Path]:
+        return [*self.host_deps, *{path: None for _, path in self.kconfig}]
+
+    def at_host(self) -> Project:
+        """The project with the URL's host as the host task found it."""
+        project = self.project
+        if self.host_file is not None and project.ota is not None:
+            found = hosts.read(self.host_file).host
+            project = dataclasses.replace(project, ota=dataclasses.replace(project.ota, host=found))
+        return project
+
+    def loaded(self) -> Project:
+        """The project with the URL's host and each app's Kconfig as the tasks found them."""
+        from .firmware import kconfig_source
+
+        read: dict[Path, Any] = {}
+        for _, path in self.kconfig:
+            if path not in read:
+                read[path] = kconfig_source.read(path).kconfig
+        kconfig = tuple((app, read[path]) for app, path in self.kconfig if read[path] is not None)
+        return dataclasses.replace(self.at_host(), kconfig=kconfig)
+
+    def certs(self, plan: certs.CertPlan) -> certs.CertPlan:
+        ota = self.at_host().ota
+        return plan if ota is None else dataclasses.replace(plan, host=ota.host)
+
+    def serve(self, plan: serve.ServePlan) -> serve.ServePlan:
+        ota = self.at_host().ota
+        if ota is None:
+            return plan
+        return dataclasses.replace(plan, host=ota.host, url=ota.url_text)
+
+    def build(self, plan: build.BuildPlan) -> build.BuildPlan:
+        """The build's options typed by the app's Kconfig, and the URL with the host found."""
+        project = self.loaded()
+        if not any(app.name == plan.app for app in project.apps):
+            return plan
+        app = project.app(plan.app)
+        csv = Paths(project.project_dir).partitions_csv
+        options = defaults.plan(project, app, partitions_csv=csv)
+        return dataclasses.replace(
+            plan,
+            options=tuple(
+                (name, value, title) for title, items in options.groups for name, value in items
+            ),
+            secret_options=options.secret_options,
+            ota_url=project.ota.url_text if plan.ota_url and project.ota else plan.ota_url,
+        )
+
+
+def _facts(project: Project, planned: Project | None = None) -> _Facts:
+    """The facts tasks' files for `project` as loaded; `planned` is the project the task's plans
+    came from where it is another (the rehearsal's, with its next app)."""
+    ota = project.ota
+    auto = ota is not None and ota.host == hosts.AUTO
+    return _Facts(
+        project=planned or project,
+        host_file=Paths(project.project_dir).server_host if auto else None,
+        kconfig=tuple(_facts_files(project).items()),
+    )
+
+
+def _found_host(file: Path) -> dict[str, str]:
+    """The host task's action: this machine's LAN address (a UDP socket's route; no packet)."""
+    found, warning = hosts.resolve_host(hosts.AUTO, {}, lan=hosts.lan_address)
+    if warning:
+        warn(warning)
+    hosts.write(hosts.ServerHost(host=found), file)
+    return {"host": found}
+
+
+def _host_unchanged(task: Any, values: dict[str, object]) -> bool:
+    return values.get("host") == hosts.resolve_host(hosts.AUTO, {}, lan=hosts.lan_address)[0]
+
+
+def task_host() -> dict[str, Any]:
+    """Find the address boards reach this machine at, for the OTA URL's host `auto`."""
+    file = _facts(load_project()).host_file
+    if file is None:
+        return {"actions": [], "doc": "the OTA URL (or $OTA_HOST) names its host; none to find"}
+    return recorded(
+        {
+            "actions": [(_found_host, [file])],
+            "targets": [file],
+            # Checked on every run: the address changes with the network (DHCP, another Wi-Fi).
+            "uptodate": [_host_unchanged],
+            "clean": True,
+        }
+    )
+
+
 def _facts_files(project: Project) -> dict[str, Path]:
     """Each app's build/kconfig/<app>.facts.json, where an ESP-IDF is here to evaluate the apps'
     Kconfig (none without one: the options are then checked after the build). The rehearsal's
@@ -99,11 +207,11 @@ def _facts_files(project: Project) -> dict[str, Path]:
     if idf_root is None or not (idf_root / "Kconfig").is_file():
         return {}
     paths = Paths(project.project_dir)
-    files = {app.name: paths.kconfig_facts(app.name) for app in project.apps}
+    own = {app.name: paths.kconfig_facts(app.name) for app in project.apps}
     rehearsed = next_app.rehearsed(project)
-    if rehearsed.ota is not None and rehearsed.ota.image not in files:
-        files[rehearsed.ota.image] = files[project.flash_app]
-    return files
+    if rehearsed.ota is not None and rehearsed.ota.image not in own:
+        own[rehearsed.ota.image] = own[project.flash_app]
+    return own
 
 
 def _kconfig_unchanged(task: Any, values: dict[str, object], project: Project) -> bool:
@@ -176,18 +284,17 @@ def task_render() -> Iterator[dict[str, Any]]:
     )
     # With the rehearsal's own app, where it serves the next version of the flashed one.
     rehearsed = next_app.rehearsed(project)
-    facts = _facts_files(project)
+    facts = _facts(project, rehearsed)
     for app in rehearsed.apps:
         # Without the app's Kconfig (known once the kconfig task ran): what project.yaml decides.
         plan = defaults.plan(rehearsed, app, partitions_csv=paths.partitions_csv)
         target = paths.sdkconfig_defaults(app.name)
-        found = facts.get(app.name)
         yield recorded(
             {
                 "name": f"sdkconfig-{app.name}",
                 "doc": f"build/generated/{app.name}.sdkconfig.defaults",
-                "actions": [(run, [_render_sdkconfig, rehearsed, app.name, found, target])],
-                "file_dep": [TEMPLATES / "sdkconfig.defaults.j2", *([found] if found else [])],
+                "actions": [(run, [_render_sdkconfig, facts, app.name, target])],
+                "file_dep": [TEMPLATES / "sdkconfig.defaults.j2", *facts.deps],
                 "targets": [target],
                 "uptodate": [fingerprint(plan.to_json())],
                 "clean": True,
@@ -201,14 +308,12 @@ def _write_partition_table(table: PartitionTable, csv: Path, binary: Path) -> No
     render.write_partition_table(table, csv, binary)
 
 
-def _render_sdkconfig(project: Project, app: str, facts: Path | None, target: Path) -> None:
-    """The app's defaults, typed and named by its Kconfig where the kconfig task evaluated it;
-    then, where it did, what the app's code will do under that configuration."""
-    from .firmware import kconfig_source, render
+def _render_sdkconfig(facts: _Facts, app: str, target: Path) -> None:
+    """The app's defaults (with the URL's host as found), typed and named by its Kconfig where
+    the kconfig task evaluated it; then, where it did, what the app's code will do under it."""
+    from .firmware import render
 
-    found = kconfig_source.read(facts).kconfig if facts is not None else None
-    if found is not None:
-        project = dataclasses.replace(project, kconfig=((app, found),))
+    project = facts.loaded()
     paths = Paths(project.project_dir)
     chosen = project.app(app)
     render.write_sdkconfig(
@@ -257,16 +362,20 @@ def _cert_plan(project: Project) -> certs.CertPlan | None:
         )
 
 
-def _issue_certs(plan: certs.CertPlan, url: str, *, rotate_ca: bool = False) -> None:
-    print(f"OTA URL {url}: server cert for '{plan.host}'")
+def _issue_certs(plan: certs.CertPlan, facts: _Facts, *, rotate_ca: bool = False) -> None:
+    plan = facts.certs(plan)
+    ota = facts.at_host().ota
+    print(f"OTA URL {ota.url_text if ota else ''}: server cert for '{plan.host}'")
     print(certs.issue(plan, rotate_ca=rotate_ca))
 
 
-def _rotate_ca(plan: certs.CertPlan, url: str) -> None:
-    _issue_certs(plan, url, rotate_ca=True)
+def _rotate_ca(plan: certs.CertPlan, facts: _Facts) -> None:
+    _issue_certs(plan, facts, rotate_ca=True)
 
 
-def _certs_current(task: Any, values: dict[str, object], plan: certs.CertPlan) -> bool:
+def _certs_current(
+    task: Any, values: dict[str, object], plan: certs.CertPlan, facts: _Facts
+) -> bool:
     """Current until the renewal window the last issue recorded opens, while certs/ holds the
     bytes it left (the `recorded` check); else certs.pending reads the files (cryptography)."""
     window = values.get("certs_current")
@@ -275,7 +384,7 @@ def _certs_current(task: Any, values: dict[str, object], plan: certs.CertPlan) -
         # ISO 8601 UTC texts of one format order as their times do.
         if window[0] <= now < window[1]:
             return True
-    return certs.pending(plan) is None
+    return certs.pending(facts.certs(plan)) is None
 
 
 def _certs_window(plan: certs.CertPlan) -> dict[str, object]:
@@ -298,17 +407,15 @@ def task_certs() -> dict[str, Any]:
         return {"actions": [], "doc": "project.yaml has no ota: section; nothing to issue"}
     where = certs.paths(plan.certs_dir)
     ci_files = [f for f in (plan.ca_cert_file, plan.ca_key_file) if f is not None]
+    facts = _facts(project)
     return recorded(
         {
-            "actions": [
-                (run, [_issue_certs, plan, project.ota.url_text]),
-                (_certs_window, [plan]),
-            ],
-            "file_dep": ci_files,
+            "actions": [(run, [_issue_certs, plan, facts]), (_certs_window, [plan])],
+            "file_dep": [*ci_files, *facts.host_deps],
             "targets": [where.ca_cert, where.server_cert, where.server_key],
             # A cert that expires within 30 days, or no longer matches its key or CA, is stale
             # even when project.yaml did not change.
-            "uptodate": [fingerprint(plan.to_json()), (_certs_current, [plan])],
+            "uptodate": [fingerprint(plan.to_json()), (_certs_current, [plan, facts])],
             "clean": [(_remove_leaf, [plan])],
             "verbosity": 2,
         }
@@ -321,9 +428,11 @@ def task_rotate_ca() -> dict[str, Any]:
     plan = _cert_plan(project)
     if plan is None or project.ota is None:
         return {"actions": [], "doc": "project.yaml has no ota: section; no CA to rotate"}
+    facts = _facts(project)
     return {
         "basename": "rotate-ca",
-        "actions": [(run, [_rotate_ca, plan, project.ota.url_text])],
+        "actions": [(run, [_rotate_ca, plan, facts])],
+        "file_dep": facts.host_deps,
         "uptodate": [False],
         "verbosity": 2,
     }
@@ -425,9 +534,14 @@ def _build_plans(project: Project) -> list[build.BuildPlan]:
     )
 
 
+def _build_app(plan: build.BuildPlan, idf: idftool.IdfTool | None, facts: _Facts) -> None:
+    build.build_app(facts.build(plan), idf)
+
+
 def _build_task(
     plan: build.BuildPlan,
     paths: Paths,
+    facts: _Facts,
     *,
     idf: idftool.IdfTool | None = None,
     tree: list[Path] | None = None,
@@ -446,8 +560,9 @@ def _build_task(
         {
             "name": plan.app,
             "doc": f"idf.py build of {plan.source}",
-            "actions": [(run, [build.build_app, plan, idf])],
+            "actions": [(run, [_build_app, plan, idf, facts])],
             "file_dep": [
+                *facts.deps,
                 *sources,
                 *(tree or []),  # a tree a task writes (the rehearsal's synthetic ESP-IDF)
                 paths.sdkconfig_defaults(plan.app),
@@ -471,9 +586,10 @@ def task_build() -> Iterator[dict[str, Any]]:
     project = load_project()
     paths = Paths(project.project_dir)
     summaries = []
+    facts = _facts(project)
     for plan in _build_plans(project):
         summaries.append(paths.app_summary(plan.app))
-        yield _build_task(plan, paths)
+        yield _build_task(plan, paths, facts)
     yield recorded(
         {
             "name": "manifest",
@@ -498,10 +614,10 @@ def task_build() -> Iterator[dict[str, Any]]:
     )
 
 
-def _reproduce(plans: list[build.BuildPlan], work: Path) -> None:
+def _reproduce(plans: list[build.BuildPlan], work: Path, facts: _Facts) -> None:
     from .firmware import repro
 
-    repro.reproduce(plans, work)
+    repro.reproduce([facts.build(plan) for plan in plans], work)
 
 
 def task_reproduce() -> dict[str, Any]:
@@ -509,10 +625,11 @@ def task_reproduce() -> dict[str, Any]:
     project = load_project()
     paths = Paths(project.project_dir)
     plans = _build_plans(project)
+    facts = _facts(project)
     return {
-        "actions": [(run, [_reproduce, plans, paths.build / "reproduce"])],
+        "actions": [(run, [_reproduce, plans, paths.build / "reproduce", facts])],
         "file_dep": [p.ca_source for p in plans if p.ca_source is not None]
-        + [paths.partitions_csv, *(paths.sdkconfig_defaults(p.app) for p in plans)],
+        + [paths.partitions_csv, *(paths.sdkconfig_defaults(p.app) for p in plans), *facts.deps],
         "uptodate": [False],
         "verbosity": 2,
     }
@@ -697,11 +814,13 @@ RELEASE_OPTION = {
 }
 
 
-def _serve(plan: serve.ServePlan, engine: str, log_format: str, release: str) -> TaskFailed | None:
+def _serve(
+    plan: serve.ServePlan, facts: _Facts, engine: str, log_format: str, release: str
+) -> TaskFailed | None:
     """doit passes --engine/--log-format by parameter name; Ctrl-C returns normally (exit 0)."""
     # doit already limited both to their `choices`.
     chosen = dataclasses.replace(
-        _chosen_release(plan, release),
+        _chosen_release(facts.serve(plan), release),
         engine=cast(serve.Engine, engine),
         log_format=cast(serve.LogFormat, log_format),
     )
@@ -722,10 +841,12 @@ def task_serve() -> dict[str, Any]:
     where = certs.paths(plan.certs_dir)
     flashed = [plan.flash_summary] if plan.flash_summary else []
     flashed += [plan.signing_key] if plan.signing_key else []
+    facts = _facts(project)
     return {
-        "actions": [(_serve, [plan])],
+        "actions": [(_serve, [plan, facts])],
         # The flashed app too: the check that it embeds this CA must never be skipped.
         "file_dep": [
+            *facts.host_deps,
             plan.app_summary,
             plan.release_dir / "release.json",  # doit releases first
             *flashed,
@@ -773,8 +894,8 @@ def _published_release(release: str) -> dict[str, str]:
     return {"published_release": release}
 
 
-def _publish(plan: serve.ServePlan, release: str) -> TaskFailed | None:
-    return run(publish.write, _chosen_release(plan, release))
+def _publish(plan: serve.ServePlan, facts: _Facts, release: str) -> TaskFailed | None:
+    return run(publish.write, _chosen_release(facts.serve(plan), release))
 
 
 def task_publish() -> dict[str, Any]:
@@ -784,11 +905,13 @@ def task_publish() -> dict[str, Any]:
     if plan is None:
         return {"actions": [], "doc": "project.yaml has no ota: section; nothing to publish"}
     where = certs.paths(plan.certs_dir)
+    facts = _facts(project)
     return recorded(
         {
-            "actions": [(_publish, [plan]), _published_release],
+            "actions": [(_publish, [plan, facts]), _published_release],
             "params": [RELEASE_OPTION],
             "file_dep": [
+                *facts.host_deps,
                 plan.app_summary,
                 plan.release_dir / "release.json",
                 where.ca_cert,
@@ -824,11 +947,17 @@ def _rehearsal_plan(project: Project) -> rehearse.RehearsalPlan | None:
 
 
 def _rehearse(
-    plan: rehearse.RehearsalPlan, fail: str, partial: bool, delta: bool, standin: bool
+    plan: rehearse.RehearsalPlan,
+    facts: _Facts,
+    fail: str,
+    partial: bool,
+    delta: bool,
+    standin: bool,
 ) -> TaskFailed | None:
     # `standin` already chose the builds when the tasks were made (wiring.standin_requested).
     action = functools.partial(rehearse.run, failure=fail, partial=partial, delta=delta)
-    return run(action, plan)
+    found = dataclasses.replace(plan, certs=facts.certs(plan.certs), serve=facts.serve(plan.serve))
+    return run(action, found)
 
 
 def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
@@ -856,12 +985,14 @@ def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
         }
     )
     virtual = Paths(project.project_dir, variant="virtual")
+    rehearsed = next_app.rehearsed(project)
+    facts = _facts(project, rehearsed)
     for plan in rehearse.builds(
-        next_app.rehearsed(project), _signing_plan(project), _decrypt_key(project), os.environ
+        rehearsed, _signing_plan(project), _decrypt_key(project), os.environ
     ):
         yield {
             "basename": "rehearse-build",
-            **_build_task(plan, virtual, idf=standin.tool(), tree=tree),
+            **_build_task(plan, virtual, facts, idf=standin.tool(), tree=tree),
         }
 
 
@@ -871,7 +1002,7 @@ def _next_build(project: Project) -> Iterator[dict[str, Any]]:
     own = {app.name for app in project.apps}
     for plan in _build_plans(rehearsed):
         if plan.app not in own:
-            task = _build_task(plan, Paths(project.project_dir))
+            task = _build_task(plan, Paths(project.project_dir), _facts(project, rehearsed))
             yield {"basename": "rehearse-build", **task}
 
 
@@ -890,11 +1021,12 @@ def task_rehearse() -> Iterator[dict[str, Any]]:
         yield from _virtual_builds(project)
     else:
         yield from _next_build(project)
+    facts = _facts(project, next_app.rehearsed(project))
     yield {
         "basename": "rehearse",
-        "actions": [(_rehearse, [plan])],
+        "actions": [(_rehearse, [plan, facts])],
         # Made first by render, certs, signing-key and build (or rehearse-build) as usual.
-        "file_dep": rehearse.inputs(plan),
+        "file_dep": [*rehearse.inputs(plan), *facts.host_deps],
         "params": [
             {
                 "name": "fail",

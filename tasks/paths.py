@@ -53,6 +53,11 @@ class Paths:
     def sdkconfig_defaults(self, app: str) -> Path:
         return self.generated / f"{app}.sdkconfig.defaults"
 
+    @property
+    def server_host(self) -> Path:
+        """The host task's hand-over file: the address `auto` stands for here."""
+        return self.build / "facts" / "host.json"
+
     def kconfig_facts(self, app: str) -> Path:
         """The kconfig task's hand-over file: the app's Kconfig as kconfgen evaluated it."""
         return self.build / "kconfig" / f"{app}.facts.json"

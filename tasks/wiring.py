@@ -39,11 +39,10 @@ __all__ = [
 ]
 
 
-def _resolve_host(env: dict[str, str], host: str) -> str:
-    resolved, warning = hosts.resolve_host(host, env)
-    if warning:
-        warn(warning)
-    return resolved
+def _static_host(env: dict[str, str], host: str) -> str:
+    """What project.yaml or $OTA_HOST names; `auto` stays `auto` for the host task to find (a
+    probe of this machine's routes is no loading's business)."""
+    return hosts.static_host(host, env) or hosts.AUTO
 
 
 @functools.lru_cache(maxsize=4)
@@ -55,7 +54,7 @@ def _load(root: str, text: str, env_items: tuple[tuple[str, str], ...]) -> Proje
         text,
         file="project.yaml",
         env=env,
-        resolve_host=functools.partial(_resolve_host, env),
+        resolve_host=functools.partial(_static_host, env),
         project_dir=Path(root),
         idf_root=idftool.idf_path(env),
     )

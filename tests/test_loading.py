@@ -87,3 +87,48 @@ def test_reading_commands__a_bad_project_yaml_is_still_one_line(project_dir: Pat
         assert done.stderr.startswith("ERROR: project.yaml:"), done.stderr
         assert "flash_app: no app 'factroy' in apps" in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_load_project__auto_host_is_no_probe(
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`auto` stays `auto` while loading; the host task finds the address, and what puts the URL
+    in a file reads it from build/facts/host.json when it runs, and again once it changes."""
+    from esp_ota_doit.config import hosts
+
+    from tests.doitrun import run
+
+    monkeypatch.delenv("OTA_HOST")
+    # Without ESP-IDF the app's Kconfig cannot say which option holds the URL: project.yaml does.
+    edit(
+        project_dir,
+        "version: 1.0.0, ota_client: true}",
+        "version: 1.0.0, ota_client: true, url_option: CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL}",
+    )
+
+    def no_probe() -> str:
+        raise AssertionError("the LAN address was probed while loading")
+
+    monkeypatch.setattr(hosts, "lan_address", no_probe)
+    project = wiring.load_project()
+    assert project.ota is not None and project.ota.host == hosts.AUTO
+    wiring.release_lock()
+    assert DoitMain(ModuleTaskLoader(graph)).run(["list", "--all"]) == 0
+
+    monkeypatch.setattr(hosts, "lan_address", lambda: "192.0.2.9")
+    code, results = run(project_dir, "render:sdkconfig-factory", "certs")
+    assert (code, results["host"], results["certs"]) == (0, "success", "success")
+    defaults = project_dir / "build/generated/factory.sdkconfig.defaults"
+    assert 'CONFIG_EXAMPLE_FIRMWARE_UPGRADE_URL="https://192.0.2.9:8070/hello_world.bin"' in (
+        defaults.read_text()
+    )
+    assert hosts.read(project_dir / "build/facts/host.json").host == "192.0.2.9"
+    leaf = (project_dir / "certs/server_cert.pem").read_bytes()
+    code, results = run(project_dir, "render:sdkconfig-factory", "certs")
+    assert (code, results["host"], results["certs"]) == (0, "up-to-date", "up-to-date")
+
+    monkeypatch.setattr(hosts, "lan_address", lambda: "192.0.2.10")  # another network
+    code, results = run(project_dir, "render:sdkconfig-factory", "certs")
+    assert (code, results["host"], results["certs"]) == (0, "success", "success")
+    assert "https://192.0.2.10:8070/" in defaults.read_text()
+    assert (project_dir / "certs/server_cert.pem").read_bytes() != leaf  # reissued for it
