@@ -635,10 +635,10 @@ def task_reproduce() -> dict[str, Any]:
     }
 
 
-def _menuconfig(plans: dict[str, build.BuildPlan], app: str) -> TaskFailed | None:
+def _menuconfig(plans: dict[str, build.BuildPlan], facts: _Facts, app: str) -> TaskFailed | None:
     if app not in plans:
         return TaskFailed(f"--app: no app '{app}' in project.yaml; apps: {', '.join(plans)}")
-    return run(build.menuconfig, plans[app])
+    return run(build.menuconfig, facts.build(plans[app]))
 
 
 def task_menuconfig() -> dict[str, Any]:
@@ -646,8 +646,9 @@ def task_menuconfig() -> dict[str, Any]:
     project = load_project()
     plans = {plan.app: plan for plan in _build_plans(project)}
     paths = Paths(project.project_dir)
+    facts = _facts(project)
     return {
-        "actions": [(_menuconfig, [plans])],
+        "actions": [(_menuconfig, [plans, facts])],
         "params": [
             {
                 "name": "app",
@@ -657,7 +658,11 @@ def task_menuconfig() -> dict[str, Any]:
                 "help": "the app to configure (default: flash_app)",
             }
         ],
-        "file_dep": [paths.partitions_csv, *(paths.sdkconfig_defaults(app) for app in plans)],
+        "file_dep": [
+            paths.partitions_csv,
+            *(paths.sdkconfig_defaults(app) for app in plans),
+            *facts.deps,
+        ],
         "uptodate": [False],
         "verbosity": 2,
     }
