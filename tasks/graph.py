@@ -142,6 +142,8 @@ class _Facts:
 
     def build(self, plan: build.BuildPlan) -> build.BuildPlan:
         """The build's options typed by the app's Kconfig, and the URL with the host found."""
+        if not self.kconfig and self.host_file is None:
+            return plan  # nothing found after planning: the plan is complete
         project = self.loaded()
         if not any(app.name == plan.app for app in project.apps):
             return plan
