@@ -111,6 +111,11 @@ class _Facts:
     def deps(self) -> list[Path]:
         return [*self.host_deps, *{path: None for _, path in self.kconfig}]
 
+    def of(self, app: str) -> _Facts:
+        """Only what `app`'s task reads: another app's Kconfig changing does not make it stale."""
+        own = tuple((name, path) for name, path in self.kconfig if name == app)
+        return dataclasses.replace(self, kconfig=own)
+
     def at_host(self) -> Project:
         """The project with the URL's host as the host task found it."""
         project = self.project
@@ -295,8 +300,8 @@ def task_render() -> Iterator[dict[str, Any]]:
             {
                 "name": f"sdkconfig-{app.name}",
                 "doc": f"build/generated/{app.name}.sdkconfig.defaults",
-                "actions": [(run, [_render_sdkconfig, facts, app.name, target])],
-                "file_dep": [TEMPLATES / "sdkconfig.defaults.j2", *facts.deps],
+                "actions": [(run, [_render_sdkconfig, facts.of(app.name), app.name, target])],
+                "file_dep": [TEMPLATES / "sdkconfig.defaults.j2", *facts.of(app.name).deps],
                 "targets": [target],
                 "uptodate": [fingerprint(plan.to_json())],
                 "clean": True,
@@ -549,6 +554,7 @@ def _build_task(
     tree: list[Path] | None = None,
 ) -> dict[str, Any]:
     """build:<app> (and the rehearsal's stand-in builds): idf.py build, then app.json."""
+    facts = facts.of(plan.app)
     sources = (
         staging.app_sources(plan.source, exclude=plan.placed, project_dir=paths.root)
         if plan.source.is_dir()

@@ -176,10 +176,13 @@ def test_build__changed_defaults_regenerate_the_sdkconfig(built: Path, idf: Path
         "version: 1.0.1}",
         "version: 1.0.1, sdkconfig: {CONFIG_LOG_DEFAULT_LEVEL_DEBUG: true}}",
     )
-    code, _ = run(built, "build:hello_world")
+    code, results = run(built, "build")
     assert code == 0
     config = json.loads((built / "build/hello_world/config/sdkconfig.json").read_text())
     assert config["LOG_DEFAULT_LEVEL_DEBUG"] is True
+    # The kconfig task ran again; only the app whose Kconfig facts changed is rebuilt.
+    assert results["kconfig"] == "success"
+    assert (results["build:hello_world"], results["build:factory"]) == ("success", "up-to-date")
 
 
 def test_build__failure_shows_the_tail_and_the_log(
