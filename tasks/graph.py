@@ -9,30 +9,30 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from doit.exceptions import TaskFailed
 
+from .config import hosts
 from .config.model import App, Project
 from .device import board, flash
+from .errors import ProjectError, warn
 from .firmware import (
     build,
     build_plan,
     defaults,
     encryption_key,
     manifest,
-    render,
-    repro,
     signing_key,
     staging,
 )
-from .idf import app_code, idftool
+from .idf import idftool
 from .paths import DEP_FILE, TEMPLATES, Paths, cert_files
 from .release import make as release
 from .serve import content as serve
-from .serve import engines
 from .serve import nginx as publish
 from .tls import certs
 from .wiring import (
@@ -41,6 +41,7 @@ from .wiring import (
     fingerprint,
     load_project,
     planning,
+    project_text,
     recorded,
     release_lock,
     run,
@@ -49,8 +50,14 @@ from .wiring import (
 )
 
 if TYPE_CHECKING:
+    from .firmware import render
+    from .idf.partitions import PartitionTable
+
     # The rehearsal is an optional part (the `rehearse` extra): imported inside its creators only.
     from .rehearsal import rehearse
+
+# What only an action needs is imported in the action (render, repro, the servers, kconfgen's
+# runs): `doit list` and a no-op run pay for the planners alone (bench/noop.py).
 
 __all__ = [
     "DOIT_CONFIG",
@@ -61,6 +68,8 @@ __all__ = [
     "task_certs",
     "task_encryption_key",
     "task_flash",
+    "task_host",
+    "task_kconfig",
     "task_menuconfig",
     "task_monitor",
     "task_publish",
@@ -86,6 +95,182 @@ DOIT_CONFIG: dict[str, Any] = {
 }
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Facts:
+    """What an action reads beyond its plan, when it runs: the files the host and kconfig tasks
+    hand over (build/facts/host.json for an `auto` host; build/kconfig/<app>.facts.json). Plans
+    are made before those tasks run, from the project as loaded; the action completes them."""
+
+    project: Project  # as loaded (with the rehearsal's next app where it has one)
+    host_file: Path | None
+    kconfig: tuple[tuple[str, Path], ...]  # app -> its facts file
+
+    @property
+    def host_deps(self) -> list[Path]:
+        return [self.host_file] if self.host_file is not None else []
+
+    @property
+    def deps(self) -> list[Path]:
+        return [*self.host_deps, *{path: None for _, path in self.kconfig}]
+
+    def of(self, app: str) -> _Facts:
+        """Only what `app`'s task reads: another app's Kconfig changing does not make it stale."""
+        own = tuple((name, path) for name, path in self.kconfig if name == app)
+        return dataclasses.replace(self, kconfig=own)
+
+    def at_host(self) -> Project:
+        """The project with the URL's host as the host task found it."""
+        project = self.project
+        if self.host_file is not None and project.ota is not None:
+            found = hosts.read(self.host_file).host
+            project = dataclasses.replace(project, ota=dataclasses.replace(project.ota, host=found))
+        return project
+
+    def loaded(self) -> Project:
+        """The project with the URL's host and each app's Kconfig as the tasks found them."""
+        from .firmware import kconfig_source
+
+        read: dict[Path, Any] = {}
+        for _, path in self.kconfig:
+            if path not in read:
+                read[path] = kconfig_source.read(path).kconfig
+        kconfig = tuple((app, read[path]) for app, path in self.kconfig if read[path] is not None)
+        return dataclasses.replace(self.at_host(), kconfig=kconfig)
+
+    def certs(self, plan: certs.CertPlan) -> certs.CertPlan:
+        ota = self.at_host().ota
+        return plan if ota is None else dataclasses.replace(plan, host=ota.host)
+
+    def serve(self, plan: serve.ServePlan) -> serve.ServePlan:
+        ota = self.at_host().ota
+        if ota is None:
+            return plan
+        return dataclasses.replace(plan, host=ota.host, url=ota.url_text)
+
+    def build(self, plan: build.BuildPlan) -> build.BuildPlan:
+        """The build's options typed by the app's Kconfig, and the URL with the host found."""
+        if not self.kconfig and self.host_file is None:
+            return plan  # nothing found after planning: the plan is complete
+        project = self.loaded()
+        if not any(app.name == plan.app for app in project.apps):
+            return plan
+        app = project.app(plan.app)
+        csv = Paths(project.project_dir).partitions_csv
+        options = defaults.plan(project, app, partitions_csv=csv)
+        return dataclasses.replace(
+            plan,
+            options=tuple(
+                (name, value, title) for title, items in options.groups for name, value in items
+            ),
+            secret_options=options.secret_options,
+            ota_url=project.ota.url_text if plan.ota_url and project.ota else plan.ota_url,
+        )
+
+
+def _facts(project: Project, planned: Project | None = None) -> _Facts:
+    """The facts tasks' files for `project` as loaded; `planned` is the project the task's plans
+    came from where it is another (the rehearsal's, with its next app)."""
+    ota = project.ota
+    auto = ota is not None and ota.host == hosts.AUTO
+    return _Facts(
+        project=planned or project,
+        host_file=Paths(project.project_dir).server_host if auto else None,
+        kconfig=tuple(_facts_files(project).items()),
+    )
+
+
+def _found_host(file: Path) -> dict[str, str]:
+    """The host task's action: this machine's LAN address (a UDP socket's route; no packet)."""
+    found, warning = hosts.resolve_host(hosts.AUTO, {}, lan=hosts.lan_address)
+    if warning:
+        warn(warning)
+    hosts.write(hosts.ServerHost(host=found), file)
+    return {"host": found}
+
+
+def _host_unchanged(task: Any, values: dict[str, object]) -> bool:
+    return values.get("host") == hosts.resolve_host(hosts.AUTO, {}, lan=hosts.lan_address)[0]
+
+
+def task_host() -> dict[str, Any]:
+    """Find the address boards reach this machine at, for the OTA URL's host `auto`."""
+    file = _facts(load_project()).host_file
+    if file is None:
+        return {"actions": [], "doc": "the OTA URL (or $OTA_HOST) names its host; none to find"}
+    return recorded(
+        {
+            "actions": [(_found_host, [file])],
+            "targets": [file],
+            # Checked on every run: the address changes with the network (DHCP, another Wi-Fi).
+            "uptodate": [_host_unchanged],
+            "clean": True,
+        }
+    )
+
+
+def _facts_files(project: Project) -> dict[str, Path]:
+    """Each app's build/kconfig/<app>.facts.json, where an ESP-IDF is here to evaluate the apps'
+    Kconfig (none without one: the options are then checked after the build). The rehearsal's
+    next version of the flashed app has the flashed app's Kconfig."""
+    idf_root = idftool.idf_path(os.environ)
+    if idf_root is None or not (idf_root / "Kconfig").is_file():
+        return {}
+    paths = Paths(project.project_dir)
+    own = {app.name: paths.kconfig_facts(app.name) for app in project.apps}
+    rehearsed = _rehearsed(project)
+    if rehearsed.ota is not None and rehearsed.ota.image not in own:
+        own[rehearsed.ota.image] = own[project.flash_app]
+    return own
+
+
+def _kconfig_unchanged(task: Any, values: dict[str, object], project: Project) -> bool:
+    from .firmware import kconfig_source
+
+    return values.get("kconfig_inputs") == kconfig_source.inputs_digest(project, os.environ)
+
+
+def _evaluate_kconfig(
+    project: Project, text: str, facts: dict[str, Path]
+) -> dict[str, str] | TaskFailed:
+    """doit records the returned inputs' digest for the next up-to-date check."""
+    from .firmware import kconfig_source
+
+    try:
+        return kconfig_source.evaluate_apps(project, text, facts, os.environ)
+    except ProjectError as error:
+        return TaskFailed(str(error))
+
+
+def task_kconfig() -> dict[str, Any]:
+    """Evaluate each app's Kconfig with ESP-IDF's kconfgen and check project.yaml's options."""
+    project = load_project()
+    facts = _facts_files(project)
+    if not facts:
+        return {"actions": [], "doc": "no ESP-IDF here: CONFIG_ options are checked by the build"}
+    own = {app.name: facts[app.name] for app in project.apps}
+    csv = Paths(project.project_dir).partitions_csv
+    payload = {
+        "target": project.target,
+        "apps": [
+            {
+                "app": app.name,
+                "path": app.path,
+                "defaults_files": list(app.defaults_files),
+                "options": defaults.plan(project, app, partitions_csv=csv).to_json(),
+            }
+            for app in project.apps
+        ],
+        "layout": project.table.to_json(),
+    }
+    return {
+        "actions": [(_evaluate_kconfig, [project, project_text(project.project_dir), own])],
+        "targets": list(own.values()),
+        "uptodate": [fingerprint(payload), (_kconfig_unchanged, [project])],
+        "clean": True,
+        "verbosity": 2,
+    }
+
+
 def task_render() -> Iterator[dict[str, Any]]:
     """Render the partition table and each app's sdkconfig.defaults from project.yaml."""
     project = load_project()
@@ -96,7 +281,7 @@ def task_render() -> Iterator[dict[str, Any]]:
             "doc": "build/generated/partitions.csv and partition-table.bin",
             "actions": [
                 (
-                    render.write_partition_table,
+                    _write_partition_table,
                     [project.table, paths.partitions_csv, paths.partition_table_bin],
                 )
             ],
@@ -108,18 +293,17 @@ def task_render() -> Iterator[dict[str, Any]]:
     )
     # With the rehearsal's own app, where it serves the next version of the flashed one.
     rehearsed = _rehearsed(project)
+    facts = _facts(project, rehearsed)
     for app in rehearsed.apps:
+        # Without the app's Kconfig (known once the kconfig task ran): what project.yaml decides.
         plan = defaults.plan(rehearsed, app, partitions_csv=paths.partitions_csv)
         target = paths.sdkconfig_defaults(app.name)
         yield recorded(
             {
                 "name": f"sdkconfig-{app.name}",
                 "doc": f"build/generated/{app.name}.sdkconfig.defaults",
-                "actions": [
-                    (render.write_sdkconfig, [plan, target]),
-                    *_code_check(rehearsed, app),
-                ],
-                "file_dep": [TEMPLATES / "sdkconfig.defaults.j2"],
+                "actions": [(run, [_render_sdkconfig, facts.of(app.name), app.name, target])],
+                "file_dep": [TEMPLATES / "sdkconfig.defaults.j2", *facts.of(app.name).deps],
                 "targets": [target],
                 "uptodate": [fingerprint(plan.to_json())],
                 "clean": True,
@@ -127,16 +311,41 @@ def task_render() -> Iterator[dict[str, Any]]:
         )
 
 
-def _code_check(project: Project, app: App) -> list[tuple[Any, list[Any]]]:
+def _write_partition_table(table: PartitionTable, csv: Path, binary: Path) -> None:
+    from .firmware import render
+
+    render.write_partition_table(table, csv, binary)
+
+
+def _render_sdkconfig(facts: _Facts, app: str, target: Path) -> None:
+    """The app's defaults (with the URL's host as found), typed and named by its Kconfig where
+    the kconfig task evaluated it; then, where it did, what the app's code will do under it."""
+    from .firmware import render
+
+    project = facts.loaded()
+    paths = Paths(project.project_dir)
+    chosen = project.app(app)
+    render.write_sdkconfig(
+        defaults.plan(project, chosen, partitions_csv=paths.partitions_csv), target
+    )
+    check = _code_check(project, chosen)
+    if check is not None:
+        render.warn_code(check)
+
+
+def _code_check(project: Project, app: App) -> render.CodeCheck | None:
     """Where kconfgen has evaluated the app's configuration, render reads its code too."""
+    from .firmware import render
+    from .idf import app_code
+
     found = project.kconfig_of(app.name)
     idf_root = idftool.idf_path(os.environ)
     if found is None or (app.in_idf and idf_root is None):
-        return []
+        return None
     folder = (
         idf_root / app.idf_subpath if app.in_idf and idf_root else project.project_dir / app.path
     )
-    check = render.CodeCheck(
+    return render.CodeCheck(
         app=app.name,
         folder=folder,
         config=app_code.with_old_names(found.values, found.renames),
@@ -146,7 +355,6 @@ def _code_check(project: Project, app: App) -> list[tuple[Any, list[Any]]]:
         encrypt=project.ota is not None and project.ota.encrypt is not None,
         delta=project.ota is not None and project.ota.delta,
     )
-    return [(render.warn_code, [check])]
 
 
 def _cert_plan(project: Project) -> certs.CertPlan | None:
@@ -163,17 +371,34 @@ def _cert_plan(project: Project) -> certs.CertPlan | None:
         )
 
 
-def _issue_certs(plan: certs.CertPlan, url: str, *, rotate_ca: bool = False) -> None:
-    print(f"OTA URL {url}: server cert for '{plan.host}'")
+def _issue_certs(plan: certs.CertPlan, facts: _Facts, *, rotate_ca: bool = False) -> None:
+    plan = facts.certs(plan)
+    ota = facts.at_host().ota
+    print(f"OTA URL {ota.url_text if ota else ''}: server cert for '{plan.host}'")
     print(certs.issue(plan, rotate_ca=rotate_ca))
 
 
-def _rotate_ca(plan: certs.CertPlan, url: str) -> None:
-    _issue_certs(plan, url, rotate_ca=True)
+def _rotate_ca(plan: certs.CertPlan, facts: _Facts) -> None:
+    _issue_certs(plan, facts, rotate_ca=True)
 
 
-def _certs_current(plan: certs.CertPlan) -> bool:
-    return certs.pending(plan) is None
+def _certs_current(
+    task: Any, values: dict[str, object], plan: certs.CertPlan, facts: _Facts
+) -> bool:
+    """Current until the renewal window the last issue recorded opens, while certs/ holds the
+    bytes it left (the `recorded` check); else certs.pending reads the files (cryptography)."""
+    window = values.get("certs_current")
+    if isinstance(window, list) and len(window) == 2:
+        now = datetime.now(UTC).replace(microsecond=0).isoformat()
+        # ISO 8601 UTC texts of one format order as their times do.
+        if window[0] <= now < window[1]:
+            return True
+    return certs.pending(facts.certs(plan)) is None
+
+
+def _certs_window(plan: certs.CertPlan) -> dict[str, object]:
+    start, end = certs.current_window(plan)
+    return {"certs_current": [start.isoformat(), end.isoformat()]}
 
 
 def _remove_leaf(plan: certs.CertPlan) -> None:
@@ -191,14 +416,15 @@ def task_certs() -> dict[str, Any]:
         return {"actions": [], "doc": "project.yaml has no ota: section; nothing to issue"}
     where = cert_files(plan.certs_dir)
     ci_files = [f for f in (plan.ca_cert_file, plan.ca_key_file) if f is not None]
+    facts = _facts(project)
     return recorded(
         {
-            "actions": [(run, [_issue_certs, plan, project.ota.url_text])],
-            "file_dep": ci_files,
+            "actions": [(run, [_issue_certs, plan, facts]), (_certs_window, [plan])],
+            "file_dep": [*ci_files, *facts.host_deps],
             "targets": [where.ca_cert, where.server_cert, where.server_key],
             # A cert that expires within 30 days, or no longer matches its key or CA, is stale
             # even when project.yaml did not change.
-            "uptodate": [fingerprint(plan.to_json()), (_certs_current, [plan])],
+            "uptodate": [fingerprint(plan.to_json()), (_certs_current, [plan, facts])],
             "clean": [(_remove_leaf, [plan])],
             "verbosity": 2,
         }
@@ -211,9 +437,11 @@ def task_rotate_ca() -> dict[str, Any]:
     plan = _cert_plan(project)
     if plan is None or project.ota is None:
         return {"actions": [], "doc": "project.yaml has no ota: section; no CA to rotate"}
+    facts = _facts(project)
     return {
         "basename": "rotate-ca",
-        "actions": [(run, [_rotate_ca, plan, project.ota.url_text])],
+        "actions": [(run, [_rotate_ca, plan, facts])],
+        "file_dep": facts.host_deps,
         "uptodate": [False],
         "verbosity": 2,
     }
@@ -326,8 +554,14 @@ def _defaults_layers(plan: build.BuildPlan, tree: list[Path]) -> list[Path]:
     return [plan.defaults[-1], *(p for p in own + variants if p not in written and p.is_file())]
 
 
+def _completed(step: Callable[..., None], plan: build.BuildPlan, facts: _Facts, *rest: Any) -> None:
+    """A build step with its plan completed from the facts files (the host, the app's Kconfig)."""
+    step(facts.build(plan), *rest)
+
+
 def _build_tasks(
     plan: build.BuildPlan,
+    facts: _Facts,
     *,
     basename: str = "build",
     idf: idftool.IdfTool | None = None,
@@ -337,6 +571,8 @@ def _build_tasks(
     config → idf (idf.py build → images.json) → checks → sign → merge → the summary app.json."""
     app, sdkconfig_json = plan.app, plan.build_dir / "config" / "sdkconfig.json"
     tree = tree or []
+    facts = facts.of(app)
+    known = facts.deps  # the facts files the steps complete their plan from
     sources = (
         staging.app_sources(plan.source, exclude=plan.placed, project_dir=plan.project_root)
         if plan.source.is_dir()
@@ -363,10 +599,11 @@ def _build_tasks(
             {
                 "name": f"{app}:idf",
                 "doc": f"idf.py build of {plan.source}",
-                "actions": [(run, [build.run_idf, plan, idf])],
+                "actions": [(run, [_completed, build.run_idf, plan, facts, idf])],
                 # Every input of the app: its staged sources, the ESP-IDF tree a task writes
                 # (the rehearsal's synthetic one), the rendered defaults and table, the CA.
                 "file_dep": [
+                    *known,
                     *sources,
                     *tree,
                     plan.sdkconfig_inputs,
@@ -384,8 +621,8 @@ def _build_tasks(
             {
                 "name": f"{app}:checks",
                 "doc": "the options took effect, the images verify; what the app's code does",
-                "actions": [(run, [build.check, plan])],
-                "file_dep": [*built, plan.sdkconfig, sdkconfig_json],
+                "actions": [(run, [_completed, build.check, plan, facts])],
+                "file_dep": [*known, *built, plan.sdkconfig, sdkconfig_json],
                 "targets": checked,
                 "uptodate": [fingerprint({**plan.to_json(), "signing": None})],
                 "verbosity": 2,
@@ -398,8 +635,8 @@ def _build_tasks(
                 {
                     "name": f"{app}:sign",
                     "doc": "sign the app with ota.sign's key and verify it with espsecure",
-                    "actions": [(run, [build.sign, plan])],
-                    "file_dep": [*built, *key],
+                    "actions": [(run, [_completed, build.sign, plan, facts])],
+                    "file_dep": [*known, *built, *key],
                     "targets": signed,
                     "uptodate": [fingerprint(plan.to_json())],
                     "verbosity": 2,
@@ -411,8 +648,8 @@ def _build_tasks(
             {
                 "name": f"{app}:merge",
                 "doc": "merged.bin: every image in one, for factory programming",
-                "actions": [(run, [build.merge, plan])],
-                "file_dep": [*built, *signed],
+                "actions": [(run, [_completed, build.merge, plan, facts])],
+                "file_dep": [*known, *built, *signed],
                 "targets": [plan.merged],
                 "uptodate": [fingerprint(plan.to_json())],
             }
@@ -421,8 +658,8 @@ def _build_tasks(
             {
                 "name": app,
                 "doc": f"build/{app}/app.json: the images and the app's facts ({plan.source})",
-                "actions": [(run, [build.summarize, plan])],
-                "file_dep": [*built, *checked, *signed, plan.merged, *ca],
+                "actions": [(run, [_completed, build.summarize, plan, facts])],
+                "file_dep": [*known, *built, *checked, *signed, plan.merged, *ca],
                 "targets": [plan.summary],
                 "uptodate": [fingerprint(plan.to_json())],
                 "verbosity": 2,
@@ -437,8 +674,9 @@ def task_build() -> Iterator[dict[str, Any]]:
     project = load_project()
     paths = Paths(project.project_dir)
     plans = _build_plans(project)
+    facts = _facts(project)
     for plan in plans:
-        yield from _build_tasks(plan)
+        yield from _build_tasks(plan, facts)
     summaries = [plan.summary for plan in plans]
     yield recorded(
         {
@@ -463,24 +701,31 @@ def task_build() -> Iterator[dict[str, Any]]:
     )
 
 
+def _reproduce(plans: list[build.BuildPlan], work: Path, facts: _Facts) -> None:
+    from .firmware import repro
+
+    repro.reproduce([facts.build(plan) for plan in plans], work)
+
+
 def task_reproduce() -> dict[str, Any]:
     """Build every app twice at two paths and prove the images and ELF are byte-identical."""
     project = load_project()
     paths = Paths(project.project_dir)
     plans = _build_plans(project)
+    facts = _facts(project)
     return {
-        "actions": [(run, [repro.reproduce, plans, paths.reproduce])],
+        "actions": [(run, [_reproduce, plans, paths.reproduce, facts])],
         "file_dep": [p.ca_source for p in plans if p.ca_source is not None]
-        + [paths.partitions_csv, *(paths.sdkconfig_defaults(p.app) for p in plans)],
+        + [paths.partitions_csv, *(paths.sdkconfig_defaults(p.app) for p in plans), *facts.deps],
         "uptodate": [False],
         "verbosity": 2,
     }
 
 
-def _menuconfig(plans: dict[str, build.BuildPlan], app: str) -> TaskFailed | None:
+def _menuconfig(plans: dict[str, build.BuildPlan], facts: _Facts, app: str) -> TaskFailed | None:
     if app not in plans:
         return TaskFailed(f"--app: no app '{app}' in project.yaml; apps: {', '.join(plans)}")
-    return run(build.menuconfig, plans[app])
+    return run(build.menuconfig, facts.build(plans[app]))
 
 
 def task_menuconfig() -> dict[str, Any]:
@@ -488,8 +733,9 @@ def task_menuconfig() -> dict[str, Any]:
     project = load_project()
     plans = {plan.app: plan for plan in _build_plans(project)}
     paths = Paths(project.project_dir)
+    facts = _facts(project)
     return {
-        "actions": [(_menuconfig, [plans])],
+        "actions": [(_menuconfig, [plans, facts])],
         "params": [
             {
                 "name": "app",
@@ -500,7 +746,11 @@ def task_menuconfig() -> dict[str, Any]:
             }
         ],
         # build:<app>:config first drops an sdkconfig made from other defaults, as for a build.
-        "file_dep": [paths.partitions_csv, *(plan.sdkconfig_inputs for plan in plans.values())],
+        "file_dep": [
+            paths.partitions_csv,
+            *(plan.sdkconfig_inputs for plan in plans.values()),
+            *facts.deps,
+        ],
         "uptodate": [False],
         "verbosity": 2,
     }
@@ -657,17 +907,21 @@ RELEASE_OPTION = {
 }
 
 
-def _serve(plan: serve.ServePlan, engine: str, log_format: str, release: str) -> TaskFailed | None:
+def _serve(
+    plan: serve.ServePlan, facts: _Facts, engine: str, log_format: str, release: str
+) -> TaskFailed | None:
     """doit passes --engine/--log-format by parameter name; Ctrl-C returns normally (exit 0)."""
     # doit already limited both to their `choices`.
     chosen = dataclasses.replace(
-        _chosen_release(plan, release),
+        _chosen_release(facts.serve(plan), release),
         engine=cast(serve.Engine, engine),
         log_format=cast(serve.LogFormat, log_format),
     )
     # Serving runs until Ctrl-C: other commands (status, a rebuild) must not wait for it. Targets
     # are replaced atomically, so what it reads next is old or new, never half.
     release_lock()
+    from .serve import engines
+
     return run(engines.run, chosen)
 
 
@@ -680,10 +934,12 @@ def task_serve() -> dict[str, Any]:
     where = cert_files(plan.certs_dir)
     flashed = [plan.flash_summary] if plan.flash_summary else []
     flashed += [plan.signing_key] if plan.signing_key else []
+    facts = _facts(project)
     return {
-        "actions": [(_serve, [plan])],
+        "actions": [(_serve, [plan, facts])],
         # The flashed app too: the check that it embeds this CA must never be skipped.
         "file_dep": [
+            *facts.host_deps,
             plan.app_summary,
             plan.release_dir / "release.json",  # doit releases first
             *flashed,
@@ -731,8 +987,8 @@ def _published_release(release: str) -> dict[str, str]:
     return {"published_release": release}
 
 
-def _publish(plan: serve.ServePlan, release: str) -> TaskFailed | None:
-    return run(publish.write, _chosen_release(plan, release))
+def _publish(plan: serve.ServePlan, facts: _Facts, release: str) -> TaskFailed | None:
+    return run(publish.write, _chosen_release(facts.serve(plan), release))
 
 
 def task_publish() -> dict[str, Any]:
@@ -742,11 +998,13 @@ def task_publish() -> dict[str, Any]:
     if plan is None:
         return {"actions": [], "doc": "project.yaml has no ota: section; nothing to publish"}
     where = cert_files(plan.certs_dir)
+    facts = _facts(project)
     return recorded(
         {
-            "actions": [(_publish, [plan]), _published_release],
+            "actions": [(_publish, [plan, facts]), _published_release],
             "params": [RELEASE_OPTION],
             "file_dep": [
+                *facts.host_deps,
                 plan.app_summary,
                 plan.release_dir / "release.json",
                 where.ca_cert,
@@ -795,13 +1053,14 @@ def _fail(line: str) -> TaskFailed:
 
 
 def _rehearse(
-    plan: rehearse.RehearsalPlan, fail: str, partial: bool, delta: bool
+    plan: rehearse.RehearsalPlan, facts: _Facts, fail: str, partial: bool, delta: bool
 ) -> TaskFailed | None:
     # --standin already chose the builds when the tasks were made (wiring.standin_requested).
     from .rehearsal import rehearse
 
     action = functools.partial(rehearse.run, failure=fail, partial=partial, delta=delta)
-    return run(action, plan)
+    found = dataclasses.replace(plan, certs=facts.certs(plan.certs), serve=facts.serve(plan.serve))
+    return run(action, found)
 
 
 def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
@@ -831,11 +1090,15 @@ def _virtual_builds(project: Project) -> Iterator[dict[str, Any]]:
             "clean": True,
         }
     )
+    rehearsed = _rehearsed(project)
+    facts = _facts(project, rehearsed)
     for plan in rehearse.builds(
-        _rehearsed(project), _signing_plan(project), _decrypt_key(project), os.environ
+        rehearsed, _signing_plan(project), _decrypt_key(project), os.environ
     ):
         # The stand-in's output imitates idf.py's: shown only when a step fails.
-        for step in _build_tasks(plan, basename="rehearse-build", idf=standin.tool(), tree=tree):
+        for step in _build_tasks(
+            plan, facts, basename="rehearse-build", idf=standin.tool(), tree=tree
+        ):
             yield {**step, "verbosity": 1}
 
 
@@ -845,7 +1108,7 @@ def _next_build(project: Project) -> Iterator[dict[str, Any]]:
     own = {app.name for app in project.apps}
     for plan in _build_plans(rehearsed):
         if plan.app not in own:
-            yield from _build_tasks(plan, basename="rehearse-build")
+            yield from _build_tasks(plan, _facts(project, rehearsed), basename="rehearse-build")
 
 
 def task_rehearse() -> Iterator[dict[str, Any]]:
@@ -877,11 +1140,12 @@ def task_rehearse() -> Iterator[dict[str, Any]]:
         yield from _virtual_builds(project)
     else:
         yield from _next_build(project)
+    facts = _facts(project, _rehearsed(project))
     yield {
         "basename": "rehearse",
-        "actions": [(_rehearse, [plan])],
+        "actions": [(_rehearse, [plan, facts])],
         # Made first by render, certs, signing-key and build (or rehearse-build) as usual.
-        "file_dep": rehearse.inputs(plan),
+        "file_dep": [*rehearse.inputs(plan), *facts.host_deps],
         "params": _rehearse_params(FAILURES),
         "uptodate": [False],
         "verbosity": 2,

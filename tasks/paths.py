@@ -108,6 +108,15 @@ class Paths:
         return self.build / "virtual" / f"{target}-flash.bin"
 
     @property
+    def server_host(self) -> Path:
+        """The host task's hand-over file: the address `auto` stands for here."""
+        return self.build / "facts" / "host.json"
+
+    def kconfig_facts(self, app: str) -> Path:
+        """The kconfig task's hand-over file: the app's Kconfig as kconfgen evaluated it."""
+        return self.kconfig_cache / f"{app}.facts.json"
+
+    @property
     def outputs(self) -> Path:
         """Where builds and board records go: build/, or build/<variant>/."""
         return self.build / self.variant if self.variant else self.build

@@ -21,7 +21,6 @@ from . import __version__
 from .config import hosts, loader, schema
 from .config.model import Project
 from .errors import ConfigError, ConfigErrors, ProjectError, warn
-from .firmware import kconfig_source
 from .idf import idftool
 from .paths import Paths
 
@@ -31,6 +30,7 @@ __all__ = [
     "fingerprint",
     "load_project",
     "planning",
+    "project_text",
     "recorded",
     "release_lock",
     "run",
@@ -39,25 +39,24 @@ __all__ = [
 ]
 
 
-def _resolve_host(env: dict[str, str], host: str) -> str:
-    resolved, warning = hosts.resolve_host(host, env)
-    if warning:
-        warn(warning)
-    return resolved
+def _static_host(env: dict[str, str], host: str) -> str:
+    """What project.yaml or $OTA_HOST names; `auto` stays `auto` for the host task to find (a
+    probe of this machine's routes is no loading's business)."""
+    return hosts.static_host(host, env) or hosts.AUTO
 
 
 @functools.lru_cache(maxsize=4)
 def _load(root: str, text: str, env_items: tuple[tuple[str, str], ...]) -> Project:
+    # What needs ESP-IDF's tools (each app's Kconfig through kconfgen) is the kconfig task's
+    # work, not loading's: `doit list` starts no child process (docs/architecture.md).
     env = dict(env_items)
     return loader.load(
         text,
         file="project.yaml",
         env=env,
-        resolve_host=functools.partial(_resolve_host, env),
+        resolve_host=functools.partial(_static_host, env),
         project_dir=Path(root),
         idf_root=idftool.idf_path(env),
-        kconfig=kconfig_source.source(env, warn),
-        warn=warn,
     )
 
 
@@ -67,6 +66,31 @@ _LOCKS: dict[Path, int] = {}
 # the same text, the one there when the run started working (not before it waited, and not an
 # edit made while it runs).
 _TEXTS: dict[Path, str] = {}
+
+
+# doit's commands that only read the task list: they never wait for (or take) the lock, so
+# `doit list` answers at once while a build runs. Everything else (run, clean, forget, ignore,
+# reset-dep, strace, auto) writes targets or doit's records and takes it.
+_READ_ONLY_COMMANDS = frozenset({"list", "help", "info", "tabcompletion"})
+
+
+def _reading_only() -> bool:
+    """Whether the doit command loading the tasks only reads them.
+
+    doit hands the command to its task loader (`TaskLoader2.load_tasks(cmd, pos_args)`), not to
+    the task creators: it is found on the stack. Outside doit (the console script, a test), the
+    caller plans to act, so the answer is no.
+    """
+    from doit.cmd_base import Command
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "load_tasks":
+            command = frame.f_locals.get("cmd")
+            if isinstance(command, Command):
+                return command.get_name() in _READ_ONLY_COMMANDS
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
 
 
 def _lock(root: Path) -> None:
@@ -132,13 +156,22 @@ def _read_project_yaml(root: Path) -> str:
         raise InvalidDodoFile(f"project.yaml: cannot be read ({error})") from None
 
 
-def load_project() -> Project:
-    """Read ./project.yaml once per process; a bad file becomes doit's one-line ERROR, exit 3."""
-    root = Path.cwd()
-    _lock(root)
+def project_text(root: Path) -> str:
+    """project.yaml as this run plans from it: read once, after the lock is ours when the run
+    acts (not before it waited); `doit list`, `help` and `info` read it without the lock."""
+    if root not in _LOCKS and not _reading_only():
+        _lock(root)
+        _TEXTS.pop(root, None)  # a text read before the lock was ours is not this run's
     text = _TEXTS.get(root)
     if text is None:
         text = _TEXTS[root] = _read_project_yaml(root)
+    return text
+
+
+def load_project() -> Project:
+    """Read ./project.yaml once per process; a bad file becomes doit's one-line ERROR, exit 3."""
+    root = Path.cwd()
+    text = project_text(root)
     try:
         return _load(str(root), text, tuple(sorted(os.environ.items())))
     except ConfigErrors as errors:

@@ -151,13 +151,16 @@ def test_build__sdkconfig_is_private(built: Path) -> None:
 def test_build__an_unknown_option_stops_at_render_with_its_name(
     project_dir: Path, idf: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # The virtual tree has a root Kconfig: kconfgen checks project.yaml before any build.
+    # The virtual tree has a root Kconfig: the kconfig task checks project.yaml before any build.
     edit(project_dir, "version: 1.0.1}", "version: 1.0.1, sdkconfig: {CONFIG_NOT_AN_OPTION: true}}")
-    assert DoitMain(ModuleTaskLoader(graph)).run(["build:hello_world"]) == 3
+    code, results, text = run_with_output(project_dir, "build:hello_world")
+    assert (code, results["kconfig"]) == (1, "fail")
     assert (
-        "apps.hello_world.sdkconfig.CONFIG_NOT_AN_OPTION: CONFIG_NOT_AN_OPTION is not an option "
-        "of app 'hello_world' (ESP-IDF 5.3.2, target esp32)" in capsys.readouterr().err
+        "project.yaml:15:91: apps.hello_world.sdkconfig.CONFIG_NOT_AN_OPTION: "
+        "CONFIG_NOT_AN_OPTION is not an option of app 'hello_world' (ESP-IDF 5.3.2, target "
+        "esp32)" in text
     )
+    assert "Traceback" not in text
     assert not (project_dir / "build" / "hello_world").exists()
 
 
@@ -180,10 +183,13 @@ def test_build__changed_defaults_regenerate_the_sdkconfig(built: Path, idf: Path
         "version: 1.0.1}",
         "version: 1.0.1, sdkconfig: {CONFIG_LOG_DEFAULT_LEVEL_DEBUG: true}}",
     )
-    code, _ = run(built, "build:hello_world")
+    code, results = run(built, "build")
     assert code == 0
     config = json.loads((built / "build/hello_world/config/sdkconfig.json").read_text())
     assert config["LOG_DEFAULT_LEVEL_DEBUG"] is True
+    # The kconfig task ran again; only the app whose Kconfig facts changed is rebuilt.
+    assert results["kconfig"] == "success"
+    assert (results["build:hello_world"], results["build:factory"]) == ("success", "up-to-date")
 
 
 def test_build__failure_shows_the_tail_and_the_log(

@@ -94,3 +94,20 @@ def test_resolve_host__default_lookup_is_lan_address(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(socket.socket, "connect", lambda self, address: None)
     monkeypatch.setattr(socket.socket, "getsockname", lambda self: ("10.9.8.7", 4242))
     assert hosts.resolve_host("auto", {}) == ("10.9.8.7", None)
+
+
+@pytest.mark.parametrize(
+    ("url_host", "env", "expected"),
+    [
+        ("auto", {}, None),
+        ("auto", {"OTA_HOST": "AUTO"}, None),
+        ("auto", {"OTA_HOST": "[fe80::1]"}, "fe80::1"),
+        ("Ota.Example.com", {}, "ota.example.com"),
+    ],
+)
+def test_static_host__only_what_is_named(
+    url_host: str, env: dict[str, str], expected: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What loading knows without a probe; `auto` is left to the host task."""
+    monkeypatch.setattr(hosts, "lan_address", _lan_must_not_be_asked)
+    assert hosts.static_host(url_host, env) == expected

@@ -4,6 +4,7 @@ unknown and dependency-off options, before any build."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from collections.abc import Callable
@@ -77,21 +78,18 @@ def load(
             target=target, version=tag[1:4], common=common, factory=factory, hello=hello
         )
         warnings: list[str] = []
-        source = kconfig_source.source(env, warnings.append)
-        assert source is not None, warnings
+        project = loader.load(
+            text, file="project.yaml", env=env, resolve_host=lambda host: host, project_dir=tmp_path
+        )
+        facts = {app.name: tmp_path / f"{app.name}.facts.json" for app in project.apps}
         try:
-            project = loader.load(
-                text,
-                file="project.yaml",
-                env=env,
-                resolve_host=lambda host: host,
-                project_dir=tmp_path,
-                kconfig=source,
-                warn=warnings.append,
-            )
+            kconfig_source.evaluate_apps(project, text, facts, env, warn=warnings.append)
         except ConfigErrors as errors:
+            assert not [path for path in facts.values() if path.exists()]  # nothing half-written
             return errors, warnings
-        return project, warnings
+        found = tuple((name, kconfig_source.read(path).kconfig) for name, path in facts.items())
+        assert all(kconfig is not None for _, kconfig in found)
+        return dataclasses.replace(project, kconfig=found), warnings  # type: ignore[arg-type]
 
     return run
 
@@ -171,28 +169,44 @@ def test_render__an_option_only_one_app_has_goes_to_that_app(
     assert "project.yaml sdkconfig" not in plans["hello_world"]
 
 
-def test_render__doit_list_prints_the_line_and_writes_nothing(
+def test_render__doit_list_answers_and_render_prints_the_line_writing_nothing(
     tmp_path: Path, idf_v53: Path
 ) -> None:
+    """A bad CONFIG_ option is the kconfig task's finding: `doit list` starts no kconfgen and
+    lists the tasks; `doit render` fails with the located line and writes no defaults."""
     (tmp_path / "dodo.py").write_text("from esp_ota_doit.graph import *  # noqa: F403\n")
     text = _YAML.format(
         target="esp32", version="5.3", common="  CONFIG_FREERTOS_HZ: fast\n", factory="", hello=""
     )
     (tmp_path / "project.yaml").write_text(text)
-    done = subprocess.run(
+    env = {"PATH": "/usr/bin:/bin", "IDF_PATH": str(idf_v53), "OTA_HOST": "127.0.0.1"}
+    listed = subprocess.run(
         [sys.executable, "-m", "doit", "list"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=120,
-        env={"PATH": "/usr/bin:/bin", "IDF_PATH": str(idf_v53), "OTA_HOST": "127.0.0.1"},
+        env=env,
     )
-    assert done.returncode == 3
-    assert done.stderr == (
-        "ERROR: project.yaml:12:23: sdkconfig.CONFIG_FREERTOS_HZ: 'fast' is not a valid value for "
+    assert (listed.returncode, listed.stderr) == (0, "")
+    assert "kconfig" in listed.stdout.split()
+    assert not (tmp_path / "build").exists()
+    done = subprocess.run(
+        [sys.executable, "-m", "doit", "render"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 1
+    assert (
+        "project.yaml:12:23: sdkconfig.CONFIG_FREERTOS_HZ: 'fast' is not a valid value for "
         "the int symbol FREERTOS_HZ; write a whole number like 1000\n"
-    )
-    assert "Traceback" not in done.stderr
+    ) in done.stdout  # doit reports a failed task there, under "TaskFailed - taskid:kconfig"
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not list((tmp_path / "build").glob("generated/*.sdkconfig.defaults"))
+    assert not list((tmp_path / "build").glob("kconfig/*.facts.json"))
 
 
 def _load_plain(text: str, idf_root: Path | None = None) -> Project | ConfigErrors:

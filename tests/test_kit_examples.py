@@ -7,6 +7,7 @@ rehearsal plays is what the app's code does under that configuration.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -146,16 +147,21 @@ def _init(
 
 
 def _load(folder: Path) -> Any:
+    """project.yaml loaded, then each app's Kconfig as the kconfig task evaluates it."""
     env = {**idfkit.kit_env(), "WIFI_PASSWORD": "secret-pass"}
-    return loader.load(
-        (folder / "project.yaml").read_text(),
+    text = (folder / "project.yaml").read_text()
+    project = loader.load(
+        text,
         file="project.yaml",
         env=env,
         resolve_host=lambda host: "192.0.2.7",
         project_dir=folder,
         idf_root=Path(env["IDF_PATH"]),
-        kconfig=kconfig_source.source(env, lambda line: None),
     )
+    facts = {app.name: folder / "build" / f"{app.name}.facts.json" for app in project.apps}
+    kconfig_source.evaluate_apps(project, text, facts, env, warn=lambda line: None)
+    found = tuple((name, kconfig_source.read(path).kconfig) for name, path in facts.items())
+    return dataclasses.replace(project, kconfig=found)
 
 
 def test_the_list_is_the_kits() -> None:

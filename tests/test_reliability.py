@@ -9,13 +9,17 @@ import fcntl
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
-from esp_ota_doit import wiring
+import pytest
+from doit.cmd_base import ModuleTaskLoader
+from doit.doit_cmd import DoitMain
+from esp_ota_doit import graph, wiring
 from esp_ota_doit.paths import cert_files
 
-from tests.doitrun import doit_process, edit
+from tests.doitrun import doit_process, edit, run
 
 
 def test_project_yaml__over_1_mib_is_refused_at_once(project_dir: Path) -> None:
@@ -53,28 +57,88 @@ def test_load_project__one_text_per_run(project_dir: Path) -> None:
 
 
 def test_lock__a_run_that_waited_plans_from_the_edited_file(project_dir: Path) -> None:
-    """A run that waited for the project lock reads project.yaml once it has the lock."""
+    """A run that waited for the project lock reads project.yaml once it has the lock: what it
+    renders is the text edited while it waited, never the one there when it started."""
     holder = os.open(project_dir, os.O_RDONLY)
     fcntl.flock(holder, fcntl.LOCK_EX)
     try:
         waiting = subprocess.Popen(
-            [sys.executable, "-m", "doit", "info", "render:sdkconfig-hello_world"],
+            [sys.executable, "-m", "doit", "render:sdkconfig-hello_world"],
             cwd=project_dir,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(2)  # it starts, reads nothing yet, and waits for the lock
-        assert waiting.poll() is None
+        assert waiting.stderr is not None
+        line = waiting.stderr.readline()  # it has started and waits for the lock
+        assert line == f"warning: waiting for another doit run in {project_dir} to finish\n"
         edit(project_dir, "version: 1.0.1}", "version: 9.9.9}")
     finally:
         fcntl.flock(holder, fcntl.LOCK_UN)
         os.close(holder)
     out, err = waiting.communicate(timeout=60)
-    assert waiting.returncode in (0, 1), err  # doit info: 1 when the task is not up to date
+    assert waiting.returncode == 0, out + err
     assert "Traceback" not in err
-    assert "waiting for another doit run" in err
-    assert "9.9.9" in out and "1.0.1" not in out
+    rendered = (project_dir / "build/generated/hello_world.sdkconfig.defaults").read_text()
+    assert 'CONFIG_APP_PROJECT_VER="9.9.9"' in rendered and "1.0.1" not in rendered
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [
+        (["list"], "render "),
+        (["list", "--all"], "render:partitions"),
+        (["help"], "help <task-name>"),
+        (["help", "build"], "Build every app"),
+        (["info", "render:partitions"], "partitions.csv"),
+    ],
+)
+def test_lock__reading_commands_answer_while_a_run_holds_it(
+    project_dir: Path, command: list[str], shown: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """list, help and info never wait for (nor take) the lock a running build holds."""
+    holder = os.open(project_dir, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # as a running `doit build` holds it
+    try:
+        codes: list[int] = []
+        answering = threading.Thread(
+            target=lambda: codes.append(DoitMain(ModuleTaskLoader(graph)).run(command)),
+            daemon=True,  # one that waits for the lock would wait forever
+        )
+        answering.start()
+        answering.join(timeout=30)
+        assert not answering.is_alive(), "it waits for the lock"
+        out, err = capsys.readouterr()
+        assert codes[0] in (0, 1), out + err  # doit info: 1 for a task that is not up to date
+        assert "waiting for another doit run" not in err
+        assert shown in out
+        with pytest.raises(BlockingIOError):  # still the other run's
+            fcntl.flock(os.open(project_dir, os.O_RDONLY), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(holder)
+
+
+def test_lock__a_run_plans_from_the_text_read_under_the_lock(
+    project_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a reading command read without the lock is not what a run acts on."""
+    assert DoitMain(ModuleTaskLoader(graph)).run(["list"]) == 0
+    edit(project_dir, "version: 1.0.1}", "version: 9.9.9}")
+    code, results = run(project_dir, "render:sdkconfig-hello_world")
+    assert (code, results["render:sdkconfig-hello_world"]) == (0, "success")
+    rendered = (project_dir / "build/generated/hello_world.sdkconfig.defaults").read_text()
+    assert 'CONFIG_APP_PROJECT_VER="9.9.9"' in rendered
+
+
+def test_lock__a_run_in_process_takes_it(project_dir: Path) -> None:
+    """What acts (here doit's default command) takes the lock before it reads project.yaml."""
+    assert DoitMain(ModuleTaskLoader(graph)).run(["-n", "1", "render:partitions"]) == 0
+    other = os.open(project_dir, os.O_RDONLY)
+    try:
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(other)
 
 
 # --- a board that dies in the middle of `doit flash` ------------------------------------------

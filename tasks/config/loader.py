@@ -1,6 +1,7 @@
 """Loading project.yaml into a Project: each key by the model's own checks, then the rules that
-span keys, the partition table's placement, each app's Kconfig, and one located line per problem.
-`load()` is pure given its inputs (text, environment, host resolver, project dir, Kconfig source).
+span keys, the partition table's placement, and one located line per problem. `load()` is pure
+given its inputs (text, environment, host resolver, project dir); each app's Kconfig is checked
+later, by the kconfig task, through `kconfig_problems`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from ..idf import app_code, chips, idftool, partition_files, partitions, release
 from ..idf.kconfig_rules import AppKconfig
 from ..idf.partitions import Partition, PartitionTable
 from . import kconfig_checks, layout, schema
-from .model import App, KconfigSource, Project, Sdkconfig, load_section
+from .model import App, Project, Sdkconfig, load_section
 from .schema import Invalid, UnknownKeyError
 from .yamlsource import SourceMap, parse
 
-__all__ = ["load"]
+__all__ = ["kconfig_problems", "load"]
 
 
 # --- cross-field rules ---------------------------------------------------------------------------
@@ -424,28 +425,6 @@ def _place_table(project: Project, data: object) -> Project:
     return dataclasses.replace(project, table=table)
 
 
-def _with_kconfig(
-    project: Project, source: KconfigSource
-) -> tuple[Project, list[ConfigError], list[ConfigError]]:
-    """The project with each app's Kconfig, and what is wrong (errors, warnings) with its
-    sdkconfig: options under that Kconfig."""
-    found: dict[str, AppKconfig] = {}
-    errors: list[ConfigError] = []
-    for app in project.apps:
-        try:
-            app_kconfig = source(project, app)
-        except ConfigError as problem:
-            errors.append(problem)
-            continue
-        if app_kconfig is not None:
-            found[app.name] = app_kconfig
-    project = dataclasses.replace(project, kconfig=tuple(found.items()))
-    warnings: list[ConfigError] = []
-    for is_warning, error in kconfig_checks.findings(project, found):
-        (warnings if is_warning else errors).append(error)
-    return project, errors, warnings
-
-
 def _format(errors: list[ConfigError], source: SourceMap) -> ConfigErrors:
     located = [
         (source.locate(error.path, at_key=isinstance(error, UnknownKeyError)), error)
@@ -463,12 +442,9 @@ def load(
     resolve_host: Callable[[str], str],
     project_dir: Path,
     idf_root: Path | None = None,
-    kconfig: KconfigSource | None = None,
-    warn: Callable[[str], None] | None = None,
 ) -> Project:
-    """Validate project.yaml text into a Project; `idf_root` is the ESP-IDF found, if any, and
-    `kconfig` gives each app's Kconfig (its options are checked against it; `warn` gets the
-    warning lines, such as a renamed option).
+    """Validate project.yaml text into a Project; `idf_root` is the ESP-IDF found, if any. It
+    starts no process: what needs kconfgen is the kconfig task's (`kconfig_problems`).
 
     Raises:
         ConfigErrors: every independent problem, one `file:line:col: key.path: problem; fix` line
@@ -483,13 +459,6 @@ def load(
         if not errors:
             project = _place_table(project, data)
             errors = list(_ota_layout_checks(project))
-        if not errors and kconfig is not None:
-            project, errors, warnings = _with_kconfig(project, kconfig)
-            if warn is not None:
-                for line in _format(warnings, source).lines:
-                    warn(line)
-            if not errors:  # an app's own defaults may turn anti-rollback on, too
-                errors = list(_ota_layout_checks(project))
     except ConfigError as error:
         errors = [error]
     except Invalid as invalid:
@@ -497,3 +466,26 @@ def load(
     if errors:
         raise _format(errors, source)
     return project
+
+
+def kconfig_problems(
+    text: str,
+    *,
+    file: str,
+    env: Mapping[str, str],
+    project: Project,
+    found: Mapping[str, AppKconfig],
+    failed: list[ConfigError],
+) -> tuple[ConfigErrors | None, tuple[str, ...]]:
+    """What is wrong with project.yaml's CONFIG_ options under each app's Kconfig (`found`, as
+    kconfgen evaluated it; `failed`: the apps it could not evaluate), located in `text`: the
+    errors, if any, and the warning lines (a renamed option still works)."""
+    _, source = parse(text, file=file, env=env)
+    project = dataclasses.replace(project, kconfig=tuple(found.items()))
+    errors: list[ConfigError] = list(failed)
+    warnings: list[ConfigError] = []
+    for is_warning, error in kconfig_checks.findings(project, found):
+        (warnings if is_warning else errors).append(error)
+    if not errors:  # an app's own defaults may turn anti-rollback on, too
+        errors = list(_ota_layout_checks(project))
+    return (_format(errors, source) if errors else None), _format(warnings, source).lines

@@ -419,7 +419,8 @@ class Project:
     sdkconfig: Sdkconfig = option(doc="CONFIG_ options for every app", check=_sdkconfig, default={})
     table: PartitionTable = derived(None)  # the placed, validated partition table
     project_dir: Path = derived(Path("."))
-    # Each app's Kconfig as ESP-IDF's kconfgen evaluated it; () when no ESP-IDF was found.
+    # Each app's Kconfig as ESP-IDF's kconfgen evaluated it: () as loaded; an action fills it from
+    # the kconfig task's build/kconfig/<app>.facts.json (graph._render_sdkconfig).
     kconfig: tuple[tuple[str, AppKconfig], ...] = derived(())
 
     def app(self, name: str) -> App:
@@ -434,5 +435,5 @@ class Project:
         return any(app.secure_version is not None for app in self.apps)
 
 
-# The Kconfig of one app (kconfgen run over ESP-IDF's tree), injected by wiring.load_project.
+# The Kconfig of one app (kconfgen run over ESP-IDF's tree), as the kconfig task gets it.
 KconfigSource = Callable[["Project", App], AppKconfig | None]

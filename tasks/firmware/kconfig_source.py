@@ -1,26 +1,107 @@
-"""Each app's Kconfig for loader.load, from ESP-IDF's own kconfgen over the ESP-IDF found here
-(or the virtual tree the idf.py stand-in builds from): run the way tools/cmake/kconfig.cmake of
-that release runs it, before any build, cached under build/kconfig/ on the Kconfig files.
+"""Each app's Kconfig, from ESP-IDF's own kconfgen over the ESP-IDF found here: run the way
+tools/cmake/kconfig.cmake of that release runs it, before any build, by the kconfig task (never
+while loading), cached under build/kconfig/ on the Kconfig files. The task hands each app's
+result over in build/kconfig/<app>.facts.json (`KconfigFacts`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.metadata
+import json
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from ..config import loader
 from ..config.model import App, KconfigSource, Project
-from ..errors import ConfigError, ToolError
+from ..errors import ConfigError, ToolError, warn
+from ..files import ShapeError, field, mapping, read_json, schema_checked, write_if_changed
 from ..idf import app as idfapp
 from ..idf import idftool, kconfig, releases
-from ..idf.kconfig_rules import AppKconfig, app_kconfig
+from ..idf.kconfig_rules import AppKconfig, Symbol, app_kconfig
 from ..paths import Paths
 from . import defaults
 
-__all__ = ["source"]
+__all__ = ["KconfigFacts", "inputs_digest", "read", "source", "write"]
+
+SCHEMA = 1
+_FIX = "run `doit kconfig`"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KconfigFacts:
+    """build/kconfig/<app>.facts.json: the app's Kconfig as kconfgen evaluated it with
+    project.yaml's options applied; `kconfig` is None where kconfgen cannot run here."""
+
+    app: str
+    kconfig: AppKconfig | None
+    schema: int = SCHEMA
+
+    def to_json(self) -> dict[str, object]:
+        found = self.kconfig
+        return {
+            "schema": self.schema,
+            "app": self.app,
+            "kconfig": None
+            if found is None
+            else {
+                "release": found.release,
+                "target": found.target,
+                "symbols": [dataclasses.asdict(s) for _, s in sorted(found.symbols.items())],
+                "renames": dict(sorted(found.renames.items())),
+                "values": dict(sorted(found.values.items())),
+            },
+        }
+
+    @classmethod
+    def from_json(cls, data: object, *, source: Path) -> KconfigFacts:
+        """The facts in `data` (parsed JSON from `source`).
+
+        Raises:
+            ToolError: one line naming `source`, when it is of another schema or shape.
+        """
+        data = schema_checked(data, SCHEMA, what="an app's Kconfig facts", source=source, fix=_FIX)
+        try:
+            found = field(data, "kconfig", dict, type(None))
+            return cls(app=field(data, "app", str), kconfig=_app_kconfig_of(found))
+        except (ShapeError, TypeError, ValueError) as error:
+            raise ToolError(f"{source}: not an app's Kconfig facts ({error}); {_FIX}") from None
+
+
+def _app_kconfig_of(found: Mapping[str, Any] | None) -> AppKconfig | None:
+    if found is None:
+        return None
+    symbols = [_symbol(entry) for entry in field(found, "symbols", list)]
+    return AppKconfig(
+        release=field(found, "release", str),
+        target=field(found, "target", str),
+        symbols={symbol.name: symbol for symbol in symbols},
+        renames=dict(mapping(found, "renames")),
+        values=dict(mapping(found, "values")),
+    )
+
+
+def _symbol(entry: object) -> Symbol:
+    if not isinstance(entry, dict):
+        raise ShapeError("a symbol is not an object")
+    limits = entry.get("range")
+    return Symbol(**{**entry, "range": tuple(limits) if limits is not None else None})
+
+
+def read(path: Path) -> KconfigFacts:
+    """The kconfig task's hand-over file for one app."""
+    return KconfigFacts.from_json(read_json(path, fix=_FIX), source=path)
+
+
+def write(facts: KconfigFacts, path: Path) -> None:
+    """Written only when it changed: the tasks reading it stay up to date otherwise."""
+    write_if_changed(path, json.dumps(facts.to_json(), indent=1, sort_keys=True) + "\n")
+
 
 _SECRET_PLACEHOLDER = '"(secret)"'  # the password never reaches a cache file
 
@@ -60,18 +141,10 @@ def _app_kconfig(
     project: Project,
     app: App,
 ) -> AppKconfig | None:
-    folder = idf_root / app.idf_subpath if app.in_idf else project.project_dir / app.path
-    try:
-        files = idfapp.read_app(folder)
-    except (OSError, UnicodeDecodeError, ValueError):
+    found = _app_tree(idf_root, project, app)
+    if found is None:
         return None  # loader.load has said what is wrong with the path
-    tree = kconfig.tree(
-        idf_root,
-        project.target,
-        folder,
-        examples_common=files.uses_examples_common,
-        minimal_build=files.minimal_build,
-    )
+    folder, tree = found
     paths = Paths(project.project_dir)
     cache = paths.kconfig_cache
     own = [folder / name for name in app.defaults_files]  # SDKCONFIG_DEFAULTS, in order
@@ -93,6 +166,53 @@ def _app_kconfig(
             tree, defaults=[*own, ours], command=command, cache=cache / f"{app.name}.applied.json"
         )
     return dataclasses.replace(facts, values=applied.values)
+
+
+def _app_tree(
+    idf_root: Path, project: Project, app: App
+) -> tuple[Path, kconfig.KconfigTree] | None:
+    """The app's folder and the Kconfig tree ESP-IDF configures it from, if it is here to read."""
+    folder = idf_root / app.idf_subpath if app.in_idf else project.project_dir / app.path
+    try:
+        files = idfapp.read_app(folder)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    tree = kconfig.tree(
+        idf_root,
+        project.target,
+        folder,
+        examples_common=files.uses_examples_common,
+        minimal_build=files.minimal_build,
+    )
+    return folder, tree
+
+
+def inputs_digest(project: Project, env: Mapping[str, str]) -> str:
+    """What the apps' evaluations read beyond project.yaml: the Kconfig files (path, size, mtime),
+    the apps' own defaults files, and which kconfgen runs. The kconfig task is current while it
+    is unchanged (project.yaml's part is its config_changed payload)."""
+    digest = hashlib.sha256()
+    idf_root = idftool.idf_path(env)
+    command = kconfig.kconfgen(env)
+    digest.update(json.dumps([str(idf_root), command]).encode())
+    if idf_root is None or command is None:
+        return digest.hexdigest()
+    for app in project.apps:
+        found = _app_tree(idf_root, project, app)
+        if found is None:
+            digest.update(f"{app.name}:-\n".encode())
+            continue
+        folder, tree = found
+        own: list[str | None] = []
+        for name in app.defaults_files:
+            try:
+                own.append((folder / name).read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError):
+                own.append(None)
+        digest.update(
+            f"{app.name}:{kconfig.fingerprint(tree, command, json.dumps(own))}\n".encode()
+        )
+    return digest.hexdigest()
 
 
 def source(env: Mapping[str, str], warn: Callable[[str], None]) -> KconfigSource | None:
@@ -126,3 +246,44 @@ def source(env: Mapping[str, str], warn: Callable[[str], None]) -> KconfigSource
             ) from None
 
     return app_source
+
+
+def evaluate_apps(
+    project: Project,
+    text: str,
+    facts: Mapping[str, Path],
+    env: Mapping[str, str],
+    *,
+    warn: Callable[[str], None] = warn,
+) -> dict[str, str]:
+    """The kconfig task's action: each app's Kconfig through kconfgen, project.yaml's CONFIG_
+    options checked under it (warnings printed, errors raised as located lines), and each app's
+    facts written to `facts[app]`. Returns what doit records for the next up-to-date check.
+
+    Raises:
+        ConfigErrors: project.yaml:L:C: lines, one per problem; no facts file is written.
+    """
+    digest = inputs_digest(project, env)
+    app_source = source(env, warn)
+    found: dict[str, AppKconfig] = {}
+    failed: list[ConfigError] = []
+    for app in project.apps:
+        if app_source is None:
+            break
+        try:
+            evaluated = app_source(project, app)
+        except ConfigError as problem:
+            failed.append(problem)
+            continue
+        if evaluated is not None:
+            found[app.name] = evaluated
+    errors, warnings = loader.kconfig_problems(
+        text, file="project.yaml", env=env, project=project, found=found, failed=failed
+    )
+    for line in warnings:
+        warn(line)
+    if errors is not None:
+        raise errors
+    for app in project.apps:
+        write(KconfigFacts(app=app.name, kconfig=found.get(app.name)), facts[app.name])
+    return {"kconfig_inputs": digest}

@@ -21,7 +21,6 @@ from ..files import render_template, write_if_changed
 from ..paths import cert_files
 from ..release.site import MANIFEST_PATH
 from .content import ServeContent, ServeError, ServePlan, banner
-from .server import bind_failure
 
 __all__ = ["NGINX_HINT", "Published", "nginx_binary", "run_nginx", "targets", "write"]
 
@@ -248,6 +247,8 @@ def _probe_port(plan: ServePlan) -> None:
         try:
             probe.bind((plan.bind, plan.port))
         except OSError as err:
+            from .server import bind_failure  # the built-in server's TLS stack, only here
+
             raise ServeError(bind_failure(plan.bind, plan.port, err)) from None
 
 

@@ -57,6 +57,7 @@ __all__ = [
     "check_embedded_ca",
     "check_leaf",
     "covers_host",
+    "current_window",
     "fingerprint",
     "issue",
     "pending",
@@ -224,6 +225,18 @@ def pending(plan: CertPlan, now: datetime | None = None) -> str | None:
     except CertError as err:
         return str(err)
     return _stale_leaf(plan, where, ca, _utc(now))
+
+
+def current_window(plan: CertPlan) -> tuple[datetime, datetime]:
+    """When the server cert `issue` left is current: from its not-before until the renewal
+    window opens. While its files are the bytes issue left, `pending` says None in between.
+
+    Raises:
+        CertError: the server cert cannot be read.
+    """
+    leaf = read_cert(cert_files(plan.certs_dir).server_cert, "server cert")
+    window = min(RENEW_WITHIN, timedelta(days=plan.days) / 2)
+    return leaf.not_valid_before_utc, leaf.not_valid_after_utc - window
 
 
 def issue(plan: CertPlan, *, rotate_ca: bool = False, now: datetime | None = None) -> IssueReport:
