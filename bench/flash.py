@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 
 from esp_ota_doit.device import flash
-from esp_ota_doit.rehearsal import board as virtual_board
-from esp_ota_doit.rehearsal import idf_tree as virtual_idf
+from esp_ota_doit.rehearsal import virtual_board, virtual_idf
 
 REPO = Path(__file__).resolve().parents[1]
 

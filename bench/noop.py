@@ -27,13 +27,13 @@ GOAL = 2.0
 
 def built_project(root: Path) -> dict[str, str]:
     """The example project under `root`, built once; the environment its runs use."""
-    from esp_ota_doit.rehearsal import idf_tree
+    from esp_ota_doit.rehearsal import virtual_idf
 
     project = root / "project"
     project.mkdir()
     for name in ("project.yaml", "dodo.py"):
         shutil.copy(REPO / name, project / name)
-    idf_tree.write(root / "esp-idf")
+    virtual_idf.write(root / "esp-idf")
     launcher = root / "bin" / "idf.py"
     launcher.parent.mkdir()
     launcher.write_text(

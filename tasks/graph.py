@@ -31,9 +31,8 @@ from .firmware import (
 )
 from .idf import idftool
 from .paths import DEP_FILE, TEMPLATES, Paths, cert_files
-from .release import make as release
-from .serve import content as serve
-from .serve import nginx as publish
+from .release import releasing
+from .serve import publish, serving
 from .tls import certs
 from .wiring import (
     PORT_OPTION,
@@ -51,7 +50,7 @@ from .wiring import (
 
 if TYPE_CHECKING:
     from .firmware import render
-    from .idf.partitions import PartitionTable
+    from .idf.partition.rules import PartitionTable
 
     # The rehearsal is an optional part (the `rehearse` extra): imported inside its creators only.
     from .rehearsal import rehearse
@@ -141,7 +140,7 @@ class _Facts:
         ota = self.at_host().ota
         return plan if ota is None else dataclasses.replace(plan, host=ota.host)
 
-    def serve(self, plan: serve.ServePlan) -> serve.ServePlan:
+    def serve(self, plan: serving.ServePlan) -> serving.ServePlan:
         ota = self.at_host().ota
         if ota is None:
             return plan
@@ -851,16 +850,16 @@ def task_monitor() -> dict[str, Any]:
     }
 
 
-def _serve_plan(project: Project) -> serve.ServePlan | None:
+def _serve_plan(project: Project) -> serving.ServePlan | None:
     if project.ota is None:
         return None
     signing = _signing_plan(project)
     with planning():
-        return serve.plan(project, Paths(project.project_dir), signing=signing)
+        return serving.plan(project, Paths(project.project_dir), signing=signing)
 
 
-def _release_plan(project: Project) -> release.ReleasePlan | None:
-    return release.plan(
+def _release_plan(project: Project) -> releasing.ReleasePlan | None:
+    return releasing.plan(
         project,
         Paths(project.project_dir),
         signing=_signing_plan(project),
@@ -868,8 +867,8 @@ def _release_plan(project: Project) -> release.ReleasePlan | None:
     )
 
 
-def _record_release(plan: release.ReleasePlan) -> None:
-    release.record_release(plan)
+def _record_release(plan: releasing.ReleasePlan) -> None:
+    releasing.record_release(plan)
 
 
 def task_release() -> dict[str, Any]:
@@ -891,7 +890,7 @@ def task_release() -> dict[str, Any]:
     }
 
 
-def _chosen_release(plan: serve.ServePlan, version: str) -> serve.ServePlan:
+def _chosen_release(plan: serving.ServePlan, version: str) -> serving.ServePlan:
     """--release VERSION serves an earlier release instead of the current one."""
     if not version:
         return plan
@@ -908,14 +907,14 @@ RELEASE_OPTION = {
 
 
 def _serve(
-    plan: serve.ServePlan, facts: _Facts, engine: str, log_format: str, release: str
+    plan: serving.ServePlan, facts: _Facts, engine: str, log_format: str, release: str
 ) -> TaskFailed | None:
     """doit passes --engine/--log-format by parameter name; Ctrl-C returns normally (exit 0)."""
     # doit already limited both to their `choices`.
     chosen = dataclasses.replace(
         _chosen_release(facts.serve(plan), release),
-        engine=cast(serve.Engine, engine),
-        log_format=cast(serve.LogFormat, log_format),
+        engine=cast(serving.Engine, engine),
+        log_format=cast(serving.LogFormat, log_format),
     )
     # Serving runs until Ctrl-C: other commands (status, a rebuild) must not wait for it. Targets
     # are replaced atomically, so what it reads next is old or new, never half.
@@ -987,7 +986,7 @@ def _published_release(release: str) -> dict[str, str]:
     return {"published_release": release}
 
 
-def _publish(plan: serve.ServePlan, facts: _Facts, release: str) -> TaskFailed | None:
+def _publish(plan: serving.ServePlan, facts: _Facts, release: str) -> TaskFailed | None:
     return run(publish.write, _chosen_release(facts.serve(plan), release))
 
 

@@ -122,7 +122,7 @@ FAKE_IDF = REPO / "tests" / "fakes" / "idf.py"
 def install_fake_idf(root: Path, setenv: Callable[[str, str], None]) -> Path:
     """A synthetic ESP-IDF under `root`, with the logging stand-in idf.py first on PATH."""
     from esp_ota_doit.idf import idftool
-    from esp_ota_doit.rehearsal import idf_tree as virtual_idf
+    from esp_ota_doit.rehearsal import virtual_idf
 
     idf_path = root / "esp-idf"
     virtual_idf.write(idf_path)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from esp_ota_doit import cli
 from esp_ota_doit.config import adopt, loader
-from esp_ota_doit.idf import app as idfapp
+from esp_ota_doit.idf import app_folder
 
 AppCopy = Callable[[str], Path]
 
@@ -237,7 +237,7 @@ def test_init__the_written_project_loads_as_doit_loads_it(
     ],
 )
 def test_embedded_files(text: str, expected: list[str]) -> None:
-    assert idfapp.embedded_files(text) == expected
+    assert app_folder.embedded_files(text) == expected
 
 
 def _app_files(folder: Path) -> dict[str, str]:
@@ -321,7 +321,7 @@ def test_init__an_sdkconfig_an_older_esp_idf_wrote_keeps_its_renamed_choices(
 
 
 def test_new_names__renamed_and_inverted_options() -> None:
-    from esp_ota_doit.config.app_config import _new_names
+    from esp_ota_doit.idf.kconfig.app_config import _new_names
 
     renames = {
         "CONFIG_OLD_A": "CONFIG_NEW_A",
@@ -710,4 +710,4 @@ def test_read_app__embedded_files_are_read_as_cmake_reads_them(tmp_path: Path) -
         "set(EMBED_TXTFILES ${project_dir}/server_certs/ca_cert.pem)\n"
         'idf_component_register(SRCS "main.c" EMBED_TXTFILES ${EMBED_TXTFILES} EMBED_FILES k.bin)\n'
     )
-    assert idfapp.read_app(tmp_path).embedded == ("server_certs/ca_cert.pem", "main/k.bin")
+    assert app_folder.read_app(tmp_path).embedded == ("server_certs/ca_cert.pem", "main/k.bin")

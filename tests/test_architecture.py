@@ -277,18 +277,22 @@ def test_architecture__the_checks_see_what_they_must() -> None:
         "asyncio.create_subprocess_exec",
         "os.execv",
     }
-    assert _absolute("esp_ota_doit.rehearsal.board") == ["rehearsal", "board"]
-    assert _known(["rehearsal", "board", "Board"], {"rehearsal.board"}) == {"rehearsal.board"}
+    assert _absolute("esp_ota_doit.rehearsal.virtual_board") == ["rehearsal", "virtual_board"]
+    assert _known(["rehearsal", "virtual_board", "Board"], {"rehearsal.virtual_board"}) == {
+        "rehearsal.virtual_board"
+    }
     assert _dynamic_import(ast.parse("importlib.import_module('x')").body[0].value)  # type: ignore[attr-defined]
     flags = ast.parse(
         "class A:\n    virtual: bool = False\n    is_synthetic = True\n"
         "def f(x, *, standin=False): pass\nlambda emulator: 0\nclass B:\n    virtually: int\n"
     )
     known = set(_modules())
-    eager = ast.parse("from .rehearsal import rehearse\nimport esp_ota_doit.rehearsal.board")
+    eager = ast.parse(
+        "from .rehearsal import rehearse\nimport esp_ota_doit.rehearsal.virtual_board"
+    )
     assert [_targets(node, PACKAGE / "graph.py", known) for node in eager.body] == [
         {"rehearsal.rehearse"},
-        {"rehearsal.board"},
+        {"rehearsal.virtual_board"},
     ]
     assert [name.split()[0] for name in _flag_names(flags)] == [
         "virtual",

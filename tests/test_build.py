@@ -18,9 +18,9 @@ from doit.doit_cmd import DoitMain
 from esp_ota_doit import graph
 from esp_ota_doit.config import loader, model
 from esp_ota_doit.errors import ToolError
-from esp_ota_doit.idf import idftool, images
+from esp_ota_doit.idf import esp_image, idftool
 from esp_ota_doit.paths import Paths
-from esp_ota_doit.rehearsal import idf_tree as virtual_idf
+from esp_ota_doit.rehearsal import virtual_idf
 
 from tests.doitrun import edit, executed, run, run_with_output
 
@@ -288,28 +288,28 @@ def test_images__blink_fixture_verifies(shared: Path) -> None:
     blink = shared / "fixtures" / "esp_idf_blink_esp32s2.bin"
     if not blink.exists():
         pytest.skip("shared/fixtures/esp_idf_blink_esp32s2.bin absent")
-    app = images.read_app(blink.read_bytes(), "esp32s2")
+    app = esp_image.read_app(blink.read_bytes(), "esp32s2")
     assert (app.project_name, app.version) == ("blink", "qa-test-v5.0-20220830-4-g4532e6")
     flipped = bytearray(blink.read_bytes())
     flipped[0x1000] ^= 0xFF
-    with pytest.raises(images.ImageError):
-        images.read_app(bytes(flipped), "esp32s2")
+    with pytest.raises(esp_image.ImageError):
+        esp_image.read_app(bytes(flipped), "esp32s2")
 
 
 def test_images__real_bootloader_verifies_and_a_flipped_byte_does_not(shared: Path) -> None:
     data = (shared / "fixtures" / "bootloader_esp32.bin").read_bytes()
-    assert images.read_bootloader(data, "esp32").sha256.startswith("914a9797")
+    assert esp_image.read_bootloader(data, "esp32").sha256.startswith("914a9797")
     flipped = bytearray(data)
     flipped[100] ^= 0x01
-    with pytest.raises(images.ImageError, match=r"Checksum failed\. Calculated 0x82 read 0x83"):
-        images.read_bootloader(bytes(flipped), "esp32")
-    with pytest.raises(images.ImageError, match="Mismatch chip id, expected 5, found 0"):
-        images.read_bootloader(data, "esp32c3")
+    with pytest.raises(esp_image.ImageError, match=r"Checksum failed\. Calculated 0x82 read 0x83"):
+        esp_image.read_bootloader(bytes(flipped), "esp32")
+    with pytest.raises(esp_image.ImageError, match="Mismatch chip id, expected 5, found 0"):
+        esp_image.read_bootloader(data, "esp32c3")
 
 
 def test_images__not_an_image() -> None:
-    with pytest.raises(images.ImageError, match="invalid magic byte"):
-        images.read_app(b"\x00" * 64, "esp32")
+    with pytest.raises(esp_image.ImageError, match="invalid magic byte"):
+        esp_image.read_app(b"\x00" * 64, "esp32")
 
 
 # --- doit menuconfig -----------------------------------------------------------------------------
@@ -367,7 +367,7 @@ def test_unmet_options__a_renamed_option_counts_under_its_old_name(built: Path) 
 
 def test_unmet_options__name_the_cause_from_the_builds_kconfig(built: Path) -> None:
     from esp_ota_doit.firmware import build
-    from esp_ota_doit.idf import kconfig
+    from esp_ota_doit.idf.kconfig import kconfgen
 
     plan = next(
         p
@@ -377,7 +377,7 @@ def test_unmet_options__name_the_cause_from_the_builds_kconfig(built: Path) -> N
     out = built / "build" / "hello_world"
     config = json.loads((out / "config" / "sdkconfig.json").read_text())
     menus = json.loads((out / "config" / "kconfig_menus.json").read_text())
-    renames = kconfig.build_renames(out)
+    renames = kconfgen.build_renames(out)
     assert renames is not None and renames["CONFIG_OTA_ALLOW_HTTP"] == (
         "CONFIG_ESP_HTTPS_OTA_ALLOW_HTTP"
     )
@@ -448,11 +448,11 @@ def test_images__an_esp_idf_elf_through_esptool_elf2image(shared: Path, tmp_path
         pytest.skip("shared/fixtures/esp32-app-template.elf absent")
     output = tmp_path / "app-template.bin"
     elf2image(str(elf), "esp32", output=str(output))
-    app = images.read_app(output.read_bytes(), "esp32")
+    app = esp_image.read_app(output.read_bytes(), "esp32")
     assert (app.project_name, app.version) == ("app-template", "1cd5752")
     assert app.idf_version == "v4.0-dev-30-g31ca6e399"
-    with pytest.raises(images.ImageError, match="Mismatch chip id, expected 9, found 0"):
-        images.read_app(output.read_bytes(), "esp32s3")
+    with pytest.raises(esp_image.ImageError, match="Mismatch chip id, expected 9, found 0"):
+        esp_image.read_app(output.read_bytes(), "esp32s3")
 
 
 def test_manifest__names_the_commit_the_build_was_made_from(built: Path, idf: Path) -> None:

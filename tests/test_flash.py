@@ -1,5 +1,5 @@
 """`doit flash`, `doit status` and `doit boot` with the real esptool against an emulated ROM
-loader (esp32-mock-bootloader) whose flash is a file: tasks/rehearsal/board.py.
+loader (esp32-mock-bootloader) whose flash is a file: tasks/rehearsal/virtual_board.py.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from esp_ota_doit.device import record
 from esp_ota_doit.firmware import outputs
-from esp_ota_doit.idf import otadata, partition_files
-from esp_ota_doit.rehearsal import board as virtual_board
+from esp_ota_doit.idf import otadata
+from esp_ota_doit.idf.partition import formats
+from esp_ota_doit.rehearsal import virtual_board
 
 from tests.doitrun import edit, run, run_with_output
 
@@ -97,7 +98,7 @@ def test_flash__a_changed_app_rewrites_only_the_app(
 
 def test_flash__otadata_is_always_reset(project: Path, board: virtual_board.VirtualBoard) -> None:
     run(project, "flash")
-    table = partition_files.from_bin(images(project)["partition-table"][1])
+    table = formats.from_bin(images(project)["partition-table"][1])
     assert table.otadata is not None
     ota_0 = table.ota_slots[0]
     board.write(table.otadata.offset, otadata.OtadataEntry.for_seq(1).to_bytes())
@@ -185,7 +186,7 @@ def test_status__factory_then_ota_0(project: Path, board: virtual_board.VirtualB
     )
     assert "factory          simple_ota 1.0.0 (ESP-IDF v5.3.2)" in text
     assert "ota_0            no app" in text
-    table = partition_files.from_bin(images(project)["partition-table"][1])
+    table = formats.from_bin(images(project)["partition-table"][1])
     assert table.otadata is not None
     board.write(table.otadata.offset, otadata.OtadataEntry.for_seq(1).to_bytes())
     _, _, text = run_with_output(project, "status")
@@ -200,7 +201,7 @@ def test_boot__refuses_an_empty_slot_then_selects_a_full_one(
     code, _, text = run_with_output(project, "boot", "--slot", "ota_0")
     assert code == 1
     assert "--slot ota_0: there is no valid app image at 0x110000" in text
-    table = partition_files.from_bin(images(project)["partition-table"][1])
+    table = formats.from_bin(images(project)["partition-table"][1])
     board.write(table.ota_slots[0].offset, images(project)["app"][1])
     code, _, text = run_with_output(project, "boot", "--slot", "ota_0")
     assert code == 0, text

@@ -16,7 +16,7 @@ from esp_ota_doit.errors import DeviceError
 from esp_ota_doit.firmware import outputs, signing_key
 from esp_ota_doit.idf import signing
 from esp_ota_doit.paths import Paths
-from esp_ota_doit.rehearsal import board as virtual_board
+from esp_ota_doit.rehearsal import virtual_board
 from esp_ota_doit.wiring import load_project, release_lock
 
 from tests.doitrun import doit_process, edit, run_with_output

@@ -92,12 +92,12 @@ def test_render__a_deleted_output_is_rendered_again(project_dir: Path) -> None:
 
 def test_render__outputs_match_the_table(project_dir: Path) -> None:
 
-    from esp_ota_doit.idf import partition_files
+    from esp_ota_doit.idf.partition import formats
 
     run(project_dir, "render")
     generated = project_dir / "build/generated"
-    table = partition_files.from_csv((generated / "partitions.csv").read_text())
-    assert partition_files.to_bin(table) == (generated / "partition-table.bin").read_bytes()
+    table = formats.from_csv((generated / "partitions.csv").read_text())
+    assert formats.to_bin(table) == (generated / "partition-table.bin").read_bytes()
     assert [p.name for p in table.partitions] == [
         "nvs",
         "otadata",

@@ -10,7 +10,8 @@ import pytest
 from esp_ota_doit.device import board, record
 from esp_ota_doit.errors import DeviceError, ToolError
 from esp_ota_doit.firmware import outputs, repro
-from esp_ota_doit.idf import images, partition_files
+from esp_ota_doit.idf import esp_image
+from esp_ota_doit.idf.partition import formats
 
 from tests.test_serve import BOARD, cached_image
 from tests.test_serve import summary as app_summary
@@ -101,27 +102,27 @@ def test_board_record__round_trips_and_refuses_another_schema(tmp_path: Path) ->
 
 def test_app_desc__the_one_descriptor_reader() -> None:
     data = cached_image(version="2.5")
-    desc = images.app_desc(data[: images.APP_DESC_END])
+    desc = esp_image.app_desc(data[: esp_image.APP_DESC_END])
     assert desc is not None and desc.version == "2.5"
-    assert desc == images.app_desc(data)
-    app = images.read_app(data, "esp32")
+    assert desc == esp_image.app_desc(data)
+    app = esp_image.read_app(data, "esp32")
     assert (app.version, app.project_name, app.secure_version) == (
         desc.version,
         desc.project_name,
         desc.secure_version,
     )
-    assert images.app_desc(b"\xff" * images.APP_DESC_END) is None  # an erased slot
-    assert images.app_desc(data[: images.APP_DESC_END - 1]) is None  # too short
+    assert esp_image.app_desc(b"\xff" * esp_image.APP_DESC_END) is None  # an erased slot
+    assert esp_image.app_desc(data[: esp_image.APP_DESC_END - 1]) is None  # too short
     broken = bytearray(data)
     broken[0x20] ^= 0xFF  # the descriptor magic
-    assert images.app_desc(bytes(broken)) is None
+    assert esp_image.app_desc(bytes(broken)) is None
 
 
 def test_read_table__the_one_board_table_reader() -> None:
-    from esp_ota_doit.idf import partitions
+    from esp_ota_doit.idf.partition import rules
 
-    table = partitions.layout(partitions.preset("two_ota"), table_offset=0x8000, path=())
-    flash = {0x8000: partition_files.to_bin(table)}
+    table = rules.layout(rules.preset("two_ota"), table_offset=0x8000, path=())
+    flash = {0x8000: formats.to_bin(table)}
 
     def read(offset: int, size: int) -> bytes:
         return flash.get(offset, b"").ljust(size, b"\xff")[:size]

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from esp_ota_doit.device import link as esplink
+from esp_ota_doit.device import esplink
 from esp_ota_doit.errors import DeviceError
 
 from tests.conftest import DATA, REPO

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from esp_ota_doit.config import hosts, schema, yamlsource
 from esp_ota_doit.errors import ConfigError, ConfigErrors, clip
-from esp_ota_doit.idf import sdkconfig
+from esp_ota_doit.idf.kconfig import sdkconfig
 
 
 @pytest.mark.parametrize(

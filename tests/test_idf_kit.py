@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from esp_ota_doit.firmware import took_effect
-from esp_ota_doit.idf import kconfig, sdkconfig
+from esp_ota_doit.idf.kconfig import kconfgen, sdkconfig
 
 from tests.conftest import REPO
 from tests.idfkit import KIT_TIMES
@@ -269,7 +269,7 @@ def test_rehearse__chip_rev_is_refused_by_esptool(example_c3: Project) -> None:
 def test_flash_and_status__the_board_holds_the_real_images(
     example_c3: Project, tmp_path: Path
 ) -> None:
-    from esp_ota_doit.rehearsal.board import VirtualBoard
+    from esp_ota_doit.rehearsal.virtual_board import VirtualBoard
 
     board = VirtualBoard(tmp_path / "board.bin", target=TARGET, flash_size=4 << 20)
     with board:
@@ -345,7 +345,7 @@ def test_took_effect__names_why_real_esp_idf_dropped_an_option(example_c3: Proje
         config,
         written=sdkconfig.parse((work / "sdkconfig").read_text()),
         menus=json.loads((config_dir / "kconfig_menus.json").read_text()),
-        renames=kconfig.build_renames(work / "build"),
+        renames=kconfgen.build_renames(work / "build"),
         target=TARGET,
     )
     assert len(problems) == 1
@@ -406,7 +406,7 @@ def test_build__one_option_edited_rebuilds_only_its_app(example_c3: Project) -> 
 def test_adopted__builds_flashes_and_reads_back_on_esp32c6(
     adopted: Project, tmp_path: Path
 ) -> None:
-    from esp_ota_doit.rehearsal.board import VirtualBoard
+    from esp_ota_doit.rehearsal.virtual_board import VirtualBoard
 
     app = "advanced_https_ota"
     assert _every_option_took_effect(adopted.folder, app) >= 8

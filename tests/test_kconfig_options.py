@@ -10,7 +10,7 @@ from pathlib import Path
 
 import kconfiglib.core
 import pytest
-from esp_ota_doit.idf.kconfig_options import kconfig_strings
+from esp_ota_doit.idf.kconfig.app_options import kconfig_strings
 
 from tests.conftest import IDF_TAGS
 

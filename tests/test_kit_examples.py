@@ -20,9 +20,9 @@ import yaml
 from esp_ota_doit import cli
 from esp_ota_doit.config import loader
 from esp_ota_doit.firmware import kconfig_source
-from esp_ota_doit.idf import app as idfapp
-from esp_ota_doit.idf import app_code, partition_files
-from esp_ota_doit.idf import kconfig as idfkconfig
+from esp_ota_doit.idf import app_code, app_folder
+from esp_ota_doit.idf.kconfig import kconfgen
+from esp_ota_doit.idf.partition import formats
 
 from tests import idfkit
 from tests.doitrun import run_with_output
@@ -177,14 +177,14 @@ def test_the_list_is_the_kits() -> None:
 
 def _app_only(folder: Path, project: Any, app: Any) -> dict[str, Any]:
     """kconfgen over the app's own layered defaults alone: what ESP-IDF builds from them."""
-    files = idfapp.read_app(folder)
-    tree = idfkconfig.tree(
+    files = app_folder.read_app(folder)
+    tree = kconfgen.tree(
         idfkit.idf_path(), project.target, folder, examples_common=files.uses_examples_common
     )
-    command = idfkconfig.kconfgen(idfkit.kit_env())
+    command = kconfgen.kconfgen(idfkit.kit_env())
     assert command is not None
     layers = [folder / name for name in app.defaults_files if (folder / name).is_file()]
-    return idfkconfig.evaluate(tree, defaults=layers, command=command).values
+    return kconfgen.evaluate(tree, defaults=layers, command=command).values
 
 
 # What project.yaml decides on purpose, each for a reason the README gives.
@@ -297,18 +297,18 @@ def _table_is_gen_esp32parts(folder: Path, project: Any, alone: dict[str, Any]) 
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert partition_files.to_bin(project.table) == out.read_bytes()
+    assert formats.to_bin(project.table) == out.read_bytes()
 
 
 @pytest.mark.parametrize(("example", "variant"), list(_CODE), ids=[f"{e}+{v}" for e, v in _CODE])
 def test_what_the_rehearsal_plays_is_the_apps_code(example: str, variant: str | None) -> None:
     folder = idfkit.idf_path() / OTA / example
-    files = idfapp.read_app(folder)
-    command = idfkconfig.kconfgen(idfkit.kit_env())
+    files = app_folder.read_app(folder)
+    command = kconfgen.kconfgen(idfkit.kit_env())
     assert command is not None
-    tree = idfkconfig.tree(idfkit.idf_path(), "esp32c3", folder, examples_common=True)
+    tree = kconfgen.tree(idfkit.idf_path(), "esp32c3", folder, examples_common=True)
     layers = [folder / "sdkconfig.defaults", *([folder / variant] if variant else [])]
-    config = idfkconfig.evaluate(tree, defaults=layers, command=command).values
+    config = kconfgen.evaluate(tree, defaults=layers, command=command).values
     code = app_code.scan(
         folder,
         config,

@@ -175,7 +175,7 @@ def test_load__layout_csv_gives_esp_idfs_own_bytes(
     case: dict[str, str], shared: Path, tmp_path: Path
 ) -> None:
 
-    from esp_ota_doit.idf import partition_files
+    from esp_ota_doit.idf.partition import formats
 
     golden = shared / "esp-idf" / "golden"
     text = _csv_project(
@@ -186,7 +186,7 @@ def test_load__layout_csv_gives_esp_idfs_own_bytes(
         size=case["flash_size"],
     )
     table = load(text, root=tmp_path).table
-    assert partition_files.to_bin(table) == (golden / case["bin"]).read_bytes()
+    assert formats.to_bin(table) == (golden / case["bin"]).read_bytes()
 
 
 @pytest.mark.parametrize(

@@ -72,7 +72,7 @@ def test_optional__the_block_holds() -> None:
 def test_optional__every_other_task_works_and_rehearse_says_what_to_install(
     project_dir: Path, idf: Path
 ) -> None:
-    from esp_ota_doit.rehearsal.board import VirtualBoard
+    from esp_ota_doit.rehearsal.virtual_board import VirtualBoard
 
     _idf_with_its_own_kconfgen(idf.parent / "bin")
     with socket.create_server(("127.0.0.1", 0)) as probe:  # a free loopback port for serve

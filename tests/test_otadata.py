@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from esp_ota_doit.idf import otadata, partitions
+from esp_ota_doit.idf import otadata
+from esp_ota_doit.idf.partition import rules
 
-TWO_OTA = partitions.layout(partitions.preset("two_ota"), table_offset=0x8000, path=())
-NO_FACTORY = partitions.layout(
-    [spec for spec in partitions.preset("two_ota") if spec.name != "factory"],
+TWO_OTA = rules.layout(rules.preset("two_ota"), table_offset=0x8000, path=())
+NO_FACTORY = rules.layout(
+    [spec for spec in rules.preset("two_ota") if spec.name != "factory"],
     table_offset=0x8000,
     path=(),
 )

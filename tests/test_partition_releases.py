@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 from esp_ota_doit.errors import ConfigError
-from esp_ota_doit.idf import partition_files as F
-from esp_ota_doit.idf import partition_table as T
-from esp_ota_doit.idf import partitions as P
 from esp_ota_doit.idf import releases
+from esp_ota_doit.idf.partition import formats, model, rules
 
 from tests.conftest import IDF_TAGS, SHARED
 from tests.partition_oracle import FLASH, GOLDEN, OFFSETS, RELEASE_OF_TAG, csv_cases, run
@@ -24,17 +22,17 @@ TAIL = "\nPlease check extra_partition_subtypes.inc file in build/config directo
 
 def ours(csv: str, release: str, table_offset: int) -> tuple[str, bytes]:
     """What we make of a CSV for `release`, shaped as gen_esp32part.py's output."""
-    bootloader = OFFSETS[table_offset] if T.rules(release).forced_rows else None
+    bootloader = OFFSETS[table_offset] if model.rules(release).forced_rows else None
     try:
-        table = F.from_csv(
+        table = formats.from_csv(
             csv, table_offset=table_offset, release=release, bootloader_offset=bootloader
         )
-        P.check_flash_size(table, int(FLASH.removesuffix("MB")) << 20, ("flash", "size"))
-    except F.PartitionCsvError as error:
+        rules.check_flash_size(table, int(FLASH.removesuffix("MB")) << 20, ("flash", "size"))
+    except formats.PartitionCsvError as error:
         return "txt", str(error).encode()
     except ConfigError as error:
         return "txt", (error.message + MENUCONFIG_TAIL).encode()
-    return "bin", F.to_bin(table)
+    return "bin", formats.to_bin(table)
 
 
 def golden_file(tag: str, case: str, offset: int) -> tuple[str, bytes]:
@@ -145,13 +143,15 @@ def test_rules__per_release(case: str, release: str) -> None:
 def test_rules__forced_rows_v55() -> None:
     csv = (Path(__file__).parent / "data/partitions/boot_primary.csv").read_text()
     for bootloader, offset in ((0x1000, 0x8000), (0x0, 0xD000), (0x2000, 0x8000)):
-        table = F.from_csv(csv, table_offset=offset, release="6.0", bootloader_offset=bootloader)
+        table = formats.from_csv(
+            csv, table_offset=offset, release="6.0", bootloader_offset=bootloader
+        )
         boot, pt, nvs = table.partitions[:3]
         assert (boot.offset, boot.size) == (bootloader, offset - bootloader)
         assert (pt.offset, pt.size) == (offset, 0x1000)
         assert nvs.offset == offset + 0x1000  # primary rows are not placed
-    with pytest.raises(F.PartitionCsvError) as info:
-        F.from_csv(csv, release="5.5")
+    with pytest.raises(formats.PartitionCsvError) as info:
+        formats.from_csv(csv, release="5.5")
     assert str(info.value) == (
         "Error at line 2: Primary bootloader offset is not defined. Please use "
         "--primary-bootloader-offset" + TAIL
@@ -160,19 +160,21 @@ def test_rules__forced_rows_v55() -> None:
 
 def test_layout__yaml_rows_forced_and_refused() -> None:
     rows = [
-        T.PartitionSpec(name="bl", type=2, subtype=0, offset=None, size=0x1000),
-        T.PartitionSpec(name="nvs", type=1, subtype=2, offset=None, size=0x2000),
+        model.PartitionSpec(name="bl", type=2, subtype=0, offset=None, size=0x1000),
+        model.PartitionSpec(name="nvs", type=1, subtype=2, offset=None, size=0x2000),
     ]
     with pytest.raises(ConfigError) as info:
-        P.layout(rows, table_offset=0x8000, path=("p",), release="5.5", bootloader_offset=0x1000)
+        rules.layout(
+            rows, table_offset=0x8000, path=("p",), release="5.5", bootloader_offset=0x1000
+        )
     assert info.value.path == ("p", 1, "size")
     assert info.value.hint == "make it 0x3000 or larger, or flag it readonly"
-    table = P.layout(rows[:1], table_offset=0x8000, path=(), release="5.5", bootloader_offset=0)
+    table = rules.layout(rows[:1], table_offset=0x8000, path=(), release="5.5", bootloader_offset=0)
     assert (table.partitions[0].offset, table.partitions[0].size) == (0, 0x8000)
     assert table.release == "5.5" and table.to_json()["release"] == "5.5"
-    assert P.layout(rows, table_offset=0x8000, path=()).partitions[0].offset == 0x9000  # v5.3
+    assert rules.layout(rows, table_offset=0x8000, path=()).partitions[0].offset == 0x9000  # v5.3
     with pytest.raises(ConfigError, match="Primary bootloader must be below partition table"):
-        P.layout(rows, table_offset=0x8000, path=(), release="6.0", bootloader_offset=0x8000)
+        rules.layout(rows, table_offset=0x8000, path=(), release="6.0", bootloader_offset=0x8000)
 
 
 @pytest.mark.parametrize(
@@ -187,19 +189,21 @@ def test_layout__yaml_rows_forced_and_refused() -> None:
 def test_to_csv__keywords_of_the_release(release: str, row: tuple[str, str, str]) -> None:
     name, type_, subtype = row
     csv = f"{name},{type_},{subtype},0x20000,0x10000\n"
-    table = F.from_csv(csv, release=release, bootloader_offset=0x1000)
-    assert F.csv_rows(table)[0][:3] == (name, *(
+    table = formats.from_csv(csv, release=release, bootloader_offset=0x1000)
+    assert formats.csv_rows(table)[0][:3] == (name, *(
         ("0x02", "0x00") if release == "5.3" else ("bootloader", "0x00") if release == "5.4"
         else (type_, subtype)
     ))  # fmt: skip
-    again = F.from_csv(F.to_csv(table), release=release, bootloader_offset=0x1000)
+    again = formats.from_csv(formats.to_csv(table), release=release, bootloader_offset=0x1000)
     assert again == table
 
 
 def test_presets__per_release() -> None:
-    assert P.preset_since("two_ota_large") == "5.4"
-    assert P.preset_since("two_ota") == "5.3"
+    assert rules.preset_since("two_ota_large") == "5.4"
+    assert rules.preset_since("two_ota") == "5.3"
     csv = (Path(__file__).parent / "data/partitions/two_ota_large.csv").read_text()
     for release in ("5.4", "5.5", "6.0"):
-        table = P.layout(P.preset("two_ota_large"), table_offset=0x8000, path=(), release=release)
-        assert table == F.from_csv(csv, release=release, bootloader_offset=0x1000)
+        table = rules.layout(
+            rules.preset("two_ota_large"), table_offset=0x8000, path=(), release=release
+        )
+        assert table == formats.from_csv(csv, release=release, bootloader_offset=0x1000)

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 from esp_ota_doit.errors import ConfigError
-from esp_ota_doit.idf import partition_files as F
-from esp_ota_doit.idf import partitions as P
-from esp_ota_doit.idf.partitions import (
+from esp_ota_doit.idf.partition import formats, rules
+from esp_ota_doit.idf.partition.rules import (
     APP_TYPE,
     DATA_TYPE,
     Partition,
@@ -63,13 +62,13 @@ def flash_bytes(text: str) -> int:
 def run_like_gen_esp32part(csv: str, table_offset: int, flash_size: int) -> tuple[str, object]:
     """What `gen_esp32part.py --offset … --flash-size …` produces: the binary or its error text."""
     try:
-        t = F.from_csv(csv, table_offset=table_offset)
-        P.check_flash_size(t, flash_size, ("flash", "size"))
-    except F.PartitionCsvError as err:
+        t = formats.from_csv(csv, table_offset=table_offset)
+        rules.check_flash_size(t, flash_size, ("flash", "size"))
+    except formats.PartitionCsvError as err:
         return "error", str(err)
     except ConfigError as err:
         return "error", err.message + MENUCONFIG_TAIL
-    return "bin", F.to_bin(t)
+    return "bin", formats.to_bin(t)
 
 
 def test_golden__every_index_case(shared: Path) -> None:
@@ -93,27 +92,27 @@ def test_golden__from_bin_round_trips(shared: Path) -> None:
     for path in sorted((shared / "esp-idf/golden").glob("*.bin")):
         offset = int(path.stem.rpartition("@")[2], 16)
         data = path.read_bytes()
-        t = F.from_bin(data, table_offset=offset)
-        assert F.to_bin(t) == data, path.name
-        assert F.from_bin(F.to_bin(t), table_offset=offset) == t
+        t = formats.from_bin(data, table_offset=offset)
+        assert formats.to_bin(t) == data, path.name
+        assert formats.from_bin(formats.to_bin(t), table_offset=offset) == t
         csv = (path.parent / (path.stem.rpartition("@")[0] + ".csv")).read_text()
-        assert t == F.from_csv(csv, table_offset=offset), path.name
+        assert t == formats.from_csv(csv, table_offset=offset), path.name
 
 
-V53_PRESETS = [name for name in P.PRESET_NAMES if P.preset_since(name) == "5.3"]
+V53_PRESETS = [name for name in rules.PRESET_NAMES if rules.preset_since(name) == "5.3"]
 
 
 @pytest.mark.parametrize("offset", OFFSETS, ids=hex)
 @pytest.mark.parametrize("name", V53_PRESETS)
 def test_preset__equals_esp_idf_csv(shared: Path, name: str, offset: int) -> None:
     csv = (shared / "esp-idf/partitions" / f"{name}.csv").read_text()
-    t = P.layout(P.preset(name), table_offset=offset, path=LAYOUT)
-    assert t == F.from_csv(csv, table_offset=offset)
-    assert F.to_bin(t) == (shared / "esp-idf/golden" / f"{name}@{offset:#x}.bin").read_bytes()
+    t = rules.layout(rules.preset(name), table_offset=offset, path=LAYOUT)
+    assert t == formats.from_csv(csv, table_offset=offset)
+    assert formats.to_bin(t) == (shared / "esp-idf/golden" / f"{name}@{offset:#x}.bin").read_bytes()
 
 
 def test_preset__names_and_unknown() -> None:
-    assert P.PRESET_NAMES == (
+    assert rules.PRESET_NAMES == (
         "singleapp",
         "singleapp_large",
         "two_ota",
@@ -125,13 +124,13 @@ def test_preset__names_and_unknown() -> None:
         "two_ota_encr_nvs",
         "two_ota_large",  # v5.4+
     )
-    assert all(s.offset is None for name in P.PRESET_NAMES for s in P.preset(name))
+    assert all(s.offset is None for name in rules.PRESET_NAMES for s in rules.preset(name))
     with pytest.raises(ValueError, match="unknown partition preset 'three_ota'"):
-        P.preset("three_ota")
+        rules.preset("three_ota")
 
 
 def test_layout__two_ota_offsets_from_facts() -> None:
-    t = P.layout(P.preset("two_ota"), table_offset=0x8000, path=LAYOUT)
+    t = rules.layout(rules.preset("two_ota"), table_offset=0x8000, path=LAYOUT)
     placed = [(p.name, p.offset, p.size) for p in t.partitions]
     assert placed == [
         ("nvs", 0x9000, 0x4000),
@@ -148,7 +147,7 @@ def test_layout__two_ota_offsets_from_facts() -> None:
 
 
 def test_table__queries() -> None:
-    t = P.layout(
+    t = rules.layout(
         [
             spec("nvs", DATA_TYPE, 0x02, 0x4000),
             OTADATA,
@@ -179,9 +178,9 @@ def test_table__queries() -> None:
 
 
 def test_table__empty() -> None:
-    t = P.layout([], table_offset=0x8000, path=LAYOUT)
+    t = rules.layout([], table_offset=0x8000, path=LAYOUT)
     assert t.flash_used == 0 and t.otadata is None and t.factory is None and t.ota_slots == ()
-    assert F.from_bin(F.to_bin(t)) == t
+    assert formats.from_bin(formats.to_bin(t)) == t
 
 
 def test_subtype_name__data_undefined_and_unknown_app() -> None:
@@ -210,7 +209,7 @@ def test_subtype_name__data_undefined_and_unknown_app() -> None:
     ],
 )
 def test_parse_number__accepts(text: str | int, value: int) -> None:
-    assert F.parse_number(text) == value
+    assert formats.parse_number(text) == value
 
 
 @pytest.mark.parametrize(
@@ -224,7 +223,7 @@ def test_parse_number__accepts(text: str | int, value: int) -> None:
 )
 def test_parse_number__rejects(text: str, message: str) -> None:
     with pytest.raises(ValueError) as info:
-        F.parse_number(text)
+        formats.parse_number(text)
     assert str(info.value) == message
 
 
@@ -232,7 +231,7 @@ def test_parse_number__rejects(text: str, message: str) -> None:
     ("text", "value"), [("app", 0), ("APP", 0), ("data", 1), ("Data", 1), ("0x40", 0x40), (2, 2)]
 )
 def test_parse_type__accepts(text: str | int, value: int) -> None:
-    assert F.parse_type(text, (*LAYOUT, 0, "type")) == value
+    assert formats.parse_type(text, (*LAYOUT, 0, "type")) == value
 
 
 @pytest.mark.parametrize(
@@ -246,7 +245,7 @@ def test_parse_type__accepts(text: str | int, value: int) -> None:
 )
 def test_parse_type__rejects(text: str | int, message: str, hint: str) -> None:
     with pytest.raises(ConfigError) as info:
-        F.parse_type(text, (*LAYOUT, 2, "type"))
+        formats.parse_type(text, (*LAYOUT, 2, "type"))
     assert (info.value.path, info.value.message, info.value.hint) == (
         (*LAYOUT, 2, "type"),
         message,
@@ -273,7 +272,7 @@ def test_parse_type__rejects(text: str | int, message: str, hint: str) -> None:
     ],
 )
 def test_parse_subtype__accepts(type_: int, text: str | int | None, value: int) -> None:
-    assert F.parse_subtype(type_, text, (*LAYOUT, 0, "subtype")) == value
+    assert formats.parse_subtype(type_, text, (*LAYOUT, 0, "subtype")) == value
 
 
 @pytest.mark.parametrize(
@@ -315,7 +314,7 @@ def test_parse_subtype__accepts(type_: int, text: str | int | None, value: int) 
 )
 def test_parse_subtype__rejects(type_: int, text: str | None, message: str, hint: str) -> None:
     with pytest.raises(ConfigError) as info:
-        F.parse_subtype(type_, text, (*LAYOUT, 1, "subtype"))
+        formats.parse_subtype(type_, text, (*LAYOUT, 1, "subtype"))
     assert (info.value.path, info.value.message, info.value.hint) == (
         (*LAYOUT, 1, "subtype"),
         message,
@@ -337,7 +336,7 @@ def test_parse_subtype__rejects(type_: int, text: str | None, message: str, hint
     ],
 )
 def test_parse_flags__accepts(value: str | list[str] | None, flags: tuple[bool, bool]) -> None:
-    assert F.parse_flags(value, (*LAYOUT, 0, "flags")) == flags
+    assert formats.parse_flags(value, (*LAYOUT, 0, "flags")) == flags
 
 
 @pytest.mark.parametrize(
@@ -350,7 +349,7 @@ def test_parse_flags__accepts(value: str | list[str] | None, flags: tuple[bool, 
 )
 def test_parse_flags__unknown_flag(value: str | list[str], bad: str, hint: str) -> None:
     with pytest.raises(ConfigError) as info:
-        F.parse_flags(value, (*LAYOUT, 3, "flags"))
+        formats.parse_flags(value, (*LAYOUT, 3, "flags"))
     assert info.value.path == (*LAYOUT, 3, "flags")
     assert info.value.message == f"CSV flag column contains unknown flag '{bad}'"
     assert info.value.hint == hint
@@ -528,7 +527,7 @@ def test_layout__rejects(
     hint: str,
 ) -> None:
     with pytest.raises(ConfigError) as info:
-        P.layout(specs, table_offset=table_offset, path=LAYOUT)
+        rules.layout(specs, table_offset=table_offset, path=LAYOUT)
     assert (info.value.path, info.value.message, info.value.hint) == (
         (*LAYOUT, *where),
         message,
@@ -537,13 +536,13 @@ def test_layout__rejects(
 
 
 def test_layout__94_entries_fit() -> None:
-    t = P.layout(ROWS_95[:94], table_offset=0x8000, path=LAYOUT)
-    assert F.from_bin(F.to_bin(t)) == t
+    t = rules.layout(ROWS_95[:94], table_offset=0x8000, path=LAYOUT)
+    assert formats.from_bin(formats.to_bin(t)) == t
 
 
 def test_layout__error_line_format() -> None:
     with pytest.raises(ConfigError) as info:
-        P.layout(
+        rules.layout(
             [spec("factory", APP_TYPE, 0, 0x100000, offset=0x18000)],
             table_offset=0x8000,
             path=LAYOUT,
@@ -558,16 +557,16 @@ def test_layout__rule_order_follows_gen_esp32part() -> None:
     # Placement runs before per-row verify; verify before duplicate names; names before otadata.
     specs = [NVS, spec("nvs", APP_TYPE, 0, 0x100100), OTADATA, OTADATA]
     with pytest.raises(ConfigError, match="Size 0x100100"):
-        P.layout(specs, table_offset=0x8000, path=LAYOUT)
+        rules.layout(specs, table_offset=0x8000, path=LAYOUT)
     with pytest.raises(ConfigError, match="names must be unique"):
-        P.layout([NVS, NVS, OTADATA, OTADATA], table_offset=0x8000, path=LAYOUT)
+        rules.layout([NVS, NVS, OTADATA, OTADATA], table_offset=0x8000, path=LAYOUT)
 
 
 # --- flash size -----------------------------------------------------------------------------------
 
 
 def layout_of(name: str, table_offset: int = 0x8000) -> PartitionTable:
-    return P.layout(P.preset(name), table_offset=table_offset, path=LAYOUT)
+    return rules.layout(rules.preset(name), table_offset=table_offset, path=LAYOUT)
 
 
 @pytest.mark.parametrize(
@@ -601,7 +600,7 @@ def test_check_flash_size__too_small(
     t: PartitionTable, flash: int, message: str, hint: str
 ) -> None:
     with pytest.raises(ConfigError) as info:
-        P.check_flash_size(t, flash * 1024 * 1024, ("flash", "size"))
+        rules.check_flash_size(t, flash * 1024 * 1024, ("flash", "size"))
     assert (info.value.path, info.value.message, info.value.hint) == (
         ("flash", "size"),
         message,
@@ -610,10 +609,10 @@ def test_check_flash_size__too_small(
 
 
 def test_check_flash_size__fits_exactly() -> None:
-    P.check_flash_size(
+    rules.check_flash_size(
         table(part("a", 1, 2, 0x9000, 0x200000 - 0x9000)), 0x200000, ("flash", "size")
     )
-    P.check_flash_size(layout_of("two_ota"), 4 * 1024 * 1024, ("flash", "size"))
+    rules.check_flash_size(layout_of("two_ota"), 4 * 1024 * 1024, ("flash", "size"))
 
 
 # --- CSV ------------------------------------------------------------------------------------------
@@ -629,10 +628,10 @@ def test_from_csv__tolerant_syntax() -> None:
         "app0,APP,ota_0,0x20000,1M\r\n"
         "raw,0x40\r\n"  # missing subtype, offset and size ... size is required
     )
-    with pytest.raises(F.PartitionCsvError) as info:
-        F.from_csv(text)
+    with pytest.raises(formats.PartitionCsvError) as info:
+        formats.from_csv(text)
     assert str(info.value) == "Error at line 7: Size field can't be empty" + CSV_TAIL
-    t = F.from_csv(text.replace("raw,0x40", "raw,0x40,,,4K"))
+    t = formats.from_csv(text.replace("raw,0x40", "raw,0x40,,,4K"))
     assert [(p.name, p.type, p.subtype, p.offset, p.size) for p in t.partitions] == [
         ("nvs", 1, 2, 0x9000, 0x6000),
         ("keys", 1, 4, 0xF000, 0x1000),
@@ -704,24 +703,24 @@ CSV_ERRORS = {
 
 @pytest.mark.parametrize(("text", "expected"), list(CSV_ERRORS.values()), ids=list(CSV_ERRORS))
 def test_from_csv__rejects(text: str, expected: str) -> None:
-    with pytest.raises(F.PartitionCsvError) as info:
-        F.from_csv(text)
+    with pytest.raises(formats.PartitionCsvError) as info:
+        formats.from_csv(text)
     assert str(info.value) == expected
 
 
 def test_to_csv__shape() -> None:
-    t = P.layout(
+    t = rules.layout(
         [NVS, spec("keys", DATA_TYPE, 4, 0x1000, encrypted=True, readonly=True), FACTORY],
         table_offset=0x9000,
         path=LAYOUT,
     )
-    assert F.to_csv(t) == (
+    assert formats.to_csv(t) == (
         "# Name, Type, SubType, Offset, Size, Flags (table at 0x9000)\n"
         "nvs,data,nvs,0xa000,0x6000,\n"
         "keys,data,nvs_keys,0x10000,0x1000,encrypted:readonly\n"
         "factory,app,factory,0x20000,0x100000,\n"
     )
-    assert F.from_csv(F.to_csv(t), table_offset=0x9000) == t
+    assert formats.from_csv(formats.to_csv(t), table_offset=0x9000) == t
 
 
 # --- binary ---------------------------------------------------------------------------------------
@@ -729,24 +728,26 @@ def test_to_csv__shape() -> None:
 
 def test_to_bin__layout_and_md5() -> None:
     t = table(part("nvs", 1, 2, 0x9000, 0x6000))
-    data = F.to_bin(t)
-    assert len(data) == P.MAX_TABLE_LENGTH == 3072
+    data = formats.to_bin(t)
+    assert len(data) == rules.MAX_TABLE_LENGTH == 3072
     assert data[:32] == bytes.fromhex("aa50 0102 00900000 00600000") + b"nvs".ljust(
         16, b"\0"
     ) + bytes(4)
     assert data[32:48] == b"\xeb\xeb" + b"\xff" * 14
     assert data[64:] == b"\xff" * (3072 - 64)
-    assert F.to_bin(t, md5=False)[32:] == b"\xff" * (3072 - 32)
-    assert F.from_bin(F.to_bin(t, md5=False)) == t
+    assert formats.to_bin(t, md5=False)[32:] == b"\xff" * (3072 - 32)
+    assert formats.from_bin(formats.to_bin(t, md5=False)) == t
 
 
 def test_to_bin__too_long() -> None:
     rows = tuple(part(f"d{i}", 1, 0x40, 0x9000 + i * 0x1000, 0x1000) for i in range(95))
     with pytest.raises(
-        F.PartitionBinError, match=r"^Binary partition table length \(3072\) longer than max$"
+        formats.PartitionBinError, match=r"^Binary partition table length \(3072\) longer than max$"
     ):
-        F.to_bin(table(*rows))
-    assert F.from_bin(F.to_bin(table(*rows), md5=False)) == table(*rows)  # 95 fit without MD5
+        formats.to_bin(table(*rows))
+    assert formats.from_bin(formats.to_bin(table(*rows), md5=False)) == table(
+        *rows
+    )  # 95 fit without MD5
 
 
 def test_from_bin__sixteen_byte_name_and_flags() -> None:
@@ -756,7 +757,7 @@ def test_from_bin__sixteen_byte_name_and_flags() -> None:
         ),
         offset=0xD000,
     )
-    assert F.from_bin(F.to_bin(t), table_offset=0xD000) == t
+    assert formats.from_bin(formats.to_bin(t), table_offset=0xD000) == t
 
 
 def corrupt(data: bytes, at: int, new: bytes) -> bytes:
@@ -764,15 +765,15 @@ def corrupt(data: bytes, at: int, new: bytes) -> bytes:
 
 
 def two_ota_bin() -> bytes:
-    return F.to_bin(layout_of("two_ota"))
+    return formats.to_bin(layout_of("two_ota"))
 
 
 def test_from_bin__bad_md5() -> None:
     good = two_ota_bin()
     computed = good[6 * 32 + 16 : 7 * 32]
     bad = corrupt(good, 6 * 32 + 16, b"\x00" * 16)
-    with pytest.raises(F.PartitionBinError) as info:
-        F.from_bin(bad)
+    with pytest.raises(formats.PartitionBinError) as info:
+        formats.from_bin(bad)
     assert str(info.value) == (
         f"MD5 checksums don't match! (computed: 0x{computed.hex()}, parsed: 0x{'00' * 16})"
     )
@@ -792,14 +793,14 @@ def test_from_bin__bad_md5() -> None:
     ids=["bad_length", "no_end_marker", "empty", "bad_magic"],
 )
 def test_from_bin__rejects(data: bytes, message: str) -> None:
-    with pytest.raises(F.PartitionBinError) as info:
-        F.from_bin(data)
+    with pytest.raises(formats.PartitionBinError) as info:
+        formats.from_bin(data)
     assert str(info.value) == message
 
 
 def test_from_bin__reads_a_whole_sector() -> None:
     data = two_ota_bin() + b"\xff" * 0x400  # a board's 4 KB table sector
-    assert F.from_bin(data) == layout_of("two_ota")
+    assert formats.from_bin(data) == layout_of("two_ota")
 
 
 # --- property: random valid layouts round-trip through both formats ----------------------------
@@ -843,10 +844,10 @@ def valid_specs(draw: st.DrawFn) -> tuple[int, list[PartitionSpec]]:
 @given(valid_specs())
 def test_layout__round_trips_csv_and_bin(case: tuple[int, list[PartitionSpec]]) -> None:
     table_offset, specs = case
-    t = P.layout(specs, table_offset=table_offset, path=LAYOUT)
+    t = rules.layout(specs, table_offset=table_offset, path=LAYOUT)
     assert [p.name for p in t.partitions] == [s.name for s in specs]
     assert all(s.offset in (None, p.offset) for s, p in zip(specs, t.partitions, strict=True))
-    assert F.from_bin(F.to_bin(t), table_offset=table_offset) == t
-    assert F.from_bin(F.to_bin(t, md5=False), table_offset=table_offset) == t
-    assert F.from_csv(F.to_csv(t), table_offset=table_offset) == t
-    assert P.layout(specs, table_offset=table_offset, path=LAYOUT) == t  # deterministic
+    assert formats.from_bin(formats.to_bin(t), table_offset=table_offset) == t
+    assert formats.from_bin(formats.to_bin(t, md5=False), table_offset=table_offset) == t
+    assert formats.from_csv(formats.to_csv(t), table_offset=table_offset) == t
+    assert rules.layout(specs, table_offset=table_offset, path=LAYOUT) == t  # deterministic

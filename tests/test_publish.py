@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 from esp_ota_doit.errors import ToolError
 from esp_ota_doit.paths import cert_files
-from esp_ota_doit.serve import content as serve
-from esp_ota_doit.serve import nginx as publish
+from esp_ota_doit.serve import publish, serving
 
 from tests.test_serve import Site, cached_image, make_site
 
@@ -54,7 +53,7 @@ def test_publish__exactly_the_allowlist_and_never_a_key(site: Site) -> None:
     layout = publish.write(site.plan)
     served = sorted(p.relative_to(layout.root).as_posix() for p in layout.root.rglob("*"))
     assert served == ["hello_world.bin", "hello_world.bin.sha256", "manifest.json"]
-    content = serve.check(site.plan, emit=lambda _: None)
+    content = serving.check(site.plan, emit=lambda _: None)
     for path, body in content.resources.items():
         assert (layout.root / path.lstrip("/")).read_bytes() == body.body
     everything = [p for p in site.plan.publish_dir.rglob("*") if p.is_file()]
@@ -177,7 +176,9 @@ def test_nginx__busy_port_is_refused_with_the_fix(site: Site) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", site.plan.port))
         taken.listen()
-        with pytest.raises(serve.ServeError, match=r"^port \d+ on 127\.0\.0\.1 is already in use"):
+        with pytest.raises(
+            serving.ServeError, match=r"^port \d+ on 127\.0\.0\.1 is already in use"
+        ):
             publish.run_nginx(site.plan)
 
 
@@ -255,7 +256,7 @@ def _fetch(ca: Path, port: int, path: str) -> tuple[int, str, bytes]:
 
 
 def _served_by(
-    plan: serve.ServePlan, ca: Path, paths: list[str]
+    plan: serving.ServePlan, ca: Path, paths: list[str]
 ) -> dict[str, tuple[int, str, bytes]]:
     """What `doit serve --engine <plan.engine>` answers for each path."""
     from esp_ota_doit.serve import engines
@@ -299,8 +300,8 @@ def test_engines__both_serve_exactly_the_releases_files(tmp_path: Path) -> None:
         project = loader.load(
             text, file="project.yaml", env={}, resolve_host=lambda h: h, project_dir=root
         )
-        plan = replace(serve.plan(project, Paths(root)), port=free_port())
-        content = serve.check(plan, emit=lambda _: None)
+        plan = replace(serving.plan(project, Paths(root)), port=free_port())
+        content = serving.check(plan, emit=lambda _: None)
         paths = sorted(content.resources)
         assert "/hello_world.bin.patch" in paths and len(paths) == 6
         ca = cert_files(plan.certs_dir).ca_cert

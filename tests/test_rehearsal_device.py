@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from esp_ota_doit.paths import cert_files
-from esp_ota_doit.rehearsal import device
+from esp_ota_doit.rehearsal import virtual_device
 from esp_ota_doit.serve.console import Transfer
 from esp_ota_doit.serve.protocol import resource
 from esp_ota_doit.serve.server import Server
@@ -27,7 +27,7 @@ from esp_ota_doit.tls import certs
     ],
 )
 def test_ranges__as_esp_https_ota_asks(total: int, size: int, expected: list[str | None]) -> None:
-    assert device.ranges(total, size) == expected
+    assert virtual_device.ranges(total, size) == expected
 
 
 class _Requests:
@@ -96,7 +96,7 @@ def test_partial_download__the_requests_on_the_wire(
     served: tuple[int, Path, _Requests], request_size: int, expected: list[tuple[str, str]]
 ) -> None:
     port, ca, requests = served
-    client = device.OtaClient(
+    client = virtual_device.OtaClient(
         url=f"https://127.0.0.1:{port}/image.bin",
         ca_file=ca,
         target="esp32",
@@ -105,7 +105,7 @@ def test_partial_download__the_requests_on_the_wire(
         check_version=False,
     )
     lines: list[str] = []
-    data = device.download(client, lines.append)
+    data = virtual_device.download(client, lines.append)
     assert data == bytes(range(256)) * 78 + b"x" * 32
     assert requests.wait(len(expected)) == expected
     assert lines[0] == (

@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from esp_ota_doit.device.link import Link
+from esp_ota_doit.device.esplink import Link
 from esp_ota_doit.firmware import outputs
-from esp_ota_doit.idf import otadata, partition_files
+from esp_ota_doit.idf import otadata
+from esp_ota_doit.idf.partition import formats
 
 from tests.doitrun import edit, executed, run_with_output
 
@@ -39,7 +40,7 @@ def test_rehearse__the_whole_story(rehearsal: Path) -> None:
     assert text.rstrip().endswith("booted ota_0: hello_world 1.0.1")
     # The flash file holds a valid otadata entry selecting ota_0, and the served image there.
     flash_file = (rehearsal / "build/virtual/esp32-flash.bin").read_bytes()
-    table = partition_files.from_bin(flash_file[0x8000 : 0x8000 + 0xC00])
+    table = formats.from_bin(flash_file[0x8000 : 0x8000 + 0xC00])
     assert table.otadata is not None
     entries = otadata.decode(flash_file[table.otadata.offset : table.otadata.offset + 0x2000])
     active = max((e for e in entries if e.valid), key=lambda e: e.seq)
@@ -215,8 +216,8 @@ def test_link__what_a_named_port_can_do(port: str, resettable: bool, fixed_baud:
 def test_link__the_virtual_board_answers_like_a_chip_of_its_size(
     tmp_path: Path, megabytes: int
 ) -> None:
-    from esp_ota_doit.device.link import connect
-    from esp_ota_doit.rehearsal.board import VirtualBoard
+    from esp_ota_doit.device.esplink import connect
+    from esp_ota_doit.rehearsal.virtual_board import VirtualBoard
     from esptool.cmds import detect_flash_size
 
     size = megabytes << 20

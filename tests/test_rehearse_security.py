@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from esp_ota_doit.idf import otadata, partition_files
+from esp_ota_doit.idf import otadata
+from esp_ota_doit.idf.partition import formats
 
 from tests.doitrun import edit, run_with_output
 
@@ -37,7 +38,7 @@ def _ota(project: Path, extra: str) -> None:
 def _otadata(project: Path) -> list[tuple[int, int]]:
     """(seq, state) of both copies in build/virtual/esp32-flash.bin; each CRC must be right."""
     flash_file = (project / "build/virtual/esp32-flash.bin").read_bytes()
-    table = partition_files.from_bin(flash_file[0x8000 : 0x8000 + 0xC00])
+    table = formats.from_bin(flash_file[0x8000 : 0x8000 + 0xC00])
     assert table.otadata is not None
     raw = flash_file[table.otadata.offset : table.otadata.offset + 0x2000]
     entries = otadata.decode(raw)

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from esp_ota_doit.rehearsal import idf_tree
+from esp_ota_doit.rehearsal import virtual_idf
 from esp_ota_doit.wiring import standin_requested
 
 from tests import idfkit
@@ -49,7 +49,7 @@ def test_standin_requested__only_as_an_option_of_rehearse(argv: list[str], asked
 def unexported(rehearsal: Path, tmp_path: Path) -> dict[str, str]:
     """An ESP-IDF tree whose idf.py cannot run, named by IDF_PATH (export.sh not run)."""
     idf = tmp_path / "esp-idf"
-    idf_tree.write(idf)  # the examples project.yaml names, and a Kconfig set
+    virtual_idf.write(idf)  # the examples project.yaml names, and a Kconfig set
     (idf / "tools").mkdir(parents=True, exist_ok=True)
     (idf / "tools" / "idf.py").write_text(_IDF_PY)
     return {**os.environ, "IDF_PATH": str(idf), "OTA_HOST": "127.0.0.1"}

@@ -15,8 +15,8 @@ from esp_ota_doit.config import loader
 from esp_ota_doit.errors import ConfigErrors
 from esp_ota_doit.idf import delta_ota, encrypted_img
 from esp_ota_doit.paths import Paths
-from esp_ota_doit.release import make, record
-from esp_ota_doit.serve import content as serve
+from esp_ota_doit.release import release_record, releasing
+from esp_ota_doit.serve import serving
 
 from tests.conftest import REPO
 from tests.doitrun import edit, run_with_output
@@ -93,14 +93,14 @@ def test_encrypted__our_image_has_the_header_and_decrypts() -> None:
 # ------------------------------------------------------------------------ release records
 
 
-def _release(root: Path, text: str | None = None) -> record.Release:
+def _release(root: Path, text: str | None = None) -> release_record.Release:
     text = text or (root / "project.yaml").read_text()
     project = loader.load(
         text, file="project.yaml", env={}, resolve_host=lambda h: h, project_dir=root
     )
-    plan = make.plan(project, Paths(root))
+    plan = releasing.plan(project, Paths(root))
     assert plan is not None
-    return make.record_release(plan)
+    return releasing.record_release(plan)
 
 
 def _rebuild(root: Path, image: bytes) -> None:
@@ -120,7 +120,7 @@ def test_release__is_recorded_once_and_never_changes(
 ) -> None:
     site = make_site(tmp_path, image=make_image(size=4096))
     folder = tmp_path / "releases" / "hello_world" / "1.0.1"
-    released = record.read(folder)
+    released = release_record.read(folder)
     assert (folder / "hello_world.bin").read_bytes() == site.image
     assert released.sha256 == hashlib.sha256(site.image).hexdigest() == released.image.sha256
     assert (released.version, released.target, released.idf_version) == ("1.0.1", "esp32", "v5.3.2")
@@ -129,7 +129,7 @@ def test_release__is_recorded_once_and_never_changes(
     assert "release hello_world 1.0.1: already recorded, unchanged" in capsys.readouterr().out
     _rebuild(tmp_path, make_image(size=4100))
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
-    with pytest.raises(make.ReleaseError) as caught:
+    with pytest.raises(releasing.ReleaseError) as caught:
         _release(tmp_path)
     assert str(caught.value).startswith("hello_world 1.0.1 is already released with other bytes")
     assert str(caught.value).endswith("a release never changes: bump apps.hello_world.version")
@@ -165,7 +165,7 @@ def test_release__delta_patches_from_the_latest_earlier_releases(
     assert "no earlier release: the first one has no patch" in out
     assert "patch from 1.0.2: hello_world-from-1.0.2.patch" in out and "% of the full image" in out
     folder = root / "releases" / "hello_world"
-    latest = record.read(folder / "1.0.3")
+    latest = release_record.read(folder / "1.0.3")
     assert [p.from_version for p in latest.patches] == ["1.0.2", "1.0.1"]
     new = (folder / "1.0.3" / "hello_world.bin").read_bytes()
     for patch in latest.patches:
@@ -182,7 +182,7 @@ def test_serve__delivers_the_release_with_every_patch_listed(tmp_path: Path) -> 
     project = loader.load(
         text, file="project.yaml", env={}, resolve_host=lambda h: h, project_dir=root
     )
-    content = serve.check(serve.plan(project, Paths(root)), emit=lambda _: None)
+    content = serving.check(serving.plan(project, Paths(root)), emit=lambda _: None)
     folder = root / "releases" / "hello_world" / "1.0.3"
     assert sorted(content.resources) == [
         "/hello_world-from-1.0.1.patch",
@@ -397,7 +397,7 @@ def test_release__signing_key_digest_is_espsecures(tmp_path: Path) -> None:
 
     plan = SigningPlan(scheme="rsa3072", key=key, from_env=False, target="esp32")
     # What release.json records: the one key loader's digest of the project key.
-    assert make._signing_key(plan).digest == out.read_bytes().hex()
+    assert releasing._signing_key(plan).digest == out.read_bytes().hex()
 
 
 def test_release__an_image_that_embeds_the_decryption_key_is_kept_encrypted_only(
@@ -425,9 +425,9 @@ def test_release__an_image_that_embeds_the_decryption_key_is_kept_encrypted_only
         text, file="project.yaml", env={}, resolve_host=lambda h: h, project_dir=root
     )
     encryption = encryption_key.EncryptionPlan(scheme="rsa3072", key=key, from_env=False)
-    plan = make.plan(project, Paths(root), encryption=encryption)
+    plan = releasing.plan(project, Paths(root), encryption=encryption)
     assert plan is not None
-    released = make.record_release(plan)
+    released = releasing.record_release(plan)
     folder = root / "releases" / "hello_world" / "1.0.1"
     assert released.image is None
     assert sorted(p.name for p in folder.iterdir()) == ["hello_world-encrypted.bin", "release.json"]
@@ -435,7 +435,7 @@ def test_release__an_image_that_embeds_the_decryption_key_is_kept_encrypted_only
     assert all(secret not in p.read_bytes() for p in folder.iterdir())
     encrypted = (folder / "hello_world-encrypted.bin").read_bytes()
     assert encrypted_img.decrypt(encrypted, key.read_bytes()) == embedding
-    content = serve.check(serve.plan(project, Paths(root)), emit=lambda _: None)
+    content = serving.check(serving.plan(project, Paths(root)), emit=lambda _: None)
     assert content.resources["/hello_world.bin"].body == encrypted
     assert (
         json.loads(content.resources["/manifest.json"].body)["builds"][0]["ota"]["image_sha256"]

@@ -199,10 +199,10 @@ class _DyingLink:
 
 def test_flash__a_board_that_dies_mid_write_is_said_gone(built: Path) -> None:
     from esp_ota_doit.device import flash
-    from esp_ota_doit.device.link import Link
+    from esp_ota_doit.device.esplink import Link
     from esp_ota_doit.errors import DeviceError
     from esp_ota_doit.paths import Paths
-    from esp_ota_doit.rehearsal import board as virtual_board
+    from esp_ota_doit.rehearsal import virtual_board
 
     plan = flash.plan(wiring.load_project(), Paths(built))
     with virtual_board.VirtualBoard(
@@ -263,7 +263,7 @@ def test_serve__aborted_downloads_are_released_at_once(tmp_path: Path) -> None:
     peer's reset shows at the first write or while waiting for its acknowledgements)."""
     import threading
 
-    from esp_ota_doit.serve import content as serve
+    from esp_ota_doit.serve import serving
     from esp_ota_doit.serve.server import Server
 
     from tests.test_serve import context, make_image, make_site
@@ -271,7 +271,7 @@ def test_serve__aborted_downloads_are_released_at_once(tmp_path: Path) -> None:
     site = make_site(tmp_path / "p", image=make_image(size=1024 * 1024))  # fits in the buffers
     where = cert_files(site.plan.certs_dir)
     server = Server(
-        resources=serve.check(site.plan, emit=lambda _: None).resources,
+        resources=serving.check(site.plan, emit=lambda _: None).resources,
         cert=where.server_cert,
         key=where.server_key,
         bind="127.0.0.1",

@@ -10,8 +10,8 @@ import pytest
 from esp_ota_doit.config import loader
 from esp_ota_doit.config.model import Project
 from esp_ota_doit.firmware import defaults, render
-from esp_ota_doit.idf import sdkconfig
-from esp_ota_doit.idf.kconfig_rules import HexInt
+from esp_ota_doit.idf.kconfig import sdkconfig
+from esp_ota_doit.idf.kconfig.symbols import HexInt
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -175,7 +175,7 @@ def test_render__partition_table_equals_esp_idf_tool_output(tmp_path: Path, shar
 
 
 def test_app_kconfig__v6_matches_names_case_insensitively() -> None:
-    from esp_ota_doit.idf.kconfig_rules import app_kconfig
+    from esp_ota_doit.idf.kconfig.symbols import app_kconfig
 
     menus = [{"name": "MyNode_Url", "type": "string", "title": "URL", "depends_on": None}]
     for release, found in (("5.5.5", False), ("6.0.2", True)):

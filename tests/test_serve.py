@@ -28,11 +28,10 @@ from esp_ota_doit.errors import ConfigErrors
 from esp_ota_doit.firmware import outputs
 from esp_ota_doit.firmware.outputs import AppSummary, EsptoolArgs, FlashSettings, ImageEntry
 from esp_ota_doit.idf import app_code
-from esp_ota_doit.idf.images import AppImage
+from esp_ota_doit.idf.esp_image import AppImage
 from esp_ota_doit.paths import Paths, cert_files
-from esp_ota_doit.release import make
-from esp_ota_doit.serve import content as serve
-from esp_ota_doit.serve import engines
+from esp_ota_doit.release import releasing
+from esp_ota_doit.serve import engines, serving
 from esp_ota_doit.serve.protocol import (
     ByteRange,
     Limits,
@@ -111,7 +110,7 @@ def cached_image(target: str = "esp32", version: str = "1.0.1", size: int = IMAG
 @dataclass(frozen=True)
 class Site:
     root: Path
-    plan: serve.ServePlan
+    plan: serving.ServePlan
     image: bytes
 
     @property
@@ -188,10 +187,10 @@ def make_site(
     factory.parent.mkdir(parents=True, exist_ok=True)
     outputs.write(factory, summary("factory", image_file, data, ca_sha256=ca_sha))
     if release:
-        plan = make.plan(project, paths)
+        plan = releasing.plan(project, paths)
         assert plan is not None
-        make.record_release(plan)
-    return Site(root=root, plan=serve.plan(project, paths), image=data)
+        releasing.record_release(plan)
+    return Site(root=root, plan=serving.plan(project, paths), image=data)
 
 
 class LogLines(list[str]):
@@ -219,7 +218,7 @@ class LogLines(list[str]):
 @contextmanager
 def running(site: Site, *, limits: Limits | None = None) -> Iterator[tuple[int, LogLines]]:
     """The server on 127.0.0.1:<ephemeral>, serving in a thread; yields (port, log lines)."""
-    content = serve.check(site.plan, emit=lambda _: None)
+    content = serving.check(site.plan, emit=lambda _: None)
     lines = LogLines()
     console = Console("text")
     where = cert_files(site.plan.certs_dir)
@@ -277,7 +276,7 @@ def get(
         conn.close()
 
 
-def serve_one_request(site: Site, plan: serve.ServePlan) -> int:
+def serve_one_request(site: Site, plan: serving.ServePlan) -> int:
     """engines.run in a thread until one request is answered, then stopped as doit serve is;
     the port it bound."""
     ready, stop, ports = threading.Event(), threading.Event(), []
@@ -343,7 +342,7 @@ def test_plan__a_path_nginx_and_we_cannot_serve_literally_is_refused(tmp_path: P
 
 
 def test_check__bodies_are_exact(site: Site) -> None:
-    content = serve.check(site.plan, emit=lambda _: None)
+    content = serving.check(site.plan, emit=lambda _: None)
     digest = hashlib.sha256(site.image).hexdigest()
     assert set(content.resources) == {
         "/hello_world.bin",
@@ -879,7 +878,7 @@ class _FailingAccept:
 
 
 def test_serve__accept_errors_are_noted_once_a_second_and_serving_goes_on(site: Site) -> None:
-    content = serve.check(site.plan, emit=lambda _: None)
+    content = serving.check(site.plan, emit=lambda _: None)
     where, lines = cert_files(site.plan.certs_dir), []
     real = socket.create_server(("127.0.0.1", 0), backlog=16)
     # Three failures, 0.1 s apart: all within the one second a note covers.
@@ -913,7 +912,7 @@ def test_serve__the_connection_cap_fits_under_the_descriptor_limit(
 ) -> None:
     import resource
 
-    content = serve.check(site.plan, emit=lambda _: None)
+    content = serving.check(site.plan, emit=lambda _: None)
     where = cert_files(site.plan.certs_dir)
     monkeypatch.setattr(resource, "getrlimit", lambda which: (256, 4096))
     server = Server(
@@ -934,11 +933,11 @@ def test_refuse__an_unloadable_server_key_is_not_blamed_on_ota_bind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     other = make_site(tmp_path)
-    content = serve.check(other.plan, emit=lambda _: None)
+    content = serving.check(other.plan, emit=lambda _: None)
     monkeypatch.setattr(engines, "check", lambda plan: content)  # key replaced after the check
     key = cert_files(other.plan.certs_dir).server_key
     key.write_bytes(key.read_bytes()[:60] + b"garbage\n-----END PRIVATE KEY-----\n")
-    with pytest.raises(serve.ServeError) as caught:
+    with pytest.raises(serving.ServeError) as caught:
         engines.run(replace(other.plan, port=0))
     message = str(caught.value)
     assert message.startswith(
@@ -953,7 +952,7 @@ def test_refuse__busy_port(site: Site) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with pytest.raises(serve.ServeError) as caught:
+        with pytest.raises(serving.ServeError) as caught:
             engines.run(replace(site.plan, port=port))
     assert str(caught.value) == (
         f"port {port} on 127.0.0.1 is already in use by another process; find it with "
@@ -963,8 +962,8 @@ def test_refuse__busy_port(site: Site) -> None:
 
 def test_refuse__cert_for_another_host(tmp_path: Path) -> None:
     other = make_site(tmp_path, host="10.0.0.9", cert_host="127.0.0.1")
-    with pytest.raises(serve.ServeError) as caught:
-        serve.check(other.plan)
+    with pytest.raises(serving.ServeError) as caught:
+        serving.check(other.plan)
     assert str(caught.value) == (
         "cannot serve https://10.0.0.9:8070/hello_world.bin: server cert covers '127.0.0.1' "
         "but the OTA URL host is '10.0.0.9'; run `doit certs` to reissue"
@@ -979,16 +978,16 @@ def _release(site: Site) -> None:
         resolve_host=lambda h: h,
         project_dir=site.root,
     )
-    plan = make.plan(project, Paths(site.root))
+    plan = releasing.plan(project, Paths(site.root))
     assert plan is not None
-    make.record_release(plan)
+    releasing.record_release(plan)
 
 
 def test_refuse__image_for_another_chip(tmp_path: Path) -> None:
     other = make_site(tmp_path, image=cached_image("esp32c3", size=4096), release=False)
-    with pytest.raises(serve.ServeError, match=r"^no release hello_world 1\.0\.1 to serve"):
-        serve.check(other.plan)
-    with pytest.raises(make.ReleaseError) as caught:
+    with pytest.raises(serving.ServeError, match=r"^no release hello_world 1\.0\.1 to serve"):
+        serving.check(other.plan)
+    with pytest.raises(releasing.ReleaseError) as caught:
         _release(other)
     assert str(caught.value) == (
         "cannot release hello_world.bin: Mismatch chip id, expected 0, found 5 "
@@ -1000,7 +999,7 @@ def test_refuse__corrupted_image(tmp_path: Path) -> None:
     data = bytearray(cached_image(size=4096))
     data[3000] ^= 0xFF
     other = make_site(tmp_path, image=bytes(data), release=False)
-    with pytest.raises(make.ReleaseError) as caught:
+    with pytest.raises(releasing.ReleaseError) as caught:
         _release(other)
     assert str(caught.value).startswith("cannot release hello_world.bin: Checksum failed. Calc")
 
@@ -1010,7 +1009,7 @@ def test_refuse__image_changed_since_the_build(tmp_path: Path) -> None:
     image_file = other.root / "build" / "hello_world" / "hello_world.bin"
     image_file.write_bytes(cached_image(size=4100))
     with pytest.raises(
-        make.ReleaseError,
+        releasing.ReleaseError,
         match=r"^cannot release hello_world\.bin: it changed since `doit build:hello_world`",
     ):
         _release(other)
@@ -1021,8 +1020,8 @@ def test_refuse__a_released_file_changed_afterwards(tmp_path: Path) -> None:
     released = other.root / "releases" / "hello_world" / "1.0.1" / "hello_world.bin"
     released.chmod(0o644)
     released.write_bytes(cached_image(size=4100))
-    with pytest.raises(serve.ServeError) as caught:
-        serve.check(other.plan)
+    with pytest.raises(serving.ServeError) as caught:
+        serving.check(other.plan)
     assert str(caught.value) == (
         f"cannot serve https://127.0.0.1:8070/hello_world.bin: {released}: its SHA-256 is not "
         "the one release.json records; a release never changes: restore it from where "
@@ -1035,8 +1034,8 @@ def test_refuse__embedded_ca_is_not_the_current_ca(tmp_path: Path) -> None:
     factory = other.root / "build" / "factory" / "app.json"
     outputs.write(factory, replace(outputs.read(factory), ca_sha256="ab" * 32))
     current = hashlib.sha256(other.ca.read_bytes()).hexdigest()
-    with pytest.raises(serve.ServeError) as caught:
-        serve.check(other.plan)
+    with pytest.raises(serving.ServeError) as caught:
+        serving.check(other.plan)
     assert str(caught.value) == (
         "the CA embedded in app 'factory' (SHA-256 abababababababab…) is not the CA that signed "
         f"the server cert (certs/ca_cert.pem, SHA-256 {current[:16]}…); "
@@ -1047,8 +1046,8 @@ def test_refuse__embedded_ca_is_not_the_current_ca(tmp_path: Path) -> None:
 def test_refuse__not_built_yet(tmp_path: Path) -> None:
     other = make_site(tmp_path, image=cached_image(size=4096))
     other.plan.app_summary.unlink()
-    with pytest.raises(serve.ServeError) as caught:
-        serve.check(other.plan)
+    with pytest.raises(serving.ServeError) as caught:
+        serving.check(other.plan)
     assert (
         str(caught.value)
         == f"{other.plan.app_summary}: missing; run `doit build:hello_world` first"
@@ -1083,7 +1082,7 @@ def test_warn__nothing_for_a_matching_board(tmp_path: Path) -> None:
     ca = hashlib.sha256(other.ca.read_bytes()).hexdigest()
     record.write(other.plan.boards_dir, replace(BOARD, ca_sha256=ca))
     notes: list[str] = []
-    assert serve.check(other.plan, emit=notes.append).warnings == ()
+    assert serving.check(other.plan, emit=notes.append).warnings == ()
     assert notes == []
 
 
@@ -1133,7 +1132,7 @@ def test_warn__what_ota_cannot_deliver(
     record.write(boards, replace(BOARD, **changes))  # type: ignore[arg-type]
     (boards / "broken.json").write_text("{")
     notes: list[str] = []
-    content = serve.check(other.plan, emit=notes.append)
+    content = serving.check(other.plan, emit=notes.append)
     assert content.warnings == (expected,)
     assert notes[0].startswith(f"{boards / 'broken.json'}: cannot be read (not JSON: ")
     assert notes[0].endswith("; run doit flash (this board is not checked)")
@@ -1162,7 +1161,7 @@ def test_warn__same_version_only_where_the_boards_app_compares_versions(
     board = replace(
         BOARD, app=RunningApp(name="factory", version="1.0.1", project_name=project_name)
     )
-    notes = serve.board_warnings(other.plan, summary, image, frozenset(), [board])
+    notes = serving.board_warnings(other.plan, summary, image, frozenset(), [board])
     expected = (
         "board 24:0a:c4:00:00:01: already runs version '1.0.1', and app 'hello_world' compares "
         "versions before writing, so it refuses this image: bump apps.hello_world.version"
@@ -1176,7 +1175,7 @@ def test_warn__a_board_record_of_another_schema_is_skipped(tmp_path: Path) -> No
     old = other.plan.boards_dir / "240ac4000001.json"
     old.write_text(json.dumps({"chip": "esp32", "mac": "24:0a:c4:00:00:01"}))
     notes: list[str] = []
-    serve.check(other.plan, emit=notes.append)
+    serving.check(other.plan, emit=notes.append)
     assert notes == [
         f"{old}: not a board record of schema 1 (no schema); run doit flash "
         "(this board is not checked)"
@@ -1215,6 +1214,6 @@ def test_check__warns_when_the_served_image_holds_the_wifi_password(site: Site) 
     built = outputs.read(site.plan.app_summary)
     outputs.write(site.plan.app_summary, replace(built, holds_secret=True))
     notes: list[str] = []
-    content = serve.check(site.plan, emit=notes.append)
+    content = serving.check(site.plan, emit=notes.append)
     assert any("embeds the Wi-Fi password (apps.hello_world is an OTA client" in n for n in notes)
     assert content.warnings == tuple(notes)

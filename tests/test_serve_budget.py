@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 from esp_ota_doit.config import loader, model
 from esp_ota_doit.paths import Paths
-from esp_ota_doit.serve import budget as serve_budget
-from esp_ota_doit.serve import content as serve
+from esp_ota_doit.serve import budget, serving
 from esp_ota_doit.serve.budget import CLOSING, Budget, Refused, Throttle
 from esp_ota_doit.serve.protocol import Limits
 
@@ -175,13 +174,13 @@ def test_raise_descriptor_limit__to_the_hard_limit_when_the_budget_needs_it(
     monkeypatch.setattr(resource, "RLIM_INFINITY", -1)
     monkeypatch.setattr(resource, "getrlimit", lambda which: limits)
     monkeypatch.setattr(resource, "setrlimit", lambda which, value: calls.append(value))
-    serve_budget.raise_descriptor_limit(connections)
+    budget.raise_descriptor_limit(connections)
     assert calls == ([expected] if expected else [])
 
 
 def test_limits__defaults_are_the_project_yaml_defaults() -> None:
     fields = {f.name: f for f in dataclasses.fields(model.Ota)}
-    plan_fields = {f.name: f for f in dataclasses.fields(serve.ServePlan)}
+    plan_fields = {f.name: f for f in dataclasses.fields(serving.ServePlan)}
     assert Limits().connections == fields["max_connections"].metadata["default"] == 1024
     assert Limits().per_client == fields["max_per_client"].metadata["default"] == 32
     assert plan_fields["max_connections"].default == 1024
@@ -199,7 +198,7 @@ def test_plan__carries_the_limits_from_project_yaml(tmp_path: Path) -> None:
     project = loader.load(
         text, file="project.yaml", env={}, resolve_host=lambda h: h, project_dir=tmp_path
     )
-    plan = serve.plan(project, Paths(tmp_path))
+    plan = serving.plan(project, Paths(tmp_path))
     assert (plan.max_connections, plan.max_per_client) == (200, 4)
     assert plan.to_json()["max_per_client"] == 4
 

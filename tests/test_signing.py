@@ -15,8 +15,9 @@ from esp_ota_doit.config import model
 from esp_ota_doit.device import record
 from esp_ota_doit.errors import ConfigError
 from esp_ota_doit.firmware import defaults, signing_key
-from esp_ota_doit.idf import otadata, partitions, signing
-from esp_ota_doit.serve import content as serve
+from esp_ota_doit.idf import otadata, signing
+from esp_ota_doit.idf.partition import rules
+from esp_ota_doit.serve import serving
 
 from tests.test_model import errors, load
 from tests.test_serve import BOARD, cached_image, make_site
@@ -260,7 +261,7 @@ def test_sdkconfig__the_options_of_each_feature() -> None:
 # --- serve refuses unsigned, wrongly signed and downgraded images ----------------------------
 
 
-def _signed_site(root: Path, key: Path, image: bytes) -> serve.ServePlan:
+def _signed_site(root: Path, key: Path, image: bytes) -> serving.ServePlan:
     site = make_site(root, image=image)
     signing_plan = signing_key.SigningPlan(scheme="rsa3072", key=key, from_env=False)
     return dataclasses.replace(site.plan, signing=signing_plan)
@@ -268,19 +269,19 @@ def _signed_site(root: Path, key: Path, image: bytes) -> serve.ServePlan:
 
 def test_serve__refuses_unsigned_and_wrongly_signed(keys: dict[str, Path], tmp_path: Path) -> None:
     plan = _signed_site(tmp_path / "a", keys["rsa3072"], cached_image())
-    with pytest.raises(serve.ServeError) as caught:
-        serve.check(plan, emit=lambda _: None)
+    with pytest.raises(serving.ServeError) as caught:
+        serving.check(plan, emit=lambda _: None)
     assert str(caught.value) == (
         "cannot serve hello_world.bin: no Secure Boot V2 signature block (the image is unsigned); "
         "boards would refuse it: run `doit build:hello_world`"
     )
     other = signing.sign(keys["other"], cached_image())
     plan = _signed_site(tmp_path / "b", keys["rsa3072"], other)
-    with pytest.raises(serve.ServeError, match="signature does not verify with the key"):
-        serve.check(plan, emit=lambda _: None)
+    with pytest.raises(serving.ServeError, match="signature does not verify with the key"):
+        serving.check(plan, emit=lambda _: None)
     good = signing.sign(keys["rsa3072"], cached_image())
     plan = _signed_site(tmp_path / "c", keys["rsa3072"], good)
-    content = serve.check(plan, emit=lambda _: None)
+    content = serving.check(plan, emit=lambda _: None)
     assert content.image.signed and content.image.size == len(good)
     assert content.resources[plan.url_path].body == good  # type: ignore[attr-defined]
 
@@ -302,7 +303,7 @@ def test_serve__warns_for_each_board_that_would_refuse(
     for mac, fields in boards.items():
         record.write(site.boards_dir, dataclasses.replace(BOARD, mac=mac, app=running, **fields))
     notes: list[str] = []
-    serve.check(site, emit=notes.append)
+    serving.check(site, emit=notes.append)
     refused = [note for note in notes if "it will refuse this update" in note]
     assert refused == [
         "board aa:bb:cc:dd:ee:01: its anti-rollback eFuse holds secure_version 1, and "
@@ -330,7 +331,7 @@ def test_states__esp_idf_values_and_names() -> None:
     ]
 
 
-def _table() -> partitions.PartitionTable:
+def _table() -> rules.PartitionTable:
     return load(EXAMPLE).table
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from esp_ota_doit.idf import partition_files
+from esp_ota_doit.idf.partition import formats
 from esp_ota_doit.rehearsal.standin import cli
 from esptool.bin_image import LoadFirmwareImage
 from esptool.targets import CHIP_DEFS
@@ -148,7 +148,7 @@ def test_standin__build_outputs(simple_ota: Path, idf: Idf) -> None:
     assert "Project build complete. To flash, run:\n idf.py flash" in out
     assert (build / "ota_data_initial.bin").read_bytes() == b"\xff" * 0x2000
     assert (build / "simple_ota.elf").read_bytes().startswith(b"\x7fELF")
-    table = partition_files.from_bin((build / "partition_table/partition-table.bin").read_bytes())
+    table = formats.from_bin((build / "partition_table/partition-table.bin").read_bytes())
     assert [p.name for p in table.partitions] == [
         "nvs",
         "otadata",

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from esp_ota_doit.idf import images
+from esp_ota_doit.idf import esp_image
 from esptool.bin_image import LoadFirmwareImage
 
 from tests import idfkit
@@ -161,14 +161,14 @@ def test_kit__images_agree_where_the_tool_reads_them(builds: tuple[Built, Built]
     for role, name in (("app", app), ("bootloader", "bootloader/bootloader.bin")):
         made = [_image(b.build / name) for b in builds]
         fields = ("chip_id", "flash_mode", "flash_size_freq", "max_rev_full")
-        # The minimum waits for the virtual board's chip revision (standin/images.py).
+        # The minimum waits for the virtual board's chip revision (standin/standin_images.py).
         fields += ("min_rev", "min_rev_full")
         assert [getattr(made[1], f) for f in fields] == [getattr(made[0], f) for f in fields], role
         assert (made[1].append_digest, made[1].entrypoint != 0) == (made[0].append_digest, True)
     real_app, standin_app = ((b.build / app).read_bytes() for b in builds)
     # Signed apps are padded to the MMU page (--secure-pad-v2) in both.
     assert len(real_app) % 0x10000 == 0 and len(standin_app) % 0x10000 == 0
-    real_desc, standin_desc = (images.app_desc(data) for data in (real_app, standin_app))
+    real_desc, standin_desc = (esp_image.app_desc(data) for data in (real_app, standin_app))
     assert real_desc is not None and standin_desc is not None
     for key in ("project_name", "version", "idf_version", "secure_version"):
         assert getattr(standin_desc, key) == getattr(real_desc, key), key

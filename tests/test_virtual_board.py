@@ -20,7 +20,7 @@ pytest.importorskip(
 @pytest.mark.parametrize("target", chips.TARGETS)
 def test_revision_registers__esptool_reads_the_revision_back(target: str) -> None:
     """esptool's own ROM class, reading the registers, gets the revision we meant."""
-    from esp_ota_doit.rehearsal.board import revision_registers
+    from esp_ota_doit.rehearsal.virtual_board import revision_registers
     from esptool.targets import CHIP_DEFS
 
     for revision in {chips.CHIPS[target].revision, 0, 1, 100, 101, 301}:
@@ -31,11 +31,11 @@ def test_revision_registers__esptool_reads_the_revision_back(target: str) -> Non
 
 
 def test_virtual_board__reports_current_silicon(tmp_path: Path) -> None:
-    from esp_ota_doit.device import link
-    from esp_ota_doit.rehearsal.board import VirtualBoard
+    from esp_ota_doit.device import esplink
+    from esp_ota_doit.rehearsal.virtual_board import VirtualBoard
 
     board = VirtualBoard(tmp_path / "flash.bin", target="esp32c3", flash_size=4 << 20)
-    with board, link.connect(board.link, 115200, "esp32c3", stub=False) as esp:
+    with board, esplink.connect(board.link, 115200, "esp32c3", stub=False) as esp:
         assert esp.get_chip_revision() == chips.CHIPS["esp32c3"].revision == 4
         assert esp.get_chip_description().endswith("(QFN32) (revision v0.4)")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from esp_ota_doit.config.yamlsource import parse
 from esp_ota_doit.errors import ConfigErrors, Location
-from esp_ota_doit.idf.kconfig_rules import HexInt
+from esp_ota_doit.idf.kconfig.symbols import HexInt
 
 
 def test_parse__positions_are_one_based() -> None:

@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 
 from ..errors import ProjectError
 from ..files import render_template
-from ..idf import app as idfapp
-from ..idf import app_code, chips, idftool, partition_files, partitions
-from ..idf.sdkconfig import EXAMPLE_SSID_OPTION, owner_of, yaml_value
-from . import app_config
-from .app_config import AppConfig
+from ..idf import app_code, app_folder, chips, idftool
+from ..idf.kconfig import app_config
+from ..idf.kconfig.app_config import AppConfig
+from ..idf.kconfig.sdkconfig import EXAMPLE_SSID_OPTION, owner_of, yaml_value
+from ..idf.partition import formats, rules
 
 __all__ = ["Adoption", "InitError", "plan", "write"]
 
@@ -83,13 +83,13 @@ def _partitions(config: AppConfig, folder: Path, said: list[str]) -> tuple[str, 
         )
         return csv_name, offset
     member = next(
-        (name for name in partitions.PRESET_OPTIONS if config.on(f"PARTITION_TABLE_{name}")),
+        (name for name in rules.PRESET_OPTIONS if config.on(f"PARTITION_TABLE_{name}")),
         "SINGLE_APP",
     )
-    preset = partitions.PRESET_OPTIONS.get(member)
+    preset = rules.PRESET_OPTIONS.get(member)
     # kconfgen (or a full sdkconfig) names the CSV ESP-IDF picks (the _coredump twin, for one).
     picked = str(config.get("PARTITION_TABLE_FILENAME") or "")
-    if picked.removeprefix("partitions_").removesuffix(".csv") in partitions.PRESET_NAMES:
+    if picked.removeprefix("partitions_").removesuffix(".csv") in rules.PRESET_NAMES:
         preset = picked.removeprefix("partitions_").removesuffix(".csv")
     if preset is None or not _has_ota(preset):
         said.append(
@@ -106,19 +106,19 @@ def _partitions(config: AppConfig, folder: Path, said: list[str]) -> tuple[str, 
 def _check_csv(path: Path, name: str, offset: str) -> None:
     """The app's CSV, read with gen_esp32part's rules: a bad row stops init at its line."""
     try:
-        partition_files.from_csv(path.read_text(encoding="utf-8"), table_offset=int(offset, 0))
+        formats.from_csv(path.read_text(encoding="utf-8"), table_offset=int(offset, 0))
     except (OSError, UnicodeDecodeError) as error:
         raise InitError(f"{name}: cannot be read ({error})") from None
-    except partition_files.PartitionCsvError as error:
+    except formats.PartitionCsvError as error:
         hint = f"; {error.hint}" if error.hint else ""
         raise InitError(f"{name}:{error.line}: {error.problem}{hint}") from None
 
 
 def _has_ota(preset: str) -> bool:
-    return any(spec.type == 0 and 0x10 <= spec.subtype < 0x20 for spec in partitions.preset(preset))
+    return any(spec.type == 0 and 0x10 <= spec.subtype < 0x20 for spec in rules.preset(preset))
 
 
-def _version(app: idfapp.AppFiles, config: AppConfig, said: list[str]) -> str:
+def _version(app: app_folder.AppFiles, config: AppConfig, said: list[str]) -> str:
     """PROJECT_VER in ESP-IDF's order (docs/esp-idf.md §6.3): the config option when
     FROM_CONFIG is set, then set(PROJECT_VER), version.txt, project(... VERSION), else "1"."""
     configured = (
@@ -140,7 +140,7 @@ def _version(app: idfapp.AppFiles, config: AppConfig, said: list[str]) -> str:
 
 
 def _url_option(
-    app: idfapp.AppFiles, config: AppConfig, chosen: str | None, said: list[str]
+    app: app_folder.AppFiles, config: AppConfig, chosen: str | None, said: list[str]
 ) -> tuple[str, str]:
     """The app's URL option and its value now: the string option whose default is an https://
     URL, else the one its code hands esp_http_client as `.url` (FROM_STDIN, empty and http
@@ -155,10 +155,10 @@ def _url_option(
             )
         candidates = [options[name]]
     else:
-        candidates = idfapp.url_options(app)
+        candidates = app_folder.url_options(app)
         what = "default to an https:// URL"
         if not candidates:
-            candidates = [options[name] for name in idfapp.url_options_in_code(app)]
+            candidates = [options[name] for name in app_folder.url_options_in_code(app)]
             what = "are what its code passes as the URL"
     if not candidates and chosen is None:
         _no_url_option(app)
@@ -181,7 +181,7 @@ def _url_option(
         chosen is not None
         and url not in ("", "FROM_STDIN")
         and "://" not in url
-        and option.name not in idfapp.handed_as_url(app)
+        and option.name not in app_folder.handed_as_url(app)
     ):
         raise InitError(
             f"--url-option {chosen}: its value '{url}' is no URL (no scheme), so the app's code "
@@ -196,10 +196,10 @@ def _url_option(
     return option.name, url
 
 
-def _no_url_option(app: idfapp.AppFiles) -> None:
+def _no_url_option(app: app_folder.AppFiles) -> None:
     """Say why an app with no URL option cannot be adopted when its code shows why: a URL it
     compiles in, or no HTTP download at all."""
-    fixed = idfapp.fixed_urls(app)
+    fixed = app_folder.fixed_urls(app)
     if fixed:
         first = fixed[0]
         raise InitError(
@@ -208,7 +208,7 @@ def _no_url_option(app: idfapp.AppFiles) -> None:
             "this tool's server: make the URL a string option of main/Kconfig.projbuild, hand it "
             "to esp_http_client (.url = CONFIG_<NAME>), then run init again"
         )
-    if not idfapp.fetches_over_http(app):
+    if not app_folder.fetches_over_http(app):
         raise InitError(
             "URL option: none; the app's code writes an update itself (esp_ota_begin) but "
             "downloads none with esp_http_client or esp_https_ota (serial, USB, BLE or its own "
@@ -243,7 +243,7 @@ def _ota_url(url: str, app_name: str, said: list[str]) -> str:
     return f"https://auto:{port}{path}"
 
 
-def _embedded_ca(app: idfapp.AppFiles) -> str | None:
+def _embedded_ca(app: app_folder.AppFiles) -> str | None:
     """The CA file the app embeds (EMBED_TXTFILES/EMBED_FILES), where the build places ours."""
     certs = [path for path in app.embedded if path.lower().endswith(_CA_SUFFIXES)]
     return next((path for path in certs if "ca" in Path(path).name.lower()), None) or (
@@ -251,7 +251,7 @@ def _embedded_ca(app: idfapp.AppFiles) -> str | None:
     )
 
 
-def _ca_cert(app: idfapp.AppFiles, code: app_code.AppCode, said: list[str]) -> str | None:
+def _ca_cert(app: app_folder.AppFiles, code: app_code.AppCode, said: list[str]) -> str | None:
     if code.bundle_only:
         said.append(
             "CA: the app trusts only ESP-IDF's certificate bundle (crt_bundle_attach), which "
@@ -268,7 +268,7 @@ def _ca_cert(app: idfapp.AppFiles, code: app_code.AppCode, said: list[str]) -> s
 
 
 def _wifi(
-    app: idfapp.AppFiles,
+    app: app_folder.AppFiles,
     config: AppConfig,
     code: app_code.AppCode,
     target: str,
@@ -282,7 +282,7 @@ def _wifi(
             f"network: {' and '.join(code.network)} (from {config.source}); no Wi-Fi settings"
         )
         return None
-    found = idfapp.wifi_options(app)
+    found = app_folder.wifi_options(app)
     if found is None:
         said.append("Wi-Fi: no SSID/password options found; wifi: not set")
         return None
@@ -310,7 +310,7 @@ def _carried(
     config: AppConfig,
     owned: set[str],
     env: Mapping[str, str],
-    app: idfapp.AppFiles,
+    app: app_folder.AppFiles,
     said: list[str],
 ) -> dict[str, str]:
     """The sdkconfig options that differ from what the app's defaults give (save-defconfig),
@@ -377,7 +377,11 @@ _DECRYPT_KEY = "rsa_key/private.pem"
 
 
 def _payload(
-    app: idfapp.AppFiles, code: app_code.AppCode, folder: Path, said: list[str], steps: list[str]
+    app: app_folder.AppFiles,
+    code: app_code.AppCode,
+    folder: Path,
+    said: list[str],
+    steps: list[str],
 ) -> dict[str, object]:
     """The images the app's code takes beyond plain ones, as project.yaml keys: pre-encrypted
     (esp_encrypted_img) becomes ota.encrypt with the key it embeds; delta becomes ota.delta."""
@@ -426,7 +430,7 @@ def plan(
             an app that takes other images than plain ones.
     """
     try:
-        app = idfapp.read_app(folder)
+        app = app_folder.read_app(folder)
     except ValueError as error:
         raise InitError(f"{error}; run init in (or point it at) the app's folder") from None
     except (OSError, UnicodeDecodeError) as error:
@@ -475,7 +479,7 @@ def plan(
         )
         flash["size"] = "4MB"
     version = _version(app, config, said)
-    client = code.ota_client or url_option is not None or bool(idfapp.url_options(app))
+    client = code.ota_client or url_option is not None or bool(app_folder.url_options(app))
     if client and not code.ota_client:
         said.append(
             "code: its own code calls no esp_https_ota, esp_https_ota_begin or esp_ota_begin "

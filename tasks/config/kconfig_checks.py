@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, KeyPath
-from ..idf.kconfig_rules import (
+from ..idf.kconfig.symbols import (
     AppKconfig,
     dependency_problem,
     new_name,

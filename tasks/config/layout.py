@@ -6,8 +6,9 @@ path of an ESP-IDF partition CSV (read by the model, which knows the project fol
 from __future__ import annotations
 
 from ..errors import ConfigError, KeyPath
-from ..idf import partition_files, partitions, releases
-from ..idf.partitions import PartitionSpec
+from ..idf import releases
+from ..idf.partition import formats, rules
+from ..idf.partition.rules import PartitionSpec
 from . import schema
 
 __all__ = ["layout_value", "rows_for_release", "spec_from_mapping"]
@@ -25,8 +26,8 @@ def layout_value(value: object, path: KeyPath) -> tuple[str, tuple[PartitionSpec
     if isinstance(value, str) and value.strip().lower().endswith(".csv"):
         return schema.relative_file(value.strip(), path), ()
     if isinstance(value, str):
-        name = schema.one_of(*partitions.PRESET_NAMES, "<file>.csv")(value, path)
-        return name, partitions.preset(name)
+        name = schema.one_of(*rules.PRESET_NAMES, "<file>.csv")(value, path)
+        return name, rules.preset(name)
     if not isinstance(value, list) or not value:
         raise ConfigError(
             path, f"expected a preset name or a list of partitions, got {schema.shown(value)}"
@@ -36,7 +37,7 @@ def layout_value(value: object, path: KeyPath) -> tuple[str, tuple[PartitionSpec
     for index, row in enumerate(value):
         try:
             rows.append(spec_from_mapping(row, (*path, index)))
-        except partition_files.KeywordError:
+        except formats.KeywordError:
             continue  # the loader reads the rows again with idf.version's keywords
         except ConfigError as error:
             errors.append(error)
@@ -53,7 +54,7 @@ def _number(value: object, path: KeyPath) -> int:
             path, f"expected a size like 0x10000, 64K or 1M, got {schema.shown(value)}"
         )
     try:
-        return partition_files.parse_number(value)
+        return formats.parse_number(value)
     except ValueError:
         raise ConfigError(
             path, f"expected a size like 0x10000, 64K or 1M, got {schema.shown(value)}"
@@ -85,13 +86,13 @@ def spec_from_mapping(
     errors = schema.key_errors(data, path, dict.fromkeys(_ROW_KEYS, ""), ("name", "type", "size"))
     if errors:
         raise schema.Invalid(errors)
-    type_ = partition_files.parse_type(data["type"], (*path, "type"), release=release)
+    type_ = formats.parse_type(data["type"], (*path, "type"), release=release)
     offset = data.get("offset")
-    encrypted, readonly = partition_files.parse_flags(data.get("flags"), (*path, "flags"))
+    encrypted, readonly = formats.parse_flags(data.get("flags"), (*path, "flags"))
     return PartitionSpec(
         name=schema.string(data["name"], (*path, "name")),
         type=type_,
-        subtype=partition_files.parse_subtype(
+        subtype=formats.parse_subtype(
             type_, data.get("subtype"), (*path, "subtype"), release=release
         ),
         offset=None if offset is None else _number(offset, (*path, "offset")),

@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from ..errors import ConfigError, ConfigErrors, KeyPath
-from ..idf import app as idfapp
-from ..idf import app_code, chips, idftool, partition_files, partitions, releases
-from ..idf.kconfig_rules import AppKconfig
-from ..idf.partitions import Partition, PartitionTable
+from ..idf import app_code, app_folder, chips, idftool, releases
+from ..idf.kconfig.symbols import AppKconfig
+from ..idf.partition import formats, rules
+from ..idf.partition.rules import Partition, PartitionTable
 from . import kconfig_checks, layout, schema
 from .model import App, Project, Sdkconfig, load_section
 from .schema import Invalid, UnknownKeyError
@@ -44,7 +44,7 @@ def _app_path_checks(project: Project, app: App, idf_root: Path | None) -> Itera
             f"folder {schema.shown(app.path)} does not exist next to project.yaml",
             "fix the path or write idf:<path inside ESP-IDF>",
         )
-    elif not idfapp.is_idf_app(folder):
+    elif not app_folder.is_idf_app(folder):
         yield ConfigError(
             where,
             f"folder {schema.shown(app.path)} is not an ESP-IDF app (no CMakeLists.txt that calls "
@@ -219,7 +219,7 @@ def _ota_layout_checks(project: Project) -> Iterator[ConfigError]:
     table, layout_name = project.table, project.partitions.layout[0]
     if project.ota is None:
         return
-    test = [p for p in table.partitions if p.type == partitions.APP_TYPE and p.subtype == 0x20]
+    test = [p for p in table.partitions if p.type == rules.APP_TYPE and p.subtype == 0x20]
     # Anti-rollback from secure_version, or from an app's own defaults files (kconfgen's word).
     anti_rollback = project.anti_rollback or any(
         found.values.get("BOOTLOADER_APP_ANTI_ROLLBACK") is True for _, found in project.kconfig
@@ -286,7 +286,7 @@ def _row(project: Project, partition: Partition, field: str) -> tuple[KeyPath, s
         return ("partitions", "layout", index, field), ""
     if name.lower().endswith(".csv"):
         text = (project.project_dir / name).read_text(encoding="utf-8")
-        return ("partitions", "layout"), f"{name}:{partition_files.row_lines(text)[index]}: "
+        return ("partitions", "layout"), f"{name}:{formats.row_lines(text)[index]}: "
     return ("partitions", "layout"), ""
 
 
@@ -325,17 +325,17 @@ def _client_options(
     if not app.ota_client or project.ota is None or (app.in_idf and idf_root is None):
         return app, None
     try:
-        files = idfapp.read_app(folder)
+        files = app_folder.read_app(folder)
     except (OSError, UnicodeDecodeError, ValueError):
         return app, None  # the path checks say what is wrong with it
     if app.wifi_ssid_option is None and app.wifi_password_option is None:
-        found = idfapp.wifi_options(files)
+        found = app_folder.wifi_options(files)
         if found is not None and found[1] != "protocol_examples_common":
             (ssid, password), _ = found
             app = dataclasses.replace(app, wifi_ssid_option=ssid, wifi_password_option=password)
     if app.url_option is not None:
         return app, None
-    urls = idfapp.url_options(files)
+    urls = app_folder.url_options(files)
     if len(urls) == 1:
         return dataclasses.replace(app, url_option=urls[0].name), None
     listed = ", ".join(f"{o.name} ({o.file.relative_to(folder)}:{o.line})" for o in urls)
@@ -376,20 +376,20 @@ def _csv_table(project: Project, name: str, path: KeyPath) -> PartitionTable:
             path,
             f"'{name}' does not exist next to project.yaml",
             "fix the path, or name a preset ("
-            + ", ".join(partitions.presets_of(project.idf.version))
+            + ", ".join(rules.presets_of(project.idf.version))
             + ")",
         ) from None
     except (OSError, UnicodeDecodeError) as error:
         reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
         raise ConfigError(path, f"'{name}' cannot be read ({reason})") from None
     try:
-        return partition_files.from_csv(
+        return formats.from_csv(
             text,
             table_offset=project.partitions.table_offset,
             release=project.idf.version,
             bootloader_offset=chips.CHIPS[project.target].bootloader_offset,
         )
-    except partition_files.PartitionCsvError as error:
+    except formats.PartitionCsvError as error:
         raise ConfigError(path, f"{name}:{error.line}: {error.problem}", error.hint) from None
 
 
@@ -398,7 +398,7 @@ def _place_table(project: Project, data: object) -> Project:
     layout_path: KeyPath = ("partitions", "layout")
     name, specs = project.partitions.layout
     release = project.idf.version
-    since = partitions.preset_since(name) if name in partitions.PRESET_NAMES else release
+    since = rules.preset_since(name) if name in rules.PRESET_NAMES else release
     if releases.numbers(release) < releases.numbers(since):
         raise ConfigError(
             layout_path,
@@ -414,14 +414,14 @@ def _place_table(project: Project, data: object) -> Project:
             specs = layout.rows_for_release(raw_rows, layout_path, release)
             where = dataclasses.replace(project.partitions, layout=(name, specs))
             project = dataclasses.replace(project, partitions=where)
-        table = partitions.layout(
+        table = rules.layout(
             specs,
             table_offset=project.partitions.table_offset,
             path=layout_path,
             release=release,
             bootloader_offset=chips.CHIPS[project.target].bootloader_offset,
         )
-    partitions.check_flash_size(table, project.flash.size, ("flash", "size"))
+    rules.check_flash_size(table, project.flash.size, ("flash", "size"))
     return dataclasses.replace(project, table=table)
 
 

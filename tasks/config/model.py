@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from ..errors import ConfigError, KeyPath
-from ..idf import chips, partitions, releases
-from ..idf.kconfig_rules import AppKconfig, HexInt, SdkValue
-from ..idf.partitions import PartitionSpec, PartitionTable
-from ..idf.sdkconfig import owner_of
+from ..idf import chips, releases
+from ..idf.kconfig.sdkconfig import owner_of
+from ..idf.kconfig.symbols import AppKconfig, HexInt, SdkValue
+from ..idf.partition import rules
+from ..idf.partition.rules import PartitionSpec, PartitionTable
 from . import schema
 from .layout import layout_value
 from .schema import Invalid, UnknownKeyError
@@ -139,10 +140,8 @@ class Partitions:
     layout: tuple[str, tuple[PartitionSpec, ...]] = option(
         doc="an ESP-IDF preset ("
         + ", ".join(
-            name
-            if partitions.preset_since(name) == "5.3"
-            else f"{name} (v{partitions.preset_since(name)}+)"
-            for name in partitions.PRESET_NAMES
+            name if rules.preset_since(name) == "5.3" else f"{name} (v{rules.preset_since(name)}+)"
+            for name in rules.PRESET_NAMES
         )
         + "), an ESP-IDF "
         "partition CSV relative to project.yaml, or a list of {name, type, subtype, offset?, "

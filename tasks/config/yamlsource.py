@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from ..errors import ConfigError, ConfigErrors, KeyPath, Location
-from ..idf.kconfig_rules import HexInt
+from ..idf.kconfig.symbols import HexInt
 
 __all__ = ["MAX_DEPTH", "MAX_NUMBER_CHARS", "MAX_VALUES", "SourceMap", "parse"]
 

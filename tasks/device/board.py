@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from .. import process
 from ..errors import DeviceError
-from ..idf import chips, images, otadata, partition_files, partitions
-from ..idf.partitions import Partition, PartitionTable
-from .link import connect, probe_port, resolve_port
+from ..idf import chips, esp_image, otadata
+from ..idf.partition import formats, rules
+from ..idf.partition.rules import Partition, PartitionTable
+from .esplink import connect, probe_port, resolve_port
 
 if TYPE_CHECKING:
     from ..config.model import Project
@@ -86,8 +87,8 @@ def parse_table(data: bytes, table_offset: int) -> PartitionTable | None:
     if data.strip(b"\xff") == b"":
         return None
     try:
-        return partition_files.from_bin(data, table_offset=table_offset)
-    except partition_files.PartitionBinError as error:
+        return formats.from_bin(data, table_offset=table_offset)
+    except formats.PartitionBinError as error:
         raise DeviceError(
             f"the board's partition table at {table_offset:#x} is invalid: {error}"
         ) from None
@@ -100,7 +101,7 @@ def read_table(read: Callable[[int, int], bytes], table_offset: int) -> Partitio
     Raises:
         DeviceError: there is none, or it is invalid.
     """
-    table = parse_table(read(table_offset, partitions.MAX_TABLE_LENGTH), table_offset)
+    table = parse_table(read(table_offset, rules.MAX_TABLE_LENGTH), table_offset)
     if table is None:
         raise DeviceError(f"the board has no partition table at {table_offset:#x}; run doit flash")
     return table
@@ -110,9 +111,9 @@ def read_slots(read: Callable[[int, int], bytes], table: PartitionTable) -> list
     """The app descriptor at the start of each app partition (header only, not the whole image)."""
     slots = []
     for partition in table.partitions:
-        if partition.type != partitions.APP_TYPE:
+        if partition.type != rules.APP_TYPE:
             continue
-        desc = images.app_desc(read(partition.offset, images.APP_DESC_END))
+        desc = esp_image.app_desc(read(partition.offset, esp_image.APP_DESC_END))
         if desc is None:
             slots.append(SlotInfo(partition=partition, project_name=None))
         else:
@@ -166,9 +167,9 @@ def bootloader(read: Callable[[int, int], bytes], target: str, table_offset: int
     offset = chips.CHIPS[target].bootloader_offset if target in chips.CHIPS else 0
     data = read(offset, table_offset - offset)
     try:
-        images.read_bootloader(data, target, name="bootloader")
-        image = images.parse(data, target, name="bootloader")
-    except images.ImageError as error:
+        esp_image.read_bootloader(data, target, name="bootloader")
+        image = esp_image.parse(data, target, name="bootloader")
+    except esp_image.ImageError as error:
         return f"bootloader at {offset:#x}: {error}"
     length = int(image.data_length) + (32 if image.append_digest else 0)
     low, high = int(image.min_rev_full), int(image.max_rev_full)
@@ -201,8 +202,8 @@ def boot(plan: BoardPlan, slot: str, *, port: str | None = None) -> None:
         read = flash_reader(esp)
         table = read_table(read, plan.table_offset)
         target = table.find(slot)
-        if target is None or target.type != partitions.APP_TYPE:
-            names = ", ".join(p.name for p in table.partitions if p.type == partitions.APP_TYPE)
+        if target is None or target.type != rules.APP_TYPE:
+            names = ", ".join(p.name for p in table.partitions if p.type == rules.APP_TYPE)
             raise DeviceError(
                 f"--slot {slot}: no app partition of that name; the board has {names}"
             )

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from ..errors import DeviceError
 from ..firmware import outputs
 from ..firmware.outputs import AppSummary
-from ..idf import esptool_log, partition_files, partitions
-from . import link as esplink
-from . import record
+from ..idf import esptool_log
+from ..idf.partition import formats, rules
+from . import esplink, record
 from .board import flash_reader, parse_table
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def _erase_reason(board: bytes, new: bytes, table_offset: int) -> str | None:
         return str(error)
     if old is None:  # an erased board
         return None
-    new_table = partition_files.from_bin(new, table_offset=table_offset)
+    new_table = formats.from_bin(new, table_offset=table_offset)
     changed = [
         f"{p.name} {p.offset:#x}+{p.size:#x}" for p in new_table.partitions if old.find(p.name) != p
     ]
@@ -287,7 +287,7 @@ def _flash(
             # Reads return ciphertext on such a board: no table comparison, no MD5 skipping.
             print(f"{secured} is enabled: writing every region, erasing nothing")
         else:
-            board = flash_reader(esp)(plan.table_offset, partitions.MAX_TABLE_LENGTH)
+            board = flash_reader(esp)(plan.table_offset, rules.MAX_TABLE_LENGTH)
             _erase_first(esp, _erase_reason(board, table, plan.table_offset), secured, stub)
         for region in regions:
             try:

@@ -20,10 +20,9 @@ from typing import TYPE_CHECKING, Any
 from .. import process
 from ..errors import ToolError, warn
 from ..files import write_if_changed
-from ..idf import app as idfapp
-from ..idf import app_code, esptool_log, kconfig, sdkconfig, signing
-from ..idf import images as image_checks
+from ..idf import app_code, app_folder, esp_image, esptool_log, signing
 from ..idf.idftool import IdfTool, find_idf
+from ..idf.kconfig import kconfgen, sdkconfig
 from ..tls import certs
 from . import outputs, signing_key, took_effect
 from .build_plan import BuildPlan, idf_identity, plan, plans
@@ -31,7 +30,7 @@ from .outputs import AppSummary, BuiltImages, Checked, EsptoolArgs, FlashSetting
 from .staging import app_sources, stage
 
 if TYPE_CHECKING:
-    from ..idf.images import AppImage
+    from ..idf.esp_image import AppImage
 
 __all__ = [
     "BuildPlan",
@@ -230,7 +229,7 @@ def _check_config(plan: BuildPlan) -> None:
         menus = json.loads((path.parent / "kconfig_menus.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         menus = None  # an idf.py that does not write it: the causes stay generic
-    renames = kconfig.build_renames(plan.build_dir)
+    renames = kconfgen.build_renames(plan.build_dir)
     minimal = took_effect.minimal_build(plan.project_dir)
     problems = unmet_options(
         plan, config, _written_config(plan), menus, renames, minimal_build=minimal
@@ -287,13 +286,13 @@ def _app_entry(plan: BuildPlan, images: Sequence[ImageEntry]) -> ImageEntry:
 
 def _check_app(plan: BuildPlan, entry: ImageEntry, data: bytes, *, fit: bool) -> AppImage:
     """Verify the app with esptool and its version; with `fit`, that it fits its slots."""
-    app = image_checks.read_app(data, plan.target, name=entry.file.name)
+    app = esp_image.read_app(data, plan.target, name=entry.file.name)
     if app.version != plan.version:
         raise ToolError(
             f"{entry.file.name} carries version '{app.version}', project.yaml asks for "
             f"'{plan.version}' (apps.{plan.app}.version); a CMakeLists.txt may set PROJECT_VER"
         )
-    note = image_checks.fit_warning(app, plan.slots) if fit else None
+    note = esp_image.fit_warning(app, plan.slots) if fit else None
     if note:
         warn(note)
     return app
@@ -306,7 +305,7 @@ def check(plan: BuildPlan) -> None:
     built = outputs.read_built(plan.built_images)
     boot = built.image("bootloader")
     if boot is not None:
-        image_checks.read_bootloader(_read_image(boot), plan.target)
+        esp_image.read_bootloader(_read_image(boot), plan.target)
     entry = _app_entry(plan, built.images)
     _check_app(plan, entry, _read_image(entry), fit=False)
     outputs.write_checked(plan.checked, Checked(code=_code(plan)))
@@ -412,8 +411,8 @@ def _code(plan: BuildPlan) -> app_code.AppCode | None:
     thing a board would do that the user may not expect is said here, once per build."""
     try:
         config = json.loads((plan.build_dir / "config" / "sdkconfig.json").read_text("utf-8"))
-        config = app_code.with_old_names(config, kconfig.build_renames(plan.build_dir) or {})
-        files = idfapp.read_app(plan.project_dir)
+        config = app_code.with_old_names(config, kconfgen.build_renames(plan.build_dir) or {})
+        files = app_folder.read_app(plan.project_dir)
     except (OSError, ValueError):
         return None  # the took-effect check has already said what the build lacks
     overrides = app_code.Overrides.from_json(dict(plan.code_overrides))

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..idf import idftool, sdkconfig
+from ..idf import idftool
 from ..idf.app_code import Overrides
 from ..idf.idftool import IdfTool
-from ..idf.partitions import Partition
+from ..idf.kconfig import sdkconfig
+from ..idf.partition.rules import Partition
 from ..paths import cert_files
 from . import defaults
 from .signing_key import SigningPlan

@@ -10,15 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config.model import App, Project
-from ..idf import kconfig_rules
-from ..idf.kconfig_rules import HexInt, SdkValue
-from ..idf.sdkconfig import (
+from ..idf.kconfig import symbols
+from ..idf.kconfig.sdkconfig import (
     EXAMPLE_PASSWORD_OPTION,
     EXAMPLE_SSID_OPTION,
     EXAMPLE_URL_OPTION,
     format_value,
     redacted,
 )
+from ..idf.kconfig.symbols import HexInt, SdkValue
 
 __all__ = ["PROJECT_WIDE", "SdkconfigPlan", "plan", "url_option", "wifi_options"]
 
@@ -170,13 +170,13 @@ def _written(
         return {name: format_value(value) for name, value in options.items()}
     written: dict[str, str] = {}
     for name, value in options.items():
-        new, inverted = kconfig_rules.new_name(kconfig, name)
+        new, inverted = symbols.new_name(kconfig, name)
         if inverted and isinstance(value, bool):
             value = not value
         symbol = kconfig.symbol(new)
         if symbol is None and title == PROJECT_WIDE:
             continue  # e.g. an lwip option and an app without lwip (MINIMAL_BUILD)
-        text = kconfig_rules.typed(value, symbol)
+        text = symbols.typed(value, symbol)
         written[new] = text if text is not None else format_value(value)
     return written
 

@@ -21,9 +21,9 @@ from ..config import loader
 from ..config.model import App, KconfigSource, Project
 from ..errors import ConfigError, ToolError, warn
 from ..files import ShapeError, field, mapping, read_json, schema_checked, write_if_changed
-from ..idf import app as idfapp
-from ..idf import idftool, kconfig, releases
-from ..idf.kconfig_rules import AppKconfig, Symbol, app_kconfig
+from ..idf import app_folder, idftool, releases
+from ..idf.kconfig import kconfgen
+from ..idf.kconfig.symbols import AppKconfig, Symbol, app_kconfig
 from ..paths import Paths
 from . import defaults
 
@@ -149,7 +149,7 @@ def _app_kconfig(
     cache = paths.kconfig_cache
     own = [folder / name for name in app.defaults_files]  # SDKCONFIG_DEFAULTS, in order
     # First the Kconfig alone (symbols and types), then with project.yaml's options typed by it.
-    alone = kconfig.evaluate(tree, defaults=own, command=command, cache=cache / f"{app.name}.json")
+    alone = kconfgen.evaluate(tree, defaults=own, command=command, cache=cache / f"{app.name}.json")
     facts = app_kconfig(
         release=release,
         target=project.target,
@@ -162,7 +162,7 @@ def _app_kconfig(
     with tempfile.TemporaryDirectory(prefix="esp-ota-defaults-") as folder_text:
         ours = Path(folder_text) / "sdkconfig.defaults"
         ours.write_text(_defaults_text(plan), encoding="utf-8")
-        applied = kconfig.evaluate(
+        applied = kconfgen.evaluate(
             tree, defaults=[*own, ours], command=command, cache=cache / f"{app.name}.applied.json"
         )
     return dataclasses.replace(facts, values=applied.values)
@@ -170,14 +170,14 @@ def _app_kconfig(
 
 def _app_tree(
     idf_root: Path, project: Project, app: App
-) -> tuple[Path, kconfig.KconfigTree] | None:
+) -> tuple[Path, kconfgen.KconfigTree] | None:
     """The app's folder and the Kconfig tree ESP-IDF configures it from, if it is here to read."""
     folder = idf_root / app.idf_subpath if app.in_idf else project.project_dir / app.path
     try:
-        files = idfapp.read_app(folder)
+        files = app_folder.read_app(folder)
     except (OSError, UnicodeDecodeError, ValueError):
         return None
-    tree = kconfig.tree(
+    tree = kconfgen.tree(
         idf_root,
         project.target,
         folder,
@@ -193,7 +193,7 @@ def inputs_digest(project: Project, env: Mapping[str, str]) -> str:
     is unchanged (project.yaml's part is its config_changed payload)."""
     digest = hashlib.sha256()
     idf_root = idftool.idf_path(env)
-    command = kconfig.kconfgen(env)
+    command = kconfgen.kconfgen(env)
     digest.update(json.dumps([str(idf_root), command]).encode())
     if idf_root is None or command is None:
         return digest.hexdigest()
@@ -210,7 +210,7 @@ def inputs_digest(project: Project, env: Mapping[str, str]) -> str:
             except (OSError, UnicodeDecodeError):
                 own.append(None)
         digest.update(
-            f"{app.name}:{kconfig.fingerprint(tree, command, json.dumps(own))}\n".encode()
+            f"{app.name}:{kconfgen.fingerprint(tree, command, json.dumps(own))}\n".encode()
         )
     return digest.hexdigest()
 
@@ -221,7 +221,7 @@ def source(env: Mapping[str, str], warn: Callable[[str], None]) -> KconfigSource
     if idf_root is None or not (idf_root / "Kconfig").is_file():
         return None
     release = idftool.idf_version(idf_root) or "?"
-    command = kconfig.kconfgen(env)
+    command = kconfgen.kconfgen(env)
     problem = (
         "esp-idf-kconfig is not installed"
         if command is None

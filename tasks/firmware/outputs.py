@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import ToolError
 from ..files import ShapeError, field, mapping, read_json, schema_checked, write_if_changed
 from ..idf.app_code import AppCode
-from ..idf.images import AppImage
+from ..idf.esp_image import AppImage
 
 __all__ = [
     "SCHEMA",

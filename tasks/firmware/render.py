@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import warn
 from ..files import render_template, write_if_changed
-from ..idf import app as idfapp
-from ..idf import app_code, partition_files
+from ..idf import app_code, app_folder
+from ..idf.partition import formats
 
 if TYPE_CHECKING:
-    from ..idf.partitions import PartitionTable
+    from ..idf.partition.rules import PartitionTable
     from .defaults import SdkconfigPlan
 
 __all__ = ["CodeCheck", "warn_code", "write_partition_table", "write_sdkconfig"]
@@ -21,9 +21,9 @@ __all__ = ["CodeCheck", "warn_code", "write_partition_table", "write_sdkconfig"]
 
 def write_partition_table(table: PartitionTable, csv_path: Path, bin_path: Path) -> None:
     """The CSV idf.py reads (from the template) and the binary ESP-IDF's tool would make of it."""
-    csv_text = render_template("partitions.csv.j2", rows=partition_files.csv_rows(table))
+    csv_text = render_template("partitions.csv.j2", rows=formats.csv_rows(table))
     write_if_changed(csv_path, csv_text)
-    write_if_changed(bin_path, partition_files.to_bin(table))
+    write_if_changed(bin_path, formats.to_bin(table))
 
 
 def write_sdkconfig(plan: SdkconfigPlan, path: Path) -> None:
@@ -50,7 +50,7 @@ class CodeCheck:
 def warn_code(check: CodeCheck) -> None:
     """What a board running the app would do that its owner may not expect, said at render."""
     try:
-        files = idfapp.read_app(check.folder)
+        files = app_folder.read_app(check.folder)
     except (OSError, UnicodeDecodeError, ValueError):
         return  # the loader has said what is wrong with the app's path
     code = app_code.scan(

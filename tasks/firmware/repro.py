@@ -18,7 +18,7 @@ from pathlib import Path
 from .. import process
 from ..errors import ToolError
 from ..files import write_if_changed
-from ..idf import idftool, images
+from ..idf import esp_image, idftool
 from . import build
 
 __all__ = ["first_difference", "reproduce"]
@@ -102,8 +102,8 @@ def first_difference(first: bytes, second: bytes, target: str) -> str:
 def _segment_difference(first: bytes, second: bytes, target: str) -> str | None:
     """The first segment (esptool's parse) where two ESP images differ; None if unparsable."""
     try:
-        one, two = images.parse(first, target), images.parse(second, target)
-    except images.ImageError:  # not a whole ESP image: the byte offset says where
+        one, two = esp_image.parse(first, target), esp_image.parse(second, target)
+    except esp_image.ImageError:  # not a whole ESP image: the byte offset says where
         return None
     for index, (a, b) in enumerate(zip(one.segments, two.segments, strict=False)):
         if a.data != b.data or a.addr != b.addr:

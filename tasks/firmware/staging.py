@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import ToolError, warn
 from ..files import write_if_changed
-from ..idf import app as idfapp
+from ..idf import app_folder
 from ..paths import DEP_FILE
 
 __all__ = ["app_sources", "stage"]
@@ -132,7 +132,7 @@ def stage(
     Raises:
         ToolError: `source` is not an ESP-IDF app; nothing is copied then.
     """
-    if not idfapp.is_idf_app(source):
+    if not app_folder.is_idf_app(source):
         raise ToolError(
             f"{source} is not an ESP-IDF app (no CMakeLists.txt that calls project()); "
             "nothing was copied"

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import warn
-from ..idf import app as idfapp
-from ..idf.kconfig_rules import (
+from ..idf import app_folder
+from ..idf.kconfig.sdkconfig import json_value
+from ..idf.kconfig.symbols import (
     AppKconfig,
     app_kconfig,
     dependency_problem,
@@ -21,7 +22,6 @@ from ..idf.kconfig_rules import (
     typed,
     unknown_hint,
 )
-from ..idf.sdkconfig import json_value
 from .defaults import PROJECT_WIDE
 
 __all__ = ["minimal_build", "unmet"]
@@ -32,7 +32,7 @@ _GENERIC = "a dependency is not met or the value is out of range"
 def minimal_build(project_dir: Path) -> bool:
     """idf_build_set_property(MINIMAL_BUILD ON) in the app (ESP-IDF v5.5+ examples)."""
     try:
-        return idfapp.read_app(project_dir).minimal_build
+        return app_folder.read_app(project_dir).minimal_build
     except (OSError, UnicodeDecodeError, ValueError):
         return False
 

@@ -13,7 +13,7 @@ import io
 import struct
 
 from ..errors import ProjectError
-from . import images
+from . import esp_image
 
 __all__ = [
     "HEADER_SIZE",
@@ -46,7 +46,7 @@ def base_hash(image: bytes, target: str, *, name: str) -> bytes:
         DeltaError: the image has no appended hash (esp_delta_ota could not check its base), or
             the hash does not match the image.
     """
-    parsed = images.parse(image, target, name=name)
+    parsed = esp_image.parse(image, target, name=name)
     if not getattr(parsed, "append_digest", False):
         raise DeltaError(
             f"{name} has no appended SHA-256 (esptool image-info shows no Validation Hash), so "

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import releases
-from .partition_table import DEFAULT_RELEASE
-from .partitions import Partition, PartitionTable
+from .partition.model import DEFAULT_RELEASE
+from .partition.rules import Partition, PartitionTable
 
 __all__ = [
     "ABORTED",

@@ -9,10 +9,10 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-from ..idf import delta_ota, encrypted_img, images
-from ..idf.partitions import Partition
-from . import device
-from .device import BootConfig, Booted, Flash, OtaClient, OtaError, VirtualEfuse
+from ..idf import delta_ota, encrypted_img, esp_image
+from ..idf.partition.rules import Partition
+from . import virtual_device
+from .virtual_device import BootConfig, Booted, Flash, OtaClient, OtaError, VirtualEfuse
 
 __all__ = ["decryptor", "delta_update", "patch_url", "tampered_ciphertext"]
 
@@ -49,7 +49,7 @@ def _running_hash(flash: Flash, booted: Booted, target: str) -> bytes:
     running = flash.read(booted.partition.offset, booted.app.size)
     try:
         return delta_ota.base_hash(running, target, name=booted.partition.name)
-    except (delta_ota.DeltaError, images.ImageError) as error:
+    except (delta_ota.DeltaError, esp_image.ImageError) as error:
         raise OtaError(str(error)) from None
 
 
@@ -66,7 +66,7 @@ def delta_update(
     the passive one (chip id, esp_ota_end's verification) and boot it next. Returns the slot
     written and the bytes downloaded."""
     log(f"ota: delta OTA from {client.url}")
-    patch = device.download(dataclasses.replace(client, partial=False), log)
+    patch = virtual_device.download(dataclasses.replace(client, partial=False), log)
     log(f"ota: bytes on the air: {len(patch)} (the patch)")
     try:
         wanted = delta_ota.header_base_hash(patch)
@@ -88,5 +88,5 @@ def delta_update(
     except delta_ota.DeltaError as error:
         raise OtaError(str(error)) from None
     log(f"ota: esp_delta_ota rebuilt {len(image)} bytes from {booted.partition.name}")
-    slot = device.install(flash, booted, image, client, log, config, efuse)
+    slot = virtual_device.install(flash, booted, image, client, log, config, efuse)
     return slot, len(patch)

@@ -12,11 +12,9 @@ from pathlib import Path
 from typing import Protocol
 
 from ..device import flash
-from ..release import make as release
-from ..release.record import Release
-from . import board as virtual_board
-from . import delivery
-from . import device as virtual_device
+from ..release import releasing
+from ..release.release_record import Release
+from . import delivery, virtual_board, virtual_device
 from .failures import RehearsalError
 
 __all__ = ["run"]
@@ -34,7 +32,7 @@ class _Plan(Protocol):
     """What this story reads of rehearse.RehearsalPlan."""
 
     @property
-    def release(self) -> release.ReleasePlan | None: ...
+    def release(self) -> releasing.ReleasePlan | None: ...
     @property
     def flash(self) -> flash.FlashPlan: ...
     @property
@@ -47,10 +45,10 @@ class _Plan(Protocol):
     def table_offset(self) -> int: ...
 
 
-def _base(plan_release: release.ReleasePlan) -> tuple[Release, Release, bytes]:
+def _base(plan_release: releasing.ReleasePlan) -> tuple[Release, Release, bytes]:
     """The current release, the one its first patch starts from, and that one's image."""
     app, version = plan_release.app, plan_release.version
-    releases = release.releases_of(plan_release.releases_dir, app)
+    releases = releasing.releases_of(plan_release.releases_dir, app)
     current = next((r for r in releases if r.version == version), None)
     if current is None or not current.patches:
         where = plan_release.releases_dir

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import ProjectError
 from ..firmware.signing_key import SigningKey
-from ..idf import images, signing
+from ..idf import esp_image, signing
 from ..paths import cert_files
 from ..tls import certs
 
@@ -69,7 +69,7 @@ def served_bytes(
     tampered = bytearray(data)
     if failure == "chip":
         other = next(t for t in ("esp32c3", "esp32") if t != target)
-        tampered[12:14] = images.chip_id(other).to_bytes(2, "little")
+        tampered[12:14] = esp_image.chip_id(other).to_bytes(2, "little")
     elif failure == "corrupt":
         tampered[len(tampered) // 2] ^= 0xFF
     elif failure == "bad-signature":

@@ -9,7 +9,7 @@ dependencies follow ESP-IDF v5.3.2. Per-target facts come from idf/chips.py and 
 from __future__ import annotations
 
 from ..idf.chips import CHIPS, FLASH_SIZES
-from ..idf.partitions import PRESET_OPTIONS
+from ..idf.partition.rules import PRESET_OPTIONS
 from .idf_kconfig_components import APP_FORMAT, COMPONENTS
 from .idf_kconfig_examples import EXAMPLES_COMMON, env_caps
 from .idf_kconfig_features import FEATURES, SECURITY

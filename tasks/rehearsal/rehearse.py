@@ -26,13 +26,10 @@ from ..firmware import build, defaults, encryption_key, outputs, signing_key
 from ..idf import chips, idftool
 from ..idf.app_code import AppCode, payload_refusal
 from ..paths import cert_files
-from ..release import make as release
-from ..release import record as release_record
-from ..serve import content as serve
+from ..release import release_record, releasing
+from ..serve import serving
 from ..tls import certs
-from . import board as virtual_board
-from . import delivery, delta_story, idf_tree, standin
-from . import device as virtual_device
+from . import delivery, delta_story, standin, virtual_board, virtual_device, virtual_idf
 from .failures import (
     FAILURES,
     NEEDS,
@@ -78,14 +75,14 @@ class RehearsalPlan:
     synthetic: bool  # no ESP-IDF here: the builds are the stand-in's, under build/virtual/
     standin: bool = False  # the stand-in was asked for (doit rehearse --standin)
     flash: flash.FlashPlan
-    serve: serve.ServePlan
+    serve: serving.ServePlan
     board_file: Path
     flash_size: int
     url_option: str  # the factory app's Kconfig option holding the URL
     signing: signing_key.SigningPlan | None = None
     rollback: bool = False
     anti_rollback: bool = False
-    release: release.ReleasePlan | None = None  # what is served: recorded first if synthetic
+    release: releasing.ReleasePlan | None = None  # what is served: recorded first if synthetic
     encryption: encryption_key.EncryptionPlan | None = None
     decrypt_key: Path | None = None  # ota.encrypt: the key the flashed OTA client embeds
     delta: bool = False  # ota.delta
@@ -121,14 +118,14 @@ def plan(
         synthetic=synthetic,
         standin=standin,
         flash=flash.plan(project, paths, signing=signing_plan),
-        serve=serve.plan(project, paths, signing=signing_plan),
+        serve=serving.plan(project, paths, signing=signing_plan),
         board_file=paths.virtual_flash(project.target),
         flash_size=project.flash.size,
         url_option=defaults.url_option(project.app(project.flash_app)),
         signing=signing_plan,
         rollback=project.ota is not None and project.ota.rollback,
         anti_rollback=project.anti_rollback,
-        release=release.plan(project, paths, signing=signing_plan, encryption=encryption_plan),
+        release=releasing.plan(project, paths, signing=signing_plan, encryption=encryption_plan),
         encryption=encryption_plan,
         decrypt_key=_decrypt_key(project, paths) if encryption_plan else None,
         delta=project.ota is not None and project.ota.delta,
@@ -150,11 +147,13 @@ def idf_root(project: Project, env: Mapping[str, str] | None = None) -> Path:
 
 def idf_tree_files(root: Path) -> list[Path]:
     """Every file of the synthetic ESP-IDF tree under `root`, known before it is written."""
-    return [root / folder / name for folder, files in idf_tree.EXAMPLES.items() for name in files]
+    return [
+        root / folder / name for folder, files in virtual_idf.EXAMPLES.items() for name in files
+    ]
 
 
 def write_idf_tree(root: Path) -> None:
-    idf_tree.write(root)
+    virtual_idf.write(root)
 
 
 def builds(
@@ -238,9 +237,9 @@ def _resources(plan: RehearsalPlan, failure: str, builds: _Builds) -> dict[str, 
     from ..serve.protocol import resource
 
     if failure == "none":
-        return dict(serve.check(plan.serve).resources)
+        return dict(serving.check(plan.serve).resources)
     if failure == "corrupt" and plan.encryption is not None:
-        served = dict(serve.check(plan.serve, emit=lambda _: None).resources)
+        served = dict(serving.check(plan.serve, emit=lambda _: None).resources)
         data = delivery.tampered_ciphertext(served[plan.serve.url_path].body)
         return {plan.serve.url_path: resource(data, "application/octet-stream")}
     source = builds.flashed if failure == "same-version" else builds.served
@@ -364,7 +363,7 @@ class _Story:
         )
 
 
-def _record_own_release(plan: release.ReleasePlan) -> None:
+def _record_own_release(plan: releasing.ReleasePlan) -> None:
     """The rehearsal's own release of its stand-in build, in build/virtual/releases/ (never
     delivered). Unlike a real release, a rebuilt image replaces the one recorded for its version:
     the stand-in's images change with the tool, not with the app's version."""
@@ -372,7 +371,7 @@ def _record_own_release(plan: release.ReleasePlan) -> None:
         existing = release_record.read(plan.folder).sha256
         if existing != outputs.read(plan.app_summary).app_image.sha256:
             shutil.rmtree(plan.folder)
-    release.record_release(plan)
+    releasing.record_release(plan)
 
 
 def run(

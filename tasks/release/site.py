@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .record import Release, ReleaseError
+from .release_record import Release, ReleaseError
 
 __all__ = ["MANIFEST_PATH", "OCTETS", "Served", "files"]
 

@@ -1,5 +1,5 @@
 """`doit serve`'s engines: the built-in TLS server (server.py), or nginx in the foreground
-(nginx.py), both serving exactly what content.check allows."""
+(publish.py), both serving exactly what serving.check allows."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 
 from ..paths import cert_files
-from .content import ServeError, ServePlan, banner, check
+from .serving import ServeError, ServePlan, banner, check
 
 __all__ = ["run"]
 
@@ -25,7 +25,7 @@ def run(
         ServeError: a refusal from `check`, an unloadable cert/key, or an unbindable port.
     """
     if plan.engine == "nginx":
-        from .nginx import run_nginx
+        from .publish import run_nginx
 
         run_nginx(plan, ready=ready, stop=stop)
         return

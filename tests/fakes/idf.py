@@ -55,7 +55,7 @@ def behaviour() -> Behaviour:
 def apply(asked: Behaviour, patch: Callable[[object, str, object], None] = setattr) -> None:
     """Make the stand-in, in this process, do what `asked` says (`patch` sets an attribute:
     a test passes monkeypatch.setattr, so the stand-in is whole again after it)."""
-    from esp_ota_doit.rehearsal.standin import cli, images
+    from esp_ota_doit.rehearsal.standin import cli, standin_images
 
     if asked.idf_version:
         patch(cli, "_IDF_VER", asked.idf_version)
@@ -69,24 +69,24 @@ def apply(asked: Behaviour, patch: Callable[[object, str, object], None] = setat
 
         patch(cli, "_configure", configure)
     if asked.fail == "compile":
-        component_args = images._component_args
+        component_args = standin_images._component_args
 
         def failing(project: Path, config: Any, build: Path) -> Any:
             source = next(iter(component_args(project, config, build).get("SRCS", [])), "main.c")
             error = "error: 'standin_undeclared' undeclared (first use in this function)"
             lines = [f"main/{source}: In function 'app_main':", f"main/{source}:12:5: {error}"]
             failed = f"esp-idf/main/CMakeFiles/__idf_main.dir/{source}.obj"
-            raise images.IdfPyError(lines, tool="ninja", failed=failed)
+            raise standin_images.IdfPyError(lines, tool="ninja", failed=failed)
 
-        patch(images, "_component_args", failing)
+        patch(standin_images, "_component_args", failing)
     if asked.stamp_time:
-        stamp = images._stamp
+        stamp = standin_images._stamp
         always = lambda old, inputs, values, option: stamp(  # noqa: E731
             old, inputs, {**values, option: True}, option
         )
-        patch(images, "_stamp", always)
+        patch(standin_images, "_stamp", always)
     if asked.app_size:
-        app = images._app
+        app = standin_images._app
 
         def padded(config: Any, idf_ver: str, build: Path, made_of: Any, extra: int) -> Any:
             elf, image, link_map = app(config, idf_ver, build, made_of, extra)
@@ -95,7 +95,7 @@ def apply(asked: Behaviour, patch: Callable[[object, str, object], None] = setat
             more = (asked.app_size - len(image) + 15) // 16 * 16
             return app(config, idf_ver, build, made_of, extra + more)
 
-        patch(images, "_app", padded)
+        patch(standin_images, "_app", padded)
 
 
 def main() -> int:

@@ -17,11 +17,10 @@ from pathlib import Path
 
 from ...errors import ConfigError
 from ...files import write_if_changed
-from ...idf import partition_files, partitions
 from ...idf.chips import CHIPS, TARGETS
-from . import configure as standin_config
-from . import images as standin_images
-from .configure import TABLE_PRESETS, Config, IdfPyError, Value
+from ...idf.partition import formats, rules
+from . import standin_config, standin_images
+from .standin_config import TABLE_PRESETS, Config, IdfPyError, Value
 
 __all__ = ["main"]
 
@@ -198,22 +197,20 @@ def _load(ctx: _Ctx, *, menu: str, force_target: str) -> Config:
                   missing_csv=missing)  # fmt: skip
 
 
-def _table(
-    project: Path, values: Mapping[str, Value]
-) -> tuple[partitions.PartitionTable | None, str]:
+def _table(project: Path, values: Mapping[str, Value]) -> tuple[rules.PartitionTable | None, str]:
     """The partition table (and no CSV path), or None and the custom CSV that is missing."""
     offset = int(values["PARTITION_TABLE_OFFSET"])
     try:
         if values.get("PARTITION_TABLE_CUSTOM") is not True:
             member = next(k for k in TABLE_PRESETS if values.get(f"PARTITION_TABLE_{k}") is True)
-            preset = partitions.preset(TABLE_PRESETS[member])
-            return partitions.layout(preset, table_offset=offset, path=()), ""
+            preset = rules.preset(TABLE_PRESETS[member])
+            return rules.layout(preset, table_offset=offset, path=()), ""
         csv = project / str(values["PARTITION_TABLE_CUSTOM_FILENAME"])
         if not csv.is_file():
             print(f"CMake Warning: {_TEXTS['csv-not-found'].format(csv=csv)}", file=sys.stderr)
             return None, str(csv)
-        return partition_files.from_csv(csv.read_text(), table_offset=offset), ""
-    except (partition_files.PartitionCsvError, ConfigError) as err:
+        return formats.from_csv(csv.read_text(), table_offset=offset), ""
+    except (formats.PartitionCsvError, ConfigError) as err:
         text = err.message if isinstance(err, ConfigError) else str(err)
         raise _cmake_error(text, "components/partition_table/project_include.cmake") from None
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .configure import Config, IdfPyError, Value
+from .standin_config import Config, IdfPyError, Value
 
 __all__ = ["app_steps", "secure_pad"]
 

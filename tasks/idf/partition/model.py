@@ -2,7 +2,7 @@
 subtypes, flags, rows (PartitionSpec), placed partitions and the table; what each release's tool
 knows and checks (PartitionRules, as data); plus the error for its rules.
 
-partitions.py lays tables out and checks them; partition_files.py reads and writes CSV and
+partition/rules.py lays tables out and checks them; partition/formats.py reads and writes CSV and
 binary.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
-from ..errors import ConfigError, KeyPath
-from . import releases
+from ...errors import ConfigError, KeyPath
+from .. import releases
 
 __all__ = [
     "APP_SUBTYPES",

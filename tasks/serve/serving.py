@@ -20,8 +20,7 @@ from ..idf import app_code
 from ..idf.app_code import AppCode
 from ..idf.chips import CHIPS
 from ..paths import cert_files
-from ..release import record as release_record
-from ..release import site
+from ..release import release_record, site
 from ..release.site import MANIFEST_PATH
 from ..tls import certs
 from . import refusals
@@ -31,9 +30,9 @@ if TYPE_CHECKING:
     from ..device.record import BoardRecord, FlashedImage
     from ..firmware.outputs import AppSummary, ImageEntry
     from ..firmware.signing_key import SigningPlan
-    from ..idf.images import AppImage
+    from ..idf.esp_image import AppImage
     from ..paths import Paths
-    from ..release.record import Release
+    from ..release.release_record import Release
     from .protocol import Resource
 
 __all__ = [
@@ -240,14 +239,14 @@ def _release(plan: ServePlan) -> Release:
 def _image(plan: ServePlan, release: Release) -> AppImage:
     """The released image's facts: read and checked from <app>.bin, or (an image that embeds
     the decryption key, released encrypted only) as release.json records them."""
-    from ..idf import images
+    from ..idf import esp_image
 
     if release.image is None:
-        return images.AppImage(
+        return esp_image.AppImage(
             name=f"{plan.app}.bin",
             size=release.size,
             sha256=release.sha256,
-            chip_id=images.chip_id(plan.target),
+            chip_id=esp_image.chip_id(plan.target),
             project_name=release.project_name,
             version=release.version,
             idf_version=release.idf_version,
@@ -255,8 +254,8 @@ def _image(plan: ServePlan, release: Release) -> AppImage:
         )
     data = _read(plan.release_dir / release.image.file, "run `doit release`")
     try:
-        image = images.read_app(data, plan.target, name=release.image.file)
-    except images.ImageError as err:
+        image = esp_image.read_app(data, plan.target, name=release.image.file)
+    except esp_image.ImageError as err:
         raise ServeError(f"cannot serve {err}") from None
     _check_signature(plan, data, release.image.file)
     return image

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ..device.link import Link
+from ..device.esplink import Link
 from ..errors import DeviceError
 from ..files import write_if_changed
 from ..idf import chips

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError, KeyPath
+from ...errors import ConfigError, KeyPath
 from .sdkconfig import HexInt, SdkValue, quote
 
 __all__ = [

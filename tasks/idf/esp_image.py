@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ProjectError
 
 if TYPE_CHECKING:
-    from .partitions import Partition
+    from .partition.rules import Partition
 
 __all__ = [
     "APP_DESC_END",

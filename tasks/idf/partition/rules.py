@@ -2,8 +2,8 @@
 and the presets (components/partition_table/partitions_*.csv) of each release.
 
 layout() places rows and applies every gen_esp32part rule of the release with its own wording.
-The parts of a table and each release's rules are in partition_table.py; the CSV and binary
-formats in partition_files.py.
+The parts of a table and each release's rules are in partition/model.py; the CSV and binary
+formats in partition/formats.py.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 
-from ..errors import ConfigError, KeyPath, format_path
-from .partition_table import (
+from ...errors import ConfigError, KeyPath, format_path
+from ..releases import numbers
+from .model import (
     APP_TYPE,
     BOOTLOADER_TYPE,
     DATA_SUBTYPES,
@@ -32,7 +33,6 @@ from .partition_table import (
     check_byte,
     rules,
 )
-from .releases import numbers
 
 __all__ = [
     "APP_TYPE",

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from . import cmake_lists
 from .app_code import sources
-from .kconfig_options import KconfigString, kconfig_strings
-from .sdkconfig import EXAMPLE_PASSWORD_OPTION, EXAMPLE_SSID_OPTION
+from .kconfig.app_options import KconfigString, kconfig_strings
+from .kconfig.sdkconfig import EXAMPLE_PASSWORD_OPTION, EXAMPLE_SSID_OPTION
 
 __all__ = [
     "AppFiles",

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 from ..errors import ToolError
 from ..firmware import encryption_key, manifest, outputs, signing_key
-from ..idf import delta_ota, encrypted_img, images, signing
-from . import record
-from .record import FileEntry, Patch, Release, ReleaseError
+from ..idf import delta_ota, encrypted_img, esp_image, signing
+from . import release_record
+from .release_record import FileEntry, Patch, Release, ReleaseError
 
 if TYPE_CHECKING:
     from ..config.model import Project
@@ -106,8 +106,8 @@ def releases_of(releases_dir: Path, app: str) -> list[Release]:
     found = []
     for folder in sorted((releases_dir / app).glob("*/")) if (releases_dir / app).is_dir() else []:
         # .<version>.* is a release being written (or left by a killed run): not a release.
-        if not folder.name.startswith(".") and (folder / record.RECORD).is_file():
-            found.append(record.read(folder))
+        if not folder.name.startswith(".") and (folder / release_record.RECORD).is_file():
+            found.append(release_record.read(folder))
     return sorted(found, key=lambda r: (r.time, r.version), reverse=True)
 
 
@@ -119,15 +119,15 @@ def _check_version(plan: ReleasePlan) -> None:
         )
 
 
-def _verified(plan: ReleasePlan) -> tuple[bytes, images.AppImage, outputs.AppSummary]:
+def _verified(plan: ReleasePlan) -> tuple[bytes, esp_image.AppImage, outputs.AppSummary]:
     """The build's image, checked as a board and `doit serve` check it."""
     summary = outputs.read(plan.app_summary, fix=f"run `doit build:{plan.app}` first")
     data = summary.app_file.read_bytes() if summary.app_file.is_file() else b""
     if not data:
         raise ReleaseError(f"{summary.app_file}: missing; run `doit build:{plan.app}`")
     try:
-        image = images.read_app(data, plan.target, name=summary.app_file.name)
-    except images.ImageError as error:
+        image = esp_image.read_app(data, plan.target, name=summary.app_file.name)
+    except esp_image.ImageError as error:
         raise ReleaseError(f"cannot release {error}") from None
     if image.sha256 != summary.app_image.sha256:
         raise ReleaseError(
@@ -196,7 +196,7 @@ def _patches(plan: ReleasePlan, data: bytes, folder: Path) -> tuple[list[Patch],
     return patches, lines
 
 
-def _check_unchanged(existing: Release, image: images.AppImage, plan: ReleasePlan) -> None:
+def _check_unchanged(existing: Release, image: esp_image.AppImage, plan: ReleasePlan) -> None:
     if existing.sha256 == image.sha256:
         return
     raise ReleaseError(
@@ -214,8 +214,8 @@ def record_release(plan: ReleasePlan) -> Release:
     """
     _check_version(plan)
     data, image, summary = _verified(plan)
-    if (plan.folder / record.RECORD).is_file():
-        existing = record.read(plan.folder)
+    if (plan.folder / release_record.RECORD).is_file():
+        existing = release_record.read(plan.folder)
         _check_unchanged(existing, image, plan)
         print(f"release {plan.app} {plan.version}: already recorded, unchanged ({plan.folder})")
         return existing
@@ -225,7 +225,7 @@ def record_release(plan: ReleasePlan) -> Release:
     try:
         release, lines = _write(plan, data, image, summary, scratch)
         os.chmod(scratch, 0o755)
-        _write_synced(scratch / record.RECORD, record.to_text(release).encode())
+        _write_synced(scratch / release_record.RECORD, release_record.to_text(release).encode())
         os.rename(scratch, plan.folder)  # the release appears whole, or not at all
         _sync_folder(plan.folder.parent)
     finally:
@@ -240,7 +240,7 @@ def record_release(plan: ReleasePlan) -> Release:
 def _write(
     plan: ReleasePlan,
     data: bytes,
-    image: images.AppImage,
+    image: esp_image.AppImage,
     summary: outputs.AppSummary,
     folder: Path,
 ) -> tuple[Release, list[str]]:

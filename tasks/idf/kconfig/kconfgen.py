@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import process
-from ..errors import ToolError
-from ..files import write_if_changed
-from .idftool import idf_version
+from ... import process
+from ...errors import ToolError
+from ...files import write_if_changed
+from ..idftool import idf_version
 from .sdkconfig import parse
 
 __all__ = [

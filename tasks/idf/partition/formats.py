@@ -10,8 +10,8 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..errors import ConfigError, KeyPath, ProjectError
-from .partition_table import (
+from ...errors import ConfigError, KeyPath, ProjectError
+from .model import (
     APP_TYPE,
     DATA_SUBTYPES,
     DEFAULT_RELEASE,
@@ -28,7 +28,7 @@ from .partition_table import (
     keyword,
     rules,
 )
-from .partitions import forced_offset, forced_size, layout
+from .rules import forced_offset, forced_size, layout
 
 __all__ = [
     "KeywordError",

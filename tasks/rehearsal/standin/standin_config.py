@@ -1,4 +1,4 @@
-"""The idf.py stand-in's configure step: ESP-IDF's own kconfgen (idf/kconfig.py) over the
+"""The idf.py stand-in's configure step: ESP-IDF's own kconfgen (idf/kconfig/kconfgen.py) over the
 Kconfig files of the ESP-IDF tree at $IDF_PATH (or the virtual tree), as
 tools/cmake/kconfig.cmake of v5.3 runs it. Its outputs are kconfgen's: sdkconfig, sdkconfig.h,
 sdkconfig.json and kconfig_menus.json; the flash settings and the target of an sdkconfig are
@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ProjectError, ToolError
-from ...idf import app as idfapp
-from ...idf import idftool, kconfig, partitions
-from .. import idf_tree
+from ...idf import app_folder, idftool
+from ...idf.kconfig import kconfgen
+from ...idf.partition import rules
+from .. import virtual_idf
 
 __all__ = [
     "TABLE_PRESETS",
@@ -37,7 +38,7 @@ __all__ = [
 
 Value = bool | int | str
 # PARTITION_TABLE_<member> -> the partitions.preset() it selects; CUSTOM reads a CSV instead.
-TABLE_PRESETS = partitions.PRESET_OPTIONS
+TABLE_PRESETS = rules.PRESET_OPTIONS
 # What kconfgen writes, and where the configure step puts it (relative to the build folder,
 # except sdkconfig, which goes where SDKCONFIG says).
 _OUTPUTS = (
@@ -66,10 +67,10 @@ class Config:
     texts: Mapping[str, str]  # kconfgen's outputs by format: config, header, json, json_menus
     sdkconfig: Path
     defaults: tuple[Path, ...]
-    tree: kconfig.KconfigTree
+    tree: kconfgen.KconfigTree
     name: str
     version: str
-    table: partitions.PartitionTable | None
+    table: rules.PartitionTable | None
     missing_csv: str = ""
 
     @property
@@ -88,7 +89,7 @@ def idf_root(build: Path) -> Path:
     if given is not None:
         return given
     root = build / "standin-esp-idf"
-    idf_tree.write(root)
+    virtual_idf.write(root)
     return root
 
 
@@ -118,7 +119,7 @@ def _with_menu(text: str, menu: str) -> str:
 
 
 def _run(
-    tree: kconfig.KconfigTree,
+    tree: kconfgen.KconfigTree,
     sdkconfig: Path,
     defaults: Sequence[Path],
     work: Path,
@@ -128,7 +129,7 @@ def _run(
 ) -> dict[str, str]:
     """kconfgen's outputs by format; its own lines (warnings about the inputs) go to stderr.
     config.env and kconfigs*.in land in `build`, where ESP-IDF's CMake writes them."""  # fmt: skip
-    command = kconfig.kconfgen(os.environ)
+    command = kconfgen.kconfgen(os.environ)
     if command is None:
         raise IdfPyError(["esp-idf-kconfig is not installed: kconfgen cannot run"], tool="cmake")
     config = work / "sdkconfig"
@@ -139,7 +140,7 @@ def _run(
         if round_menu:  # menuconfig saves over what the first run wrote
             config.write_text(_with_menu((work / "out-config").read_text(), round_menu))
         try:
-            done = kconfig.run(
+            done = kconfgen.run(
                 tree, command=command, config=config, defaults=defaults, work=build, outputs=outputs
             )
         except ToolError as error:
@@ -152,10 +153,10 @@ def _run(
 
 def configure(
     project: Path, *, target: str, sdkconfig: Path, defaults: Sequence[Path], build: Path, menu: str
-) -> tuple[kconfig.KconfigTree, dict[str, str]]:
+) -> tuple[kconfgen.KconfigTree, dict[str, str]]:
     """Run kconfgen for the app at `project`: (its Kconfig tree, outputs by format)."""
-    files = idfapp.read_app(project)
-    tree = kconfig.tree(
+    files = app_folder.read_app(project)
+    tree = kconfgen.tree(
         idf_root(build),
         target,
         project,

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 from ..device.board import read_table
 from ..errors import ProjectError
-from ..idf import images, otadata, signing
-from ..idf.partitions import Partition, PartitionTable
+from ..idf import esp_image, otadata, signing
+from ..idf.partition.rules import Partition, PartitionTable
 
 __all__ = [
     "BootConfig",
@@ -50,7 +50,7 @@ class Flash(Protocol):
 class Booted:
     table: PartitionTable
     partition: Partition
-    app: images.AppImage
+    app: esp_image.AppImage
     pending: bool = False  # booted in ESP_OTA_IMG_PENDING_VERIFY: the app must confirm itself
 
 
@@ -79,7 +79,7 @@ class VirtualEfuse:
 
 def _secure_version(flash: Flash, slot: Partition) -> int | None:
     """esp_app_desc_t.secure_version of the slot's app, None without an app descriptor."""
-    desc = images.app_desc(flash.read(slot.offset, images.APP_DESC_END))
+    desc = esp_image.app_desc(flash.read(slot.offset, esp_image.APP_DESC_END))
     return None if desc is None else desc.secure_version
 
 
@@ -129,10 +129,10 @@ def boot(
             log(f"boot: {partition.name}: secure_version below the eFuse value; not bootable")
             continue
         try:
-            app = images.read_app(
+            app = esp_image.read_app(
                 flash.read(partition.offset, partition.size), target, name=partition.name
             )
-        except images.ImageError as error:
+        except esp_image.ImageError as error:
             log(f"boot: {error}; trying the next app partition")
             continue
         pending = False
@@ -151,7 +151,7 @@ def _after_load(
     partition: Partition,
     config: BootConfig,
     efuse: VirtualEfuse,
-    app: images.AppImage,
+    app: esp_image.AppImage,
     log: Callable[[str], None],
 ) -> bool:
     """set_actual_ota_seq and update_anti_rollback; True when the app boots pending verify."""
@@ -322,16 +322,16 @@ def download(client: OtaClient, log: Callable[[str], None]) -> bytes:
     return received
 
 
-def _check_header(data: bytes, client: OtaClient, running: images.AppImage) -> None:
+def _check_header(data: bytes, client: OtaClient, running: esp_image.AppImage) -> None:
     """esp_https_ota_get_img_desc and the chip check of the first perform(), before any erase."""
     if len(data) < _HEADER:
         raise OtaError("Complete headers were not received")
     if data[0] != 0xE9:
         raise OtaError(f"OTA image has invalid magic byte (expected 0xE9, saw 0x{data[0]:02x})")
-    desc = images.app_desc(data)
+    desc = esp_image.app_desc(data)
     if desc is None:
         raise OtaError("Incorrect app descriptor magic")
-    expected, found = images.chip_id(client.target), int.from_bytes(data[12:14], "little")
+    expected, found = esp_image.chip_id(client.target), int.from_bytes(data[12:14], "little")
     if found != expected:
         raise OtaError(f"Mismatch chip id, expected {expected}, found {found}")
     if client.check_version and desc.version == running.version:
@@ -411,12 +411,14 @@ def _validate(
     client: OtaClient,
     config: BootConfig,
     log: Callable[[str], None],
-) -> images.AppImage:
+) -> esp_image.AppImage:
     """esp_ota_end's esp_image_verify: checksum and hash, then (signed apps) the signature
     against the key the running app was signed with."""
     try:
-        written = images.read_app(flash.read(slot.offset, len(data)), client.target, name=slot.name)
-    except images.ImageError as error:
+        written = esp_image.read_app(
+            flash.read(slot.offset, len(data)), client.target, name=slot.name
+        )
+    except esp_image.ImageError as error:
         raise OtaError(f"Image validation failed, image is corrupted ({error})") from None
     if config.signed_update:
         running = flash.read(booted.partition.offset, booted.app.size)

@@ -20,7 +20,7 @@ from ..errors import ToolError
 from ..files import render_template, write_if_changed
 from ..paths import cert_files
 from ..release.site import MANIFEST_PATH
-from .content import ServeContent, ServeError, ServePlan, banner
+from .serving import ServeContent, ServeError, ServePlan, banner
 
 __all__ = ["NGINX_HINT", "Published", "nginx_binary", "run_nginx", "targets", "write"]
 
@@ -72,7 +72,7 @@ def write(
 ) -> Published:
     """Check the release (as `doit serve` does), then write build/publish/ (or `folder`) with
     exactly the files release/site.py lists, and an nginx config serving them."""
-    from .content import check
+    from .serving import check
 
     content = content or check(plan)
     layout = _layout(
@@ -208,7 +208,7 @@ def run_nginx(
     binary = nginx_binary()
     if binary is None:
         raise ToolError(f"nginx not installed ({NGINX_HINT}); or serve with --engine python")
-    from .content import check
+    from .serving import check
 
     content = check(plan)
     layout = write(plan, content, folder=plan.serve_nginx_dir)

@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ...errors import ConfigError
-from ...idf import cmake_lists, partition_files, partition_table, partitions
-from ...idf import images as image_checks
+from ...idf import cmake_lists, esp_image
+from ...idf.partition import formats, model, rules
 from . import signed_apps
-from .configure import Config, IdfPyError, Value, flash_settings
+from .standin_config import Config, IdfPyError, Value, flash_settings
 
 __all__ = [
     "IdfPyError",
@@ -261,11 +261,11 @@ def _bootloader(config: Config, idf_ver: str, build: Path) -> tuple[bytes, bytes
 # --- ninja's steps and size checks -------------------------------------------------------------
 
 
-def _app_size_lines(name: str, size: int, table: partitions.PartitionTable) -> list[str]:
+def _app_size_lines(name: str, size: int, table: rules.PartitionTable) -> list[str]:
     """check_sizes.py's app check (docs/esp-idf.md §2.7); all partitions too small fail the
     build."""
-    apps = [p for p in table.partitions if p.type == partitions.APP_TYPE]
-    room = image_checks.headroom(size, apps)  # the measure production checks use too
+    apps = [p for p in table.partitions if p.type == rules.APP_TYPE]
+    room = esp_image.headroom(size, apps)  # the measure production checks use too
     small = room.too_small
     parts = [_TEXTS["part"].format(p=p, over=size - p.size) for p in small]
     if small and len(small) == len(apps):
@@ -288,7 +288,7 @@ def _app_size_lines(name: str, size: int, table: partitions.PartitionTable) -> l
     return lines
 
 
-def _bootloader_size_line(size: int, config: Config, table: partitions.PartitionTable) -> str:
+def _bootloader_size_line(size: int, config: Config, table: rules.PartitionTable) -> str:
     room = table.offset - int(config.values["BOOTLOADER_OFFSET_IN_FLASH"])
     if size > room:
         text = _TEXTS["bootloader-big"].format(size=size, offset=table.offset, room=room)
@@ -299,7 +299,7 @@ def _bootloader_size_line(size: int, config: Config, table: partitions.Partition
     return f"Bootloader binary size {size:#x} bytes. {room - size:#x} bytes ({pct}%) free."
 
 
-def _checked_table(config: Config) -> partitions.PartitionTable:
+def _checked_table(config: Config) -> rules.PartitionTable:
     failed = "partition_table/partition-table.bin"
     if config.table is None:
         missing = f"Partition table CSV {config.missing_csv} does not exist."
@@ -307,19 +307,19 @@ def _checked_table(config: Config) -> partitions.PartitionTable:
         raise IdfPyError(lines, tool="ninja", failed=failed)
     size = str(config.values["ESPTOOLPY_FLASHSIZE"])
     try:
-        partitions.check_flash_size(config.table, int(size.removesuffix("MB")) * _MB, ())
+        rules.check_flash_size(config.table, int(size.removesuffix("MB")) * _MB, ())
     except ConfigError as err:
         text = f"{err.message}. {_TEXTS['flash-size']}"
         raise IdfPyError([text], tool="ninja", failed=failed) from None
     return config.table
 
 
-def _check_anti_rollback(config: Config, table: partitions.PartitionTable) -> None:
+def _check_anti_rollback(config: Config, table: rules.PartitionTable) -> None:
     """esptool_py's check_table_contents: anti-rollback needs a table of OTA apps only."""
     if config.values.get("BOOTLOADER_APP_ANTI_ROLLBACK") is not True:
         return
-    banned = {partition_table.APP_SUBTYPES["factory"], partition_table.APP_SUBTYPES["test"]}
-    if any(p.type == partitions.APP_TYPE and p.subtype in banned for p in table.partitions):
+    banned = {model.APP_SUBTYPES["factory"], model.APP_SUBTYPES["test"]}
+    if any(p.type == rules.APP_TYPE and p.subtype in banned for p in table.partitions):
         text = "ERROR: Anti-rollback option is enabled. Partition table should consist of two ota "
         text += "app without factory or test partitions."
         failed = "esp-idf/esptool_py/CMakeFiles/check_table_contents"
@@ -337,7 +337,7 @@ def steps(config: Config, *, project: Path, build: Path, idf_ver: str) -> list[S
     name, md5 = config.name, config.values["PARTITION_TABLE_MD5"] is True
     size_lines = _app_size_lines(f"{name}.bin", len(image), table)
     boot_line = _bootloader_size_line(len(boot), config, table)
-    table_bin = {"partition_table/partition-table.bin": partition_files.to_bin(table, md5=md5)}
+    table_bin = {"partition_table/partition-table.bin": formats.to_bin(table, md5=md5)}
     made: list[Step] = [("Generating ../../partition_table/partition-table.bin", table_bin, ())]
     if table.otadata is not None:
         blank = {"ota_data_initial.bin": b"\xff" * table.otadata.size}

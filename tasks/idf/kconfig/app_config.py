@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ProjectError, ToolError
-from ..idf import app as idfapp
-from ..idf import chips, idftool, kconfig
-from ..idf.sdkconfig import json_value, parse
+from ...errors import ProjectError, ToolError
+from .. import app_folder, chips, idftool
+from . import kconfgen
+from .sdkconfig import json_value, parse
 
 __all__ = [
     "AppConfig",
@@ -134,7 +134,7 @@ def evaluate(
     target_name: str,
     env: Mapping[str, str],
     idf_root: Path | None,
-    app: idfapp.AppFiles,
+    app: app_folder.AppFiles,
 ) -> AppConfig:
     """The app's configuration: kconfgen's where ESP-IDF is here, else the files as written.
 
@@ -146,7 +146,7 @@ def evaluate(
     has_sdkconfig = sdkconfig.exists()
     if has_sdkconfig:
         _read(sdkconfig)  # an unreadable one stops here, in one line
-    command = kconfig.kconfgen(env)
+    command = kconfgen.kconfgen(env)
     if idf_root is None or command is None or not (idf_root / "Kconfig").is_file():
         values: dict[str, Any] = {}
         for layer in [*layers, *(["sdkconfig"] if has_sdkconfig else [])]:
@@ -163,7 +163,7 @@ def evaluate(
             names=tuple(names),
             target=target_name,
         )
-    tree = kconfig.tree(
+    tree = kconfgen.tree(
         idf_root,
         target_name,
         folder,
@@ -171,7 +171,7 @@ def evaluate(
         minimal_build=app.minimal_build,
     )
     try:
-        result = kconfig.evaluate(
+        result = kconfgen.evaluate(
             tree,
             defaults=[folder / name for name in names],
             command=command,
@@ -214,7 +214,7 @@ def _new_names(values: dict[str, str], renames: Mapping[str, str]) -> dict[str, 
 
 
 def menuconfig_choices(
-    folder: Path, config: AppConfig, *, env: Mapping[str, str], app: idfapp.AppFiles
+    folder: Path, config: AppConfig, *, env: Mapping[str, str], app: app_folder.AppFiles
 ) -> dict[str, str]:
     """The options of the app's sdkconfig that differ from what its layered defaults give, as
     written (the idea of `idf.py save-defconfig`, by kconfgen).
@@ -222,7 +222,7 @@ def menuconfig_choices(
     Raises:
         ConfigReadError: ESP-IDF or its kconfgen is not here, so Kconfig's defaults are unknown.
     """
-    command = kconfig.kconfgen(env)
+    command = kconfgen.kconfgen(env)
     if not config.exact or config.idf_root is None or command is None:
         missing = "ESP-IDF" if config.idf_root is None else "ESP-IDF's kconfgen (esp-idf-kconfig)"
         raise ConfigReadError(
@@ -231,17 +231,17 @@ def menuconfig_choices(
             "--no-sdkconfig to leave them out"
         )
     sdkconfig = folder / "sdkconfig"
-    tree = kconfig.tree(
+    tree = kconfgen.tree(
         config.idf_root, config.target, folder, examples_common=app.uses_examples_common
     )
-    renamed = kconfig.renames(tree)
+    renamed = kconfgen.renames(tree)
     written = _new_names(_read(sdkconfig), renamed)
     layered: dict[str, str] = {}
     for layer in config.layers:
         if layer != "sdkconfig":
             layered |= _new_names(_read(folder / layer), renamed)
     try:
-        minimal = kconfig.min_config(
+        minimal = kconfgen.min_config(
             tree, config=sdkconfig, defaults=[folder / n for n in config.names], command=command
         )
     except ToolError as error:
