@@ -29,7 +29,10 @@ from ..paths import cert_files
 from ..release import release_record, releasing
 from ..serve import serving
 from ..tls import certs
-from . import delivery, delta_story, standin, virtual_board, virtual_device, virtual_idf
+
+# The virtual board, its client and the stories are imported in the functions that run them:
+# every doit command creates the rehearse tasks, only `doit rehearse` runs them (bench/noop.py).
+from . import standin, virtual_idf
 from .failures import (
     FAILURES,
     NEEDS,
@@ -42,6 +45,7 @@ from .failures import (
 if TYPE_CHECKING:
     from ..config.model import Project
     from ..paths import Paths
+    from . import virtual_board, virtual_device
 
 __all__ = [
     "FAILURES",
@@ -235,6 +239,7 @@ _UNREAD = AppCode(
 
 def _resources(plan: RehearsalPlan, failure: str, builds: _Builds) -> dict[str, Any]:
     from ..serve.protocol import resource
+    from . import delivery
 
     if failure == "none":
         return dict(serving.check(plan.serve).resources)
@@ -294,6 +299,8 @@ def _client(
     plan: RehearsalPlan, builds: _Builds, failure: str, partial: bool, port: int
 ) -> virtual_device.OtaClient:
     """The factory app's OTA settings: its built configuration and what its code does."""
+    from . import delivery, virtual_device
+
     config = _sdkconfig(plan)
     size = builds.served.app_image.size
     decrypt = delivery.decryptor(plan.decrypt_key, _log) if plan.decrypt_key else None
@@ -339,6 +346,8 @@ def _check_failure(plan: RehearsalPlan, builds: _Builds, failure: str) -> None:
 
 def _boot_config(plan: RehearsalPlan) -> virtual_device.BootConfig:
     """The flashed app's bootloader rollback rules and its OTA's rules."""
+    from . import virtual_device
+
     config = _sdkconfig(plan)
     return virtual_device.BootConfig(
         rollback=config.get("BOOTLOADER_APP_ROLLBACK_ENABLE") is True,
@@ -357,6 +366,8 @@ class _Story:
     efuse: virtual_device.VirtualEfuse
 
     def boot(self, title: str = "reboot") -> virtual_device.Booted:
+        from . import virtual_device
+
         _step(title)
         return virtual_device.boot(
             self.board, self.plan.target, self.plan.table_offset, _log, self.config, self.efuse
@@ -378,6 +389,8 @@ def run(
     plan: RehearsalPlan, *, failure: str = "none", partial: bool = False, delta: bool = False
 ) -> None:
     """The rehearsal; raises RehearsalError unless the board ends where it must."""
+    from . import delta_story, virtual_board, virtual_device
+
     builds = _Builds(
         flashed=outputs.read(plan.flash.app_summary),
         served=outputs.read(plan.serve.app_summary),
@@ -508,6 +521,8 @@ def _first_boot(
 ) -> tuple[virtual_device.Booted, str | None]:
     """The new app in pending verify: it confirms itself, or (no-confirm, or an app whose code
     never calls esp_ota_mark_app_valid_cancel_rollback) resets first."""
+    from . import virtual_device
+
     if failure != "no-confirm" and code.confirms_update:
         virtual_device.confirm(story.board, booted, story.config, story.efuse, _log)
         return booted, cause
