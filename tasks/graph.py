@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from doit.exceptions import TaskFailed
 
@@ -21,11 +21,9 @@ from .config.model import App, Project
 from .device import board, flash
 from .errors import ProjectError, warn
 from .firmware import (
-    build,
     build_plan,
     defaults,
     encryption_key,
-    manifest,
     signing_key,
     staging,
 )
@@ -50,13 +48,14 @@ from .wiring import (
 
 if TYPE_CHECKING:
     from .firmware import render
+    from .firmware.build_plan import BuildPlan
     from .idf.partition.rules import PartitionTable
 
     # The rehearsal is an optional part (the `rehearse` extra): imported inside its creators only.
     from .rehearsal import rehearse
 
 # What only an action needs is imported in the action (render, repro, the servers, kconfgen's
-# runs): `doit list` and a no-op run pay for the planners alone (bench/noop.py).
+# runs, the build's steps): `doit list` and a no-op run pay for the planners alone (bench/noop.py).
 
 __all__ = [
     "DOIT_CONFIG",
@@ -146,7 +145,7 @@ class _Facts:
             return plan
         return dataclasses.replace(plan, host=ota.host, url=ota.url_text)
 
-    def build(self, plan: build.BuildPlan) -> build.BuildPlan:
+    def build(self, plan: BuildPlan) -> BuildPlan:
         """The build's options typed by the app's Kconfig, and the URL with the host found."""
         if not self.kconfig and self.host_file is None:
             return plan  # nothing found after planning: the plan is complete
@@ -531,9 +530,23 @@ def task_encryption_key() -> dict[str, Any]:
     }
 
 
-def _build_plans(project: Project) -> list[build.BuildPlan]:
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Step:
+    """An action in firmware.build or firmware.manifest, imported only when it runs: creating
+    the tasks (a no-op run, `doit list`) does not import what running them needs."""
+
+    module: Literal["build", "manifest"]
+    name: str
+
+    def __call__(self, *args: Any) -> Any:
+        from .firmware import build, manifest
+
+        return getattr(build if self.module == "build" else manifest, self.name)(*args)
+
+
+def _build_plans(project: Project) -> list[BuildPlan]:
     paths = Paths(project.project_dir)
-    return build.plans(
+    return build_plan.plans(
         project,
         paths=paths,
         idf_root=idftool.idf_path(os.environ),
@@ -542,7 +555,7 @@ def _build_plans(project: Project) -> list[build.BuildPlan]:
     )
 
 
-def _defaults_layers(plan: build.BuildPlan, tree: list[Path]) -> list[Path]:
+def _defaults_layers(plan: BuildPlan, tree: list[Path]) -> list[Path]:
     """Where the sdkconfig defaults come from: the app's own files as they are in its folder,
     then the rendered one, each with ESP-IDF's F.<target> after it (docs/esp-idf.md §5.4).
     Files of a tree a task writes are file_dep already (and may not be there yet)."""
@@ -553,13 +566,13 @@ def _defaults_layers(plan: build.BuildPlan, tree: list[Path]) -> list[Path]:
     return [plan.defaults[-1], *(p for p in own + variants if p not in written and p.is_file())]
 
 
-def _completed(step: Callable[..., None], plan: build.BuildPlan, facts: _Facts, *rest: Any) -> None:
+def _completed(step: Callable[..., None], plan: BuildPlan, facts: _Facts, *rest: Any) -> None:
     """A build step with its plan completed from the facts files (the host, the app's Kconfig)."""
     step(facts.build(plan), *rest)
 
 
 def _build_tasks(
-    plan: build.BuildPlan,
+    plan: BuildPlan,
     facts: _Facts,
     *,
     basename: str = "build",
@@ -588,7 +601,7 @@ def _build_tasks(
             {
                 "name": f"{app}:config",
                 "doc": "what the sdkconfig is made from; when that changes, the old one goes",
-                "actions": [(run, [build.configure, plan])],
+                "actions": [(run, [_Step("build", "configure"), plan])],
                 "file_dep": [*tree, *_defaults_layers(plan, tree)],
                 "targets": [plan.sdkconfig_inputs],
                 "uptodate": [fingerprint(config)],
@@ -598,7 +611,7 @@ def _build_tasks(
             {
                 "name": f"{app}:idf",
                 "doc": f"idf.py build of {plan.source}",
-                "actions": [(run, [_completed, build.run_idf, plan, facts, idf])],
+                "actions": [(run, [_completed, _Step("build", "run_idf"), plan, facts, idf])],
                 # Every input of the app: its staged sources, the ESP-IDF tree a task writes
                 # (the rehearsal's synthetic one), the rendered defaults and table, the CA.
                 "file_dep": [
@@ -614,13 +627,13 @@ def _build_tasks(
                 "uptodate": [fingerprint(plan.idf_json())],
                 "verbosity": 2,
             },
-            listed=(build.made_files, [plan]),
+            listed=(_Step("build", "made_files"), [plan]),
         ),
         recorded(
             {
                 "name": f"{app}:checks",
                 "doc": "the options took effect, the images verify; what the app's code does",
-                "actions": [(run, [_completed, build.check, plan, facts])],
+                "actions": [(run, [_completed, _Step("build", "check"), plan, facts])],
                 "file_dep": [*known, *built, plan.sdkconfig, sdkconfig_json],
                 "targets": checked,
                 "uptodate": [fingerprint({**plan.to_json(), "signing": None})],
@@ -634,7 +647,7 @@ def _build_tasks(
                 {
                     "name": f"{app}:sign",
                     "doc": "sign the app with ota.sign's key and verify it with espsecure",
-                    "actions": [(run, [_completed, build.sign, plan, facts])],
+                    "actions": [(run, [_completed, _Step("build", "sign"), plan, facts])],
                     "file_dep": [*known, *built, *key],
                     "targets": signed,
                     "uptodate": [fingerprint(plan.to_json())],
@@ -647,7 +660,7 @@ def _build_tasks(
             {
                 "name": f"{app}:merge",
                 "doc": "merged.bin: every image in one, for factory programming",
-                "actions": [(run, [_completed, build.merge, plan, facts])],
+                "actions": [(run, [_completed, _Step("build", "merge"), plan, facts])],
                 "file_dep": [*known, *built, *signed],
                 "targets": [plan.merged],
                 "uptodate": [fingerprint(plan.to_json())],
@@ -657,7 +670,7 @@ def _build_tasks(
             {
                 "name": app,
                 "doc": f"build/{app}/app.json: the images and the app's facts ({plan.source})",
-                "actions": [(run, [_completed, build.summarize, plan, facts])],
+                "actions": [(run, [_completed, _Step("build", "summarize"), plan, facts])],
                 "file_dep": [*known, *built, *checked, *signed, plan.merged, *ca],
                 "targets": [plan.summary],
                 "uptodate": [fingerprint(plan.to_json())],
@@ -687,7 +700,7 @@ def task_build() -> Iterator[dict[str, Any]]:
                 (
                     run,
                     [
-                        manifest.write,
+                        _Step("manifest", "write"),
                         project.name,
                         project.project_dir,
                         summaries,
@@ -702,7 +715,7 @@ def task_build() -> Iterator[dict[str, Any]]:
     )
 
 
-def _reproduce(plans: list[build.BuildPlan], work: Path, facts: _Facts) -> None:
+def _reproduce(plans: list[BuildPlan], work: Path, facts: _Facts) -> None:
     from .firmware import repro
 
     repro.reproduce([facts.build(plan) for plan in plans], work)
@@ -723,10 +736,10 @@ def task_reproduce() -> dict[str, Any]:
     }
 
 
-def _menuconfig(plans: dict[str, build.BuildPlan], facts: _Facts, app: str) -> TaskFailed | None:
+def _menuconfig(plans: dict[str, BuildPlan], facts: _Facts, app: str) -> TaskFailed | None:
     if app not in plans:
         return TaskFailed(f"--app: no app '{app}' in project.yaml; apps: {', '.join(plans)}")
-    return run(build.menuconfig, facts.build(plans[app]))
+    return run(_Step("build", "menuconfig"), facts.build(plans[app]))
 
 
 def task_menuconfig() -> dict[str, Any]:
