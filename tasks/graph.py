@@ -40,6 +40,7 @@ from .wiring import (
     planning,
     project_text,
     recorded,
+    rehearsal_asked,
     release_lock,
     run,
     slot_option,
@@ -1127,10 +1128,15 @@ def _next_build(project: Project) -> Iterator[dict[str, Any]]:
 
 def task_rehearse() -> Iterator[dict[str, Any]]:
     """Rehearse the whole OTA on a virtual board: flash, serve, update, reboot (no hardware)."""
+    project = load_project()
+    if not rehearsal_asked():
+        # `doit build` and the like: the rehearsal is neither run nor listed, so it is not
+        # planned (its plan imports the virtual board's ESP-IDF data; bench/noop.py).
+        yield {"basename": "rehearse", "actions": [], "uptodate": [False]}
+        return
     from .rehearsal import missing_extra
     from .rehearsal.failures import FAILURES
 
-    project = load_project()
     missing = missing_extra()
     if missing is not None:  # every other task works without the extra
         yield {
