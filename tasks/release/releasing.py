@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ToolError
-from . import release_record
-from .release_record import FileEntry, Patch, Release, ReleaseError
+from . import ReleaseError
 
-# Recording a release is the action's work: what it reads images and keys with is imported in
-# it, not when doit creates the tasks (bench/noop.py).
+# Recording a release is the action's work: what it reads and writes records, images and keys
+# with is imported in it, not when doit creates the tasks (bench/noop.py).
 if TYPE_CHECKING:
     from ..config.model import Project
     from ..firmware import outputs
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from ..firmware.signing_key import SigningKey, SigningPlan
     from ..idf import esp_image
     from ..paths import Paths
+    from .release_record import FileEntry, Patch, Release
 
 __all__ = [
     "ReleaseError",
@@ -107,6 +107,8 @@ def _signing_key(plan: SigningPlan) -> SigningKey:
 
 def releases_of(releases_dir: Path, app: str) -> list[Release]:
     """Every release of `app`, latest first (by the time each was recorded)."""
+    from . import release_record
+
     found = []
     for folder in sorted((releases_dir / app).glob("*/")) if (releases_dir / app).is_dir() else []:
         # .<version>.* is a release being written (or left by a killed run): not a release.
@@ -156,6 +158,8 @@ def _verified(plan: ReleasePlan) -> tuple[bytes, esp_image.AppImage, outputs.App
 
 def _entry(folder: Path, name: str, data: bytes) -> FileEntry:
     _write_synced(folder / name, data)
+    from .release_record import FileEntry
+
     return FileEntry(file=name, size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 
@@ -180,6 +184,7 @@ def _sync_folder(folder: Path) -> None:
 def _patches(plan: ReleasePlan, data: bytes, folder: Path) -> tuple[list[Patch], list[str]]:
     """esp_delta_ota patches from the latest earlier releases, and a line for each."""
     from ..idf import delta_ota
+    from .release_record import Patch
 
     patches, lines = [], []
     earlier = [r for r in releases_of(plan.releases_dir, plan.app) if r.version != plan.version]
@@ -221,6 +226,8 @@ def record_release(plan: ReleasePlan) -> Release:
     Raises:
         ReleaseError: the version is released with other bytes, or the build cannot be released.
     """
+    from . import release_record
+
     _check_version(plan)
     data, image, summary = _verified(plan)
     if (plan.folder / release_record.RECORD).is_file():
@@ -255,6 +262,7 @@ def _write(
 ) -> tuple[Release, list[str]]:
     from ..firmware import encryption_key
     from ..idf import encrypted_img
+    from .release_record import Release
 
     lines: list[str] = []
     encrypted = plain = None
