@@ -5,7 +5,6 @@ quoted values, then `; how to fix`.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -94,6 +93,8 @@ def shown(value: object) -> str:
 
 def did_you_mean(word: str, choices: Collection[str]) -> str:
     """`did you mean 'size'?` for a close match, else the list of valid choices."""
+    import difflib  # for a mistake only: not on every run's import (bench/noop.py)
+
     close = difflib.get_close_matches(word, list(choices), n=1)
     if close:
         return f"did you mean '{close[0]}'?"
@@ -111,6 +112,8 @@ def key_errors(
     meant: set[str] = set()
     for key in data:
         if key not in known:
+            import difflib
+
             close = difflib.get_close_matches(str(key), list(known), n=1)
             meant.update(close)
             hint = did_you_mean(str(key), known)

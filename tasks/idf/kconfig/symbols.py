@@ -5,7 +5,6 @@ dependencies. Pure: kconfig.evaluate runs kconfgen; loader.load reports what thi
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -196,6 +195,8 @@ def type_problem(value: SdkValue, symbol: Symbol, option: str) -> tuple[str, str
 
 
 def unknown_hint(kconfig: AppKconfig, option: str) -> str:
+    import difflib  # for a mistake only: not on every run's import (bench/noop.py)
+
     close = difflib.get_close_matches(
         option.removeprefix("CONFIG_"), list(kconfig.symbols), n=1, cutoff=0.75
     )
