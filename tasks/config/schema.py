@@ -53,7 +53,7 @@ __all__ = [
 T = TypeVar("T")
 Check = Callable[[object, KeyPath], Any]
 
-_SDK_NAME = re.compile(r"CONFIG_[A-Z0-9_]+")
+_SDK_NAME = r"CONFIG_[A-Z0-9_]+"  # compiled by re on first use
 
 
 class UnknownKeyError(ConfigError):
@@ -444,7 +444,7 @@ def config_options(owner_of: Callable[[str], str | None]) -> Check:
         errors: list[ConfigError] = []
         for name, raw in data.items():
             where = (*path, name)
-            if not isinstance(name, str) or not _SDK_NAME.fullmatch(name):
+            if not isinstance(name, str) or not re.fullmatch(_SDK_NAME, name):
                 hint = f"write CONFIG_{name}" if isinstance(name, str) and name.isupper() else ""
                 message = f"{shown(name)} is not a CONFIG_ option name"
                 errors.append(UnknownKeyError(where, message, hint))

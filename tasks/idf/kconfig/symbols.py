@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 _TYPES = ("bool", "tristate", "int", "hex", "string")
-_CHOICE = re.compile(r"<choice (\w+)>")
+_CHOICE = r"<choice (\w+)>"  # compiled by re on first use
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,7 +91,7 @@ def app_kconfig(
         if not name or kind not in _TYPES:
             continue
         depends = node.get("depends_on")
-        choice = _CHOICE.fullmatch(depends or "")
+        choice = re.fullmatch(_CHOICE, depends or "")
         if choice:
             depends = choices.get(choice[1])
         low_high = node.get("range")
