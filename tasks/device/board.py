@@ -41,6 +41,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BoardPlan:
+    """What `doit status` and `doit boot` need of the project."""
+
     target: str
     table_offset: int
     port: str | None  # project.yaml flash.port
@@ -63,6 +65,8 @@ def plan(project: Project) -> BoardPlan:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SlotInfo:
+    """An app partition of the board and the app descriptor found at its start."""
+
     partition: Partition
     project_name: str | None  # None: no app image there
     version: str = ""

@@ -46,6 +46,8 @@ class FlashPlan:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Region:
+    """One image and the flash offset it is written at."""
+
     role: str
     offset: int
     data: bytes
