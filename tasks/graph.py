@@ -21,11 +21,9 @@ from .config.model import App, Project
 from .device import board, flash
 from .errors import ProjectError, warn
 from .firmware import (
-    build,
     build_plan,
     defaults,
     encryption_key,
-    manifest,
     signing_key,
     staging,
 )
@@ -42,6 +40,7 @@ from .wiring import (
     planning,
     project_text,
     recorded,
+    rehearsal_asked,
     release_lock,
     run,
     slot_option,
@@ -50,13 +49,16 @@ from .wiring import (
 
 if TYPE_CHECKING:
     from .firmware import render
+    from .firmware.build_plan import BuildPlan
     from .idf.partition.rules import PartitionTable
 
     # The rehearsal is an optional part (the `rehearse` extra): imported inside its creators only.
     from .rehearsal import rehearse
 
 # What only an action needs is imported in the action (render, repro, the servers, kconfgen's
-# runs): `doit list` and a no-op run pay for the planners alone (bench/noop.py).
+# runs, the build's steps): `doit list` and a no-op run pay for the planners alone (bench/noop.py).
+# doit orders the creators by line, reading each one's source (inspect.getsourcelines) in every
+# run: a task_* creator is its docstring and a call; the body is the _task_* right after it.
 
 __all__ = [
     "DOIT_CONFIG",
@@ -146,7 +148,7 @@ class _Facts:
             return plan
         return dataclasses.replace(plan, host=ota.host, url=ota.url_text)
 
-    def build(self, plan: build.BuildPlan) -> build.BuildPlan:
+    def build(self, plan: BuildPlan) -> BuildPlan:
         """The build's options typed by the app's Kconfig, and the URL with the host found."""
         if not self.kconfig and self.host_file is None:
             return plan  # nothing found after planning: the plan is complete
@@ -193,6 +195,10 @@ def _host_unchanged(task: Any, values: dict[str, object]) -> bool:
 
 def task_host() -> dict[str, Any]:
     """Find the address boards reach this machine at, for the OTA URL's host `auto`."""
+    return _task_host()
+
+
+def _task_host() -> dict[str, Any]:
     file = _facts(load_project()).host_file
     if file is None:
         return {"actions": [], "doc": "the OTA URL (or $OTA_HOST) names its host; none to find"}
@@ -242,6 +248,10 @@ def _evaluate_kconfig(
 
 def task_kconfig() -> dict[str, Any]:
     """Evaluate each app's Kconfig with ESP-IDF's kconfgen and check project.yaml's options."""
+    return _task_kconfig()
+
+
+def _task_kconfig() -> dict[str, Any]:
     project = load_project()
     facts = _facts_files(project)
     if not facts:
@@ -272,6 +282,10 @@ def task_kconfig() -> dict[str, Any]:
 
 def task_render() -> Iterator[dict[str, Any]]:
     """Render the partition table and each app's sdkconfig.defaults from project.yaml."""
+    return _task_render()
+
+
+def _task_render() -> Iterator[dict[str, Any]]:
     project = load_project()
     paths = Paths(project.project_dir)
     yield recorded(
@@ -409,6 +423,10 @@ def _remove_leaf(plan: certs.CertPlan) -> None:
 
 def task_certs() -> dict[str, Any]:
     """Issue the HTTPS server cert for the OTA URL host, signed by the local CA in certs/."""
+    return _task_certs()
+
+
+def _task_certs() -> dict[str, Any]:
     project = load_project()
     plan = _cert_plan(project)
     if plan is None or project.ota is None:  # (the second half only narrows the type)
@@ -432,6 +450,10 @@ def task_certs() -> dict[str, Any]:
 
 def task_rotate_ca() -> dict[str, Any]:
     """Replace the local CA on purpose (old files kept); boards must be reflashed to trust it."""
+    return _task_rotate_ca()
+
+
+def _task_rotate_ca() -> dict[str, Any]:
     project = load_project()
     plan = _cert_plan(project)
     if plan is None or project.ota is None:
@@ -466,6 +488,10 @@ def _key_ready(plan: signing_key.SigningPlan) -> bool:
 
 def task_signing_key() -> dict[str, Any]:
     """Make the app-signing key keys/signing_key.pem once (ota.sign); its loss is fatal."""
+    return _task_signing_key()
+
+
+def _task_signing_key() -> dict[str, Any]:
     plan = _signing_plan(load_project())
     if plan is None:
         return {
@@ -484,6 +510,10 @@ def task_signing_key() -> dict[str, Any]:
 
 def task_rotate_signing_key() -> dict[str, Any]:
     """Replace the signing key on purpose (old one kept); boards must be reflashed to take it."""
+    return _task_rotate_signing_key()
+
+
+def _task_rotate_signing_key() -> dict[str, Any]:
     plan = _signing_plan(load_project())
     if plan is None:
         return {
@@ -515,6 +545,10 @@ def _create_encryption_key(plan: encryption_key.EncryptionPlan) -> None:
 
 def task_encryption_key() -> dict[str, Any]:
     """Make the image-encryption key keys/encryption_key.pem once (ota.encrypt); never served."""
+    return _task_encryption_key()
+
+
+def _task_encryption_key() -> dict[str, Any]:
     plan = _encryption_plan(load_project())
     if plan is None:
         return {
@@ -531,9 +565,27 @@ def task_encryption_key() -> dict[str, Any]:
     }
 
 
-def _build_plans(project: Project) -> list[build.BuildPlan]:
+def _build_step(name: str, *args: Any) -> Any:
+    """firmware.build's function `name`, imported only when its action runs: creating the tasks
+    (a no-op run, `doit list`) does not import what running them needs."""
+    from .firmware import build
+
+    return getattr(build, name)(*args)
+
+
+def _step(name: str) -> functools.partial[Any]:
+    return functools.partial(_build_step, name)
+
+
+def _write_manifest(project_name: str, root: Path, summaries: list[Path], out: Path) -> None:
+    from .firmware import manifest
+
+    manifest.write(project_name, root, summaries, out)
+
+
+def _build_plans(project: Project) -> list[BuildPlan]:
     paths = Paths(project.project_dir)
-    return build.plans(
+    return build_plan.plans(
         project,
         paths=paths,
         idf_root=idftool.idf_path(os.environ),
@@ -542,7 +594,7 @@ def _build_plans(project: Project) -> list[build.BuildPlan]:
     )
 
 
-def _defaults_layers(plan: build.BuildPlan, tree: list[Path]) -> list[Path]:
+def _defaults_layers(plan: BuildPlan, tree: list[Path]) -> list[Path]:
     """Where the sdkconfig defaults come from: the app's own files as they are in its folder,
     then the rendered one, each with ESP-IDF's F.<target> after it (docs/esp-idf.md §5.4).
     Files of a tree a task writes are file_dep already (and may not be there yet)."""
@@ -553,13 +605,13 @@ def _defaults_layers(plan: build.BuildPlan, tree: list[Path]) -> list[Path]:
     return [plan.defaults[-1], *(p for p in own + variants if p not in written and p.is_file())]
 
 
-def _completed(step: Callable[..., None], plan: build.BuildPlan, facts: _Facts, *rest: Any) -> None:
+def _completed(step: Callable[..., None], plan: BuildPlan, facts: _Facts, *rest: Any) -> None:
     """A build step with its plan completed from the facts files (the host, the app's Kconfig)."""
     step(facts.build(plan), *rest)
 
 
 def _build_tasks(
-    plan: build.BuildPlan,
+    plan: BuildPlan,
     facts: _Facts,
     *,
     basename: str = "build",
@@ -588,7 +640,7 @@ def _build_tasks(
             {
                 "name": f"{app}:config",
                 "doc": "what the sdkconfig is made from; when that changes, the old one goes",
-                "actions": [(run, [build.configure, plan])],
+                "actions": [(run, [_step("configure"), plan])],
                 "file_dep": [*tree, *_defaults_layers(plan, tree)],
                 "targets": [plan.sdkconfig_inputs],
                 "uptodate": [fingerprint(config)],
@@ -598,7 +650,7 @@ def _build_tasks(
             {
                 "name": f"{app}:idf",
                 "doc": f"idf.py build of {plan.source}",
-                "actions": [(run, [_completed, build.run_idf, plan, facts, idf])],
+                "actions": [(run, [_completed, _step("run_idf"), plan, facts, idf])],
                 # Every input of the app: its staged sources, the ESP-IDF tree a task writes
                 # (the rehearsal's synthetic one), the rendered defaults and table, the CA.
                 "file_dep": [
@@ -614,13 +666,13 @@ def _build_tasks(
                 "uptodate": [fingerprint(plan.idf_json())],
                 "verbosity": 2,
             },
-            listed=(build.made_files, [plan]),
+            listed=(_step("made_files"), [plan]),
         ),
         recorded(
             {
                 "name": f"{app}:checks",
                 "doc": "the options took effect, the images verify; what the app's code does",
-                "actions": [(run, [_completed, build.check, plan, facts])],
+                "actions": [(run, [_completed, _step("check"), plan, facts])],
                 "file_dep": [*known, *built, plan.sdkconfig, sdkconfig_json],
                 "targets": checked,
                 "uptodate": [fingerprint({**plan.to_json(), "signing": None})],
@@ -634,7 +686,7 @@ def _build_tasks(
                 {
                     "name": f"{app}:sign",
                     "doc": "sign the app with ota.sign's key and verify it with espsecure",
-                    "actions": [(run, [_completed, build.sign, plan, facts])],
+                    "actions": [(run, [_completed, _step("sign"), plan, facts])],
                     "file_dep": [*known, *built, *key],
                     "targets": signed,
                     "uptodate": [fingerprint(plan.to_json())],
@@ -647,7 +699,7 @@ def _build_tasks(
             {
                 "name": f"{app}:merge",
                 "doc": "merged.bin: every image in one, for factory programming",
-                "actions": [(run, [_completed, build.merge, plan, facts])],
+                "actions": [(run, [_completed, _step("merge"), plan, facts])],
                 "file_dep": [*known, *built, *signed],
                 "targets": [plan.merged],
                 "uptodate": [fingerprint(plan.to_json())],
@@ -657,7 +709,7 @@ def _build_tasks(
             {
                 "name": app,
                 "doc": f"build/{app}/app.json: the images and the app's facts ({plan.source})",
-                "actions": [(run, [_completed, build.summarize, plan, facts])],
+                "actions": [(run, [_completed, _step("summarize"), plan, facts])],
                 "file_dep": [*known, *built, *checked, *signed, plan.merged, *ca],
                 "targets": [plan.summary],
                 "uptodate": [fingerprint(plan.to_json())],
@@ -670,6 +722,10 @@ def _build_tasks(
 
 def task_build() -> Iterator[dict[str, Any]]:
     """Build every app with idf.py, check its options and images, and write build/manifest.json."""
+    return _task_build()
+
+
+def _task_build() -> Iterator[dict[str, Any]]:
     project = load_project()
     paths = Paths(project.project_dir)
     plans = _build_plans(project)
@@ -687,7 +743,7 @@ def task_build() -> Iterator[dict[str, Any]]:
                 (
                     run,
                     [
-                        manifest.write,
+                        _write_manifest,
                         project.name,
                         project.project_dir,
                         summaries,
@@ -702,7 +758,7 @@ def task_build() -> Iterator[dict[str, Any]]:
     )
 
 
-def _reproduce(plans: list[build.BuildPlan], work: Path, facts: _Facts) -> None:
+def _reproduce(plans: list[BuildPlan], work: Path, facts: _Facts) -> None:
     from .firmware import repro
 
     repro.reproduce([facts.build(plan) for plan in plans], work)
@@ -710,6 +766,10 @@ def _reproduce(plans: list[build.BuildPlan], work: Path, facts: _Facts) -> None:
 
 def task_reproduce() -> dict[str, Any]:
     """Build every app twice at two paths and prove the images and ELF are byte-identical."""
+    return _task_reproduce()
+
+
+def _task_reproduce() -> dict[str, Any]:
     project = load_project()
     paths = Paths(project.project_dir)
     plans = _build_plans(project)
@@ -723,14 +783,18 @@ def task_reproduce() -> dict[str, Any]:
     }
 
 
-def _menuconfig(plans: dict[str, build.BuildPlan], facts: _Facts, app: str) -> TaskFailed | None:
+def _menuconfig(plans: dict[str, BuildPlan], facts: _Facts, app: str) -> TaskFailed | None:
     if app not in plans:
         return TaskFailed(f"--app: no app '{app}' in project.yaml; apps: {', '.join(plans)}")
-    return run(build.menuconfig, facts.build(plans[app]))
+    return run(_step("menuconfig"), facts.build(plans[app]))
 
 
 def task_menuconfig() -> dict[str, Any]:
     """Run idf.py menuconfig for one app (--app NAME); print the project.yaml lines to keep it."""
+    return _task_menuconfig()
+
+
+def _task_menuconfig() -> dict[str, Any]:
     project = load_project()
     plans = {plan.app: plan for plan in _build_plans(project)}
     paths = Paths(project.project_dir)
@@ -765,6 +829,10 @@ def _flash(
 
 def task_flash() -> dict[str, Any]:
     """Write bootloader, partition table, otadata and flash_app to the board; skip what it holds."""
+    return _task_flash()
+
+
+def _task_flash() -> dict[str, Any]:
     project = load_project()
     plan = flash.plan(project, Paths(project.project_dir), signing=_signing_plan(project))
     return {
@@ -799,6 +867,10 @@ def _status(plan: board.BoardPlan, port: str | None) -> TaskFailed | None:
 
 def task_status() -> dict[str, Any]:
     """Show the board's partition table, the slot otadata boots, and the app in each slot."""
+    return _task_status()
+
+
+def _task_status() -> dict[str, Any]:
     return {
         "actions": [(_status, [board.plan(load_project())])],
         "params": [PORT_OPTION],
@@ -815,6 +887,10 @@ def _boot(plan: board.BoardPlan, port: str | None, slot: str) -> TaskFailed | No
 
 def task_boot() -> dict[str, Any]:
     """Make the board boot another slot next (--slot factory|ota_0|...) by rewriting otadata."""
+    return _task_boot()
+
+
+def _task_boot() -> dict[str, Any]:
     return {
         "actions": [(_boot, [board.plan(load_project())])],
         "params": [
@@ -843,6 +919,10 @@ def _monitor(
 
 def task_monitor() -> dict[str, Any]:
     """Open esp-idf-monitor on the board at the console baud, decoding addresses with the ELF."""
+    return _task_monitor()
+
+
+def _task_monitor() -> dict[str, Any]:
     project = load_project()
     return {
         "actions": [(_monitor, [project.project_dir, project.flash_app, project.flash.port])],
@@ -878,6 +958,10 @@ def task_release() -> dict[str, Any]:
 
     ota.delta adds esp_delta_ota patches from earlier releases, ota.encrypt the encrypted image.
     """
+    return _task_release()
+
+
+def _task_release() -> dict[str, Any]:
     project = load_project()
     plan = _release_plan(project)
     if plan is None:
@@ -928,6 +1012,10 @@ def _serve(
 
 def task_serve() -> dict[str, Any]:
     """Serve the current release (image, .sha256, patches, manifest) over HTTPS until Ctrl-C."""
+    return _task_serve()
+
+
+def _task_serve() -> dict[str, Any]:
     project = load_project()
     plan = _serve_plan(project)
     if plan is None:
@@ -994,6 +1082,10 @@ def _publish(plan: serving.ServePlan, facts: _Facts, release: str) -> TaskFailed
 
 def task_publish() -> dict[str, Any]:
     """Write build/publish/: the release's served files and an nginx config for them."""
+    return _task_publish()
+
+
+def _task_publish() -> dict[str, Any]:
     project = load_project()
     plan = _serve_plan(project)
     if plan is None:
@@ -1114,10 +1206,19 @@ def _next_build(project: Project) -> Iterator[dict[str, Any]]:
 
 def task_rehearse() -> Iterator[dict[str, Any]]:
     """Rehearse the whole OTA on a virtual board: flash, serve, update, reboot (no hardware)."""
+    return _task_rehearse()
+
+
+def _task_rehearse() -> Iterator[dict[str, Any]]:
+    project = load_project()
+    if not rehearsal_asked():
+        # `doit build` and the like: the rehearsal is neither run nor listed, so it is not
+        # planned (its plan imports the virtual board's ESP-IDF data; bench/noop.py).
+        yield {"basename": "rehearse", "actions": [], "uptodate": [False]}
+        return
     from .rehearsal import missing_extra
     from .rehearsal.failures import FAILURES
 
-    project = load_project()
     missing = missing_extra()
     if missing is not None:  # every other task works without the extra
         yield {

@@ -66,6 +66,8 @@ def key_files(keys_dir: Path) -> KeyFiles:
 
 @dataclass(frozen=True, slots=True)
 class Paths:
+    """The files of the project in `root` (the rehearsal's own under build/virtual/)."""
+
     root: Path  # the folder holding project.yaml
     # "virtual": the rehearsal's synthetic builds and board, kept apart under build/virtual/.
     variant: str = ""

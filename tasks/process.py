@@ -17,12 +17,15 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 from .errors import ToolError
 
 __all__ = ["Captured", "Child", "capture", "interactive", "run", "start", "stop"]
 
-Child = subprocess.Popen[bytes]  # a long-running helper from `start`
+# A long-running helper from `start`; as text, so importing this module (which planners do only
+# when a child is about to start) reads nothing of subprocess.
+Child: TypeAlias = "subprocess.Popen[bytes]"
 _TAIL_LINES = 20
 # Interrupt first (idf.py and ninja clean up), then terminate, then kill.
 _ESCALATION = ((signal.SIGINT, 5.0), (signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0))

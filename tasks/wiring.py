@@ -32,6 +32,7 @@ __all__ = [
     "planning",
     "project_text",
     "recorded",
+    "rehearsal_asked",
     "release_lock",
     "run",
     "slot_option",
@@ -74,12 +75,11 @@ _TEXTS: dict[Path, str] = {}
 _READ_ONLY_COMMANDS = frozenset({"list", "help", "info", "tabcompletion"})
 
 
-def _reading_only() -> bool:
-    """Whether the doit command loading the tasks only reads them.
+def _doit_command() -> tuple[str, list[str]] | None:
+    """The doit command loading the tasks and its positional arguments; None outside doit.
 
     doit hands the command to its task loader (`TaskLoader2.load_tasks(cmd, pos_args)`), not to
-    the task creators: it is found on the stack. Outside doit (the console script, a test), the
-    caller plans to act, so the answer is no.
+    the task creators: it is found on the stack.
     """
     from doit.cmd_base import Command
 
@@ -88,9 +88,27 @@ def _reading_only() -> bool:
         if frame.f_code.co_name == "load_tasks":
             command = frame.f_locals.get("cmd")
             if isinstance(command, Command):
-                return command.get_name() in _READ_ONLY_COMMANDS
+                args = frame.f_locals.get("pos_args") or []
+                return command.get_name(), [str(arg) for arg in args]
         frame = frame.f_back  # type: ignore[assignment]
-    return False
+    return None
+
+
+def _reading_only() -> bool:
+    """Whether the doit command loading the tasks only reads them. Outside doit (the console
+    script, a test), the caller plans to act, so the answer is no."""
+    command = _doit_command()
+    return command is not None and command[0] in _READ_ONLY_COMMANDS
+
+
+def rehearsal_asked() -> bool:
+    """Whether this doit command may run or show the rehearsal's tasks: every command but `run`
+    does, and so does a run that names no task (the default ones), a rehearse one or a pattern.
+    `doit build` does not, so it does not plan the rehearsal (bench/noop.py)."""
+    command = _doit_command()
+    if command is None or command[0] != "run" or not command[1]:
+        return True
+    return any("rehearse" in arg or any(c in arg for c in "*?[") for arg in command[1])
 
 
 def _lock(root: Path) -> None:

@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 # RFC 1123 labels: letters, digits and inner hyphens, 1 to 63 characters; 253 in all.
-_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"  # compiled by re on first use
 
 AUTO = "auto"
 FALLBACK_HOST = "127.0.0.1"
@@ -76,7 +76,7 @@ def host_problem(host: str) -> str | None:
     if is_ip(host):
         return None
     labels = host.removesuffix(".").split(".")
-    if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+    if len(host) > 253 or not all(re.fullmatch(_LABEL, label) for label in labels):
         return "is neither an IP address nor a DNS name (labels of a-z, 0-9, '-', 1 to 63 each)"
     return None
 

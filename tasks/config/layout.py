@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from ..errors import ConfigError, KeyPath
 from ..idf import releases
-from ..idf.partition import formats, rules
+from ..idf.partition import rules
 from ..idf.partition.rules import PartitionSpec
 from . import schema
+
+# gen_esp32part's field syntax (formats) is read only for a list layout, so it is imported there:
+# a preset costs a no-op run nothing more (bench/noop.py).
 
 __all__ = ["layout_value", "rows_for_release", "spec_from_mapping"]
 
@@ -32,6 +35,8 @@ def layout_value(value: object, path: KeyPath) -> tuple[str, tuple[PartitionSpec
         raise ConfigError(
             path, f"expected a preset name or a list of partitions, got {schema.shown(value)}"
         )
+    from ..idf.partition import formats
+
     rows: list[PartitionSpec] = []
     errors: list[ConfigError] = []
     for index, row in enumerate(value):
@@ -53,6 +58,8 @@ def _number(value: object, path: KeyPath) -> int:
         raise ConfigError(
             path, f"expected a size like 0x10000, 64K or 1M, got {schema.shown(value)}"
         )
+    from ..idf.partition import formats
+
     try:
         return formats.parse_number(value)
     except ValueError:
@@ -86,6 +93,8 @@ def spec_from_mapping(
     errors = schema.key_errors(data, path, dict.fromkeys(_ROW_KEYS, ""), ("name", "type", "size"))
     if errors:
         raise schema.Invalid(errors)
+    from ..idf.partition import formats
+
     type_ = formats.parse_type(data["type"], (*path, "type"), release=release)
     offset = data.get("offset")
     encrypted, readonly = formats.parse_flags(data.get("flags"), (*path, "flags"))

@@ -13,9 +13,9 @@ from pathlib import Path
 from ..errors import ConfigError, ConfigErrors, KeyPath
 from ..idf import app_code, app_folder, chips, idftool, releases
 from ..idf.kconfig.symbols import AppKconfig
-from ..idf.partition import formats, rules
+from ..idf.partition import rules
 from ..idf.partition.rules import Partition, PartitionTable
-from . import kconfig_checks, layout, schema
+from . import layout, schema
 from .model import App, Project, Sdkconfig, load_section
 from .schema import Invalid, UnknownKeyError
 from .yamlsource import SourceMap, parse
@@ -285,6 +285,8 @@ def _row(project: Project, partition: Partition, field: str) -> tuple[KeyPath, s
     if name == "custom":
         return ("partitions", "layout", index, field), ""
     if name.lower().endswith(".csv"):
+        from ..idf.partition import formats  # as in _csv_table
+
         text = (project.project_dir / name).read_text(encoding="utf-8")
         return ("partitions", "layout"), f"{name}:{formats.row_lines(text)[index]}: "
     return ("partitions", "layout"), ""
@@ -368,6 +370,9 @@ def _release_checks(project: Project) -> Iterator[ConfigError]:
 
 def _csv_table(project: Project, name: str, path: KeyPath) -> PartitionTable:
     """partitions.layout: <file>.csv, read with gen_esp32part's rules; errors name file:line."""
+    # Imported here: a project with a preset or a list layout does not load the CSV reader.
+    from ..idf.partition import formats
+
     csv_file = project.project_dir / name
     try:
         text = csv_file.read_text(encoding="utf-8")
@@ -480,6 +485,8 @@ def kconfig_problems(
     """What is wrong with project.yaml's CONFIG_ options under each app's Kconfig (`found`, as
     kconfgen evaluated it; `failed`: the apps it could not evaluate), located in `text`: the
     errors, if any, and the warning lines (a renamed option still works)."""
+    from . import kconfig_checks  # the kconfig task's action alone checks options
+
     _, source = parse(text, file=file, env=env)
     project = dataclasses.replace(project, kconfig=tuple(found.items()))
     errors: list[ConfigError] = list(failed)

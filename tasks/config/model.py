@@ -93,6 +93,8 @@ def load_section(cls: type[Any], value: object, path: KeyPath, **extra: object) 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Idf:
+    """project.yaml's idf: section."""
+
     version: str = option(
         doc="ESP-IDF major.minor the apps are built with ("
         + ", ".join(releases.VERSIONS)
@@ -105,6 +107,8 @@ class Idf:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Flash:
+    """project.yaml's flash: section."""
+
     size: int = option(
         doc="flash chip size (1MB … 128MB); the partition table must fit",
         check=schema.flash_size,
@@ -132,6 +136,8 @@ class Flash:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Partitions:
+    """project.yaml's partitions: section."""
+
     table_offset: int = option(
         doc="CONFIG_PARTITION_TABLE_OFFSET; the first partition starts one sector later",
         check=schema.table_offset,
@@ -153,6 +159,8 @@ class Partitions:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class App:
+    """One app of project.yaml's apps: section."""
+
     name: str
     path: str = option(
         doc="the app project: idf:<path inside ESP-IDF>, or a folder relative to project.yaml",
@@ -289,6 +297,8 @@ CertKey = Literal["ec-p256", "rsa-2048"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CertSpec:
+    """project.yaml's ota.cert: section."""
+
     key: CertKey = option(
         doc="server key type: ec-p256 or rsa-2048 (what the OTA README's openssl line makes)",
         check=schema.one_of(*get_args(CertKey)),
@@ -301,6 +311,8 @@ class CertSpec:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ota:
+    """project.yaml's ota: section."""
+
     url: schema.Url = option(
         doc="where ota_client apps fetch updates; host auto = this machine's LAN address",
         check=schema.url,
@@ -376,6 +388,8 @@ class Ota:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Wifi:
+    """project.yaml's wifi: section."""
+
     ssid: str = option(
         doc="network name (CONFIG_EXAMPLE_WIFI_SSID)", check=schema.ssid, example="myssid"
     )
@@ -388,6 +402,8 @@ class Wifi:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Project:
+    """project.yaml, loaded: what every planner reads."""
+
     name: str = option(
         doc="project name (certificates, manifest)",
         check=schema.pattern(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", "letters, digits, '.', '_', '-'"),

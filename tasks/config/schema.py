@@ -5,7 +5,6 @@ quoted values, then `; how to fix`.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -54,7 +53,7 @@ __all__ = [
 T = TypeVar("T")
 Check = Callable[[object, KeyPath], Any]
 
-_SDK_NAME = re.compile(r"CONFIG_[A-Z0-9_]+")
+_SDK_NAME = r"CONFIG_[A-Z0-9_]+"  # compiled by re on first use
 
 
 class UnknownKeyError(ConfigError):
@@ -94,6 +93,8 @@ def shown(value: object) -> str:
 
 def did_you_mean(word: str, choices: Collection[str]) -> str:
     """`did you mean 'size'?` for a close match, else the list of valid choices."""
+    import difflib  # for a mistake only: not on every run's import (bench/noop.py)
+
     close = difflib.get_close_matches(word, list(choices), n=1)
     if close:
         return f"did you mean '{close[0]}'?"
@@ -111,6 +112,8 @@ def key_errors(
     meant: set[str] = set()
     for key in data:
         if key not in known:
+            import difflib
+
             close = difflib.get_close_matches(str(key), list(known), n=1)
             meant.update(close)
             hint = did_you_mean(str(key), known)
@@ -441,7 +444,7 @@ def config_options(owner_of: Callable[[str], str | None]) -> Check:
         errors: list[ConfigError] = []
         for name, raw in data.items():
             where = (*path, name)
-            if not isinstance(name, str) or not _SDK_NAME.fullmatch(name):
+            if not isinstance(name, str) or not re.fullmatch(_SDK_NAME, name):
                 hint = f"write CONFIG_{name}" if isinstance(name, str) and name.isupper() else ""
                 message = f"{shown(name)} is not a CONFIG_ option name"
                 errors.append(UnknownKeyError(where, message, hint))

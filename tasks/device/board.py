@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import process
 from ..errors import DeviceError
-from ..idf import chips, esp_image, otadata
-from ..idf.partition import formats, rules
+from ..idf import chips
+from ..idf.partition import rules
 from ..idf.partition.rules import Partition, PartitionTable
-from .esplink import connect, probe_port, resolve_port
+
+# Only the actions read a board: what they need is imported in them, not when doit creates the
+# tasks (bench/noop.py).
 
 if TYPE_CHECKING:
     from ..config.model import Project
@@ -40,6 +41,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BoardPlan:
+    """What `doit status` and `doit boot` need of the project."""
+
     target: str
     table_offset: int
     port: str | None  # project.yaml flash.port
@@ -62,6 +65,8 @@ def plan(project: Project) -> BoardPlan:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SlotInfo:
+    """An app partition of the board and the app descriptor found at its start."""
+
     partition: Partition
     project_name: str | None  # None: no app image there
     version: str = ""
@@ -84,6 +89,8 @@ def parse_table(data: bytes, table_offset: int) -> PartitionTable | None:
     Raises:
         DeviceError: the bytes there are not a valid partition table.
     """
+    from ..idf.partition import formats
+
     if data.strip(b"\xff") == b"":
         return None
     try:
@@ -109,6 +116,8 @@ def read_table(read: Callable[[int, int], bytes], table_offset: int) -> Partitio
 
 def read_slots(read: Callable[[int, int], bytes], table: PartitionTable) -> list[SlotInfo]:
     """The app descriptor at the start of each app partition (header only, not the whole image)."""
+    from ..idf import esp_image
+
     slots = []
     for partition in table.partitions:
         if partition.type != rules.APP_TYPE:
@@ -130,6 +139,8 @@ def read_slots(read: Callable[[int, int], bytes], table: PartitionTable) -> list
 
 def describe(read: Callable[[int, int], bytes], table_offset: int) -> list[str]:
     """The status report as lines: table, otadata entries, selected slot, each slot's app."""
+    from ..idf import otadata
+
     table = read_table(read, table_offset)
     lines = [f"partition table at {table_offset:#x}:"]
     lines += [
@@ -164,6 +175,8 @@ def describe(read: Callable[[int, int], bytes], table_offset: int) -> list[str]:
 def bootloader(read: Callable[[int, int], bytes], target: str, table_offset: int) -> str:
     """The status line of the second-stage bootloader: checked with esptool as the ROM would,
     with its length, SHA-256 (as the build's bootloader.bin) and the chip revisions it allows."""
+    from ..idf import esp_image
+
     offset = chips.CHIPS[target].bootloader_offset if target in chips.CHIPS else 0
     data = read(offset, table_offset - offset)
     try:
@@ -186,6 +199,8 @@ def bootloader(read: Callable[[int, int], bytes], target: str, table_offset: int
 
 def status(plan: BoardPlan, *, port: str | None = None) -> None:
     """doit status: print what the board holds and which app it boots."""
+    from .esplink import connect, resolve_port
+
     chosen = resolve_port(port, os.environ, plan.port)
     with connect(chosen, plan.baud, plan.target) as esp:
         read = flash_reader(esp)
@@ -196,6 +211,9 @@ def status(plan: BoardPlan, *, port: str | None = None) -> None:
 def boot(plan: BoardPlan, slot: str, *, port: str | None = None) -> None:
     """doit boot --slot NAME: rewrite otadata so the board boots that slot next."""
     from esptool.cmds import write_flash
+
+    from ..idf import otadata
+    from .esplink import connect, resolve_port
 
     chosen = resolve_port(port, os.environ, plan.port)
     with connect(chosen, plan.baud, plan.target) as esp:
@@ -227,6 +245,9 @@ def monitor(build_dir: Path, configured: str | None, *, port: str | None = None)
     project_description.json, 115200 by default), with the app's ELF when it exists."""
     import json
     import sys
+
+    from .. import process
+    from .esplink import probe_port, resolve_port
 
     chosen = resolve_port(port, os.environ, configured)
     probe_port(chosen)  # esp-idf-monitor reports a failed connection with exit status 0

@@ -14,17 +14,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DeviceError
-from ..firmware import outputs
-from ..firmware.outputs import AppSummary
-from ..idf import esptool_log
-from ..idf.partition import formats, rules
-from . import esplink, record
+from ..idf.partition import rules
 from .board import flash_reader, parse_table
 
+# Only `write` touches a board: what it needs is imported in it, not when doit creates the
+# tasks (bench/noop.py).
 if TYPE_CHECKING:
     from ..config.model import Project
+    from ..firmware.outputs import AppSummary
     from ..firmware.signing_key import SigningPlan
     from ..paths import Paths
+    from . import esplink
 
 __all__ = ["FlashPlan", "Region", "plan", "write"]
 
@@ -46,6 +46,8 @@ class FlashPlan:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Region:
+    """One image and the flash offset it is written at."""
+
     role: str
     offset: int
     data: bytes
@@ -100,6 +102,8 @@ def _erase_reason(board: bytes, new: bytes, table_offset: int) -> str | None:
         return str(error)
     if old is None:  # an erased board
         return None
+    from ..idf.partition import formats
+
     new_table = formats.from_bin(new, table_offset=table_offset)
     changed = [
         f"{p.name} {p.offset:#x}+{p.size:#x}" for p in new_table.partitions if old.find(p.name) != p
@@ -122,6 +126,9 @@ def write(
     Returns:
         The number of bytes written (0 for a board that already held everything).
     """
+    from ..firmware import outputs
+    from . import esplink
+
     summary = outputs.read(plan.app_summary)
     link = (
         port
@@ -193,6 +200,8 @@ def _after_interruption(
     cut: _Interrupted,
 ) -> tuple[list[tuple[str, int, str, float]], str]:
     """A board gone mid-write is said so (never "busy"); one still there gets one slower try."""
+    from . import esplink
+
     port = link.port
     if esplink.port_gone(port) or speed <= esplink.FALLBACK_BAUD:
         raise DeviceError(esplink.went_away(port, cut.role, cut.error))
@@ -267,6 +276,9 @@ def _flash(
     erase: bool,
 ) -> tuple[list[tuple[str, int, str, float]], str]:
     from esptool.cmds import reset_chip
+
+    from ..idf import esptool_log
+    from . import esplink
 
     extra = summary.esptool_args
     before = extra.before.replace("_", "-")
@@ -345,6 +357,8 @@ def _trusted_key(regions: list[Region]) -> str | None:
 def _record(plan: FlashPlan, summary: AppSummary, regions: list[Region], mac: str) -> None:
     """build/boards/<mac>.json: what this board now holds; serve reads it. Its eFuse keeps the
     highest secure_version it reached before (eFuse bits are never cleared)."""
+    from . import record
+
     known = record.previous(plan.boards_dir, mac)
     reached = known.efuse_secure_version if known is not None else 0
     record.write(

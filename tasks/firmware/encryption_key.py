@@ -14,9 +14,9 @@ from pathlib import Path
 
 from ..config.model import Project
 from ..errors import ConfigError, ProjectError, warn
-from ..idf import encrypted_img
-from ..idf.signing import DIR_MODE
 from ..paths import key_files
+
+# The key is made and read by actions: what they need is imported in them (bench/noop.py).
 
 __all__ = ["EncryptionKeyError", "EncryptionPlan", "create_key", "plan", "read_public"]
 
@@ -62,6 +62,9 @@ def plan(project: Project, env: Mapping[str, str], keys_dir: Path) -> Encryption
 def create_key(plan: EncryptionPlan) -> str:
     """Make keys/encryption_key.pem once (0600 in a 0700 folder); check an existing one.
     Returns the line to print."""
+    from ..idf import encrypted_img
+    from ..idf.signing import DIR_MODE
+
     if plan.key.exists():
         read_public(plan)
         if not plan.from_env:
@@ -95,6 +98,8 @@ def read_public(plan: EncryptionPlan) -> bytes:
         raise EncryptionKeyError(
             f"{plan.key}: cannot be read ({error.strerror}); run `doit encryption-key`"
         ) from None
+    from ..idf import encrypted_img
+
     try:
         return encrypted_img.public_key(pem, str(plan.key))
     except encrypted_img.EncryptedImageError as error:

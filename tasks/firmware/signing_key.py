@@ -20,10 +20,11 @@ from typing import Any
 
 from ..config.model import Project
 from ..errors import ConfigError, ProjectError, warn
-from ..idf import signing
 from ..idf.chips import CHIPS
-from ..idf.signing import DIR_MODE, KEY_MODE, new_key, public_key_digest
 from ..paths import key_files
+
+# The keys are made, read and used by actions: idf.signing is imported in them, not when doit
+# creates the tasks (bench/noop.py).
 
 __all__ = [
     "PASSPHRASE_ENV",
@@ -101,6 +102,8 @@ class SigningKey:
     def sign(self, image: bytes) -> bytes:
         """The image padded to 4 KiB plus its signature sector (espsecure sign-data)."""
         if self.private_pem is not None:
+            from ..idf import signing
+
             return signing.sign(self.private_pem, image)
         return _sign_external(self, image)
 
@@ -136,6 +139,13 @@ def plan(project: Project, env: Mapping[str, str], keys_dir: Path) -> SigningPla
     files = key_files(keys_dir)
     key = files.signing_pubkey if command else files.signing_key
     return SigningPlan(key=key, from_env=False, **common)
+
+
+def public_key_digest(public_pem: bytes) -> str:
+    """SHA-256 of the public key, as `espsecure digest-sbv2-public-key` computes it."""
+    from ..idf import signing
+
+    return signing.public_key_digest(public_pem)
 
 
 def _status(path: Path, *, follow: bool) -> os.stat_result | None:
@@ -288,6 +298,8 @@ def load(plan: SigningPlan, env: Mapping[str, str]) -> SigningKey:
         PublicFormat,
     )
 
+    from ..idf import signing
+
     data = _read(plan)
     key, private = _parse(plan, data, env)
     _check_scheme(plan, signing.key_scheme(key))
@@ -313,6 +325,7 @@ def _sign_external(key: SigningKey, image: bytes) -> bytes:
     """ota.sign_command signs `padded(image)` ({data}) into {signature}; espsecure checks that
     signature against the public key and builds the signature block from it."""
     from .. import process
+    from ..idf import signing
 
     with tempfile.TemporaryDirectory() as scratch:
         data, signature = Path(scratch) / "unsigned.bin", Path(scratch) / "signature.bin"
@@ -349,6 +362,8 @@ _SIGNATURE_FORMAT = {
 def _tighten(plan: SigningPlan) -> None:
     """keys/ 0700 and the key 0600, never through a link: a linked key or folder belongs to
     the user (say so where it is readable by others)."""
+    from ..idf.signing import DIR_MODE, KEY_MODE
+
     for path, mode in ((plan.key.parent, DIR_MODE), (plan.key, KEY_MODE)):
         if path.is_symlink():
             target = path.resolve()
@@ -361,6 +376,8 @@ def _tighten(plan: SigningPlan) -> None:
 def create_key(plan: SigningPlan, env: Mapping[str, str] | None = None) -> str:
     """Make keys/signing_key.pem once (warning that its loss is fatal); check an existing or CI
     key with the loader. Returns the line to print."""
+    from ..idf.signing import new_key
+
     env = os.environ if env is None else env
     if _status(plan.key, follow=False) is None and not plan.from_env:
         if plan.external:
@@ -377,6 +394,8 @@ def create_key(plan: SigningPlan, env: Mapping[str, str] | None = None) -> str:
 
 def rotate(plan: SigningPlan, now: datetime | None = None) -> str:
     """Replace the signing key on purpose; the old one is kept as signing_key.pem.<time>.old."""
+    from ..idf.signing import new_key
+
     if plan.from_env:
         raise SigningKeyError("$OTA_SIGNING_KEY names the key, so it cannot be rotated here")
     if plan.external:

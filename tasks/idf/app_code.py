@@ -15,8 +15,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from .preprocessor import active_code
-
 __all__ = [
     "DECRYPT_CALL",
     "AppCode",
@@ -39,37 +37,37 @@ _SKIPPED_DIRS = {"build", "managed_components", "test", "tests", "test_apps"}
 # (DEFAULT_REQUEST_SIZE in esp_https_ota.c).
 DEFAULT_REQUEST_SIZE = 64 * 1024
 
-_OTA_CALL = re.compile(r"\b(esp_https_ota|esp_https_ota_begin|esp_ota_begin)\s*\(")
+# Patterns as text, compiled (and cached) by re on first use: the build's planners import this
+# module for its types, and only the actions read code (bench/noop.py).
+_OTA_CALL = r"\b(esp_https_ota|esp_https_ota_begin|esp_ota_begin)\s*\("
 # A comparison of two esp_app_desc_t.version fields; one with the last image that failed to
 # boot (esp_ota_get_last_invalid_partition: native_ota_example's `invalid_app_info`) refuses only
 # an image that already rolled back, not the running version.
-_VERSION_COMPARE = re.compile(
+_VERSION_COMPARE = (
     r"\b(?:memcmp|strn?cmp|strcasecmp|strncasecmp)\s*\(\s*(?![^,;]*invalid)[^,;]*?\bversion\b"
     r"[^,;]*?,\s*(?![^,;]*invalid)[^,;]*?\bversion\b"
 )
 # The version read into numbers (sscanf, strtoul, atoi...) and compared as such: a comparison
 # this reading cannot follow, so an assumption with its key.
-_VERSION_PARSE = re.compile(
-    r"\b(sscanf|strto[u]?l{1,2}|atoi|atol)\s*\(\s*[^,;]*?(?:->|\.)version\b"
-)
-_SKIP_CN = re.compile(r"\bskip_cert_common_name_check\s*=\s*([^,;}\n]+)")
-_CERT_PEM = re.compile(r"\bcert_pem\s*=\s*([^,;}\n]+)")
-_BUNDLE = re.compile(r"\bcrt_bundle_attach\s*=\s*([^,;}\n]+)")
+_VERSION_PARSE = r"\b(sscanf|strto[u]?l{1,2}|atoi|atol)\s*\(\s*[^,;]*?(?:->|\.)version\b"
+_SKIP_CN = r"\bskip_cert_common_name_check\s*=\s*([^,;}\n]+)"
+_CERT_PEM = r"\bcert_pem\s*=\s*([^,;}\n]+)"
+_BUNDLE = r"\bcrt_bundle_attach\s*=\s*([^,;}\n]+)"
 # Its own TLS client (mbedtls, esp-tls) attaching ESP-IDF's bundle: esp_crt_bundle_attach(&conf).
-_BUNDLE_CALL = re.compile(r"\besp_crt_bundle_attach\s*\(")
-_GLOBAL_STORE = re.compile(r"\buse_global_ca_store\s*=\s*(true|1)\b")
-_PARTIAL = re.compile(r"\bpartial_http_download\s*=\s*([^,;}\n]+)")
-_REQUEST_SIZE = re.compile(r"\bmax_http_request_size\s*=\s*([^,;}\n]+)")
-_CONFIRM = re.compile(r"\besp_ota_mark_app_valid_cancel_rollback\s*\(")
+_BUNDLE_CALL = r"\besp_crt_bundle_attach\s*\("
+_GLOBAL_STORE = r"\buse_global_ca_store\s*=\s*(true|1)\b"
+_PARTIAL = r"\bpartial_http_download\s*=\s*([^,;}\n]+)"
+_REQUEST_SIZE = r"\bmax_http_request_size\s*=\s*([^,;}\n]+)"
+_CONFIRM = r"\besp_ota_mark_app_valid_cancel_rollback\s*\("
 # What an app that takes pre-encrypted images calls (esp_encrypted_img.h, v2 API).
 DECRYPT_CALL = "esp_encrypted_img_decrypt_start"
-_ENCRYPTED = re.compile(rf"\b({DECRYPT_CALL}|decrypt_cb)\b")
-_COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
-_DELTA = re.compile(r"\besp_delta_ota_\w+\s*\(")
-_WIFI = re.compile(r"\besp_wifi_(init|start|connect)\s*\(")
-_ETHERNET = re.compile(r"\besp_eth_(driver_install|start)\s*\(")
-_TRUE = re.compile(r"\s*(true|1)\s*")
-_NULL = re.compile(r"\s*(NULL|nullptr|0)\s*")
+_ENCRYPTED = rf"\b({DECRYPT_CALL}|decrypt_cb)\b"
+_COMMENTS = r"(?s)//[^\n]*|/\*.*?\*/"
+_DELTA = r"\besp_delta_ota_\w+\s*\("
+_WIFI = r"\besp_wifi_(init|start|connect)\s*\("
+_ETHERNET = r"\besp_eth_(driver_install|start)\s*\("
+_TRUE = r"\s*(true|1)\s*"
+_NULL = r"\s*(NULL|nullptr|0)\s*"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -188,13 +186,13 @@ def _value(expression: str, config: Mapping[str, Any]) -> int | None:
     return None
 
 
-def _flag(pattern: re.Pattern[str], code: str) -> bool | None:
+def _flag(pattern: str, code: str) -> bool | None:
     """True where the code sets the field to true, False where nowhere, None where it sets it
     to something this reading cannot evaluate."""
-    values = [found.group(1) for found in pattern.finditer(code)]
-    if any(_TRUE.fullmatch(value) for value in values):
+    values = [found.group(1) for found in re.finditer(pattern, code)]
+    if any(re.fullmatch(_TRUE, value) for value in values):
         return True
-    if all(_NULL.fullmatch(value) or value.strip() == "false" for value in values):
+    if all(re.fullmatch(_NULL, value) or value.strip() == "false" for value in values):
         return False
     return None
 
@@ -213,16 +211,18 @@ def facts(
     Where the code cannot be read for sure, the fact says what was assumed, with the
     apps.<app> key that states it.
     """
+    from .preprocessor import active_code
+
     pairs = [active_code(text, config) for text in texts]
     certain = "\n".join(code for code, _ in pairs)
     maybe = "\n".join(code for _, code in pairs)
     both = certain + "\n" + maybe
     assumed: list[str] = []
 
-    def known(pattern: re.Pattern[str], what: str, key: str, default: bool) -> bool:
-        if pattern.search(certain):
+    def known(pattern: str, what: str, key: str, default: bool) -> bool:
+        if re.search(pattern, certain):
             return True
-        if pattern.search(maybe):
+        if re.search(pattern, maybe):
             assumed.append(
                 f"{what}: assumed {'yes' if default else 'no'} (only under a macro the "
                 f"configuration does not decide); state it with apps.{app}.{key}"
@@ -230,9 +230,9 @@ def facts(
             return default
         return False
 
-    ota_client = _OTA_CALL.search(both) is not None
+    ota_client = re.search(_OTA_CALL, both) is not None
     compares = known(_VERSION_COMPARE, "compares versions before writing", "compares_version", True)
-    parsed = _VERSION_PARSE.search(both)
+    parsed = re.search(_VERSION_PARSE, both)
     if not compares and parsed:
         assumed.append(
             f"compares versions before writing: assumed yes (its code reads the version with "
@@ -254,10 +254,14 @@ def facts(
         True,
     )
     partial = _flag(_PARTIAL, both) is True
-    sizes = [_value(found.group(1), config) for found in _REQUEST_SIZE.finditer(both)]
+    sizes = [_value(found.group(1), config) for found in re.finditer(_REQUEST_SIZE, both)]
     size = next((found for found in sizes if found), None) or DEFAULT_REQUEST_SIZE
     payload: Payload = (
-        "pre-encrypted" if _ENCRYPTED.search(both) else "delta" if _DELTA.search(both) else "plain"
+        "pre-encrypted"
+        if re.search(_ENCRYPTED, both)
+        else "delta"
+        if re.search(_DELTA, both)
+        else "plain"
     )
     code = AppCode(
         ota_client=ota_client,
@@ -281,9 +285,9 @@ def _trusts(
 ) -> tuple[Trust, ...]:
     found: list[Trust] = []
     both = certain + "\n" + maybe
-    if _flag(_CERT_PEM, both) is not False or _GLOBAL_STORE.search(both):
+    if _flag(_CERT_PEM, both) is not False or re.search(_GLOBAL_STORE, both):
         found.append("embedded_ca")
-    if _flag(_BUNDLE, both) is not False or _BUNDLE_CALL.search(both):
+    if _flag(_BUNDLE, both) is not False or re.search(_BUNDLE_CALL, both):
         found.append("bundle")
     if not found and ota_client:
         assumed.append(
@@ -318,7 +322,9 @@ def _network(code: str, config: Mapping[str, Any], examples_common: bool) -> tup
         ]
         return tuple(chosen)
     own = [
-        name for name, pattern in (("wifi", _WIFI), ("ethernet", _ETHERNET)) if pattern.search(code)
+        name
+        for name, pattern in (("wifi", _WIFI), ("ethernet", _ETHERNET))
+        if re.search(pattern, code)
     ]
     return tuple(own)
 
@@ -408,7 +414,7 @@ def decrypts(root: Path) -> bool:
     """Whether the app's own code starts esp_encrypted_img's decryption (outside comments), under
     any configuration: what `ota.encrypt` needs of its OTA client before anything is built."""
     return any(
-        DECRYPT_CALL in _COMMENTS.sub("", path.read_text(encoding="utf-8", errors="replace"))
+        DECRYPT_CALL in re.sub(_COMMENTS, "", path.read_text(encoding="utf-8", errors="replace"))
         for path in sources(root)
     )
 

@@ -208,15 +208,16 @@ def wifi_options(app: AppFiles) -> tuple[tuple[str, str], str] | None:
     return None
 
 
-_URL_FIELD = re.compile(r"\burl\s*=\s*(CONFIG_\w+)")
-_URL_NAMED = re.compile(r"\bCONFIG_\w*URL\w*")
+# The URL patterns as text, compiled (and cached) by re on first use: most runs read no URL.
+_URL_FIELD = r"\burl\s*=\s*(CONFIG_\w+)"
+_URL_NAMED = r"\bCONFIG_\w*URL\w*"
 
 
 def handed_as_url(app: AppFiles) -> list[str]:
     """The options the app's own code hands esp_http_client as its URL as they are
     (`.url = CONFIG_X`)."""
     texts = [path.read_text(encoding="utf-8", errors="replace") for path in sources(app.root)]
-    return list(dict.fromkeys(name for text in texts for name in _URL_FIELD.findall(text)))
+    return list(dict.fromkeys(name for text in texts for name in re.findall(_URL_FIELD, text)))
 
 
 def url_options_in_code(app: AppFiles) -> list[str]:
@@ -226,17 +227,17 @@ def url_options_in_code(app: AppFiles) -> list[str]:
     texts = [path.read_text(encoding="utf-8", errors="replace") for path in sources(app.root)]
     strings = {option.name for option in app.kconfig_strings}
     for pattern in (_URL_FIELD, _URL_NAMED):
-        found = [name for text in texts for name in pattern.findall(text) if name in strings]
+        found = [name for text in texts for name in re.findall(pattern, text) if name in strings]
         if found:
             return list(dict.fromkeys(found))
     return []
 
 
 # `.url = "https://..."` or `.url = NAME` where `#define NAME "https://..."`: a URL compiled in.
-_URL_ASSIGNED = re.compile(r"[.>]\s*url\s*=(?!=)\s*(\"[^\"\n]*\"|[A-Za-z_]\w*)")
-_STRING_DEFINE = re.compile(r"^\s*#\s*define\s+([A-Za-z_]\w*)\s+\"([^\"\n]*)\"")
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_HTTP_CLIENT = re.compile(r"\besp_(?:http_client_init|https_ota|https_ota_begin)\s*\(")
+_URL_ASSIGNED = r"[.>]\s*url\s*=(?!=)\s*(\"[^\"\n]*\"|[A-Za-z_]\w*)"
+_STRING_DEFINE = r"^\s*#\s*define\s+([A-Za-z_]\w*)\s+\"([^\"\n]*)\""
+_SCHEME = r"^[A-Za-z][A-Za-z0-9+.-]*://"
+_HTTP_CLIENT = r"\besp_(?:http_client_init|https_ota|https_ota_begin)\s*\("
 
 
 @dataclass(frozen=True)
@@ -268,14 +269,14 @@ def fixed_urls(app: AppFiles) -> list[FixedUrl]:
     lines = _code_lines(app)
     defines: dict[str, tuple[str, str]] = {}
     for name, number, line in lines:
-        found = _STRING_DEFINE.match(line)
-        if found and _SCHEME.match(found.group(2)):
+        found = re.match(_STRING_DEFINE, line)
+        if found and re.match(_SCHEME, found.group(2)):
             defines.setdefault(found.group(1), (found.group(2), f"{name}:{number}"))
     urls: list[FixedUrl] = []
     for name, number, line in lines:
-        for found in _URL_ASSIGNED.finditer(line):
+        for found in re.finditer(_URL_ASSIGNED, line):
             value = found.group(1)
-            if value.startswith('"') and _SCHEME.match(value[1:-1]):
+            if value.startswith('"') and re.match(_SCHEME, value[1:-1]):
                 urls.append(FixedUrl(value[1:-1], f"{name}:{number}", None))
             elif value in defines:
                 url, where = defines[value]
@@ -286,4 +287,4 @@ def fixed_urls(app: AppFiles) -> list[FixedUrl]:
 def fetches_over_http(app: AppFiles) -> bool:
     """Whether the app's own code starts ESP-IDF's HTTP client or esp_https_ota at all (an app
     that writes an update with esp_ota_begin may take it over serial, USB, BLE or its own TLS)."""
-    return any(_HTTP_CLIENT.search(line) for _, _, line in _code_lines(app))
+    return any(re.search(_HTTP_CLIENT, line) for _, _, line in _code_lines(app))

@@ -13,6 +13,8 @@ __all__ = ["CHIPS", "FLASH_MODES", "FLASH_SIZES", "TARGETS", "Chip"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Chip:
+    """One IDF_TARGET's facts."""
+
     target: str
     family: str  # as esp-web-tools and ESPHome name it ("ESP32-C3")
     flash_freqs: tuple[str, ...]  # Kconfig ESPTOOLPY_FLASHFREQ_<N>M choices, fastest first

@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import process
 from ..errors import ToolError
 from . import releases
 
@@ -127,27 +126,28 @@ def _hint(want: str) -> str:
 
 
 # What idf.py prints around its own error: ESP-IDF's version, git's complaint, the diagnostics.
-_NOISE = re.compile(
+# (These patterns are text, compiled by re when a failure is read: not on every run's import.)
+_NOISE = (
     r"^(ESP-IDF v\S+$|fatal: not a git repository|WARNING: Git version|Diagnostic information|"
     r"IDF_PYTHON_ENV_PATH:|Python interpreter used|To install the missing packages|Constraint "
     r"file:|Requirement files:|- |Python being checked:|The following Python requirements)"
 )
 # Its causes, most telling first.
 _CAUSES = (
-    re.compile(r"not met|No module named|Cannot import module"),
-    re.compile(r"ESP-IDF shell|[Ee]rror"),
+    r"not met|No module named|Cannot import module",
+    r"ESP-IDF shell|[Ee]rror",
 )
 # idf.py's own line when ESP-IDF's Python environment holds another esptool than it pins.
-_ESPTOOL_NOT_MET = re.compile(r"Requirement 'esptool==([\w.]+)' was not met")
+_ESPTOOL_NOT_MET = r"Requirement 'esptool==([\w.]+)' was not met"
 
 
 def cause(output: str) -> str:
     """idf.py's own line saying why it stopped: the last error-like line, else the last line
     that is not its version banner or diagnostics."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
-    meaningful = [line for line in lines if not _NOISE.match(line)]
+    meaningful = [line for line in lines if not re.match(_NOISE, line)]
     for pattern in _CAUSES:
-        found = [line for line in meaningful if pattern.search(line)]
+        found = [line for line in meaningful if re.search(pattern, line)]
         if found:
             return found[-1]
     return (meaningful or lines or ["no output"])[-1]
@@ -155,7 +155,7 @@ def cause(output: str) -> str:
 
 def _advice(line: str) -> str:
     """The next step after idf.py's own line, where the line alone does not say it."""
-    esptool = _ESPTOOL_NOT_MET.search(line)
+    esptool = re.search(_ESPTOOL_NOT_MET, line)
     if esptool:
         ours = _own_esptool()
         return (
@@ -180,6 +180,8 @@ def _own_esptool() -> str:
 @functools.lru_cache(maxsize=4)
 def _version_of(command: tuple[str, ...], python_env: str | None = None) -> str:
     idf = IdfTool(command=command, version="", python_env=python_env)
+    from .. import process  # run only when a build looks for its idf.py (bench/noop.py)
+
     done = process.capture([*command, "--version"], env=idf.environment(os.environ))
     found = re.search(r"v(\d+\.\d+(?:\.\d+)?)", done.stdout)
     if done.returncode != 0 or not found:

@@ -13,6 +13,8 @@ __all__ = ["RELEASES", "VERSIONS", "Release", "in_range", "numbers", "release"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Release:
+    """One ESP-IDF release's facts (major.minor)."""
+
     version: str  # major.minor, as idf.version spells it
     patch: str  # the newest patch release checked against
     kconfig_range: tuple[str, str]  # esp-idf-kconfig: (minimum, exclusive maximum)

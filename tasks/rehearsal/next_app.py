@@ -15,13 +15,13 @@ if TYPE_CHECKING:
 __all__ = ["next_version", "rehearsed"]
 
 _NEXT = "_next"
-_LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
+_LAST_NUMBER = r"(\d+)(?!.*\d)"  # compiled by re on first use
 
 
 def next_version(version: str) -> str:
     """The version after `version`: its last number plus one (1.0.0 -> 1.0.1, 7 -> 8,
     2.1-rc1 -> 2.1-rc2), else `version` with .1 appended; at most 31 bytes (esp_app_desc_t)."""
-    found = _LAST_NUMBER.search(version)
+    found = re.search(_LAST_NUMBER, version)
     if found is None:
         return f"{version[:29]}.1"
     bumped = str(int(found.group(1)) + 1)

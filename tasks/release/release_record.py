@@ -13,17 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ProjectError, ToolError
+from ..errors import ToolError
 from ..files import ShapeError, field, read_json, schema_checked
+from . import ReleaseError
 
 __all__ = ["RECORD", "SCHEMA", "FileEntry", "Patch", "Release", "ReleaseError", "read", "to_text"]
 
 SCHEMA = 1
 RECORD = "release.json"
-
-
-class ReleaseError(ProjectError):
-    """A release cannot be made or read."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,16 +15,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ToolError
-from ..firmware import encryption_key, manifest, outputs, signing_key
-from ..idf import delta_ota, encrypted_img, esp_image, signing
-from . import release_record
-from .release_record import FileEntry, Patch, Release, ReleaseError
+from . import ReleaseError
 
+# Recording a release is the action's work: what it reads and writes records, images and keys
+# with is imported in it, not when doit creates the tasks (bench/noop.py).
 if TYPE_CHECKING:
     from ..config.model import Project
+    from ..firmware import outputs
     from ..firmware.encryption_key import EncryptionPlan
     from ..firmware.signing_key import SigningKey, SigningPlan
+    from ..idf import esp_image
     from ..paths import Paths
+    from .release_record import FileEntry, Patch, Release
 
 __all__ = [
     "ReleaseError",
@@ -95,6 +97,8 @@ def plan(
 
 def _signing_key(plan: SigningPlan) -> SigningKey:
     """The project key through the one key loader (its line on a bad key, never a traceback)."""
+    from ..firmware import signing_key
+
     try:
         return signing_key.load(plan, os.environ)
     except signing_key.SigningKeyError as error:
@@ -103,6 +107,8 @@ def _signing_key(plan: SigningPlan) -> SigningKey:
 
 def releases_of(releases_dir: Path, app: str) -> list[Release]:
     """Every release of `app`, latest first (by the time each was recorded)."""
+    from . import release_record
+
     found = []
     for folder in sorted((releases_dir / app).glob("*/")) if (releases_dir / app).is_dir() else []:
         # .<version>.* is a release being written (or left by a killed run): not a release.
@@ -121,6 +127,9 @@ def _check_version(plan: ReleasePlan) -> None:
 
 def _verified(plan: ReleasePlan) -> tuple[bytes, esp_image.AppImage, outputs.AppSummary]:
     """The build's image, checked as a board and `doit serve` check it."""
+    from ..firmware import outputs
+    from ..idf import esp_image, signing
+
     summary = outputs.read(plan.app_summary, fix=f"run `doit build:{plan.app}` first")
     data = summary.app_file.read_bytes() if summary.app_file.is_file() else b""
     if not data:
@@ -149,6 +158,8 @@ def _verified(plan: ReleasePlan) -> tuple[bytes, esp_image.AppImage, outputs.App
 
 def _entry(folder: Path, name: str, data: bytes) -> FileEntry:
     _write_synced(folder / name, data)
+    from .release_record import FileEntry
+
     return FileEntry(file=name, size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 
@@ -172,6 +183,9 @@ def _sync_folder(folder: Path) -> None:
 
 def _patches(plan: ReleasePlan, data: bytes, folder: Path) -> tuple[list[Patch], list[str]]:
     """esp_delta_ota patches from the latest earlier releases, and a line for each."""
+    from ..idf import delta_ota
+    from .release_record import Patch
+
     patches, lines = [], []
     earlier = [r for r in releases_of(plan.releases_dir, plan.app) if r.version != plan.version]
     for base in earlier[: plan.delta_bases]:
@@ -212,6 +226,8 @@ def record_release(plan: ReleasePlan) -> Release:
     Raises:
         ReleaseError: the version is released with other bytes, or the build cannot be released.
     """
+    from . import release_record
+
     _check_version(plan)
     data, image, summary = _verified(plan)
     if (plan.folder / release_record.RECORD).is_file():
@@ -244,6 +260,10 @@ def _write(
     summary: outputs.AppSummary,
     folder: Path,
 ) -> tuple[Release, list[str]]:
+    from ..firmware import encryption_key
+    from ..idf import encrypted_img
+    from .release_record import Release
+
     lines: list[str] = []
     encrypted = plain = None
     keeps_plain = True
@@ -285,6 +305,8 @@ def _write(
 
 
 def _commit(root: Path) -> str | None:
+    from ..firmware import manifest
+
     try:
         return manifest.git_commit(root)
     except ToolError:

@@ -12,8 +12,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .release_record import Release, ReleaseError
+from . import ReleaseError
+
+if TYPE_CHECKING:
+    from .release_record import Release
 
 __all__ = ["MANIFEST_PATH", "OCTETS", "Served", "files"]
 

@@ -14,13 +14,16 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .. import process
 from ..errors import ToolError
 from ..files import render_template, write_if_changed
 from ..paths import cert_files
 from ..release.site import MANIFEST_PATH
 from .serving import ServeContent, ServeError, ServePlan, banner
+
+if TYPE_CHECKING:
+    from .. import process  # nginx runs in actions alone: imported there (bench/noop.py)
 
 __all__ = ["NGINX_HINT", "Published", "nginx_binary", "run_nginx", "targets", "write"]
 
@@ -178,6 +181,8 @@ def _temp_paths() -> list[tuple[str, str]]:
     binary = nginx_binary()
     if binary is None:
         return list(_TEMP_PATHS)
+    from .. import process
+
     built = process.capture([binary, "-V"], timeout=30).stderr
     return [(d, n) for d, n in _TEMP_PATHS if f"--without-{n}_module" not in built]
 
@@ -208,6 +213,7 @@ def run_nginx(
     binary = nginx_binary()
     if binary is None:
         raise ToolError(f"nginx not installed ({NGINX_HINT}); or serve with --engine python")
+    from .. import process
     from .serving import check
 
     content = check(plan)

@@ -13,18 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..device import record
 from ..errors import ConfigError, ProjectError, ToolError, warn
-from ..firmware import outputs
 from ..idf import app_code
 from ..idf.app_code import AppCode
 from ..idf.chips import CHIPS
 from ..paths import cert_files
-from ..release import release_record, site
+from ..release import site
 from ..release.site import MANIFEST_PATH
 from ..tls import certs
-from . import refusals
 
+# The checks run in the actions (serve, publish, the rehearsal): what only they read (records,
+# app summaries, releases) is imported in them, not when doit creates the tasks (bench/noop.py).
 if TYPE_CHECKING:
     from ..config.model import Project
     from ..device.record import BoardRecord, FlashedImage
@@ -173,6 +172,9 @@ def check(plan: ServePlan, *, emit: Callable[[str], None] = warn) -> ServeConten
     Raises:
         ServeError: one line naming what is wrong and the command that fixes it.
     """
+    from ..release import release_record
+    from . import refusals
+
     summary = _summary(plan.app_summary, plan.app)
     release = _release(plan)
     try:
@@ -227,6 +229,8 @@ def check(plan: ServePlan, *, emit: Callable[[str], None] = warn) -> ServeConten
 
 
 def _release(plan: ServePlan) -> Release:
+    from ..release import release_record
+
     try:
         return release_record.read(plan.release_dir)
     except release_record.ReleaseError as err:
@@ -311,6 +315,8 @@ def _read(path: Path, fix: str) -> bytes:
 
 
 def _summary(path: Path, app: str) -> AppSummary:
+    from ..firmware import outputs
+
     try:
         return outputs.read(path, fix=f"run `doit build:{app}` first")
     except ToolError as err:
@@ -337,6 +343,8 @@ def _check_embedded(plan: ServePlan, summary: AppSummary, ca_pem: bytes) -> None
 
 def _boards(folder: Path, emit: Callable[[str], None]) -> list[BoardRecord]:
     """build/boards/<mac>.json as the flash task left them; unreadable ones are skipped."""
+    from ..device import record
+
     records = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:

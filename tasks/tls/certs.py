@@ -297,6 +297,8 @@ def _issue(plan: CertPlan, where: CertFiles, rotate_ca: bool, moment: datetime) 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Ca:
+    """The CA an issue signs with, and what became of its files."""
+
     cert: x509.Certificate
     key: IssuerKey
     state: Literal["created", "reused", "rotated", "from-env"]

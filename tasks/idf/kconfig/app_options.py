@@ -42,6 +42,8 @@ class KconfigString:
 
 @dataclass(slots=True)
 class _Entry:
+    """One config entry of a Kconfig file, as read so far."""
+
     name: str
     line: int
     kind: str | None = None

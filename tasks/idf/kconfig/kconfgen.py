@@ -21,13 +21,15 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ... import process
 from ...errors import ToolError
 from ...files import write_if_changed
 from ..idftool import idf_version
 from .sdkconfig import parse
+
+if TYPE_CHECKING:
+    from ... import process
 
 __all__ = [
     "Evaluation",
@@ -184,6 +186,8 @@ def run(
         *(arg for kind, path in outputs for arg in ("--output", kind, str(path))),
     ]
     env = {**os.environ, "IDF_TARGET": kconfig.target, "IDF_PATH": str(kconfig.idf_path)}
+    from ... import process  # kconfgen runs in actions only (bench/noop.py)
+
     done = process.capture(line, env=env)
     if done.returncode != 0 or not all(path.is_file() for _, path in outputs):
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]

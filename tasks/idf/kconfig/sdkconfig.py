@@ -104,8 +104,8 @@ def unquote(value: str) -> str:
     return value
 
 
-_NUMBER = re.compile(r"-?\d+")
-_HEX = re.compile(r"0[xX][0-9a-fA-F]+")
+_NUMBER = r"-?\d+"  # compiled by re on first use
+_HEX = r"0[xX][0-9a-fA-F]+"
 
 
 def json_value(value: str) -> bool | int | str:
@@ -115,9 +115,9 @@ def json_value(value: str) -> bool | int | str:
         return value == "y"
     if value.startswith('"'):
         return unquote(value)
-    if _HEX.fullmatch(value):
+    if re.fullmatch(_HEX, value):
         return int(value, 16)
-    return int(value, 10) if _NUMBER.fullmatch(value) else value
+    return int(value, 10) if re.fullmatch(_NUMBER, value) else value
 
 
 def format_value(value: SdkValue) -> str:

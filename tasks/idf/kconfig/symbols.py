@@ -5,7 +5,6 @@ dependencies. Pure: kconfig.evaluate runs kconfgen; loader.load reports what thi
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ __all__ = [
 ]
 
 _TYPES = ("bool", "tristate", "int", "hex", "string")
-_CHOICE = re.compile(r"<choice (\w+)>")
+_CHOICE = r"<choice (\w+)>"  # compiled by re on first use
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,7 +91,7 @@ def app_kconfig(
         if not name or kind not in _TYPES:
             continue
         depends = node.get("depends_on")
-        choice = _CHOICE.fullmatch(depends or "")
+        choice = re.fullmatch(_CHOICE, depends or "")
         if choice:
             depends = choices.get(choice[1])
         low_high = node.get("range")
@@ -196,6 +195,8 @@ def type_problem(value: SdkValue, symbol: Symbol, option: str) -> tuple[str, str
 
 
 def unknown_hint(kconfig: AppKconfig, option: str) -> str:
+    import difflib  # for a mistake only: not on every run's import (bench/noop.py)
+
     close = difflib.get_close_matches(
         option.removeprefix("CONFIG_"), list(kconfig.symbols), n=1, cutoff=0.75
     )
