@@ -352,12 +352,9 @@ def _code_check(project: Project, app: App) -> render.CodeCheck | None:
     from .idf import app_code
 
     found = project.kconfig_of(app.name)
-    idf_root = idftool.idf_path(os.environ)
-    if found is None or (app.in_idf and idf_root is None):
+    folder = app.folder(project.project_dir, idftool.idf_path(os.environ))
+    if found is None or folder is None:
         return None
-    folder = (
-        idf_root / app.idf_subpath if app.in_idf and idf_root else project.project_dir / app.path
-    )
     return render.CodeCheck(
         app=app.name,
         folder=folder,
@@ -595,14 +592,12 @@ def _build_plans(project: Project) -> list[BuildPlan]:
 
 
 def _defaults_layers(plan: BuildPlan, tree: list[Path]) -> list[Path]:
-    """Where the sdkconfig defaults come from: the app's own files as they are in its folder,
-    then the rendered one, each with ESP-IDF's F.<target> after it (docs/esp-idf.md §5.4).
-    Files of a tree a task writes are file_dep already (and may not be there yet)."""
-    own = [plan.source / p.relative_to(plan.project_dir) for p in plan.defaults[:-1]]
-    files = [*own, plan.defaults[-1]]
-    variants = [p.with_name(f"{p.name}.{plan.target}") for p in files]
-    written = set(tree)
-    return [plan.defaults[-1], *(p for p in own + variants if p not in written and p.is_file())]
+    """Where the sdkconfig defaults come from (BuildPlan.defaults_layers): the rendered file
+    always (render makes it), the others where they exist. Files of a tree a task writes are
+    file_dep already (and may not be there yet)."""
+    rendered, written = plan.defaults[-1], set(tree)
+    others = [p for p in plan.defaults_layers if p != rendered and p not in written]
+    return [rendered, *(p for p in others if p.is_file())]
 
 
 def _completed(step: Callable[..., None], plan: BuildPlan, facts: _Facts, *rest: Any) -> None:

@@ -180,13 +180,6 @@ def _security_checks(project: Project, chip: chips.Chip) -> Iterator[ConfigError
                 )
 
 
-def _app_folder(project: Project, app: App, idf_root: Path | None) -> Path | None:
-    """The app's folder when it is here to read (an idf: app needs the ESP-IDF found)."""
-    if app.in_idf:
-        return idf_root / app.idf_subpath if idf_root is not None else None
-    return project.project_dir / app.path
-
-
 def _encrypt_checks(project: Project, idf_root: Path | None) -> Iterator[ConfigError]:
     """ota.encrypt: every OTA client must decrypt (its code calls esp_encrypted_img), and the
     two components do not combine (a patch of an encrypted image is not what either takes)."""
@@ -201,7 +194,7 @@ def _encrypt_checks(project: Project, idf_root: Path | None) -> Iterator[ConfigE
             "choose one of them",
         )
     for app in project.apps:
-        folder = _app_folder(project, app, idf_root)
+        folder = app.folder(project.project_dir, idf_root)
         if not app.ota_client or folder is None or not folder.is_dir():
             continue
         if not app_code.decrypts(folder):
@@ -321,10 +314,8 @@ def _client_options(
 ) -> tuple[App, ConfigError | None]:
     """An ota_client app with its URL (and its own Wi-Fi) options found in its Kconfig files,
     where url_option / wifi_*_option do not name them; unchanged when its folder is not here."""
-    folder = (
-        idf_root / app.idf_subpath if app.in_idf and idf_root else project.project_dir / app.path
-    )
-    if not app.ota_client or project.ota is None or (app.in_idf and idf_root is None):
+    folder = app.folder(project.project_dir, idf_root)
+    if not app.ota_client or project.ota is None or folder is None:
         return app, None
     try:
         files = app_folder.read_app(folder)

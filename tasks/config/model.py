@@ -264,6 +264,12 @@ class App:
     def idf_subpath(self) -> str:
         return self.path.removeprefix("idf:").strip("/")
 
+    def folder(self, project_dir: Path, idf_root: Path | None) -> Path | None:
+        """The app's folder when it is here to read (an idf: app needs the ESP-IDF found)."""
+        if self.in_idf:
+            return idf_root / self.idf_subpath if idf_root is not None else None
+        return project_dir / self.path
+
 
 def _apps(value: object, path: KeyPath) -> tuple[App, ...]:
     data = schema.mapping(value, path, what="a mapping of app names to apps")

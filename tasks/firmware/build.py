@@ -116,20 +116,6 @@ def _made_for_another(plan: BuildPlan) -> str | None:
     return None
 
 
-def _layers(plan: BuildPlan) -> list[Path]:
-    """The defaults files in the order ESP-IDF applies them, F then F.<target> (§5.4); the
-    app's own as they are in its folder (the staged copy is made after this step)."""
-    files = [
-        plan.source / path.relative_to(plan.project_dir)
-        if path.is_relative_to(plan.project_dir)
-        else path
-        for path in plan.defaults
-    ]
-    return [
-        layer for path in files for layer in (path, path.with_name(f"{path.name}.{plan.target}"))
-    ]
-
-
 def configure(plan: BuildPlan) -> None:
     """build:<app>:config (runs when the defaults, the target or ESP-IDF change): drop the
     sdkconfig, which ESP-IDF would otherwise keep (it applies defaults only to options an
@@ -143,7 +129,7 @@ def configure(plan: BuildPlan) -> None:
     plan.sdkconfig.unlink(missing_ok=True)
     layers = [
         [str(path), hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None]
-        for path in _layers(plan)
+        for path in plan.defaults_layers
     ]
     made_from = {"target": plan.target, "idf": plan.idf, "defaults": layers}
     plan.build_dir.mkdir(parents=True, exist_ok=True)
@@ -219,7 +205,9 @@ def made_files(plan: BuildPlan) -> list[Path]:
     return [*staged, *images]
 
 
-def _check_config(plan: BuildPlan) -> None:
+def _check_config(plan: BuildPlan) -> tuple[dict[str, Any], Mapping[str, str] | None]:
+    """The built configuration (config/sdkconfig.json) and ESP-IDF's renames, once each has been
+    checked against every option project.yaml asked for."""
     path = plan.build_dir / "config" / "sdkconfig.json"
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
@@ -239,6 +227,7 @@ def _check_config(plan: BuildPlan) -> None:
             f"app '{plan.app}': {len(problems)} option(s) did not take effect: "
             + "; ".join(problems)
         )
+    return config, renames
 
 
 def _images(plan: BuildPlan, flasher: Mapping[str, object]) -> list[ImageEntry]:
@@ -301,14 +290,14 @@ def _check_app(plan: BuildPlan, entry: ImageEntry, data: bytes, *, fit: bool) ->
 def check(plan: BuildPlan) -> None:
     """build:<app>:checks — the options project.yaml asked for took effect, the bootloader and
     the app verify, the app carries its version; what its code does goes to checked.json."""
-    _check_config(plan)
+    config, renames = _check_config(plan)
     built = outputs.read_built(plan.built_images)
     boot = built.image("bootloader")
     if boot is not None:
         esp_image.read_bootloader(_read_image(boot), plan.target)
     entry = _app_entry(plan, built.images)
     _check_app(plan, entry, _read_image(entry), fit=False)
-    outputs.write_checked(plan.checked, Checked(code=_code(plan)))
+    outputs.write_checked(plan.checked, Checked(code=_code(plan, config, renames)))
 
 
 def sign(plan: BuildPlan) -> None:
@@ -406,15 +395,16 @@ def _esptool_args(flasher: Mapping[str, object]) -> EsptoolArgs:
     )
 
 
-def _code(plan: BuildPlan) -> app_code.AppCode | None:
+def _code(
+    plan: BuildPlan, built_config: Mapping[str, Any], renames: Mapping[str, str] | None
+) -> app_code.AppCode | None:
     """What the app's code does, read under the configuration it was just built with; each
     thing a board would do that the user may not expect is said here, once per build."""
     try:
-        config = json.loads((plan.build_dir / "config" / "sdkconfig.json").read_text("utf-8"))
-        config = app_code.with_old_names(config, kconfgen.build_renames(plan.build_dir) or {})
         files = app_folder.read_app(plan.project_dir)
     except (OSError, ValueError):
         return None  # the took-effect check has already said what the build lacks
+    config = app_code.with_old_names(built_config, renames or {})
     overrides = app_code.Overrides.from_json(dict(plan.code_overrides))
     code = app_code.scan(
         plan.project_dir,

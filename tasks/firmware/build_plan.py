@@ -71,6 +71,22 @@ class BuildPlan:
         return self.signing.key if self.signing is not None else None
 
     @property
+    def defaults_layers(self) -> list[Path]:
+        """The defaults files in the order ESP-IDF applies them, F then F.<target> (docs/esp-idf.md
+        §5.4); the app's own as they are in its folder (the staged copy is made later)."""
+        files = [
+            self.source / path.relative_to(self.project_dir)
+            if path.is_relative_to(self.project_dir)
+            else path
+            for path in self.defaults
+        ]
+        return [
+            layer
+            for path in files
+            for layer in (path, path.with_name(f"{path.name}.{self.target}"))
+        ]
+
+    @property
     def placed(self) -> list[Path]:
         """The files the build places into the staged copy (the CA, the decryption key)."""
         return [path for path in (self.ca_dest, self.decrypt_key_dest) if path is not None]

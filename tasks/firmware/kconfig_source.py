@@ -172,7 +172,9 @@ def _app_tree(
     idf_root: Path, project: Project, app: App
 ) -> tuple[Path, kconfgen.KconfigTree] | None:
     """The app's folder and the Kconfig tree ESP-IDF configures it from, if it is here to read."""
-    folder = idf_root / app.idf_subpath if app.in_idf else project.project_dir / app.path
+    folder = app.folder(project.project_dir, idf_root)
+    if folder is None:
+        return None
     try:
         files = app_folder.read_app(folder)
     except (OSError, UnicodeDecodeError, ValueError):
