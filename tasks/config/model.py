@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -26,7 +25,6 @@ __all__ = [
     "CertSpec",
     "Flash",
     "Idf",
-    "KconfigSource",
     "Ota",
     "Partitions",
     "Project",
@@ -454,7 +452,3 @@ class Project:
     def anti_rollback(self) -> bool:
         """CONFIG_BOOTLOADER_APP_ANTI_ROLLBACK, on for every app once one sets secure_version."""
         return any(app.secure_version is not None for app in self.apps)
-
-
-# The Kconfig of one app (kconfgen run over ESP-IDF's tree), as the kconfig task gets it.
-KconfigSource = Callable[["Project", App], AppKconfig | None]

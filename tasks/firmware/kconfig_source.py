@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import loader
-from ..config.model import App, KconfigSource, Project
+from ..config.model import App, Project
 from ..errors import ConfigError, ToolError, warn
 from ..files import ShapeError, field, mapping, read_json, schema_checked, write_if_changed
 from ..idf import app_folder, idftool, releases
@@ -27,7 +27,7 @@ from ..idf.kconfig.symbols import AppKconfig, Symbol, app_kconfig
 from ..paths import Paths
 from . import defaults
 
-__all__ = ["KconfigFacts", "inputs_digest", "read", "source", "write"]
+__all__ = ["KconfigFacts", "evaluate_apps", "inputs_digest", "read", "write"]
 
 SCHEMA = 1
 _FIX = "run `doit kconfig`"
@@ -217,8 +217,11 @@ def inputs_digest(project: Project, env: Mapping[str, str]) -> str:
     return digest.hexdigest()
 
 
-def source(env: Mapping[str, str], warn: Callable[[str], None]) -> KconfigSource | None:
-    """How loader.load gets each app's Kconfig here; None without ESP-IDF (nothing to check)."""
+def _runnable(
+    env: Mapping[str, str], warn: Callable[[str], None]
+) -> tuple[Path, str, tuple[str, ...]] | None:
+    """The ESP-IDF here, its release and the kconfgen it runs; None (said once) where there is
+    no ESP-IDF or its kconfgen cannot run: the options are then checked after the build."""
     idf_root = idftool.idf_path(env)
     if idf_root is None or not (idf_root / "Kconfig").is_file():
         return None
@@ -235,19 +238,7 @@ def source(env: Mapping[str, str], warn: Callable[[str], None]) -> KconfigSource
             "after the build; run ESP-IDF's export.sh first"
         )
         return None
-    found = command
-
-    def app_source(project: Project, app: App) -> AppKconfig | None:
-        try:
-            return _app_kconfig(idf_root, release, found, project, app)
-        except ToolError as error:
-            raise ConfigError(
-                ("apps", app.name, "path"),
-                f"ESP-IDF {release}'s kconfgen failed for this app: {error}",
-                "fix the Kconfig files it names",
-            ) from None
-
-    return app_source
+    return idf_root, release, command
 
 
 def evaluate_apps(
@@ -266,19 +257,25 @@ def evaluate_apps(
         ConfigErrors: project.yaml:L:C: lines, one per problem; no facts file is written.
     """
     digest = inputs_digest(project, env)
-    app_source = source(env, warn)
+    runnable = _runnable(env, warn)
     found: dict[str, AppKconfig] = {}
     failed: list[ConfigError] = []
-    for app in project.apps:
-        if app_source is None:
-            break
-        try:
-            evaluated = app_source(project, app)
-        except ConfigError as problem:
-            failed.append(problem)
-            continue
-        if evaluated is not None:
-            found[app.name] = evaluated
+    if runnable is not None:
+        idf_root, release, command = runnable
+        for app in project.apps:
+            try:
+                evaluated = _app_kconfig(idf_root, release, command, project, app)
+            except ToolError as error:
+                failed.append(
+                    ConfigError(
+                        ("apps", app.name, "path"),
+                        f"ESP-IDF {release}'s kconfgen failed for this app: {error}",
+                        "fix the Kconfig files it names",
+                    )
+                )
+                continue
+            if evaluated is not None:
+                found[app.name] = evaluated
     errors, warnings = loader.kconfig_problems(
         text, file="project.yaml", env=env, project=project, found=found, failed=failed
     )
