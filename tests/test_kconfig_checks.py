@@ -261,3 +261,42 @@ def test_idf_version__defaults_to_the_esp_idf_found(idf_tree: Callable[[str], Pa
     assert isinstance(found, Project) and found.idf.version == "5.4"
     plain = _load_plain(text.replace("idf:examples", "idf:x"))
     assert isinstance(plain, Project) and plain.idf.version == "5.3"
+
+
+def test_kconfig__a_kconfgen_failure_is_one_line_at_the_apps_path(
+    tmp_path: Path,
+    idf_tree: Callable[[str], Path],
+    kconfgen_env: Callable[[str], Path | None],
+) -> None:
+    app = tmp_path / "app"
+    (app / "main").mkdir(parents=True)
+    (app / "CMakeLists.txt").write_text(
+        "cmake_minimum_required(VERSION 3.16)\n"
+        "include($ENV{IDF_PATH}/tools/cmake/project.cmake)\nproject(app)\n"
+    )
+    (app / "main" / "CMakeLists.txt").write_text('idf_component_register(SRCS "main.c")\n')
+    # A menu that never ends: kconfgen refuses the whole tree.
+    (app / "main" / "Kconfig.projbuild").write_text(
+        'menu "Broken"\n    config BROKEN_OPTION\n        bool "no endmenu"\n'
+    )
+    text = (
+        'name: demo\ntarget: esp32\nidf: {version: "5.3"}\nflash: {size: 4MB}\n'
+        "apps:\n  factory: {path: app, version: 1.0.0}\nflash_app: factory\n"
+    )
+    env = {"IDF_PATH": str(idf_tree("v5.3.2"))}
+    python_env = kconfgen_env("v5.3.2")
+    if python_env is not None:
+        env["IDF_PYTHON_ENV_PATH"] = str(python_env)
+    project = loader.load(
+        text, file="project.yaml", env=env, resolve_host=lambda host: host, project_dir=tmp_path
+    )
+    facts = {"factory": tmp_path / "factory.facts.json"}
+    with pytest.raises(ConfigErrors) as raised:
+        kconfig_source.evaluate_apps(project, text, facts, env, warn=lambda line: None)
+    (line,) = str(raised.value).splitlines()
+    assert line.startswith(
+        "project.yaml:6:19: apps.factory.path: ESP-IDF 5.3.2's kconfgen failed for this app: "
+    ), line
+    assert "expected endmenu at end of " in line
+    assert line.endswith("; fix the Kconfig files it names"), line
+    assert not facts["factory"].exists()
