@@ -31,15 +31,17 @@ def test_ranges__as_esp_https_ota_asks(total: int, size: int, expected: list[str
 
 
 class _Requests:
-    """(method, Range) of each finished transfer, as the server saw it; `wait` blocks (bounded)
-    until `count` of them have finished."""
+    """(method, Range) of each request in the order it came over the wire, as the server saw it;
+    `wait` blocks (bounded) until `count` of them have come. Recorded when the server starts to
+    answer: the client asks again only once it holds the whole answer, while the server's "end"
+    comes after the client's acknowledgement, when the next request may already be answered."""
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, str]] = []
         self.changed = threading.Condition()
 
     def listener(self, kind: str, item: Transfer | str) -> None:
-        if kind == "end" and isinstance(item, Transfer):
+        if kind == "start" and isinstance(item, Transfer):
             with self.changed:
                 self.seen.append((item.method, item.range_text))
                 self.changed.notify_all()
