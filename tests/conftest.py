@@ -32,6 +32,15 @@ _SCRUBBED = (
 )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Many tests run doit, the idf.py stand-in and esptool as child processes. Where
+    PYTHONDONTWRITEBYTECODE is set (some CI images set it), each child would compile this package
+    from source again, about 75 ms a process: they keep the compiled modules (in the ignored
+    __pycache__ folders), as Python does on a user's machine."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    sys.dont_write_bytecode = False
+
+
 @pytest.fixture
 def shared() -> Path:
     """The shared/ folder next to the checkout (real ESP-IDF files and golden pairs)."""
